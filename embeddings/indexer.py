@@ -1,0 +1,256 @@
+"""Incremental indexing: bring an index in line with folders of articles, embedding only what is new.
+
+A file is re-read only when its SHA-256 changed, and a chunk is embedded only
+when no chunk with the same text is already in the index (so editing one
+paragraph re-embeds one or two chunks, and a copy of a file under a new name
+embeds nothing). Files that are gone lose their chunks. One bad file is
+skipped with a reason; the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import ChunkingConfig, chunk_document
+from .readers import SUFFIXES, DocumentError, parse_document
+from .store import (
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexWriter,
+    Manifest,
+    Snapshot,
+    WriteLock,
+    current_generation,
+    open_snapshot,
+)
+from .types import Chunk, Document
+
+#: ``progress(stage, done, total)``; stages are "read" and "embed".
+Progress = Callable[[str, int, int], None]
+
+
+class CorpusError(ValueError):
+    """A path to index does not exist, or two files would get the same name."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of this run, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one indexing run did."""
+
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+
+    def summary(self) -> str:
+        """One line for people: ``added 2, updated 0, removed 1, unchanged 4, skipped 0; 35 chunks embedded …``."""
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
+            f"unchanged {len(self.unchanged)}, skipped {len(self.skipped)}; "
+            f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
+            f"{self.chunks_total} in index; {self.seconds:.2f} s"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def scan(paths: Sequence[Path]) -> dict[str, Path]:
+    """Map index names to files: a folder's files by path relative to it, a file by its name.
+
+    Hidden files and folders are ignored, as are files whose type is not
+    supported. A symlink is followed only if it stays inside its folder.
+
+    Raises:
+        CorpusError: a path does not exist, or two files map to the same name.
+    """
+    found: dict[str, Path] = {}
+
+    def put(source: str, path: Path) -> None:
+        if source in found and found[source] != path:
+            raise CorpusError(f"two files would both be indexed as {source!r}: {found[source]} and {path}")
+        found[source] = path
+
+    for root in paths:
+        root = Path(root)
+        if root.is_file():
+            put(root.name, root)
+        elif root.is_dir():
+            real_root = root.resolve()
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    path = Path(dirpath, name)
+                    if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
+                        continue
+                    if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                        continue
+                    put(path.relative_to(root).as_posix(), path)
+        else:
+            raise CorpusError(f"{root}: no such file or folder")
+    return found
+
+
+def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def index_paths(
+    paths: Sequence[Path] | None,
+    index_dir: Path,
+    embedder,
+    *,
+    chunking: ChunkingConfig = ChunkingConfig(),
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    lock_timeout: float | None = None,
+    batch_size: int = 64,
+) -> IndexReport:
+    """Make the index at ``index_dir`` hold exactly the articles under ``paths``.
+
+    Args:
+        paths: folders and files; ``None`` re-scans the folders the index was built from.
+        index_dir: the index folder (created if missing).
+        embedder: an :class:`~embeddings.encoder.Embedder` (or anything with
+            ``model_id``, ``backend``, ``dim`` and ``embed_documents``).
+        chunking: how to cut documents; a change re-chunks every file.
+        rebuild: start from an empty index (needed to switch models).
+        progress: called as ``progress(stage, done, total)``.
+        lock_timeout: seconds to wait for another writer (``None``: wait as long as it takes).
+
+    Raises:
+        CorpusError: bad paths. IndexMismatchError: the index was built with another model.
+    """
+    started = time.perf_counter()
+    index_dir = Path(index_dir)
+    with WriteLock(index_dir, timeout=lock_timeout):
+        base = None
+        if not rebuild and current_generation(index_dir) is not None:
+            base = open_snapshot(index_dir)
+        if paths is None:
+            if base is None or not base.manifest.roots:
+                raise IndexNotFoundError(f"no index in {index_dir} to refresh; give the folder to index")
+            paths = [Path(r) for r in base.manifest.roots]
+        files = scan(paths)
+        roots = tuple(str(Path(p).resolve()) for p in paths)
+        chunk_cfg = asdict(chunking)
+        manifest = _check_compatible(base, embedder, chunk_cfg, index_dir)
+        writer = IndexWriter(index_dir, base, manifest)
+        same_chunking = base is not None and base.manifest.chunking == chunk_cfg
+        known = base.manifest.files if base else {}
+
+        added, updated, unchanged, skipped = [], [], [], []
+        pending: list[tuple[Document, list[Chunk]]] = []
+        for n, (source, path) in enumerate(sorted(files.items()), 1):
+            if progress:
+                progress("read", n, len(files))
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                skipped.append(Skipped(source, f"cannot read ({exc.strerror})"))
+                continue
+            digest = hashlib.sha256(raw).hexdigest()
+            if same_chunking and known.get(source, {}).get("sha256") == digest:
+                unchanged.append(source)
+                continue
+            try:
+                doc = parse_document(raw, source, path.suffix.lower(), path)
+            except DocumentError as exc:
+                kept = " (the previously indexed version is kept)" if source in known else ""
+                skipped.append(Skipped(source, exc.reason + kept))
+                continue
+            (updated if source in known else added).append(source)
+            pending.append((doc, chunk_document(doc, chunking)))
+
+        removed = sorted(s for s in known if s not in files)
+        vectors, embedded, reused = _embed_pending(pending, base, embedder, progress, batch_size)
+        for source in removed:
+            writer.remove(source)
+        for doc, chunks in pending:
+            writer.add(doc, chunks, vectors[doc.source])
+        generation = base.generation if base else 0
+        if writer.changed or base is None or tuple(base.manifest.roots) != roots:
+            generation = writer.commit(roots).generation
+        return IndexReport(
+            added=tuple(added),
+            updated=tuple(updated),
+            removed=tuple(removed),
+            unchanged=tuple(unchanged),
+            skipped=tuple(skipped),
+            chunks_embedded=embedded,
+            chunks_reused=reused,
+            chunks_total=len(writer.rows),
+            seconds=time.perf_counter() - started,
+            generation=generation,
+        )
+
+
+def _check_compatible(base: Snapshot | None, embedder, chunking: dict, index_dir: Path) -> Manifest:
+    if base is not None:
+        m = base.manifest
+        if (m.model, m.backend) != (embedder.model_id, embedder.backend):
+            raise IndexMismatchError(
+                f"{index_dir} was built with model {m.model!r} ({m.backend}), not {embedder.model_id!r} "
+                f"({embedder.backend}); use the same --model, or rebuild with `rag index --rebuild`"
+            )
+        return Manifest(**{**m.__dict__, "chunking": chunking})
+    return Manifest(model=embedder.model_id, dim=embedder.dim, backend=embedder.backend, chunking=chunking)
+
+
+def _embed_pending(pending, base: Snapshot | None, embedder, progress, batch_size):
+    """Vectors for every pending chunk, reusing stored vectors of identical texts."""
+    stored: dict[str, int] = {}
+    if base is not None:
+        for row in base.rows.values():
+            stored.setdefault(row.text_hash, row.id)
+    todo: dict[str, str] = {}  # text hash -> text, each distinct text once
+    for _doc, chunks in pending:
+        for chunk in chunks:
+            if chunk.text_hash not in stored:
+                todo.setdefault(chunk.text_hash, chunk.text)
+    fresh: dict[str, np.ndarray] = {}
+    hashes = list(todo)
+    done = 0
+    if progress:
+        progress("embed", 0, len(hashes))
+    for batch in _batches(hashes, batch_size):
+        for h, vec in zip(batch, embedder.embed_documents([todo[h] for h in batch])):
+            fresh[h] = vec
+        done += len(batch)
+        if progress:
+            progress("embed", done, len(hashes))
+    reuse_hashes = {c.text_hash for _d, chunks in pending for c in chunks if c.text_hash in stored}
+    reused_vecs = dict(zip(reuse_hashes, base.vectors([stored[h] for h in reuse_hashes]))) if reuse_hashes else {}
+    out, reused = {}, 0
+    for doc, chunks in pending:
+        rows = []
+        for chunk in chunks:
+            if chunk.text_hash in fresh:
+                rows.append(fresh[chunk.text_hash])
+            else:
+                rows.append(reused_vecs[chunk.text_hash])
+                reused += 1
+        out[doc.source] = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, 1), np.float32)
+    return out, len(fresh), reused

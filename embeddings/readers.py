@@ -1,0 +1,262 @@
+"""Read article files (.txt, .md, .html, .pdf) into :class:`~embeddings.types.Document` s.
+
+Decoding is strict: a file that is not UTF-8 (or UTF-16 with a byte-order
+mark) is refused with a message naming the file and the fix, never guessed.
+An optional header of ``key: value`` lines at the top (or ``---`` front matter)
+is metadata, not text::
+
+    title: Schoigu in Peking
+    date: 2025-02-28
+
+    Der chinesische Präsident ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from html.parser import HTMLParser
+from pathlib import Path
+
+from .dates import infer_date, parse_date
+from .types import Document
+
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+HEADER_KEYS = {
+    "title", "date", "published", "author", "source", "url", "lang", "language", "description", "tags",
+}  # fmt: skip
+_HEADER_LINE = re.compile(r"^([A-Za-z][\w-]{0,30}):[ \t]*(.*)$")
+# Zero-width and other invisible format characters carry no meaning for search and break tokens.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class DocumentError(ValueError):
+    """A file cannot be read as an article. The message names the file and what to do."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def decode(raw: bytes, path: Path | str) -> str:
+    """Bytes to text: UTF-8 (BOM allowed) or UTF-16 with BOM; anything else is an error."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(path, f"broken UTF-16 ({exc.reason}); re-save the file as UTF-8") from exc
+    if b"\x00" in raw[:8192]:
+        raise DocumentError(path, "binary file (contains NUL bytes), not text; convert it to .txt or .pdf")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            path,
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            f"convert it, e.g. `iconv -f latin1 -t utf-8`",
+        ) from exc
+
+
+def normalize_text(text: str) -> str:
+    """Unify line ends, compose umlauts (NFC), drop invisible and control characters."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
+    return _CONTROL.sub(" ", text)
+
+
+def split_header(text: str) -> tuple[dict[str, str], str]:
+    """Separate a leading metadata header from the body.
+
+    >>> split_header("title: A\\ndate: 2025-02-28\\n\\nBody")
+    ({'title': 'A', 'date': '2025-02-28'}, 'Body')
+    >>> split_header("Quelle: nirgends\\n\\nBody")[0]
+    {}
+    """
+    lines = text.split("\n")
+    if lines and lines[0].strip() == "---":  # front matter
+        for i in range(1, min(len(lines), 50)):
+            if lines[i].strip() == "---":
+                meta = _parse_pairs(lines[1:i])
+                if meta is not None:
+                    return meta, "\n".join(lines[i + 1 :]).lstrip("\n")
+                break
+        return {}, text
+    end = 0
+    while end < len(lines) and end < 50 and lines[end].strip():
+        end += 1
+    meta = _parse_pairs(lines[:end]) if end < len(lines) else None
+    if not meta or next(iter(meta)) not in HEADER_KEYS:
+        return {}, text
+    return meta, "\n".join(lines[end:]).lstrip("\n")
+
+
+def _parse_pairs(lines: list[str]) -> dict[str, str] | None:
+    meta: dict[str, str] = {}
+    for line in lines:
+        m = _HEADER_LINE.match(line.strip())
+        if not m:
+            return None
+        meta[m.group(1).lower()] = m.group(2).strip().strip("\"'")
+    return meta if meta and any(k in HEADER_KEYS for k in meta) else None
+
+
+def guess_title(text: str, fallback: str) -> str:
+    """A headline: the first line if it reads like one, else the start of the first sentence."""
+    first = next((line.strip() for line in text.split("\n") if line.strip()), "")
+    first = re.sub(r"^#+\s*", "", first)
+    if not first:
+        return fallback
+    if len(first) <= 160 and not first.endswith((".", "!", "?", ":", ";", ",")):
+        return first
+    words = first.split()
+    return " ".join(words[:12]) + (" …" if len(words) > 12 else "")
+
+
+class _HTMLText(HTMLParser):
+    """Collects the readable text of an HTML page, preferring <article> or <main>."""
+
+    SKIP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
+    BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "main",
+             "blockquote", "pre", "figcaption", "dd", "dt", "title"}  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: dict[str, list[str]] = {"all": [], "main": [], "title": [], "h1": []}
+        self.skip = 0
+        self.main = 0
+        self.where: list[str] = []
+        self.meta: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in self.SKIP:
+            self.skip += 1
+        elif tag in ("article", "main"):
+            self.main += 1
+        if tag == "meta":
+            key = (attrs.get("property") or attrs.get("name") or "").lower()
+            if key in ("article:published_time", "date", "pubdate", "og:title") and attrs.get("content"):
+                self.meta[key] = attrs["content"]
+        if tag == "time" and attrs.get("datetime"):
+            self.meta.setdefault("time", attrs["datetime"])
+        if tag in ("title", "h1"):
+            self.where.append(tag)
+        if tag in self.BLOCK:
+            self._emit("\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self.skip:
+            self.skip -= 1
+        elif tag in ("article", "main") and self.main:
+            self.main -= 1
+        if tag in ("title", "h1") and self.where:
+            self.where.pop()
+        if tag in self.BLOCK:
+            self._emit("\n")
+
+    def handle_data(self, data):
+        if self.where:
+            self.parts[self.where[-1]].append(data)
+            if self.where[-1] == "title":
+                return
+        if not self.skip:
+            self._emit(data)
+
+    def _emit(self, data: str) -> None:
+        self.parts["all"].append(data)
+        if self.main:
+            self.parts["main"].append(data)
+
+
+def html_to_text(html: str) -> tuple[str, dict[str, str]]:
+    """Main text of an HTML page plus what its markup says about title and date."""
+    parser = _HTMLText()
+    parser.feed(html)
+    parser.close()
+    main = "".join(parser.parts["main"]).strip()
+    body = main if len(main) >= 200 else "".join(parser.parts["all"])
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in body.split("\n")]
+    text = "\n".join(line for line in lines if line)
+    meta = {}
+    title = " ".join("".join(parser.parts["title"]).split()) or " ".join("".join(parser.parts["h1"]).split())
+    if title:
+        meta["title"] = title
+    for key in ("article:published_time", "date", "pubdate", "time"):
+        if key in parser.meta:
+            meta["date"] = parser.meta[key]
+            break
+    return text, meta
+
+
+def pdf_to_text(raw: bytes, path: Path | str) -> str:
+    """Text layer of a PDF (no OCR)."""
+    import io
+
+    try:
+        from pypdf import PdfReader
+
+        reader = PdfReader(io.BytesIO(raw))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise DocumentError(path, f"unreadable PDF ({exc}); export it again or convert it to .txt") from exc
+    return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+def read_document(path: Path, source: str | None = None) -> Document:
+    """Read one article file.
+
+    Args:
+        path: the file.
+        source: its name in the index (default: the file name).
+
+    Raises:
+        DocumentError: unsupported type, unreadable, binary, badly encoded or empty.
+    """
+    path = Path(path)
+    source = source or path.name
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DocumentError(path, f"unsupported file type {suffix or '(none)'}; use one of {', '.join(SUFFIXES)}")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DocumentError(path, "no such file") from None
+    except IsADirectoryError:
+        raise DocumentError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise DocumentError(path, f"cannot read ({exc.strerror})") from exc
+    return parse_document(raw, source, suffix, path)
+
+
+def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None = None) -> Document:
+    """Build a :class:`Document` from a file's bytes (see :func:`read_document`)."""
+    where = path or source
+    content_hash = hashlib.sha256(raw).hexdigest()
+    if not raw.strip():
+        raise DocumentError(where, "empty file; add text or remove it")
+    meta: dict[str, str] = {}
+    if suffix == ".pdf":
+        if not raw.startswith(b"%PDF"):
+            raise DocumentError(where, "not a PDF (missing %PDF signature)")
+        text = normalize_text(pdf_to_text(raw, where))
+    else:
+        text = normalize_text(decode(raw, where))
+        if suffix in (".html", ".htm"):
+            text, meta = html_to_text(text)
+        meta_header, text = split_header(text)
+        meta.update(meta_header)
+    if not text.strip():
+        reason = "PDF without a text layer (scanned?); OCR it first" if suffix == ".pdf" else "no text"
+        raise DocumentError(where, f"{reason}; nothing to index")
+    date, origin = None, ""
+    if meta.get("date") or meta.get("published"):
+        date = parse_date(meta.get("date") or meta["published"])
+        origin = "header" if date else ""
+    if date is None:
+        date = infer_date(text)
+        origin = "text" if date else ""
+    title = meta.get("title") or guess_title(text, Path(source).stem)
+    return Document(source, text, title, content_hash, date, origin, meta)

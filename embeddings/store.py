@@ -1,0 +1,439 @@
+"""The on-disk index: FAISS vectors, SQLite metadata and a JSON manifest, written atomically.
+
+Layout of an index folder::
+
+    LOCK                 writers hold an flock on it (released by the kernel if they die)
+    CURRENT              name of the live generation; replaced with os.replace
+    gen-000007/
+        manifest.json    model, dimension, chunking, every file's SHA-256
+        chunks.sqlite    documents (full text, title, date) and chunks (offsets)
+        vectors.faiss    normalised vectors keyed by chunk id (inner product = cosine)
+
+A generation is never modified after it is written. A writer builds the next
+one in a temporary folder, renames it into place and only then switches
+``CURRENT``; a crash at any point leaves the previous state or the new one.
+Readers open whatever ``CURRENT`` names and keep that snapshot. No pickle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .types import Chunk, Document
+
+FORMAT_VERSION = 1
+REBUILD_HINT = "rebuild it with `rag index --rebuild`"
+
+
+class StoreError(RuntimeError):
+    """Base class of index problems; the message says what to do."""
+
+
+class IndexNotFoundError(StoreError):
+    """There is no index in the folder yet."""
+
+
+class IndexCorruptError(StoreError):
+    """Index files are missing, truncated or inconsistent."""
+
+
+class IndexMismatchError(StoreError):
+    """The index was built with another model, dimension or format than asked for."""
+
+
+class IndexLockedError(StoreError):
+    """Another process is writing the index and did not finish in time."""
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What built an index, and the files in it."""
+
+    model: str
+    dim: int
+    backend: str = "torch"
+    chunking: dict = field(default_factory=dict)
+    roots: tuple[str, ...] = ()
+    files: dict[str, dict] = field(default_factory=dict)  # source -> {"sha256", "chunks", "size"}
+    generation: int = 0
+    next_id: int = 0
+    format: int = FORMAT_VERSION
+    created: str = ""
+
+    def to_json(self) -> str:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["roots"] = list(self.roots)
+        return json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> Manifest:
+        try:
+            data = json.loads(text)
+            data["roots"] = tuple(data.get("roots", ()))
+            known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+            manifest = cls(**known)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise IndexCorruptError(f"{where}: unreadable manifest ({exc}); {REBUILD_HINT}") from exc
+        if manifest.format != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"{where}: index format {manifest.format}, this version reads {FORMAT_VERSION}; {REBUILD_HINT}"
+            )
+        return manifest
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk as stored: where it is in which document, and the hash of its text."""
+
+    id: int
+    source: str
+    start: int
+    end: int
+    text_hash: str
+
+
+class Snapshot:
+    """A read-only view of one generation, fully loaded into memory.
+
+    Safe to share between threads: nothing in it changes after construction.
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, faiss_index, documents: dict[str, Document], rows):
+        self.path = path
+        self.manifest = manifest
+        self.faiss_index = faiss_index
+        self.documents = documents
+        self.rows: dict[int, ChunkRow] = {r.id: r for r in rows}
+        self.ids = np.fromiter(self.rows, dtype=np.int64, count=len(self.rows))
+
+    @property
+    def generation(self) -> int:
+        return self.manifest.generation
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def chunk(self, chunk_id: int) -> Chunk:
+        row = self.rows[int(chunk_id)]
+        doc = self.documents[row.source]
+        return Chunk(row.source, doc.title, row.start, row.end, doc.text[row.start : row.end])
+
+    def chunks(self) -> list[Chunk]:
+        return [self.chunk(i) for i in self.ids]
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` chunk ids by cosine for each query row: ``(scores, ids)``, id -1 where fewer exist."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if not len(self.rows):
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        return self.faiss_index.search(queries, min(k, len(self.rows)))
+
+    def vectors(self, ids) -> np.ndarray:
+        """Stored vectors of the given chunk ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.manifest.dim), np.float32)
+        return np.vstack([self.faiss_index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def current_generation(index_dir: Path) -> str | None:
+    """Name of the live generation folder, or None when there is no index."""
+    try:
+        name = (Path(index_dir) / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if not name.startswith("gen-") or "/" in name:
+        raise IndexCorruptError(f"{index_dir}/CURRENT is damaged ({name[:40]!r}); {REBUILD_HINT}")
+    return name
+
+
+def open_snapshot(index_dir: Path) -> Snapshot:
+    """Load the live generation of ``index_dir``.
+
+    Raises:
+        IndexNotFoundError: no index there.
+        IndexCorruptError / IndexMismatchError: the files cannot be trusted.
+    """
+    index_dir = Path(index_dir)
+    for _attempt in range(5):
+        name = current_generation(index_dir)
+        if name is None:
+            raise IndexNotFoundError(f"no index in {index_dir}; build one with `rag index PATH`")
+        try:
+            return _load_generation(index_dir / name)
+        except FileNotFoundError:
+            # A writer may have replaced and collected this generation between our two reads.
+            if current_generation(index_dir) == name:
+                raise IndexCorruptError(f"{index_dir / name} is incomplete; {REBUILD_HINT}") from None
+    raise IndexCorruptError(f"{index_dir} keeps changing under the reader; try again")
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    """The live manifest, or None when there is no index (cheap: no vectors are loaded)."""
+    name = current_generation(index_dir)
+    if name is None:
+        return None
+    path = Path(index_dir) / name / "manifest.json"
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"), path)
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is missing; {REBUILD_HINT}") from None
+
+
+def _load_generation(gen: Path) -> Snapshot:
+    manifest_path = gen / "manifest.json"
+    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), manifest_path)
+    db_path, vec_path = gen / "chunks.sqlite", gen / "vectors.faiss"
+    if not db_path.exists() or not vec_path.exists():
+        raise FileNotFoundError(db_path if not db_path.exists() else vec_path)
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True)
+        try:
+            documents = {}
+            for source, title, date, origin, chash, text, meta in con.execute(
+                "SELECT source, title, date, date_origin, content_hash, text, metadata FROM documents"
+            ):
+                parsed = dt.date.fromisoformat(date) if date else None
+                documents[source] = Document(source, text, title, chash, parsed, origin, json.loads(meta))
+            rows = [
+                ChunkRow(*r) for r in con.execute("SELECT id, source, start, end, text_hash FROM chunks ORDER BY id")
+            ]
+        finally:
+            con.close()
+    except (sqlite3.Error, ValueError) as exc:
+        raise IndexCorruptError(f"{db_path} is damaged ({exc}); {REBUILD_HINT}") from exc
+    try:
+        faiss_index = _faiss().read_index(str(vec_path))
+    except RuntimeError as exc:
+        raise IndexCorruptError(f"{vec_path} is damaged ({str(exc).splitlines()[0]}); {REBUILD_HINT}") from exc
+    _check_consistency(gen, manifest, faiss_index, documents, rows)
+    return Snapshot(gen, manifest, faiss_index, documents, rows)
+
+
+def _check_consistency(gen: Path, manifest: Manifest, faiss_index, documents, rows) -> None:
+    problems = []
+    if faiss_index.d != manifest.dim:
+        problems.append(f"vectors have dimension {faiss_index.d}, manifest says {manifest.dim}")
+    if faiss_index.ntotal != len(rows):
+        problems.append(f"{faiss_index.ntotal} vectors for {len(rows)} chunks")
+    if set(documents) != set(manifest.files):
+        problems.append("documents and manifest list different files")
+    for row in rows:
+        doc = documents.get(row.source)
+        if doc is None or not 0 <= row.start <= row.end <= len(doc.text):
+            problems.append(f"chunk {row.id} points outside its document")
+            break
+    if problems:
+        raise IndexCorruptError(f"{gen}: {'; '.join(problems)}; {REBUILD_HINT}")
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class WriteLock:
+    """An exclusive ``flock`` on ``index_dir/LOCK``; the kernel drops it if the holder dies."""
+
+    def __init__(self, index_dir: Path, timeout: float | None = None) -> None:
+        self.path = Path(index_dir) / "LOCK"
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriteLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if deadline is not None and time.monotonic() > deadline:
+                    os.close(fd)
+                    raise IndexLockedError(
+                        f"{self.path.parent} is being updated by another process; try again when it finishes"
+                    ) from None
+                time.sleep(0.05)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _new_faiss(dim: int):
+    faiss = _faiss()
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+class IndexWriter:
+    """Stages changes to an index and commits them as a new generation.
+
+    Use inside a :class:`WriteLock`. Start from the live snapshot (or empty),
+    :meth:`remove` and :meth:`add` documents, then :meth:`commit`.
+    """
+
+    def __init__(self, index_dir: Path, base: Snapshot | None, manifest: Manifest) -> None:
+        self.index_dir = Path(index_dir)
+        self.manifest = manifest
+        self.documents: dict[str, Document] = dict(base.documents) if base else {}
+        self.rows: dict[int, ChunkRow] = dict(base.rows) if base else {}
+        self.by_source: dict[str, list[int]] = {}
+        for row in self.rows.values():
+            self.by_source.setdefault(row.source, []).append(row.id)
+        if base is not None:
+            # An independent copy: the snapshot stays valid for readers.
+            self.faiss_index = _faiss().clone_index(base.faiss_index)
+        else:
+            self.faiss_index = _new_faiss(manifest.dim)
+        self.next_id = max(manifest.next_id, (max(self.rows) + 1) if self.rows else 0)
+        self.changed = False
+
+    def remove(self, source: str) -> int:
+        """Drop a document and its chunks; returns how many chunks went."""
+        ids = self.by_source.pop(source, [])
+        if ids:
+            self.faiss_index.remove_ids(np.asarray(ids, dtype=np.int64))
+            for i in ids:
+                del self.rows[i]
+        if self.documents.pop(source, None) is not None or ids:
+            self.changed = True
+        return len(ids)
+
+    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Add a document (replacing any previous version) with one vector per chunk."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{doc.source}: {len(chunks)} chunks but {len(vectors)} vectors")
+        self.remove(doc.source)
+        ids = np.arange(self.next_id, self.next_id + len(chunks), dtype=np.int64)
+        self.next_id += len(chunks)
+        if len(chunks):
+            self.faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        for i, chunk in zip(ids, chunks):
+            self.rows[int(i)] = ChunkRow(int(i), doc.source, chunk.start, chunk.end, chunk.text_hash)
+        self.by_source[doc.source] = [int(i) for i in ids]
+        self.documents[doc.source] = doc
+        self.changed = True
+
+    def commit(self, roots: tuple[str, ...]) -> Manifest:
+        """Write the staged state as the next generation and make it live."""
+        manifest = Manifest(
+            model=self.manifest.model,
+            dim=self.manifest.dim,
+            backend=self.manifest.backend,
+            chunking=self.manifest.chunking,
+            roots=tuple(roots),
+            files={
+                s: {"sha256": d.content_hash, "chunks": len(self.by_source.get(s, ()))}
+                for s, d in sorted(self.documents.items())
+            },
+            generation=self.manifest.generation + 1,
+            next_id=self.next_id,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+        name = f"gen-{manifest.generation:06d}"
+        tmp = self.index_dir / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self._write_sqlite(tmp / "chunks.sqlite")
+        _faiss().write_index(self.faiss_index, str(tmp / "vectors.faiss"))
+        (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        final = self.index_dir / name
+        shutil.rmtree(final, ignore_errors=True)  # left by a writer that died before switching CURRENT
+        os.rename(tmp, final)
+        pointer = self.index_dir / "CURRENT.tmp"
+        with open(pointer, "w", encoding="utf-8") as fh:
+            fh.write(name + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(pointer, self.index_dir / "CURRENT")
+        _fsync_dir(self.index_dir)
+        self.manifest = manifest
+        collect_garbage(self.index_dir)
+        return manifest
+
+    def _write_sqlite(self, path: Path) -> None:
+        con = sqlite3.connect(path)
+        try:
+            con.executescript(
+                """
+                PRAGMA journal_mode = OFF;
+                CREATE TABLE documents (source TEXT PRIMARY KEY, title TEXT, date TEXT, date_origin TEXT,
+                                        content_hash TEXT, text TEXT, metadata TEXT);
+                CREATE TABLE chunks (id INTEGER PRIMARY KEY, source TEXT REFERENCES documents(source),
+                                     start INTEGER, end INTEGER, text_hash TEXT);
+                CREATE INDEX chunks_source ON chunks(source);
+                """
+            )
+            con.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (d.source, d.title, d.date.isoformat() if d.date else None, d.date_origin, d.content_hash,
+                     d.text, json.dumps(d.metadata, ensure_ascii=False))
+                    for d in self.documents.values()
+                ),
+            )  # fmt: skip
+            con.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                ((r.id, r.source, r.start, r.end, r.text_hash) for r in sorted(self.rows.values(), key=lambda r: r.id)),
+            )
+            con.commit()
+        finally:
+            con.close()
+
+
+def collect_garbage(index_dir: Path, keep: int = 2) -> None:
+    """Remove generations older than the last ``keep`` and temp folders of dead writers.
+
+    Call only while holding the write lock. The previous generation is kept
+    so that a reader that just read ``CURRENT`` can still open it.
+    """
+    index_dir = Path(index_dir)
+    live = current_generation(index_dir)
+    if live is None:
+        return
+    live_number = int(live.removeprefix("gen-"))
+    for gen in index_dir.glob("gen-*"):
+        number = int(gen.name.removeprefix("gen-")) if gen.name[4:].isdigit() else -1
+        # Newer than live: written by a writer that died before switching CURRENT.
+        if number > live_number or number <= live_number - keep:
+            shutil.rmtree(gen, ignore_errors=True)
+    for tmp in index_dir.glob(".tmp-gen-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
