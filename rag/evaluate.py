@@ -1,0 +1,160 @@
+"""Measure answer quality on a question set (``eval/dev.jsonl`` format).
+
+Each line: ``{"id", "question", "source": file name or null, "answers": [regex, ...]}``.
+A question with ``source: null`` has no answer in the corpus and should be abstained on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .types import Answer
+
+
+class EvalFileError(ValueError):
+    """The question file is missing or malformed; the message names the line."""
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    question: str
+    source: str | None
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    answer: Answer
+    seconds: float
+
+    @property
+    def sources(self) -> list[str]:
+        """Distinct cited sources, best first."""
+        return list(dict.fromkeys(c.source for c in self.answer.citations))
+
+    @property
+    def correct(self) -> bool:
+        """Answered (not abstained) and one of the gold patterns matches the answer text."""
+        if self.case.source is None or self.answer.abstained:
+            return False
+        return any(re.search(p, self.answer.text, re.IGNORECASE) for p in self.case.answers)
+
+
+@dataclass(frozen=True)
+class Report:
+    n: int
+    answerable: int
+    hit_at_1: float
+    hit_at_3: float
+    mrr: float
+    answer_accuracy: float
+    abstention_accuracy: float
+    unanswerable_abstained: str
+    latency_p50_ms: float
+    latency_p95_ms: float
+    outcomes: list[Outcome] = field(default_factory=list, repr=False)
+
+    def table(self) -> str:
+        rows = [
+            ("questions", f"{self.n} ({self.answerable} answerable)"),
+            ("source hit@1", f"{self.hit_at_1:.3f}"),
+            ("source hit@3", f"{self.hit_at_3:.3f}"),
+            ("MRR", f"{self.mrr:.3f}"),
+            ("answer accuracy", f"{self.answer_accuracy:.3f}"),
+            ("abstention accuracy", f"{self.abstention_accuracy:.3f}"),
+            ("unanswerable abstained", self.unanswerable_abstained),
+            ("latency p50", f"{self.latency_p50_ms:.0f} ms"),
+            ("latency p95", f"{self.latency_p95_ms:.0f} ms"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "outcomes"}
+        data["questions"] = [
+            {
+                "id": o.case.id,
+                "correct": o.correct,
+                "abstained": o.answer.abstained,
+                "sources": o.sources[:3],
+                "answer": o.answer.text,
+                "ms": round(o.seconds * 1000, 1),
+            }
+            for o in self.outcomes
+        ]
+        return data
+
+
+def load_cases(path: Path) -> list[Case]:
+    """Read and validate a question file."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise EvalFileError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise EvalFileError(f"{path}: not UTF-8 ({exc.reason})") from exc
+    cases = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            case = Case(str(row.get("id", no)), row["question"], row.get("source"), tuple(row.get("answers", ())))
+            for pattern in case.answers:
+                re.compile(pattern)
+        except (ValueError, KeyError, TypeError, re.error) as exc:
+            raise EvalFileError(f"{path}:{no}: bad line ({exc}); expected question, source, answers") from exc
+        cases.append(case)
+    if not cases:
+        raise EvalFileError(f"{path}: no questions in the file")
+    return cases
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def evaluate(cases: list[Case], ask: Callable[[str], Answer]) -> Report:
+    """Ask every question and score the answers."""
+    outcomes = []
+    for case in cases:
+        t0 = time.perf_counter()
+        answer = ask(case.question)
+        outcomes.append(Outcome(case, answer, time.perf_counter() - t0))
+    answerable = [o for o in outcomes if o.case.source is not None]
+    unanswerable = [o for o in outcomes if o.case.source is None]
+
+    def rank_of(o: Outcome) -> int | None:
+        return o.sources.index(o.case.source) + 1 if o.case.source in o.sources else None
+
+    ranks = [rank_of(o) for o in answerable]
+    n_ans = max(len(answerable), 1)
+    abstained_right = sum(o.answer.abstained == (o.case.source is None) for o in outcomes)
+    times = [o.seconds * 1000 for o in outcomes]
+    return Report(
+        n=len(outcomes),
+        answerable=len(answerable),
+        hit_at_1=sum(r == 1 for r in ranks) / n_ans,
+        hit_at_3=sum(r is not None and r <= 3 for r in ranks) / n_ans,
+        mrr=sum(1 / r for r in ranks if r) / n_ans,
+        answer_accuracy=sum(o.correct for o in answerable) / n_ans,
+        abstention_accuracy=abstained_right / max(len(outcomes), 1),
+        unanswerable_abstained=f"{sum(o.answer.abstained for o in unanswerable)}/{len(unanswerable)}",
+        latency_p50_ms=_percentile(times, 0.5),
+        latency_p95_ms=_percentile(times, 0.95),
+        outcomes=outcomes,
+    )

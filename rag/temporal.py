@@ -1,0 +1,143 @@
+"""Resolve the time expressions of a sentence against its article's date.
+
+News text says "am Freitag" or "yesterday"; the reader needs a calendar date.
+A weekday is taken as the most recent such day on or before the article date
+(news reports what happened that week), "gestern" as the day before, a day
+without a year ("am 14. Oktober") gets the article's year.
+
+>>> import datetime as dt
+>>> [t.format("en") for t in resolve("Xi traf am Freitag Schoigu.", dt.date(2025, 2, 28))]
+['Friday, 28 February 2025']
+>>> [t.format("de") for t in resolve("Er kam am Donnerstag an.", dt.date(2025, 2, 28))]
+['Donnerstag, 27. Februar 2025']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from embeddings.dates import MONTHS, WEEKDAYS, find_dates
+
+MONTH_NAMES = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"],
+    "de": ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober",
+           "November", "Dezember"],
+}  # fmt: skip
+DAY_NAMES = {
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+    "de": ["Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"],
+}
+RELATIVE_DAYS = {"heute": 0, "today": 0, "gestern": -1, "yesterday": -1, "vorgestern": -2, "morgen": 1,
+                 "tomorrow": 1, "übermorgen": 2}  # fmt: skip
+
+_WEEKDAY = re.compile(r"\b(?:am\s+|on\s+|last\s+|vergangenen\s+|letzten\s+)?(" + "|".join(WEEKDAYS) + r")\b", re.I)
+_RELATIVE = re.compile(r"\b(" + "|".join(RELATIVE_DAYS) + r")\b", re.I)
+_MONTH_ONLY = re.compile(
+    r"\b(?:im|in|diesen|this|last|vergangenen|letzten)\s+("
+    + "|".join(m for m in MONTHS if len(m) > 3)
+    + r")\b(?:\s+(dieses|des vergangenen|letzten|vergangenen)\s+Jahres)?",
+    re.I,
+)
+_YEAR = re.compile(r"\b(?:im Jahr\s+|in\s+|seit\s+|bis\s+|Anfang\s+|Ende\s+|Mitte\s+)?((?:19|20)\d\d)\b")
+
+
+@dataclass(frozen=True)
+class TimeRef:
+    """A time expression in a sentence and what it resolves to.
+
+    ``precision`` is ``"day"``, ``"month"`` or ``"year"``; parts not known are None.
+    """
+
+    start: int
+    end: int
+    year: int | None
+    month: int | None = None
+    day: int | None = None
+    weekday: int | None = None
+    precision: str = "day"
+    resolved: bool = False  # derived from the article date rather than written out
+
+    @property
+    def date(self) -> dt.date | None:
+        if self.year and self.month and self.day:
+            return dt.date(self.year, self.month, self.day)
+        return None
+
+    def format(self, lang: str) -> str:
+        """``Friday, 28 February 2025`` / ``Freitag, 28. Februar 2025``; partial dates as far as known."""
+        lang = lang if lang in MONTH_NAMES else "en"
+        months, days = MONTH_NAMES[lang], DAY_NAMES[lang]
+        if self.date:
+            day = days[self.date.weekday()]
+            if lang == "de":
+                return f"{day}, {self.day}. {months[self.month - 1]} {self.year}"
+            return f"{day}, {self.day} {months[self.month - 1]} {self.year}"
+        if self.precision == "day" and self.month and self.day:
+            return f"{self.day}. {months[self.month - 1]}" if lang == "de" else f"{self.day} {months[self.month - 1]}"
+        if self.weekday is not None:
+            return days[self.weekday]
+        if self.month:
+            return f"{months[self.month - 1]} {self.year}" if self.year else months[self.month - 1]
+        return str(self.year) if self.year else ""
+
+
+def _weekday_before(anchor: dt.date, weekday: int) -> dt.date:
+    return anchor - dt.timedelta(days=(anchor.weekday() - weekday) % 7)
+
+
+def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
+    """All time expressions of ``sentence``, most specific first within each span, in text order."""
+    refs: list[TimeRef] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    def add(ref: TimeRef) -> None:
+        refs.append(ref)
+        taken.append((ref.start, ref.end))
+
+    for m in find_dates(sentence):
+        year = m.year
+        resolved = False
+        if year is None and article_date is not None:
+            year = article_date.year
+            if m.day and dt.date(year, m.month, min(m.day, 28)) > article_date + dt.timedelta(days=31):
+                year -= 1  # "am 20. Dezember" in a January article: last year
+            resolved = True
+        add(TimeRef(m.start, m.end, year, m.month, m.day, None, "day" if m.day else "month", resolved))
+    for m in _RELATIVE.finditer(sentence):
+        if free(m.start(), m.end()) and article_date is not None:
+            d = article_date + dt.timedelta(days=RELATIVE_DAYS[m.group(1).lower()])
+            add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
+    for m in _WEEKDAY.finditer(sentence):
+        if not free(m.start(), m.end()):
+            continue
+        weekday = WEEKDAYS[m.group(1).lower()]
+        if article_date is not None:
+            d = _weekday_before(article_date, weekday)
+            add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, weekday, "day", True))
+        else:
+            add(TimeRef(m.start(), m.end(), None, None, None, weekday, "day"))
+    for m in _MONTH_ONLY.finditer(sentence):
+        if not free(m.start(), m.end()):
+            continue
+        month = MONTHS[m.group(1).lower()]
+        year = None
+        if article_date is not None:
+            year = article_date.year
+            if (m.group(2) or "").lower() in ("des vergangenen", "letzten", "vergangenen"):
+                year -= 1
+        add(TimeRef(m.start(), m.end(), year, month, None, None, "month", year is not None))
+    for m in _YEAR.finditer(sentence):
+        if free(m.start(), m.end()):
+            add(TimeRef(m.start(), m.end(), int(m.group(1)), precision="year"))
+    return sorted(refs, key=lambda r: r.start)
+
+
+def has_time(sentence: str) -> bool:
+    """Whether the sentence mentions any date, weekday, month or year."""
+    return bool(resolve(sentence, None))

@@ -1,0 +1,127 @@
+"""Word-level text processing for German and English: tokens, stems, folding, language.
+
+>>> terms("Die Verteidigungsminister trafen sich in Peking.")
+['verteidigungsminist', 'traf', 'peking']
+>>> fold("Schoigu Grüße Straße")
+'schoigu grusse strasse'
+>>> detect_language("Wann traf Xi Jinping Schoigu?"), detect_language("When did Shoigu visit Beijing?")
+('de', 'en')
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+
+GERMAN_STOPWORDS = frozenset(
+    """
+    aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes anders
+    auch auf aus bei beim bin bis bist da damit dann das dass daß dein deine dem den denn der des deshalb
+    dessen die dies diese diesem diesen dieser dieses doch dort du durch ein eine einem einen einer eines
+    einig einige er es etwas euer eure für gegen gewesen hab habe haben hat hatte hatten hier hin hinter ich
+    ihm ihn ihnen ihr ihre ihrem ihren ihrer ihres im in indem ins ist jede jedem jeden jeder jedes jene
+    jenem jenen jener jenes jetzt kann kein keine keinem keinen keiner können könnte laut machen man manche
+    mein meine mit muss musste nach nicht nichts noch nun nur ob oder ohne sehr sei seien sein seine seinem
+    seinen seiner seit sich sie sind so solche soll sollte sondern sonst um und uns unser unter viel vom von
+    vor wann war waren warst warum was weg weil weiter welch welche welchem welchen welcher welches wem wen
+    wenn wer werde werden weshalb wessen wie wieder wieso will wir wird wirst wo woher wohin wollen wollte
+    worden wurde wurden während würde würden zu zum zur zwar zwischen über
+    """.split()  # noqa: SIM905
+)
+
+ENGLISH_STOPWORDS = frozenset(
+    """
+    a about above according after again against all am an and any are article as at be because been before
+    being below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just me
+    mentioned more most my myself name named no nor not now of off on once only or other our ours out over
+    own report said same say says she should so some such tell than that the their theirs them themselves
+    then there these they this those through to told too under until up very was we were what when where
+    which while who whom whose why will with would you your yours
+    """.split()  # noqa: SIM905
+)
+
+STOPWORDS = GERMAN_STOPWORDS | ENGLISH_STOPWORDS
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents: ``Grüße`` -> ``grusse``. Used on both sides of every match."""
+    text = text.casefold().replace("ß", "ss")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("german")
+
+
+@functools.lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """German Snowball stem, accent-folded: ``Verteidigungsministers`` -> ``verteidigungsminist``."""
+    return fold(_stemmer().stemWord(word.casefold()))
+
+
+def words(text: str) -> list[str]:
+    """Word tokens as written (hyphenated compounds split)."""
+    return WORD.findall(text)
+
+
+def terms(text: str) -> list[str]:
+    """Search terms: stems of the words that are not stop words."""
+    out = []
+    for w in words(text):
+        low = w.casefold()
+        if low in STOPWORDS or (len(low) < 2 and not low.isdigit()):
+            continue
+        out.append(stem(low))
+    return out
+
+
+def detect_language(text: str) -> str:
+    """``"de"`` or ``"en"``, by stop words and German letters; English when unsure."""
+    tokens = [w.casefold() for w in words(text)]
+    de = sum(t in GERMAN_STOPWORDS for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
+    en = sum(t in ENGLISH_STOPWORDS for t in tokens)
+    return "de" if de > en else "en"
+
+
+def transliterate(word: str) -> str:
+    """Collapse spelling variants of transliterated names: Schoigu/Shoigu, Belousow/Belousov, Selenskyj/Zelensky."""
+    w = fold(word)
+    for a, b in (("tsch", "ch"), ("sch", "sh"), ("j", "y"), ("w", "v"), ("z", "s"), ("ck", "k"), ("c", "k"),
+                 ("ph", "f"), ("ou", "u"), ("yy", "y"), ("ie", "i")):  # fmt: skip
+        w = w.replace(a, b)
+    return re.sub(r"(.)\1+", r"\1", w)
+
+
+def similar_words(a: str, b: str) -> bool:
+    """Whether two words plausibly name the same thing across German and English.
+
+    >>> similar_words("Shoigu", "Schoigus"), similar_words("European", "europäischen"), similar_words("Xi", "Xis")
+    (True, True, True)
+    """
+    fa, fb = fold(a), fold(b)
+    if fa == fb or stem(fa) == stem(fb):
+        return True
+    ta, tb = transliterate(fa), transliterate(fb)
+    short = min(len(ta), len(tb))
+    if short >= 5 and ta[:5] == tb[:5]:
+        return True
+    if short >= 2 and (tb.startswith(ta) or ta.startswith(tb)) and abs(len(ta) - len(tb)) <= 2:
+        return True
+    return short >= 5 and _edit_ratio(ta, tb) >= 0.75
+
+
+def _edit_ratio(a: str, b: str) -> float:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return 1 - prev[-1] / max(len(a), len(b))

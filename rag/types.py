@@ -1,0 +1,52 @@
+"""Results of answering: :class:`Hit` (a retrieved passage), :class:`Citation` and :class:`Answer`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from embeddings import Chunk
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk found for a question, with the scores that ranked it.
+
+    ``score`` is the fused reciprocal-rank score; ``dense`` the cosine of
+    question and chunk; ``lexical`` the BM25 score (0 when no term matched).
+    """
+
+    id: int
+    chunk: Chunk
+    score: float
+    dense: float
+    lexical: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage the answer refers to as ``[n]``: ``passage == document.text[start:end]``."""
+
+    n: int
+    source: str
+    title: str
+    passage: str
+    start: int
+    end: int
+    score: float
+    date: str | None = None  # the article's (inferred) date, ISO format
+    highlight: tuple[int, int] | None = None  # the answering sentence, as offsets into ``passage``
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A short answer in the question's language, with numbered citations.
+
+    Every ``[n]`` in ``text`` is the ``n`` of one of ``citations``. When
+    ``abstained`` is true the index had no good evidence and ``text`` says so.
+    """
+
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    language: str = "en"
+    question: str = ""
