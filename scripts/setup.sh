@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up .venv with the project installed. Idempotent: a second run only checks a stamp file.
+#   bash scripts/setup.sh        # runtime (the chat, the CLI)
+#   bash scripts/setup.sh dev    # plus test tools and the browser for the UI tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+python_bin="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $python_bin" >&2
+  "$python_bin" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-${extras:-base}"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing (first run takes a few minutes)" >&2
+  .venv/bin/python -m pip install -q --upgrade pip
+  # The CPU build of torch lies on this machine's disk; asking for it first keeps pip from
+  # pulling a multi-GB CUDA build for packages that depend on torch.
+  .venv/bin/python -m pip install -q torch==2.13.0
+  .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
+  touch "$stamp"
+fi

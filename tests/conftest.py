@@ -1,0 +1,50 @@
+"""Shared fixtures. The model and the seed index are real and built once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+DEV_SET = ROOT / "eval" / "dev.jsonl"
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """Converted model folder, shared by the session (conversion takes a few seconds)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def embedder(model_cache):
+    from embeddings import Embedder
+
+    return Embedder(cache_dir=model_cache)
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    """An index of the five seed articles. Tests must not modify it; copy it first."""
+    from embeddings import index_paths
+
+    path = tmp_path_factory.mktemp("seed-index")
+    index_paths([SEEDS], path, embedder)
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine(seed_index, embedder, model_cache):
+    from rag import Engine
+
+    return Engine(seed_index, embedder=embedder, cache_dir=model_cache)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A writable copy of the seed articles."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEEDS, target)
+    return target

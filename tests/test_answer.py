@@ -1,0 +1,103 @@
+"""Answers: the right date, cited passages that exist, the question's language, abstention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from rag import QuestionError
+from rag.evaluate import load_cases
+from rag.questions import analyse, question_kind
+from rag.temporal import resolve
+
+from .conftest import DEV_SET
+
+
+def test_weekday_resolves_against_article_date():
+    friday = dt.date(2025, 2, 28)
+    assert [r.date for r in resolve("am Freitag in Peking", friday)] == [friday]
+    assert [r.date for r in resolve("am Donnerstag", friday)] == [dt.date(2025, 2, 27)]
+    assert [r.date for r in resolve("gestern", friday)] == [dt.date(2025, 2, 27)]
+    assert resolve("am 14. Oktober", dt.date(2024, 10, 20))[0].date == dt.date(2024, 10, 14)
+    assert resolve("am 20. Dezember", dt.date(2025, 1, 5))[0].date == dt.date(2024, 12, 20)
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("When did Shoigu visit Beijing?", "when"),
+        ("Wann traf Xi Jinping Schoigu?", "when"),
+        ("Who is the commander?", "who"),
+        ("Which US secretary of state urged Europe?", "who"),
+        ("What did the Russian ambassador say?", "other"),
+        ("Wie viele Dörfer wurden erobert?", "quantity"),
+        ("Wo fand der Gipfel statt?", "where"),
+        ("And Belousov?", "other"),
+    ],
+)
+def test_question_kinds(question, kind):
+    assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x00\x07", "?" * 0])
+def test_empty_questions_are_refused(bad):
+    with pytest.raises(QuestionError, match="empty"):
+        analyse(bad)
+
+
+def test_overlong_question_is_refused():
+    with pytest.raises(QuestionError, match="too long"):
+        analyse("Wer? " * 1000)
+
+
+@pytest.mark.slow
+def test_shoigu_answer(engine):
+    answer = engine.ask("When did Shoigu visit Beijing?")
+    assert not answer.abstained
+    assert answer.text.startswith("Friday, 28 February 2025")
+    assert answer.citations[0].source == "003_5d407fa9e5e9a813.txt"
+    assert answer.language == "en"
+
+
+@pytest.mark.slow
+def test_german_question_gets_german_frame(engine):
+    answer = engine.ask("Wann traf Xi Jinping Schoigu?")
+    assert answer.text.startswith("Freitag, 28. Februar 2025")
+    assert answer.language == "de"
+    assert answer.citations[0].source == "003_5d407fa9e5e9a813.txt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    ["What did Angela Merkel say about the SCO summit?", "Wie hoch ist die Inflation in Deutschland?",
+     "Which team won the Champions League in 2023?", "Wer gewann die Fußball-Weltmeisterschaft 2014 in Brasilien?"],
+)  # fmt: skip
+def test_abstains_without_evidence(engine, question):
+    answer = engine.ask(question)
+    assert answer.abstained and answer.citations == []
+    assert "not found" in answer.text.lower() or "nicht gefunden" in answer.text.lower()
+
+
+@pytest.mark.slow
+def test_every_citation_exists_and_every_marker_points_at_one(engine):
+    """Invariant over the dev questions: [n] markers refer to returned passages, passages are real text."""
+    snapshot = engine.loaded().snapshot
+    for case in load_cases(DEV_SET):
+        answer = engine.ask(case.question)
+        numbers = {c.n for c in answer.citations}
+        assert numbers == set(range(1, len(answer.citations) + 1))
+        markers = {int(m) for m in re.findall(r"\[(\d+)\]", answer.text)}
+        assert markers <= numbers, (case.id, answer.text)
+        assert answer.abstained or markers, case.id
+        for c in answer.citations:
+            assert snapshot.documents[c.source].text[c.start : c.end] == c.passage
+            if c.highlight:
+                a, b = c.highlight
+                assert 0 <= a < b <= len(c.passage)
+        # everything quoted in the answer is text of a cited passage
+        for quote in re.findall(r"[“„](.+?)[”“] \[\d+\]", answer.text):
+            for part in quote.split(" … "):
+                assert any(part in c.passage for c in answer.citations), (case.id, part[:60])

@@ -1,0 +1,83 @@
+"""The command line: index, ask, eval; bad input gives one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ui.cli import main
+
+from .conftest import DEV_SET
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli_env(tmp_path, seed_index, model_cache, monkeypatch):
+    index_dir = tmp_path / "index"
+    shutil.copytree(seed_index, index_dir)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
+    return index_dir
+
+
+def test_ask_prints_answer_and_sources(cli_env, capsys):
+    assert main(["ask", "When did Shoigu visit Beijing?"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Friday, 28 February 2025")
+    assert "[1] " in out and "003_5d407fa9e5e9a813.txt" in out
+
+
+def test_ask_json(cli_env, capsys):
+    assert main(["ask", "--json", "Wann traf Xi Jinping Schoigu?"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["abstained"] is False and data["citations"][0]["source"] == "003_5d407fa9e5e9a813.txt"
+
+
+def test_index_reports_changes(cli_env, corpus, capsys):
+    assert main(["index", str(corpus)]) == 0  # same files, new root: nothing to embed
+    out = capsys.readouterr().out
+    assert "0 chunks embedded" in out and "unchanged 5" in out
+    (corpus / "neu.txt").write_text("Ein neuer Artikel über Tokajew und Kasachstan.\n", encoding="utf-8")
+    (corpus / "001_9e99df9deeaf148b.txt").unlink()
+    assert main(["index", "--json", str(corpus)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["added"] == ["neu.txt"] and report["removed"] == ["001_9e99df9deeaf148b.txt"]
+
+
+def test_eval_prints_metrics(cli_env, capsys):
+    assert main(["eval", str(DEV_SET)]) == 0
+    out = capsys.readouterr().out
+    for label in ("source hit@1", "source hit@3", "MRR", "answer accuracy", "abstention accuracy", "latency p95"):
+        assert label in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["ask", ""], "empty question"),
+        (["index", "/does/not/exist"], "no such file or folder"),
+        (["eval", "/does/not/exist.jsonl"], "no such file"),
+        (["ask", "--model", "another-model", "Wer?"], "was built with"),
+    ],
+)
+def test_bad_input_one_line_no_traceback(cli_env, capsys, argv, message):
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_files_are_skipped_with_reason(cli_env, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.txt").write_text("Ein guter Artikel über Peking und Moskau.\n", encoding="utf-8")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(b"\x00\xff\x00")
+    (folder / "latin.txt").write_bytes("Grüße".encode("latin-1"))
+    assert main(["index", "--index-dir", str(tmp_path / "fresh"), str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "added     good.txt" in out
+    for name in ("empty.txt", "binary.txt", "latin.txt"):
+        assert f"skipped   {name}" in out

@@ -1,0 +1,133 @@
+"""The index: incremental updates, no duplicates, nothing stale, and a faithful save -> load."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from embeddings import IndexMismatchError, index_paths, open_snapshot
+
+pytestmark = pytest.mark.slow
+
+
+class CountingEmbedder:
+    """Wraps the real model and counts the texts it embeds (not a fake: vectors are real)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.model_id, self.backend = inner.model_id, inner.backend
+        self.embedded = 0
+
+    @property
+    def dim(self):
+        return self.inner.dim
+
+    def embed_documents(self, texts):
+        self.embedded += len(texts)
+        return self.inner.embed_documents(texts)
+
+
+def _invariants(index_dir, corpus_files: set[str]):
+    snap = open_snapshot(index_dir)
+    assert set(snap.documents) == corpus_files
+    assert set(snap.manifest.files) == corpus_files
+    assert snap.faiss_index.ntotal == len(snap.rows)
+    seen = set()
+    for i in snap.ids:
+        chunk = snap.chunk(i)
+        key = (chunk.source, chunk.start, chunk.end)
+        assert key not in seen, f"duplicate chunk {key}"
+        seen.add(key)
+        assert snap.documents[chunk.source].text[chunk.start : chunk.end] == chunk.text
+    return snap
+
+
+def test_incremental_add_change_delete(tmp_path, corpus, embedder):
+    counting = CountingEmbedder(embedder)
+    index_dir = tmp_path / "index"
+    first = index_paths([corpus], index_dir, counting)
+    assert len(first.added) == 5 and first.chunks_embedded == counting.embedded > 0
+    names = {p.name for p in corpus.iterdir()}
+    _invariants(index_dir, names)
+
+    counting.embedded = 0
+    again = index_paths([corpus], index_dir, counting)
+    assert counting.embedded == 0 and again.unchanged and not (again.added or again.updated or again.removed)
+    assert again.generation == first.generation  # nothing written either
+
+    # change one file: only its new text is embedded
+    target = corpus / "004_35a91f1ce311ecb5.txt"
+    target.write_text(target.read_text(encoding="utf-8") + "\nNeuer Absatz: Belousow reiste am Dienstag ab.\n")
+    changed = index_paths([corpus], index_dir, counting)
+    assert changed.updated == ("004_35a91f1ce311ecb5.txt",)
+    assert 1 <= counting.embedded <= 2 and changed.chunks_reused > 0
+
+    # add a file, delete another
+    (corpus / "new.md").write_text("# Neu\n\nEin ganz neuer Artikel über Kasachstan und Tokajew.\n")
+    (corpus / "000_1549794ad23df435.txt").unlink()
+    report = index_paths([corpus], index_dir, counting)
+    assert report.added == ("new.md",) and report.removed == ("000_1549794ad23df435.txt",)
+    snap = _invariants(index_dir, {p.name for p in corpus.iterdir()})
+
+    # the deleted file is never retrieved again
+    query = embedder.embed_queries(["Li Shangfu Verteidigungsminister Putin Moskau"])
+    _, ids = snap.search(query, len(snap))
+    assert all(snap.chunk(i).source != "000_1549794ad23df435.txt" for i in ids[0])
+
+
+def test_copy_of_a_file_embeds_nothing(tmp_path, corpus, embedder):
+    counting = CountingEmbedder(embedder)
+    index_dir = tmp_path / "index"
+    index_paths([corpus], index_dir, counting)
+    shutil.copy(corpus / "003_5d407fa9e5e9a813.txt", corpus / "copy.txt")
+    counting.embedded = 0
+    report = index_paths([corpus], index_dir, counting)
+    assert report.added == ("copy.txt",) and counting.embedded == 0
+
+
+def test_order_of_runs_does_not_matter(tmp_path, corpus, embedder):
+    """Index in two different orders of additions; both end with the same chunks."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    files = sorted(corpus.iterdir())
+    half = tmp_path / "half"
+    half.mkdir()
+    for f in files[:2]:
+        shutil.copy(f, half / f.name)
+    index_paths([half], a, embedder)
+    index_paths([corpus], a, embedder)
+    index_paths([corpus], b, embedder)
+    index_paths([corpus], b, embedder)
+
+    def content(path):
+        snap = open_snapshot(path)
+        return sorted((c.source, c.start, c.end) for c in snap.chunks())
+
+    assert content(a) == content(b)
+
+
+def test_save_load_gives_identical_results(seed_index, embedder):
+    one, two = open_snapshot(seed_index), open_snapshot(seed_index)
+    queries = embedder.embed_queries(["When did Shoigu visit Beijing?", "Wer ist Kirby?"])
+    s1, i1 = one.search(queries, 10)
+    s2, i2 = two.search(queries, 10)
+    assert np.array_equal(i1, i2) and np.allclose(s1, s2)
+    assert [c.text for c in one.chunks()] == [c.text for c in two.chunks()]
+    # stored vectors are the model's vectors of the chunk texts
+    some = one.ids[:3]
+    fresh = embedder.embed_documents([one.chunk(i).text for i in some])
+    assert np.allclose(one.vectors(some), fresh, atol=1e-5)
+
+
+def test_other_model_needs_rebuild(tmp_path, seed_index, embedder):
+    index_dir = tmp_path / "index"
+    shutil.copytree(seed_index, index_dir)
+
+    class Other(CountingEmbedder):
+        pass
+
+    other = Other(embedder)
+    other.model_id = "some-other-model"
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        index_paths(None, index_dir, other)

@@ -1,0 +1,193 @@
+"""The ``rag`` command line: index folders, ask questions, evaluate, start the chat.
+
+Environment variables are read here and nowhere else; each has a flag:
+``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
+``RAG_CACHE_DIR`` (``--cache-dir``). Errors print one line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from embeddings import DEFAULT_MODEL, CorpusError, DocumentError, ModelError, StoreError
+from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
+from rag.evaluate import EvalFileError
+
+EXPECTED_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, OSError)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=Path(env("RAG_INDEX_DIR") or DEFAULT_INDEX_DIR),
+        help="index folder (env RAG_INDEX_DIR; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model",
+        default=env("RAG_MODEL") or None,
+        help=f"embedding model: {DEFAULT_MODEL} (default), a SentenceTransformer folder or name (env RAG_MODEL)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else None,
+        help="where the default model is converted to (env RAG_CACHE_DIR; default ~/.cache/newsrag)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of news articles.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index new and changed files, drop deleted ones")
+    p.add_argument(
+        "paths", nargs="*", type=Path, help="folders or files (default: the folders indexed before, else seeds/)"
+    )
+    p.add_argument("--rebuild", action="store_true", help="start from an empty index (e.g. to switch models)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    _common(p)
+
+    p = sub.add_parser("ask", help="answer a question with cited passages")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _common(p)
+
+    p = sub.add_parser("eval", help="score answers on a question file (JSONL)")
+    p.add_argument("file", type=Path)
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
+    _common(p)
+    return parser
+
+
+def _progress_bar():
+    """A tqdm-backed ``progress(stage, done, total)``; silent when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(
+                total=total, desc=stage, unit="chunk" if stage == "embed" else "file", disable=None
+            )
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def _embedder(args):
+    from embeddings import Embedder, read_manifest
+
+    model = args.model
+    if model is None:
+        manifest = None if getattr(args, "rebuild", False) else read_manifest(args.index_dir)
+        model = manifest.model if manifest else DEFAULT_MODEL
+    return Embedder(model, cache_dir=args.cache_dir)
+
+
+def cmd_index(args) -> int:
+    from embeddings import index_paths, read_manifest
+
+    paths = args.paths or None
+    if paths is None and (args.rebuild or read_manifest(args.index_dir) is None):
+        paths = [DEFAULT_CORPUS]
+    report = index_paths(paths, args.index_dir, _embedder(args), rebuild=args.rebuild, progress=_progress_bar())
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    for label, names in (("added", report.added), ("updated", report.updated), ("removed", report.removed)):
+        for name in names:
+            print(f"{label:9} {name}")
+    for skipped in report.skipped:
+        print(f"skipped   {skipped.source}: {skipped.reason}")
+    print(report.summary())
+    return 0
+
+
+def _engine(args):
+    from embeddings import index_paths, read_manifest
+    from rag import Engine
+
+    if read_manifest(args.index_dir) is None:
+        if args.index_dir.resolve() != DEFAULT_INDEX_DIR.resolve():
+            raise StoreError(
+                f"no index in {args.index_dir}; build one with `rag index PATH --index-dir {args.index_dir}`"
+            )
+        index_paths([DEFAULT_CORPUS], args.index_dir, _embedder(args), progress=_progress_bar())
+    manifest = read_manifest(args.index_dir)
+    if args.model and manifest and args.model != manifest.model:
+        raise StoreError(
+            f"{args.index_dir} was built with {manifest.model!r}, not {args.model!r}; "
+            "drop --model or rebuild with `rag index --rebuild --model ...`"
+        )
+    return Engine(args.index_dir, cache_dir=args.cache_dir)
+
+
+def format_answer(answer) -> str:
+    """The answer, then one block per cited passage."""
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources:" if answer.language == "en" else "Quellen:")
+    for c in answer.citations:
+        date = f", {c.date}" if c.date else ""
+        lines.append(f"[{c.n}] {c.title} ({c.source}{date})")
+        passage = " ".join(c.passage.split())
+        lines.append(f"    {passage[:300]}{'…' if len(passage) > 300 else ''}")
+    return "\n".join(lines)
+
+
+def cmd_ask(args) -> int:
+    answer = _engine(args).ask(args.question, k=args.k)
+    if args.json:
+        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from rag.evaluate import evaluate, load_cases
+
+    cases = load_cases(args.file)
+    engine = _engine(args)
+    engine.ask("warm-up", k=args.k)  # model load and index statistics are not part of per-question latency
+    report = evaluate(cases, lambda q: engine.ask(q, k=args.k))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.table())
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except EXPECTED_ERRORS as exc:
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
