@@ -1,0 +1,356 @@
+"""The web chat: a thin Gradio shell over :class:`rag.Engine` and :func:`embeddings.index_paths`.
+
+``ChatApp`` holds the state (engine, shared model, corpus folder); its
+handlers are plain methods, tested without a server. ``create_app()`` wires
+them into a ``gr.Blocks`` page, ``launch()`` serves it. The index mirrors the
+corpus folder: uploads are saved into it, removing a document deletes its
+file, and each change is an incremental ``index_paths`` run. Answering goes
+on meanwhile, because the engine reads immutable snapshots and switches to
+the new one when the writer is done.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import gradio as gr
+
+from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths, read_manifest
+from embeddings.readers import SUFFIXES, parse_document
+from rag import Answer, Engine, QuestionError
+from rag.followup import resolve
+
+from .render import SOURCES_CSS, answer_markdown, sources_html
+
+EXAMPLES = (
+    "When did Shoigu visit Beijing?",
+    "Wann besuchte Belousow Peking?",
+    "Wer ist der Sprecher des chinesischen Außenministeriums?",
+    "Where did Putin meet Xi Jinping?",
+)
+DOC_HEADERS = ["file", "title", "date", "chunks"]
+MAX_NAME_CHARS = 120
+STREAM_WORDS = 6  # words added per streamed update
+STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive, not enough to wait for it
+LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
+
+#: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
+PageProgress = Callable[..., object]
+
+
+def safe_filename(name: str) -> str:
+    """A file name that stays inside the corpus folder: no folders, NULs, control characters or leading dots.
+
+    >>> safe_filename("../../etc/pass\\x00wd.txt")
+    'pass_wd.txt'
+    >>> safe_filename("Nachricht über Peking (1).md")
+    'Nachricht_über_Peking_1_.md'
+
+    Raises:
+        DocumentError: nothing usable is left, or the type is not one the index reads.
+    """
+    base = unicodedata.normalize("NFC", name.replace("\\", "/")).split("/")[-1]
+    base = re.sub(r"[^\w.-]+", "_", base).lstrip("._")
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem:
+        raise DocumentError(name, f"no usable file name; upload a {', '.join(SUFFIXES)} file")
+    if f".{suffix.lower()}" not in SUFFIXES:
+        raise DocumentError(name, f"unsupported file type .{suffix}; upload {', '.join(SUFFIXES)}")
+    return f"{stem[: MAX_NAME_CHARS - len(suffix) - 1]}.{suffix.lower()}"
+
+
+def user_questions(history: Sequence[dict]) -> list[str]:
+    """The text of the user turns of a Gradio chat history (content as a string or a list of parts)."""
+    out = []
+    for message in history or ():
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [content]
+        text = " ".join(p if isinstance(p, str) else str(p.get("text", "")) for p in parts if p)
+        if text.strip():
+            out.append(text)
+    return out
+
+
+class ChatApp:
+    """The chat over one index that mirrors one corpus folder.
+
+    Args:
+        index_dir: the index folder (built from ``corpus_dir`` by :meth:`sync` if missing).
+        corpus_dir: where the articles are, and where uploads are saved.
+        embedder: the model, shared by answering and indexing so it is loaded once.
+        k: passages cited per answer.
+        examples: questions offered as clickable examples.
+    """
+
+    def __init__(
+        self,
+        index_dir: Path,
+        corpus_dir: Path,
+        embedder: Embedder,
+        *,
+        k: int = 5,
+        examples: Sequence[str] = EXAMPLES,
+    ) -> None:
+        self.index_dir = Path(index_dir)
+        self.corpus_dir = Path(corpus_dir)
+        self.embedder = embedder
+        self.k = k
+        self.examples = list(examples)
+        self.engine = Engine(self.index_dir, embedder=embedder, cache_dir=getattr(embedder, "cache_dir", None))
+
+    # ---- indexing -------------------------------------------------------------------------------
+
+    def sync(self, progress: PageProgress | None = None) -> IndexReport:
+        """Bring the index in line with the corpus folder (incremental)."""
+        if not self.corpus_dir.is_dir():
+            raise CorpusError(f"{self.corpus_dir}: no such folder; give the articles' folder with --corpus")
+        return index_paths([self.corpus_dir], self.index_dir, self.embedder, progress=_stages(progress))
+
+    def documents(self) -> list[list]:
+        """Rows of the documents panel: file, title, date, chunks."""
+        if read_manifest(self.index_dir) is None:
+            return []
+        snapshot = self.engine.loaded().snapshot
+        files = snapshot.manifest.files
+        return [
+            [source, doc.title, doc.date.isoformat() if doc.date else "", files.get(source, {}).get("chunks", 0)]
+            for source, doc in sorted(snapshot.documents.items())
+        ]
+
+    def upload(self, files: Sequence[str] | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
+        """Save uploaded files into the corpus folder and index them.
+
+        Every file is read first; if one is not a readable article nothing is
+        saved, so a bad upload cannot disturb the index.
+
+        Returns:
+            The documents table and a one-line report.
+        Raises:
+            gr.Error: a bad file (the message names it and says why).
+        """
+        if not files:
+            raise gr.Error("choose one or more .txt, .md, .html or .pdf files first")
+        ready = []
+        try:
+            for upload in files:
+                path = Path(upload)
+                name = safe_filename(path.name)
+                raw = path.read_bytes()
+                parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
+                ready.append((name, raw))
+            for name, raw in ready:
+                _write_atomic(self.corpus_dir / name, raw)
+            report = self.sync(progress)
+        except LIBRARY_ERRORS as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.documents(), _report_line(report)
+
+    def remove(self, source: str | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
+        """Delete a document's file from the corpus folder and drop it from the index."""
+        if not source:
+            raise gr.Error("choose a document to remove")
+        known = {row[0] for row in self.documents()}
+        root = self.corpus_dir.resolve()
+        path = (root / source).resolve()
+        if source not in known or not path.is_relative_to(root):
+            raise gr.Error(f"{source}: not a document of the corpus folder {self.corpus_dir}")
+        try:
+            path.unlink(missing_ok=True)
+            report = self.sync(progress)
+        except LIBRARY_ERRORS as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.documents(), _report_line(report)
+
+    def rescan(self, progress: PageProgress | None = None) -> tuple[list[list], str]:
+        """Re-read the corpus folder: pick up files added, changed or deleted outside the chat."""
+        try:
+            report = self.sync(progress)
+        except LIBRARY_ERRORS as exc:
+            raise gr.Error(str(exc)) from exc
+        return self.documents(), _report_line(report)
+
+    # ---- answering ------------------------------------------------------------------------------
+
+    def answer(self, message: str, history: Sequence[dict] = ()) -> tuple[Answer, str]:
+        """The answer to ``message`` read in the context of the chat, and the question actually asked."""
+        try:
+            question = resolve([*user_questions(history), message])
+            return self.engine.ask(question, k=self.k), question
+        except LIBRARY_ERRORS as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def respond(self, message: str, history: Sequence[dict]) -> Iterator[tuple[str, str]]:
+        """Stream the answer into the chat: growing text, and the sources panel."""
+        answer, asked = self.answer(message, history)
+        sources = sources_html(answer, asked if asked != message else None)
+        words = answer_markdown(answer.text).split(" ")
+        for n in range(STREAM_WORDS, len(words), STREAM_WORDS):
+            yield " ".join(words[:n]), sources
+            time.sleep(STREAM_DELAY)
+        yield " ".join(words), sources
+
+    def ask(self, question: str, previous_question: str = "") -> dict:
+        """API ``ask``: the answer and its sources as data.
+
+        Args:
+            question: in English or German.
+            previous_question: the question before, if this one is a follow-up ("And Belousov?").
+
+        Returns:
+            ``{"question", "text", "abstained", "language", "citations": [{n, source, title, passage,
+            start, end, score, date, highlight}, ...]}``; ``question`` is the question answered.
+        """
+        history = [{"role": "user", "content": previous_question}] if previous_question else []
+        answer, _asked = self.answer(question, history)
+        return asdict(answer)
+
+    # ---- the page -------------------------------------------------------------------------------
+
+    def create_app(self) -> gr.Blocks:
+        """The page: chat and sources side by side, the documents panel below."""
+        with gr.Blocks(title="News RAG", analytics_enabled=False) as app:
+            gr.Markdown("## Ask the news articles\nAnswers quote and cite `[n]` the passages they come from.")
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3):
+                    sources = gr.HTML(sources_html(None), render=False, elem_id="rag-sources")
+                    gr.ChatInterface(
+                        self.respond,
+                        chatbot=gr.Chatbot(elem_id="rag-chat", height=480, label="Chat"),
+                        textbox=gr.Textbox(placeholder="Ask a question in English or German", elem_id="rag-question"),
+                        additional_outputs=[sources],
+                        examples=self.examples,
+                        cache_examples=False,
+                        api_name="chat",
+                        fill_height=False,
+                    )
+                with gr.Column(scale=2):
+                    gr.Markdown("### Sources")
+                    sources.render()
+
+            with gr.Accordion("Documents", open=True, elem_id="rag-documents"):
+                table = gr.Dataframe(
+                    value=self.documents, headers=DOC_HEADERS, interactive=False, elem_id="rag-doc-table"
+                )
+                status = gr.Markdown(elem_id="rag-status")
+                with gr.Row():
+                    files = gr.File(
+                        label="Add articles", file_count="multiple", file_types=list(SUFFIXES), elem_id="rag-upload"
+                    )
+                    with gr.Column():
+                        choice = gr.Dropdown(
+                            choices=self._document_names(), label="Document", elem_id="rag-remove-choice"
+                        )
+                        remove = gr.Button("Remove document", variant="stop", elem_id="rag-remove")
+                        rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")
+
+            # Writers share one queue slot (they would wait for the index lock anyway); the chat has its own.
+            writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "full"}
+
+            def on_upload(paths, progress=gr.Progress()):
+                return self.upload(paths, progress)
+
+            def on_remove(source, progress=gr.Progress()):
+                return self.remove(source, progress)
+
+            def on_rescan(progress=gr.Progress()):
+                return self.rescan(progress)
+
+            refresh = {"fn": self._dropdown, "outputs": choice, "api_visibility": "undocumented"}
+            files.upload(on_upload, files, [table, status], api_name="upload", **writes).then(**refresh)
+            remove.click(on_remove, choice, [table, status], api_name="remove", **writes).then(**refresh)
+            rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
+            gr.api(self._api_ask, api_name="ask")
+            app.load(self._dropdown, None, choice, api_visibility="undocumented")
+        return app
+
+    def _api_ask(self, question: str, previous_question: str = "") -> dict:
+        """Answer a question; returns the answer text and its sources (citations) as data."""
+        return self.ask(question, previous_question)
+
+    def _document_names(self) -> list[str]:
+        return [row[0] for row in self.documents()]
+
+    def _dropdown(self):
+        return gr.Dropdown(choices=self._document_names(), value=None)
+
+    def launch(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7860,
+        auth: tuple[str, str] | None = None,
+        *,
+        block: bool = True,
+    ) -> gr.Blocks:
+        """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests)."""
+        app = self.create_app()
+        app.queue(default_concurrency_limit=2)
+        app.launch(
+            server_name=host,
+            server_port=port,
+            auth=auth,
+            prevent_thread_lock=not block,
+            css=SOURCES_CSS,
+            show_error=True,
+            quiet=not block,
+        )
+        return app
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """``user:password``, or a file whose first line is ``user:password``.
+
+    >>> parse_auth("anna:geheim")
+    ('anna', 'geheim')
+
+    Raises:
+        ValueError: not in that form.
+    """
+    if not value:
+        return None
+    text = value
+    if Path(value).is_file():  # a file keeps the password out of the process list and shell history
+        text = (Path(value).read_text(encoding="utf-8").strip().splitlines() or [""])[0]
+    user, sep, password = text.strip().partition(":")
+    if not sep or not user or not password:
+        raise ValueError("--auth takes user:password or a file holding user:password")
+    return user, password
+
+
+def _stages(progress: PageProgress | None):
+    """Adapt the page's ``progress(fraction, desc=…)`` to the indexer's ``progress(stage, done, total)``."""
+    if progress is None:
+        return None
+    labels = {"read": "Reading files", "embed": "Embedding new passages"}
+
+    def report(stage: str, done: int, total: int) -> None:
+        progress(done / total if total else 1.0, desc=f"{labels.get(stage, stage)} ({done}/{total})")
+
+    return report
+
+
+def _report_line(report: IndexReport) -> str:
+    lines = [report.summary()]
+    lines += [f"skipped {s.source}: {s.reason}" for s in report.skipped]
+    return "  \n".join(lines)
+
+
+def _write_atomic(target: Path, raw: bytes) -> None:
+    """Write next to ``target`` under a hidden name, then rename: the indexer never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,71 @@
+"""HTML for the chat's panels. Every piece of article text goes through :func:`html.escape`.
+
+Articles come from anywhere (uploads included), so a title or passage holding
+``<script>`` or ``<img onerror=…>`` must reach the page as text, never as markup:
+
+>>> "<script>" in passage_html("a <script>alert(1)</script> b", (2, 10))
+False
+>>> passage_html("Xi traf Schoigu. Danach ging er.", (0, 16))
+'<mark>Xi traf Schoigu.</mark> Danach ging er.'
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from rag import Answer, Citation
+
+
+def passage_html(passage: str, highlight: tuple[int, int] | None) -> str:
+    """The passage, escaped, with the ``highlight`` offsets wrapped in ``<mark>``."""
+    if not highlight or not 0 <= highlight[0] < highlight[1] <= len(passage):
+        return escape(passage)
+    start, end = highlight
+    return f"{escape(passage[:start])}<mark>{escape(passage[start:end])}</mark>{escape(passage[end:])}"
+
+
+def citation_html(c: Citation) -> str:
+    """One source: ``[n]`` and title, file name and date, then the passage."""
+    meta = escape(c.source) + (f" · {escape(c.date)}" if c.date else "")
+    return (
+        f'<li class="rag-source" id="rag-source-{c.n}">'
+        f'<div class="rag-title"><b>[{c.n}]</b> {escape(c.title)}</div>'
+        f'<div class="rag-meta">{meta}</div>'
+        f'<blockquote class="rag-passage">{passage_html(c.passage, c.highlight)}</blockquote>'
+        "</li>"
+    )
+
+
+def sources_html(answer: Answer | None, asked: str | None = None) -> str:
+    """The sources panel for ``answer``; ``asked`` is shown when a follow-up was rewritten."""
+    if answer is None:
+        return '<div class="rag-sources"><p class="rag-empty">Sources of the answer appear here.</p></div>'
+    german = answer.language == "de"
+    parts = ['<div class="rag-sources">']
+    if asked:
+        label = "Verstanden als" if german else "Understood as"
+        parts.append(f'<p class="rag-asked">{label}: <i>{escape(asked)}</i></p>')
+    if answer.citations:
+        parts.append("<ol>" + "".join(citation_html(c) for c in answer.citations) + "</ol>")
+    else:
+        parts.append(f'<p class="rag-empty">{"Keine Quellen." if german else "No sources."}</p>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def answer_markdown(text: str) -> str:
+    """The answer for the chat window, which renders Markdown: quoted article text must stay text.
+
+    >>> answer_markdown('„<img src=x onerror=alert(1)>“ [1]')
+    '„&lt;img src=x onerror=alert(1)&gt;“ [1]'
+    """
+    return escape(text, quote=False)
+
+
+SOURCES_CSS = """
+.rag-sources ol { padding-left: 0; list-style: none; }
+.rag-source { margin-bottom: 0.9em; }
+.rag-meta { font-size: 0.85em; opacity: 0.75; }
+.rag-passage { margin: 0.3em 0 0 0; padding-left: 0.6em; border-left: 3px solid #ccc; white-space: pre-wrap; }
+.rag-passage mark { background: #ffe58a; color: inherit; }
+"""
