@@ -70,7 +70,8 @@ def test_parse_auth(tmp_path):
 
 
 def test_sources_escape_article_text():
-    citation = Citation(1, "x<script>.txt", f"Titel {HOSTILE}", f"Vorher. {HOSTILE} Nachher.", 0, 60, 0.5, None, (8, 20))
+    passage = f"Vorher. {HOSTILE} Nachher."
+    citation = Citation(1, "x<script>.txt", f"Titel {HOSTILE}", passage, 0, len(passage), 0.5, None, (8, 20))
     html = sources_html(Answer("a [1]", False, [citation]), asked=HOSTILE)
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;" in html and "onerror=&quot;" in html
