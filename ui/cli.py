@@ -2,7 +2,8 @@
 
 Environment variables are read here and nowhere else; each has a flag:
 ``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
-``RAG_CACHE_DIR`` (``--cache-dir``). Errors print one line and exit 1.
+``RAG_CACHE_DIR`` (``--cache-dir``); for ``rag chat`` also ``RAG_HOST``, ``RAG_PORT``,
+``RAG_CORPUS`` and ``RAG_AUTH``. Errors print one line and exit 1.
 """
 
 from __future__ import annotations
@@ -64,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
+    _common(p)
+
+    env = os.environ.get
+    p = sub.add_parser("chat", help="serve the web chat (indexes the corpus folder first)")
+    p.add_argument("--host", default=env("RAG_HOST") or "127.0.0.1", help="address (env RAG_HOST; default %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=int(env("RAG_PORT") or 7860), help="port (env RAG_PORT; default %(default)s)"
+    )
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(env("RAG_CORPUS") or DEFAULT_CORPUS),
+        help="articles folder; uploads are saved here (env RAG_CORPUS; default: %(default)s)",
+    )
+    p.add_argument("--auth", default=env("RAG_AUTH") or None, help="user:password or a file holding it (env RAG_AUTH)")
+    p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
     _common(p)
     return parser
 
@@ -174,7 +191,26 @@ def cmd_eval(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}
+def cmd_chat(args) -> int:
+    from embeddings import index_paths
+    from ui.chat import ChatApp, parse_auth  # imports gradio: only when the chat is asked for
+
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as exc:
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return 1
+    embedder = _embedder(args)  # one model for answering and for indexing uploads
+    # First run: index the corpus; later: pick up what changed in the folder meanwhile.
+    report = index_paths([args.corpus], args.index_dir, embedder, progress=_progress_bar())
+    print(f"rag chat: {report.summary()}", file=sys.stderr)
+    app = ChatApp(args.index_dir, args.corpus, embedder, k=args.k)
+    print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
+    app.launch(args.host, args.port, auth)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "chat": cmd_chat}
 
 
 def main(argv: list[str] | None = None) -> int:
