@@ -238,7 +238,12 @@ class ChatApp:
 
             with gr.Accordion("Documents", open=True, elem_id="rag-documents"):
                 table = gr.Dataframe(
-                    value=self.documents, headers=DOC_HEADERS, interactive=False, elem_id="rag-doc-table"
+                    value=self.documents,
+                    headers=DOC_HEADERS,
+                    interactive=False,
+                    wrap=True,
+                    column_widths=["28%", "52%", "12%", "8%"],
+                    elem_id="rag-doc-table",
                 )
                 status = gr.Markdown(elem_id="rag-status")
                 with gr.Row():
@@ -246,8 +251,12 @@ class ChatApp:
                         label="Add articles", file_count="multiple", file_types=list(SUFFIXES), elem_id="rag-upload"
                     )
                     with gr.Column():
+                        # Custom values allowed: the choices change with every upload, and remove() checks the name.
                         choice = gr.Dropdown(
-                            choices=self._document_names(), label="Document", elem_id="rag-remove-choice"
+                            choices=self._document_names(),
+                            label="Document",
+                            allow_custom_value=True,
+                            elem_id="rag-remove-choice",
                         )
                         remove = gr.Button("Remove document", variant="stop", elem_id="rag-remove")
                         rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")

@@ -5,7 +5,7 @@ Articles come from anywhere (uploads included), so a title or passage holding
 
 >>> "<script>" in passage_html("a <script>alert(1)</script> b", (2, 10))
 False
->>> passage_html("Xi traf Schoigu. Danach ging er.", (0, 16))
+>>> passage_html(" Xi traf Schoigu. Danach ging er.", (1, 17))
 '<mark>Xi traf Schoigu.</mark> Danach ging er.'
 """
 
@@ -17,10 +17,13 @@ from rag import Answer, Citation
 
 
 def passage_html(passage: str, highlight: tuple[int, int] | None) -> str:
-    """The passage, escaped, with the ``highlight`` offsets wrapped in ``<mark>``."""
-    if not highlight or not 0 <= highlight[0] < highlight[1] <= len(passage):
+    """The passage, escaped, with the ``highlight`` offsets wrapped in ``<mark>``; outer whitespace trimmed."""
+    # Trim here, not in the data: the offsets point into the untrimmed passage.
+    lead = len(passage) - len(passage.lstrip())
+    passage = passage.strip()
+    start, end = (max(highlight[0] - lead, 0), min(highlight[1] - lead, len(passage))) if highlight else (0, 0)
+    if start >= end:
         return escape(passage)
-    start, end = highlight
     return f"{escape(passage[:start])}<mark>{escape(passage[start:end])}</mark>{escape(passage[end:])}"
 
 
