@@ -48,3 +48,26 @@ def corpus(tmp_path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(SEEDS, target)
     return target
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory, seed_index, embedder):
+    """The web chat over a copy of the seeds, served on a free loopback port; yields ``(url, ChatApp)``."""
+    import socket
+
+    from ui.chat import ChatApp
+
+    root = tmp_path_factory.mktemp("chat")
+    corpus, index_dir = root / "corpus", root / "index"
+    shutil.copytree(SEEDS, corpus)
+    shutil.copytree(seed_index, index_dir)
+    app = ChatApp(index_dir, corpus, embedder)
+    app.sync()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks = app.launch("127.0.0.1", port, block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/", app
+    finally:
+        blocks.close()
