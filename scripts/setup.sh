@@ -20,3 +20,10 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
+# The browser test drives Debian's chromium (Playwright cannot download its own browser offline).
+if [ "$extras" = "dev" ] && [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing chromium for the browser test" >&2
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -q && $sudo_cmd apt-get install -y -q chromium
+fi
