@@ -50,3 +50,4 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     language: str = "en"
     question: str = ""
+    notes: tuple[str, ...] = ()  # what was changed on the way, e.g. citations removed from an LLM answer

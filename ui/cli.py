@@ -18,8 +18,9 @@ from pathlib import Path
 from embeddings import DEFAULT_MODEL, CorpusError, DocumentError, ModelError, StoreError
 from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
 from rag.evaluate import EvalFileError
+from rag.llm import PROVIDERS, LLMError
 
-EXPECTED_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, OSError)
+EXPECTED_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _llm_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--llm",
+        choices=PROVIDERS,
+        help="write the answer with a language model (needs the llm extra); default: extractive",
+    )
+    parser.add_argument(
+        "--base-url", help="the model server, e.g. http://127.0.0.1:8080/v1 (llama.cpp, vLLM) or Ollama's address"
+    )
+    parser.add_argument("--llm-model", help="model name (default: local for --base-url, gpt-4o-mini, gemma3:270m)")
+
+
+def _chat_model(args):
+    """The LangChain model for --llm, or None. The API key is read here and only passed on, never printed."""
+    if not getattr(args, "llm", None):
+        return None
+    from rag.llm import chat_model
+
+    api_key = os.environ.get("OPENAI_API_KEY") or None if args.llm == "openai" else None
+    return chat_model(args.llm, model=args.llm_model, base_url=args.base_url, api_key=api_key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of news articles.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,12 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _llm_flags(p)
     _common(p)
 
     p = sub.add_parser("eval", help="score answers on a question file (JSONL)")
     p.add_argument("file", type=Path)
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
+    _llm_flags(p)
     _common(p)
 
     env = os.environ.get
@@ -168,7 +193,32 @@ def format_answer(answer) -> str:
     return "\n".join(lines)
 
 
+def _ask_llm(args, llm) -> int:
+    """Print the model's checked words as they come, then what changed, then the sources."""
+    from rag.llm import answer_stream
+
+    shown = ""
+    for item in answer_stream(args.question, llm, engine=_engine(args), k=args.k):
+        if isinstance(item, str):
+            shown += item
+            if not args.json:
+                print(item, end="", flush=True)
+            continue
+        if args.json:
+            print(json.dumps(asdict(item), indent=2, ensure_ascii=False))
+            return 0
+        if shown:
+            print()
+        for note in item.notes:
+            print(f"note: {note}")
+        print(format_answer(item) if item.text != shown.strip() else format_answer(item).split("\n", 1)[-1])
+    return 0
+
+
 def cmd_ask(args) -> int:
+    llm = _chat_model(args)
+    if llm is not None:
+        return _ask_llm(args, llm)
     answer = _engine(args).ask(args.question, k=args.k)
     if args.json:
         print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
@@ -183,7 +233,13 @@ def cmd_eval(args) -> int:
     cases = load_cases(args.file)
     engine = _engine(args)
     engine.ask("warm-up", k=args.k)  # model load and index statistics are not part of per-question latency
-    report = evaluate(cases, lambda q: engine.ask(q, k=args.k))
+    llm = _chat_model(args)
+    if llm is None:
+        report = evaluate(cases, lambda q: engine.ask(q, k=args.k))
+    else:
+        from rag.llm import answer
+
+        report = evaluate(cases, lambda q: answer(q, llm, engine=engine, k=args.k))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

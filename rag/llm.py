@@ -1,0 +1,498 @@
+"""Answers written by a language model, held to the extractive answerer's guarantees.
+
+The model sees the numbered passages the extractive answerer would cite (with
+each article's title and date, and relative dates such as "am Freitag"
+resolved in place) and is asked to answer in the question's language, citing
+``[n]``. Its output is checked while it streams: a ``[n]`` that points at no
+passage is dropped (and noted); an answer without a single valid citation is
+replaced by the extractive answer, with a note. When the index holds no good
+evidence the model is not asked at all (``gate=True``), so it cannot make
+something up.
+
+Any LangChain chat model works; :func:`chat_model` builds the two shipped
+configurations (an OpenAI-compatible endpoint such as llama.cpp's server or
+vLLM, and Ollama). LangChain is imported inside the functions, so the core
+runs without the ``llm`` extra installed.
+
+For a chat UI::
+
+    from rag.llm import answer_stream, chat_model
+    llm = chat_model("openai", base_url="http://127.0.0.1:8080/v1")
+    for item in answer_stream("Und wann war er in Peking?", llm, engine=engine, history=history):
+        if isinstance(item, str):
+            show_more(item)        # checked text, token by token
+        else:
+            show_final(item)       # the Answer: its text replaces what was shown (fallback, notes)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .answer import NOT_FOUND
+from .questions import analyse
+from .temporal import DAY_NAMES, MONTH_NAMES, resolve
+from .types import Answer, Citation
+
+PROVIDERS = ("openai", "ollama")
+DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "gemma3:270m"}
+LOCAL_MODEL = "local"  # llama.cpp's server answers with its one model whatever the name
+PLACEHOLDER_KEY = "sk-no-key-needed"  # local servers ignore the key, the client insists on one
+OLLAMA_URL = "http://127.0.0.1:11434"
+MAX_TOKENS = 200
+# Where a reply that has started to repeat the prompt is cut off.
+STOP = ["\nQuestion:", "Passages:", "\nFrage:", "<end_of_turn>"]
+# Text that only a reply copying the prompt contains.
+_ECHO = re.compile(r"article date:|using only the passages|cite the passage number|Rewritten question:", re.I)
+_NUMBER = re.compile(r"\d+")
+LANGUAGES = {"en": "English", "de": "German"}
+# The model is told to answer with exactly this when the passages do not hold the answer.
+REFUSAL = {"en": "Not found in the passages.", "de": "Nicht in den Passagen gefunden."}
+_REFUSAL_PATTERNS = re.compile(
+    r"not (?:be )?found in the passages|passages do not (?:contain|mention|say)|nicht in den passagen"
+    r"|passagen enthalten (?:die antwort )?nicht|\bnot found\b|\bnicht gefunden\b",
+    re.IGNORECASE,
+)
+_CITATION = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_OPEN_CITATION = re.compile(r"\s*\[[\d,\s]{0,12}$")  # the start of a citation still arriving
+
+
+class LLMError(RuntimeError):
+    """The language model could not be reached or refused the request; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class CitationCheck:
+    """Model output with its citations checked against the passages.
+
+    ``text`` keeps only valid markers; ``valid`` are the passage numbers cited,
+    ``invalid`` the numbers removed because no passage has them.
+    """
+
+    text: str
+    valid: tuple[int, ...]
+    invalid: tuple[int, ...]
+
+
+def check_citations(text: str, passages: int) -> CitationCheck:
+    """Drop every ``[n]`` with ``n`` outside ``1..passages``; ``[1, 7]`` keeps ``[1]``.
+
+    >>> check_citations("Am 28. Februar [1]. Nach Moskau [7].", 2)
+    CitationCheck(text='Am 28. Februar [1]. Nach Moskau.', valid=(1,), invalid=(7,))
+    >>> check_citations("Both [2, 9] and [1][2].", 3).text
+    'Both [2] and [1][2].'
+    """
+    valid: list[int] = []
+    invalid: list[int] = []
+
+    def keep(m: re.Match) -> str:
+        numbers = [int(x) for x in m.group(1).split(",")]
+        good = [n for n in numbers if 1 <= n <= passages]
+        valid.extend(good)
+        invalid.extend(n for n in numbers if n not in good)
+        if not good:
+            return ""
+        space = m.group(0)[: len(m.group(0)) - len(m.group(0).lstrip())]
+        return space + "".join(f"[{n}]" for n in good)
+
+    cleaned = _CITATION.sub(keep, text)
+    return CitationCheck(cleaned, tuple(dict.fromkeys(valid)), tuple(dict.fromkeys(invalid)))
+
+
+class CitationFilter:
+    """Applies :func:`check_citations` to a token stream: ``feed`` returns the text that is safe to show.
+
+    Text is held back only while a ``[`` might still become a citation, and
+    trailing whitespace is held so that a dropped marker leaves no gap.
+
+    >>> f = CitationFilter(2)
+    >>> [f.feed(t) for t in ["Am Freitag ", "[", "3", "] und", " [", "1", "]."]] + [f.flush()]
+    ['Am Freitag', '', '', ' und', '', '', ' [1].', '']
+    """
+
+    def __init__(self, passages: int) -> None:
+        self.passages = passages
+        self.raw = ""
+        self.shown = 0
+
+    def feed(self, token: str) -> str:
+        self.raw += token
+        text = self.raw.lstrip()
+        end = len(text.rstrip())
+        pending = _OPEN_CITATION.search(text[:end])
+        if pending:
+            end = pending.start()
+        return self._emit(text[:end])
+
+    def flush(self) -> str:
+        return self._emit(self.raw.strip())
+
+    def result(self) -> CitationCheck:
+        return check_citations(self.raw.strip(), self.passages)
+
+    def _emit(self, prefix: str) -> str:
+        cleaned = check_citations(prefix, self.passages).text
+        new = cleaned[self.shown :]
+        self.shown = max(self.shown, len(cleaned))
+        return new
+
+
+def is_refusal(text: str) -> bool:
+    """Whether the model said the passages do not hold the answer.
+
+    >>> is_refusal("Not found in the passages."), is_refusal("Nicht in den Passagen gefunden."), is_refusal("Am 28.")
+    (True, True, False)
+    """
+    return bool(_REFUSAL_PATTERNS.search(text))
+
+
+def _long_date(date: dt.date, lang: str) -> str:
+    months, days = MONTH_NAMES[lang], DAY_NAMES[lang]
+    if lang == "de":
+        return f"{days[date.weekday()]}, {date.day}. {months[date.month - 1]} {date.year}"
+    return f"{days[date.weekday()]}, {date.day} {months[date.month - 1]} {date.year}"
+
+
+def annotate_dates(passage: str, article_date: dt.date | None) -> str:
+    """Write the calendar date after each relative date ("am Freitag") of the passage.
+
+    >>> annotate_dates("Xi traf Schoigu am Freitag in Peking.", dt.date(2025, 2, 28))
+    'Xi traf Schoigu am Freitag (2025-02-28) in Peking.'
+    """
+    if article_date is None:
+        return passage
+    out, last = [], 0
+    for ref in resolve(passage, article_date):
+        if ref.resolved and ref.date is not None and ref.precision == "day":
+            out.append(passage[last : ref.end] + f" ({ref.date.isoformat()})")
+            last = ref.end
+    return "".join(out) + passage[last:]
+
+
+def build_prompt(question: str, passages: Sequence[Citation], language: str) -> str:
+    """The one user message: numbered passages with title and date, the question, then the instructions.
+
+    One message rather than system + user: some chat templates (Gemma's) drop system messages.
+    Instructions last and "Answer:" at the end: small models then answer instead of
+    continuing the passages.
+    """
+    lang = language if language in LANGUAGES else "en"
+    blocks = []
+    for c in passages:
+        date = dt.date.fromisoformat(c.date) if c.date else None
+        when = f"article date: {_long_date(date, 'en')} ({date.isoformat()})" if date else "article date: unknown"
+        text = annotate_dates(" ".join(c.passage.split()), date)
+        blocks.append(f"[{c.n}] {c.title} ({when})\n{text}")
+    return (
+        "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\n\n"
+        f"Answer the question in {LANGUAGES[lang]} in one to three sentences, using only the passages above. "
+        "After every statement, cite the passage number in square brackets, like [1]. "
+        "Give dates as calendar dates (the article date resolves words like 'Friday' or 'yesterday'). "
+        f"If the passages do not contain the answer, reply only: {REFUSAL[lang]}\nAnswer:"
+    )
+
+
+def unsupported_numbers(text: str, passages: Sequence[Citation]) -> list[str]:
+    """Numbers in ``text`` that none of ``passages`` contains (nor its article date): invented, or miscopied.
+
+    ``[n]`` markers do not count; dates in the passages count in every spelling the prompt showed.
+
+    >>> p = Citation(1, "a.txt", "T", "Schoigu kam am Freitag nach Peking.", 0, 35, 1.0, date="2025-02-28")
+    >>> unsupported_numbers("On 28 February 2025 [1].", [p]), unsupported_numbers("On 20 February [1].", [p])
+    ([], ['20'])
+    """
+    allowed: set[str] = set()
+    for c in passages:
+        date = dt.date.fromisoformat(c.date) if c.date else None
+        seen = f"{c.title} {annotate_dates(c.passage, date)} {date.isoformat() if date else ''}"
+        allowed.update(n.lstrip("0") for n in _NUMBER.findall(seen))
+    found = _NUMBER.findall(_CITATION.sub(" ", text))
+    return list(dict.fromkeys(n for n in found if n.lstrip("0") not in allowed))
+
+
+def _messages(history: Sequence[Any]) -> list[tuple[str, str]]:
+    """History as (role, text) pairs; accepts pairs, ``{"role", "content"}`` dicts and LangChain messages."""
+    out = []
+    for item in history:
+        if isinstance(item, dict):
+            role, text = item.get("role", "user"), item.get("content", "")
+        elif isinstance(item, tuple | list):
+            role, text = item
+        else:
+            role, text = getattr(item, "type", "user"), getattr(item, "content", "")
+        role = "assistant" if role in ("assistant", "ai", "bot") else "user"
+        if isinstance(text, str) and text.strip():
+            out.append((role, " ".join(text.split())))
+    return out
+
+
+def condense_question(history: Sequence[Any], question: str, llm: Any, *, max_turns: int = 6) -> str:
+    """Rewrite a follow-up question into one that stands alone, for retrieval.
+
+    Args:
+        history: earlier turns, oldest first, as ``(role, text)`` pairs, ``{"role", "content"}``
+            dicts (Gradio's format) or LangChain messages; only the last ``max_turns`` are used.
+        question: the follow-up ("Und wann war er in Peking?").
+        llm: a LangChain chat model.
+
+    Returns:
+        The standalone question, or ``question`` itself when there is no history or the
+        model's rewrite is unusable (empty, or far longer than a question).
+
+    Raises:
+        LLMError: the model could not be reached.
+    """
+    turns = _messages(history)[-max_turns:]
+    if not turns:
+        return question
+    lang = analyse(question).language
+    transcript = "\n".join(f"{'User' if r == 'user' else 'Assistant'}: {t[:600]}" for r, t in turns)
+    prompt = (
+        "Rewrite the follow-up question so that it can be understood without the conversation: "
+        "replace pronouns and references with the names and things they refer to. "
+        f"Keep it in {LANGUAGES.get(lang, 'English')}. Reply with the rewritten question only.\n\n"
+        f"Conversation:\n{transcript}\n\nFollow-up question: {question}\nRewritten question:"
+    )
+    text = "".join(stream_text(llm, prompt)).strip()
+    line = next((x for x in text.splitlines() if x.strip()), "")
+    line = re.sub(r"^(?:rewritten|standalone)?\s*question\s*:\s*", "", line.strip(), flags=re.I).strip(" \"'„“”*")
+    if not line or len(line) > 3 * len(question) + 200:
+        return question
+    return line
+
+
+def _where(llm: Any) -> str:
+    for attr in ("openai_api_base", "base_url"):
+        value = getattr(llm, attr, None)
+        if value:
+            return str(value)
+    return type(llm).__name__
+
+
+_REFUSED = {"BadRequestError", "APIStatusError", "InternalServerError", "ResponseError", "UnprocessableEntityError"}
+
+
+def _explain(exc: Exception, llm: Any) -> LLMError | None:
+    """A one-line error that names the fix, for the failures people actually hit.
+
+    Matched by class name along the MRO, so no client library has to be imported here.
+    """
+    names = {c.__name__ for c in type(exc).__mro__}
+    where = _where(llm)
+    model = getattr(llm, "model_name", None) or getattr(llm, "model", None)
+    if names & {"APIConnectionError", "ModelConnectionError", "ConnectError", "ConnectTimeout", "ConnectionError"}:
+        if names & {"APITimeoutError"}:
+            return LLMError(f"{where} did not answer in time: check the server, or use a smaller model or -k")
+        return LLMError(f"cannot reach {where}: start the server or fix --base-url")
+    if names & {"ReadTimeout", "TimeoutException", "APITimeoutError"}:
+        return LLMError(f"{where} did not answer in time: check the server, or use a smaller model or -k")
+    if "AuthenticationError" in names:
+        return LLMError(f"{where} refused the API key: set OPENAI_API_KEY (or use --base-url for a local server)")
+    if "NotFoundError" in names or ("ResponseError" in names and "not found" in str(exc).lower()):
+        hint = f"run `ollama pull {model}` or " if "ResponseError" in names else ""
+        return LLMError(f"{where} has no model {model!r}: {hint}fix --llm-model")
+    if names & _REFUSED:
+        message = " ".join(str(exc).split())[:300]
+        return LLMError(f"{where} refused the request ({message}); if the prompt is too long, use a smaller -k")
+    return None
+
+
+def stream_text(llm: Any, prompt: str, *, max_chars: int = 6 * MAX_TOKENS) -> Iterator[str]:
+    """The model's reply to one user message, chunk by chunk, as it is generated.
+
+    Stops at ``max_chars`` (a server that ignores the token limit cannot run on forever).
+
+    Raises:
+        LLMError: the model could not be reached or refused the request.
+    """
+    from langchain_core.messages import HumanMessage
+
+    total = 0
+    try:
+        for chunk in llm.stream([HumanMessage(prompt)], stop=STOP):
+            text = (
+                chunk.content
+                if isinstance(chunk.content, str)
+                else "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in chunk.content)
+            )
+            if text:
+                yield text
+                total += len(text)
+                if total >= max_chars:
+                    return
+    except Exception as exc:
+        explained = _explain(exc, llm)
+        if explained is None:
+            raise
+        raise explained from exc
+
+
+def _citations_from_hits(engine: Any, question: str, k: int) -> list[Citation]:
+    """The ``k`` retrieved passages as citations (used when the extractive answerer found no evidence)."""
+    documents = engine.loaded().snapshot.documents
+    citations = []
+    for n, hit in enumerate(engine.retrieve(question, k), 1):
+        c = hit.chunk
+        doc = documents.get(c.source)
+        date = doc.date.isoformat() if doc is not None and doc.date else None
+        citations.append(Citation(n, c.source, c.title, c.text, c.start, c.end, round(hit.score, 6), date))
+    return citations
+
+
+NOTES = {
+    "not_asked": "The model was not asked: the index holds no good evidence for this question.",
+    "removed": "Removed citations that point at no passage: {numbers}.",
+    "fallback": "The model's answer cited no passage, so the extractive answer is shown instead.",
+    "echo": "The model repeated the prompt instead of answering, so the extractive answer is shown instead.",
+    "numbers": "The model's answer has numbers that are in no passage ({numbers}), "
+    "so the extractive answer is shown instead.",
+    "refused": "The model found no answer in the passages.",
+    "condensed": "Searched for: {question}",
+}
+
+
+def answer_stream(
+    question: str,
+    llm: Any,
+    *,
+    engine: Any = None,
+    index_dir: Any = None,
+    k: int = 5,
+    history: Sequence[Any] = (),
+    gate: bool = True,
+) -> Iterator[str | Answer]:
+    """Answer with a language model, streaming: yields text chunks, then the final :class:`Answer`.
+
+    The chunks are the model's words with invalid citations already removed; the
+    final ``Answer`` is what to keep and show (its text may be the extractive
+    answer when the model cited nothing valid), with ``notes`` saying what was
+    changed. Its citations are the passages the model saw, numbered as in the text.
+
+    Args:
+        question: in English or German; with ``history``, a follow-up is first rewritten
+            into a standalone question (:func:`condense_question`).
+        llm: any LangChain chat model (see :func:`chat_model`).
+        engine: a :class:`rag.Engine`; by default the shared one for ``index_dir``.
+        k: passages to give the model.
+        history: earlier turns of a chat, oldest first.
+        gate: skip the model and abstain when the extractive answerer finds no good evidence.
+
+    Raises:
+        LLMError: the model could not be reached or refused the request.
+        QuestionError: empty or over-long question.
+    """
+    if engine is None:
+        from pathlib import Path
+
+        from .engine import engine_for
+
+        engine = engine_for(Path(index_dir) if index_dir else None)
+    language = analyse(question).language
+    notes: list[str] = []
+    standalone = condense_question(history, question, llm) if history else question
+    if standalone != question:
+        notes.append(NOTES["condensed"].format(question=standalone))
+    extractive = engine.ask(standalone, k=k)
+    extractive = replace(extractive, language=language, question=question)
+    if extractive.abstained and gate:
+        yield replace(extractive, text=NOT_FOUND[language], notes=(*notes, NOTES["not_asked"]))
+        return
+    passages = extractive.citations or _citations_from_hits(engine, standalone, k)
+    if not passages:
+        yield replace(extractive, text=NOT_FOUND[language], abstained=True, notes=tuple(notes))
+        return
+    checker = CitationFilter(len(passages))
+    for token in stream_text(llm, build_prompt(standalone, passages, language)):
+        shown = checker.feed(token)
+        if shown:
+            yield shown
+    tail = checker.flush()
+    if tail:
+        yield tail
+    check = checker.result()
+    if check.invalid:
+        notes.append(NOTES["removed"].format(numbers=", ".join(f"[{n}]" for n in check.invalid)))
+    if not check.valid and is_refusal(check.text):
+        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]))
+        return
+    problem = None
+    if not check.valid:
+        problem = NOTES["fallback"]
+    elif _ECHO.search(check.text):
+        problem = NOTES["echo"]
+    elif invented := unsupported_numbers(check.text, passages):
+        problem = NOTES["numbers"].format(numbers=", ".join(invented))
+    if problem:
+        # The extractive answer quotes the passages verbatim: nothing in it can be invented.
+        yield replace(extractive, notes=(*notes, problem))
+        return
+    yield Answer(check.text, False, list(passages), language, question, tuple(notes))
+
+
+def answer(question: str, llm: Any, **kwargs: Any) -> Answer:
+    """:func:`answer_stream` without the streaming: the final :class:`Answer` (same arguments)."""
+    final = None
+    for item in answer_stream(question, llm, **kwargs):
+        if isinstance(item, Answer):
+            final = item
+    assert final is not None
+    return final
+
+
+def chat_model(
+    provider: str,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = MAX_TOKENS,
+    timeout: float = 120.0,
+) -> Any:
+    """A LangChain chat model for ``provider``: ``"openai"`` (any OpenAI-compatible endpoint) or ``"ollama"``.
+
+    Args:
+        model: the model name; default ``gpt-4o-mini`` on OpenAI, ``local`` on another
+            OpenAI-compatible server (llama.cpp's ignores it), ``gemma3:270m`` on Ollama.
+        base_url: e.g. ``http://127.0.0.1:8080/v1`` for llama.cpp's server or vLLM; Ollama's
+            default is ``http://127.0.0.1:11434``.
+        api_key: for OpenAI itself; a placeholder is sent to other servers when it is None.
+
+    Raises:
+        LLMError: unknown provider, missing key, or the ``llm`` extra is not installed.
+    """
+    if provider not in PROVIDERS:
+        raise LLMError(f"unknown LLM provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+    try:
+        if provider == "openai":
+            from langchain_openai import ChatOpenAI
+        else:
+            from langchain_ollama import ChatOllama
+    except ImportError as exc:
+        raise LLMError(f"--llm {provider} needs the llm extra: pip install -e '.[llm]' ({exc.name} missing)") from exc
+    if provider == "ollama":
+        return ChatOllama(
+            model=model or DEFAULT_MODELS["ollama"],
+            base_url=base_url or OLLAMA_URL,
+            temperature=temperature,
+            num_predict=max_tokens,
+            client_kwargs={"timeout": timeout},
+        )
+    if api_key is None and base_url is None:
+        raise LLMError("--llm openai needs OPENAI_API_KEY in the environment, or --base-url for a local server")
+    return ChatOpenAI(
+        model=model or (LOCAL_MODEL if base_url else DEFAULT_MODELS["openai"]),
+        base_url=base_url,
+        api_key=api_key or PLACEHOLDER_KEY,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        timeout=timeout,
+        max_retries=1,
+        # langchain-openai sends the limit as max_completion_tokens, which llama.cpp's
+        # server ignores; local servers get the older max_tokens too.
+        extra_body={"max_tokens": max_tokens} if base_url else None,
+    )
