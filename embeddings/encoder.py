@@ -17,7 +17,8 @@ import numpy as np
 from .convert import CONVERTER_VERSION, build_once
 
 DEFAULT_MODEL = "multilingual-e5-small"
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "onnx-int8")
+DEFAULT_BACKEND = "onnx-int8"
 
 
 class ModelError(RuntimeError):
@@ -72,6 +73,9 @@ class Embedder:
     Args:
         model: ``multilingual-e5-small`` (default), a SentenceTransformer folder or a model name.
         cache_dir: where the default model is converted to (default ``~/.cache/newsrag``).
+        backend: ``torch`` (sentence-transformers) or ``onnx-int8`` (an int8 ONNX export run by
+            onnxruntime, built once into ``cache_dir`` next to the model; about 2x faster on CPU,
+            cosine >= 0.99 to torch).
         batch_size: texts per forward pass.
 
     Vectors are float32 and L2-normalised, so inner product is cosine similarity.
@@ -83,7 +87,7 @@ class Embedder:
         model: str = DEFAULT_MODEL,
         *,
         cache_dir: Path | None = None,
-        backend: str = "torch",
+        backend: str = DEFAULT_BACKEND,
         batch_size: int = 32,
     ) -> None:
         if backend not in BACKENDS:
@@ -97,6 +101,8 @@ class Embedder:
 
     def _load(self):
         with self._lock:
+            if self._model is None and self.backend == "onnx-int8":
+                self._model = self._load_onnx()
             if self._model is None:
                 path = resolve_model(self.model_id, self.cache_dir)
                 _quiet_transformers()
@@ -111,9 +117,23 @@ class Embedder:
                     ) from exc
         return self._model
 
+    def _load_onnx(self):
+        from .onnx_backend import OnnxBuildError, OnnxEncoder, build_onnx_int8, onnx_folder_for
+
+        path = Path(resolve_model(self.model_id, self.cache_dir))
+        if not path.is_dir():
+            raise ModelError(f"the onnx-int8 backend needs a local model folder, not {self.model_id!r}")
+        target = onnx_folder_for(path, self.cache_dir or default_cache_dir())
+        try:
+            return OnnxEncoder(build_onnx_int8(path, target))
+        except (OnnxBuildError, OSError) as exc:
+            raise ModelError(f"cannot build the onnx-int8 model from {path}: {exc}; try --backend torch") from exc
+
     @property
     def dim(self) -> int:
         model = self._load()
+        if self.backend == "onnx-int8":
+            return model.dim
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(getter())
 
@@ -130,6 +150,9 @@ class Embedder:
         model = self._load()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.backend == "onnx-int8":
+            prompt = model.settings["prompts"].get("query" if query else "document", "")
+            return model.encode(texts, prompt=prompt, batch_size=self.batch_size)
         encode = model.encode_query if query else model.encode_document
         vectors = encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
