@@ -7,7 +7,8 @@ Layout of an index folder::
     gen-000007/
         manifest.json    model, dimension, chunking, every file's SHA-256
         chunks.sqlite    documents (full text, title, date) and chunks (offsets)
-        vectors.faiss    normalised vectors keyed by chunk id (inner product = cosine)
+        vectors.faiss    normalised vectors keyed by chunk id (inner product = cosine): exact
+                         (flat) while small, an IVF index with a direct map from FLAT_LIMIT on
 
 A generation is never modified after it is written. A writer builds the next
 one in a temporary folder, renames it into place and only then switches
@@ -21,6 +22,7 @@ import datetime as dt
 import errno
 import fcntl
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -33,6 +35,8 @@ import numpy as np
 from .types import Chunk, Document
 
 FORMAT_VERSION = 1
+#: Below this many vectors the index is exact (txtai's threshold); from it on, IVF.
+FLAT_LIMIT = 5_000
 REBUILD_HINT = "rebuild it with `rag index --rebuild`"
 
 
@@ -299,6 +303,106 @@ def _new_faiss(dim: int):
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
+def ivf_lists(n: int) -> int:
+    """Number of IVF lists for ``n`` vectors: about ``sqrt(n)``, so a probed list holds ~sqrt(n) vectors.
+
+    >>> ivf_lists(10_000), ivf_lists(1_000_000)
+    (100, 1000)
+    """
+    return max(16, round(math.sqrt(n)))
+
+
+def calibrate_probes(
+    index, vectors: np.ndarray, ids: np.ndarray, *, target: float = 0.97, samples: int = 100, seed: int = 0
+) -> int:
+    """The fewest IVF lists to scan for recall@10 >= ``target`` on a sample of the indexed vectors.
+
+    Exact neighbours of ``samples`` stored vectors (used as queries) are found by brute
+    force; ``nprobe`` doubles from 8 until the IVF search finds ``target`` of them, capped
+    at a quarter of the lists. Real data sets their own value, not a constant tuned once.
+    """
+    faiss = _faiss()
+    rng = np.random.default_rng(seed)
+    queries = vectors[rng.choice(len(vectors), min(samples, len(vectors)), replace=False)]
+    scores = queries @ vectors.T if len(vectors) <= 200_000 else None
+    if scores is not None:
+        truth = np.argpartition(-scores, 10, axis=1)[:, :10]
+        exact_ids = [set(ids[row].tolist()) for row in truth]
+    else:
+        flat = faiss.IndexFlatIP(vectors.shape[1])
+        flat.add(vectors)
+        exact_ids = [set(ids[row].tolist()) for row in flat.search(queries, 10)[1]]
+    ivf = faiss.downcast_index(index)
+    nprobe, cap = min(8, ivf.nlist), max(8, ivf.nlist // 4)
+    while True:
+        ivf.nprobe = nprobe
+        found = index.search(queries, 10)[1]
+        recall = np.mean([len(exact & set(row.tolist())) / 10 for exact, row in zip(exact_ids, found)])
+        if recall >= target or nprobe >= cap:
+            return nprobe
+        nprobe = min(cap, nprobe * 2)
+
+
+def is_approximate(index) -> bool:
+    """True for the IVF index used from :data:`FLAT_LIMIT` vectors on."""
+    return isinstance(_faiss().downcast_index(index), _faiss().IndexIVF)
+
+
+def build_faiss_index(vectors: np.ndarray, ids: np.ndarray, *, flat_limit: int = FLAT_LIMIT, seed: int = 1234):
+    """An index of ``vectors`` under ``ids``: exact below ``flat_limit`` vectors, else IVF.
+
+    The IVF index is an ``IndexIVFFlat`` (inner product) with a hash-table direct map,
+    so, like the flat ``IndexIDMap2``, it supports ``remove_ids`` and ``reconstruct(id)``.
+    Its k-means is trained on at most 64 vectors per list (enough for stable centroids;
+    training on all of a million vectors would take minutes).
+    """
+    faiss = _faiss()
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    dim = vectors.shape[1]
+    if len(vectors) < flat_limit:
+        index = _new_faiss(dim)
+        if len(vectors):
+            index.add_with_ids(vectors, ids)
+        return index
+    nlist = ivf_lists(len(vectors))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.own_fields = True
+    quantizer.this.disown()
+    sample = vectors
+    if len(vectors) > 64 * nlist:
+        pick = np.random.default_rng(seed).choice(len(vectors), 64 * nlist, replace=False)
+        sample = vectors[np.sort(pick)]
+    index.cp.max_points_per_centroid = 64
+    index.cp.seed = seed
+    index.train(sample)
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    index.add_with_ids(vectors, ids)
+    index.nprobe = calibrate_probes(index, vectors, ids)
+    return index
+
+
+def _remove_ids(index, ids: np.ndarray) -> None:
+    faiss = _faiss()
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if is_approximate(index):
+        # A hash-table direct map removes only by an explicit id array.
+        index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+    else:
+        index.remove_ids(ids)
+
+
+def _needs_rebuild(index, n: int, flat_limit: int) -> bool:
+    """Whether the index kind no longer suits ``n`` vectors (with slack, so sizes near a limit do not flap)."""
+    if not is_approximate(index):
+        return n >= flat_limit
+    if n < flat_limit // 2:
+        return True
+    nlist = _faiss().downcast_index(index).nlist
+    return not nlist / 2 <= ivf_lists(n) <= nlist * 2
+
+
 class IndexWriter:
     """Stages changes to an index and commits them as a new generation.
 
@@ -306,8 +410,11 @@ class IndexWriter:
     :meth:`remove` and :meth:`add` documents, then :meth:`commit`.
     """
 
-    def __init__(self, index_dir: Path, base: Snapshot | None, manifest: Manifest) -> None:
+    def __init__(
+        self, index_dir: Path, base: Snapshot | None, manifest: Manifest, *, flat_limit: int = FLAT_LIMIT
+    ) -> None:
         self.index_dir = Path(index_dir)
+        self.flat_limit = flat_limit
         self.manifest = manifest
         self.documents: dict[str, Document] = dict(base.documents) if base else {}
         self.rows: dict[int, ChunkRow] = dict(base.rows) if base else {}
@@ -326,7 +433,7 @@ class IndexWriter:
         """Drop a document and its chunks; returns how many chunks went."""
         ids = self.by_source.pop(source, [])
         if ids:
-            self.faiss_index.remove_ids(np.asarray(ids, dtype=np.int64))
+            _remove_ids(self.faiss_index, np.asarray(ids, dtype=np.int64))
             for i in ids:
                 del self.rows[i]
         if self.documents.pop(source, None) is not None or ids:
@@ -364,6 +471,13 @@ class IndexWriter:
             next_id=self.next_id,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
+        if _needs_rebuild(self.faiss_index, len(self.rows), self.flat_limit):
+            ids = np.fromiter(sorted(self.rows), dtype=np.int64, count=len(self.rows))
+            vectors = np.vstack([self.faiss_index.reconstruct(int(i)) for i in ids]) if len(ids) else None
+            if vectors is None:
+                self.faiss_index = _new_faiss(manifest.dim)
+            else:
+                self.faiss_index = build_faiss_index(vectors, ids, flat_limit=self.flat_limit)
         name = f"gen-{manifest.generation:06d}"
         tmp = self.index_dir / f".tmp-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
