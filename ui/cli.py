@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, CorpusError, DocumentError, ModelError, StoreError
+from embeddings.encoder import BACKENDS, DEFAULT_BACKEND
 from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
 from rag.evaluate import EvalFileError
 from rag.llm import PROVIDERS, LLMError
@@ -35,6 +36,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--model",
         default=env("RAG_MODEL") or None,
         help=f"embedding model: {DEFAULT_MODEL} (default), a SentenceTransformer folder or name (env RAG_MODEL)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=env("RAG_BACKEND") or None,
+        help=f"how the model runs (env RAG_BACKEND; default: the index's, else {DEFAULT_BACKEND})",
     )
     parser.add_argument(
         "--cache-dir",
@@ -134,11 +141,13 @@ def _progress_bar():
 def _embedder(args):
     from embeddings import Embedder, read_manifest
 
-    model = args.model
+    model, backend = args.model, args.backend
+    manifest = None if getattr(args, "rebuild", False) else read_manifest(args.index_dir)
     if model is None:
-        manifest = None if getattr(args, "rebuild", False) else read_manifest(args.index_dir)
         model = manifest.model if manifest else DEFAULT_MODEL
-    return Embedder(model, cache_dir=args.cache_dir)
+    if backend is None:
+        backend = manifest.backend if manifest else DEFAULT_BACKEND
+    return Embedder(model, cache_dir=args.cache_dir, backend=backend)
 
 
 def cmd_index(args) -> int:
@@ -175,6 +184,11 @@ def _engine(args):
         raise StoreError(
             f"{args.index_dir} was built with {manifest.model!r}, not {args.model!r}; "
             "drop --model or rebuild with `rag index --rebuild --model ...`"
+        )
+    if args.backend and manifest and args.backend != manifest.backend:
+        raise StoreError(
+            f"{args.index_dir} was built with the {manifest.backend} backend, not {args.backend}; "
+            "drop --backend or rebuild with `rag index --rebuild --backend ...`"
         )
     return Engine(args.index_dir, cache_dir=args.cache_dir)
 
