@@ -1,0 +1,461 @@
+"""Benchmark this project against the pipeline most users would write instead, in one run.
+
+    .venv/bin/python scripts/bench.py [--quick] [--out bench-out] [--backend onnx-int8]
+
+Writes ``bench-results.json`` and ``bench-results.md`` (into the current folder and ``--out``).
+Four parts, each timed on this machine in the same run (compare ratios, not absolute times):
+
+1. Ingestion of Debian's German man pages (``manpages-de``, installed with apt-get if
+   missing, rendered with ``man``): this project (``index_paths``) against
+   ``RecursiveCharacterTextSplitter(1000, 200)`` + ``HuggingFaceEmbeddings`` +
+   ``FAISS.from_documents`` on the same model folder. Each runs in its own process, so
+   its peak RSS is its own.
+2. One changed file in that corpus (>= 1,000 files): this project's re-index against a
+   full rebuild (what the baseline must do; its time is the baseline's ingestion time).
+3. Dense retrieval p50/p95 (one query at a time) and recall@10 against exact search,
+   on synthetic clustered unit vectors, exact (flat) and the store's IVF index.
+4. ``Engine.ask`` p50/p95 on the questions of ``eval/dev.jsonl`` over ``seeds/``, and
+   cold start: ``rag ask`` from process start to printed answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MAN_ROOT = Path("/usr/share/man/de")
+OVERSTRIKE = re.compile(r".\x08")
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def strip_overstrike(text: str) -> str:
+    """Remove groff's bold/underline overstrikes (``X\\bX``, ``_\\bX``) and escape sequences.
+
+    >>> strip_overstrike("N\\bNA\\bAM\\bME\\bE _\\bx")
+    'NAME x'
+    """
+    return re.sub(r"\x1b\[[0-9;]*m", "", OVERSTRIKE.sub("", text))
+
+
+def head_chars(text: str, limit: int) -> str:
+    """The first lines of ``text`` up to ``limit`` characters (whole lines; at least one).
+
+    >>> head_chars("aa\\nbb\\ncc\\n", 6)
+    'aa\\nbb\\n'
+    """
+    out, size = [], 0
+    for line in text.splitlines(keepends=True):
+        if out and size + len(line) > limit:
+            break
+        out.append(line)
+        size += len(line)
+    return "".join(out)
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    """p50 and p95 in milliseconds.
+
+    >>> percentiles([0.001] * 19 + [0.1])
+    (1.0, 5.95)
+    """
+    a = np.asarray(seconds, dtype=np.float64) * 1000
+    return round(float(np.percentile(a, 50)), 3), round(float(np.percentile(a, 95)), 3)
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of the exact top-k ids that were found.
+
+    >>> recall_at_k(np.array([[1, 2], [3, 4]]), np.array([[2, 1], [3, 5]]))
+    0.75
+    """
+    k = exact.shape[1]
+    return float(np.mean([len(set(f.tolist()) & set(e.tolist())) / k for f, e in zip(found, exact)]))
+
+
+def synthetic_vectors(n: int, dim: int, seed: int = 0, per_cluster: int = 100, noise: float = 0.6) -> np.ndarray:
+    """``n`` unit vectors in clusters of about ``per_cluster`` (like the chunks of one story).
+
+    Each vector is a random cluster centre plus Gaussian noise of norm about ``noise``,
+    normalised (cosine to its centre about 0.86 for ``noise=0.6``).
+
+    >>> v = synthetic_vectors(1000, 8)
+    >>> v.shape, bool(np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5))
+    ((1000, 8), True)
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, n // per_cluster), dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    out = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):
+        m = min(100_000, n - start)
+        x = centres[rng.integers(0, len(centres), m)]
+        x = x + rng.standard_normal((m, dim)).astype(np.float32) * (noise / np.sqrt(dim))
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def markdown_table(results: dict) -> str:
+    """The results as a Markdown table: metric, this project, baseline / reference, ratio."""
+    r = results
+    rows = [
+        ("metric", "news-rag", "baseline / reference", "ratio"),
+        ("---", "---", "---", "---"),
+        (
+            f"ingest chunks/s ({r['corpus_files']} man pages)",
+            f"{r['ingest_chunks_per_s']:.1f} ({r['ingest_chunks']} chunks)",
+            f"{r['baseline_ingest_chunks_per_s']:.1f} ({r['baseline_chunks']} chunks)",
+            f"{r['ingest_chunks_per_s'] / r['baseline_ingest_chunks_per_s']:.2f}x",
+        ),
+        (
+            "ingest characters/s (same text)",
+            f"{r['ingest_chars_per_s']:.0f}",
+            f"{r['baseline_ingest_chars_per_s']:.0f}",
+            f"{r['ingest_chars_per_s'] / r['baseline_ingest_chars_per_s']:.2f}x",
+        ),
+        (
+            "ingest peak RSS (MiB)",
+            f"{r['ingest_peak_mib']:.0f}",
+            f"{r['baseline_ingest_peak_mib']:.0f}",
+            f"{r['ingest_peak_mib'] / r['baseline_ingest_peak_mib']:.2f}x",
+        ),
+        (
+            f"one changed file of {r['corpus_files']}: update vs full rebuild (s)",
+            f"{r['update_seconds']:.2f}",
+            f"{r['rebuild_seconds']:.1f}",
+            f"{r['rebuild_seconds'] / r['update_seconds']:.0f}x faster",
+        ),
+    ]
+    for size in r["retrieval"]:
+        rows.append(
+            (
+                f"retrieval p50 / p95 ms, recall@10 at {size['vectors']:,} vectors",
+                f"{size['kind']}: {size['p50_ms']:.2f} / {size['p95_ms']:.2f}, {size['recall_at_10']:.3f}",
+                f"exact: {size['exact_p50_ms']:.2f} / {size['exact_p95_ms']:.2f}, 1.000",
+                f"{size['exact_p50_ms'] / size['p50_ms']:.1f}x faster",
+            )
+        )
+    rows.append(
+        (
+            f"`ask` p50 / p95 ms ({r['ask_questions']} questions)",
+            f"{r['ask_p50_ms']:.0f} / {r['ask_p95_ms']:.0f}",
+            "",
+            "",
+        )
+    )
+    rows.append(("cold start: `rag ask` to first answer (s)", f"{r['cold_start_s']:.2f}", "", ""))
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
+
+
+def machine() -> str:
+    """CPU model, cores and memory, one line."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal"))
+        gib = int(mem.split()[1]) / 2**20
+    except (OSError, StopIteration):
+        gib = 0
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {gib:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+# ----------------------------------------------------------------------------- corpus
+
+
+def ensure_manpages() -> list[Path]:
+    """The compressed German man pages, installing ``manpages-de`` with apt-get if missing."""
+    pages = sorted(MAN_ROOT.glob("man*/*.gz"))
+    if not pages:
+        print("bench: installing manpages-de with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", "man-db", "manpages-de"], check=True, env=env)
+        pages = sorted(MAN_ROOT.glob("man*/*.gz"))
+    if not shutil.which("man"):
+        raise SystemExit("bench: `man` is missing; apt-get install man-db")
+    return pages
+
+
+def render(page: Path) -> str:
+    """A man page as plain UTF-8 text (``man -l``, no overstrikes)."""
+    env = {**os.environ, "MANWIDTH": "100", "MAN_KEEP_FORMATTING": "", "LANG": "C.UTF-8"}
+    done = subprocess.run(["man", "-E", "UTF-8", "-l", str(page)], capture_output=True, env=env, timeout=60)
+    return strip_overstrike(done.stdout.decode("utf-8", errors="replace"))
+
+
+def prepare_corpus(out: Path, files: int, chars: int) -> Path:
+    """``files`` rendered man pages, each cut to its first ``chars`` characters, as .txt (cached in ``out``)."""
+    target = out / f"manpages-{files}x{chars}"
+    if (target / ".done").exists():
+        return target
+    pages = ensure_manpages()
+    if len(pages) < files:
+        raise SystemExit(f"bench: only {len(pages)} German man pages, {files} needed")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(render, pages))
+    written = 0
+    for page, text in zip(pages, texts):
+        text = head_chars(text.strip() + "\n", chars)
+        if len(text) < 200:
+            continue
+        (target / f"{page.parent.name}-{page.name.removesuffix('.gz')}.txt").write_text(text, encoding="utf-8")
+        written += 1
+        if written == files:
+            break
+    (target / ".done").write_text(str(written))
+    return target
+
+
+# ----------------------------------------------------------------------------- workers (own process each)
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_ingest_project(args) -> dict:
+    from embeddings import Embedder, index_paths
+
+    embedder = Embedder(cache_dir=args.cache_dir, backend=args.backend)
+    embedder.embed_documents(["warm-up"])  # model load (and a one-off ONNX build) is not ingestion
+    report = index_paths([args.corpus], args.index, embedder, rebuild=True)
+    chars = sum(len(p.read_text(encoding="utf-8")) for p in args.corpus.glob("*.txt"))
+    # Part 2: change one file (append a paragraph), re-index, put it back.
+    victim = sorted(args.corpus.glob("*.txt"))[len(report.added) // 2]
+    original = victim.read_bytes()
+    victim.write_text(original.decode() + "\nNachtrag: Diese Seite wurde für den Benchmark geändert.\n")
+    try:
+        update = index_paths([args.corpus], args.index, embedder)
+    finally:
+        victim.write_bytes(original)
+    return {
+        "seconds": report.seconds,
+        "chunks": report.chunks_total,
+        "files": len(report.added),
+        "chars": chars,
+        "peak_mib": peak_mib(),
+        "update_seconds": update.seconds,
+        "update_embedded": update.chunks_embedded,
+    }
+
+
+def worker_ingest_baseline(args) -> dict:
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_huggingface import HuggingFaceEmbeddings
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from embeddings.encoder import resolve_model
+
+    embeddings = HuggingFaceEmbeddings(model_name=resolve_model("multilingual-e5-small", args.cache_dir))
+    embeddings.embed_documents(["warm-up"])
+    started = time.perf_counter()
+    docs = [
+        Document(page_content=p.read_text(encoding="utf-8"), metadata={"source": p.name})
+        for p in sorted(args.corpus.glob("*.txt"))
+    ]
+    chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
+    store = FAISS.from_documents(chunks, embeddings)
+    store.save_local(str(args.index))
+    seconds = time.perf_counter() - started
+    chars = sum(len(d.page_content) for d in docs)
+    return {"seconds": seconds, "chunks": len(chunks), "files": len(docs), "chars": chars, "peak_mib": peak_mib()}
+
+
+def worker_ask(args) -> dict:
+    from embeddings import Embedder, index_paths
+    from rag import Engine
+
+    questions = [
+        json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines() if line
+    ]
+    index_paths([ROOT / "seeds"], args.index, Embedder(cache_dir=args.cache_dir, backend=args.backend), rebuild=True)
+    engine = Engine(args.index, cache_dir=args.cache_dir)
+    engine.ask("warm-up")
+    times = []
+    for _round in range(2):  # the second round sees memoised sentence vectors, as a running service does
+        for q in questions:
+            t = time.perf_counter()
+            engine.ask(q)
+            times.append(time.perf_counter() - t)
+    p50, p95 = percentiles(times)
+    return {
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "questions": len(questions),
+        "first_round_p50_ms": percentiles(times[: len(questions)])[0],
+    }
+
+
+WORKERS = {"ingest-project": worker_ingest_project, "ingest-baseline": worker_ingest_baseline, "ask": worker_ask}
+
+
+def run_worker(name: str, **kwargs) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name]
+    for key, value in kwargs.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"bench: worker {name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- parts run in the parent
+
+
+def bench_retrieval(sizes: list[int], dim: int = 384, queries: int = 200) -> list[dict]:
+    import faiss
+
+    from embeddings.store import build_faiss_index, is_approximate
+
+    out = []
+    for n in sizes:
+        vectors = synthetic_vectors(n, dim, seed=n)
+        rng = np.random.default_rng(1)
+        q = vectors[rng.choice(n, queries, replace=False)]
+        q = q + rng.standard_normal(q.shape).astype(np.float32) * (0.6 / np.sqrt(dim))
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        ids = np.arange(n, dtype=np.int64)
+        exact = faiss.IndexFlatIP(dim)
+        exact.add(vectors)
+        truth = exact.search(q, 10)[1]
+        built = time.perf_counter()
+        index = build_faiss_index(vectors, ids)
+        build_s = time.perf_counter() - built
+
+        def timed(ix, qs):
+            lat, found = [], []
+            for row in qs:
+                t = time.perf_counter()
+                found.append(ix.search(row[None], 10)[1][0])
+                lat.append(time.perf_counter() - t)
+            return lat, np.vstack(found)
+
+        lat, found = timed(index, q)
+        exact_lat, _ = timed(exact, q[:50])
+        p50, p95 = percentiles(lat)
+        ep50, ep95 = percentiles(exact_lat)
+        kind = f"IVF nprobe {faiss.downcast_index(index).nprobe}/{index.nlist}" if is_approximate(index) else "flat"
+        out.append(
+            {
+                "vectors": n,
+                "kind": kind,
+                "p50_ms": p50,
+                "p95_ms": p95,
+                "recall_at_10": round(recall_at_k(found, truth), 4),
+                "exact_p50_ms": ep50,
+                "exact_p95_ms": ep95,
+                "build_s": round(build_s, 2),
+            }
+        )
+        print(f"bench: retrieval {out[-1]}", file=sys.stderr)
+        del vectors, exact, index
+    return out
+
+
+def cold_start(index: Path, cache_dir: Path | None, question: str) -> float:
+    env = {**os.environ, "RAG_INDEX_DIR": str(index)}
+    if cache_dir:
+        env["RAG_CACHE_DIR"] = str(cache_dir)
+    rag = Path(sys.executable).with_name("rag")
+    t = time.perf_counter()
+    subprocess.run([str(rag), "ask", question], check=True, capture_output=True, env=env, cwd=ROOT)
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced run: 1,000 files, 100k vectors (< 10 min)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out", help="work folder (default: bench-out/)")
+    parser.add_argument("--backend", default=os.environ.get("RAG_BACKEND") or "onnx-int8")
+    env_cache = os.environ.get("RAG_CACHE_DIR")
+    parser.add_argument("--cache-dir", type=Path, default=Path(env_cache) if env_cache else None)
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return 0
+
+    files, chars, sizes = (1000, 1200, [10_000, 100_000]) if args.quick else (1100, 2500, [10_000, 100_000, 1_000_000])
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    corpus = prepare_corpus(args.out, files, chars)
+    common = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.out))
+    try:
+        print("bench: ingest (news-rag)", file=sys.stderr)
+        ours = run_worker("ingest-project", corpus=corpus, index=work / "ours", backend=args.backend, **common)
+        print(f"bench: {ours}\nbench: ingest (baseline)", file=sys.stderr)
+        base = run_worker("ingest-baseline", corpus=corpus, index=work / "base", backend=args.backend, **common)
+        print(f"bench: {base}\nbench: retrieval", file=sys.stderr)
+        retrieval = bench_retrieval(sizes)
+        print("bench: ask", file=sys.stderr)
+        ask = run_worker("ask", index=work / "seeds", backend=args.backend, **common)
+        first_question = json.loads((ROOT / "eval" / "dev.jsonl").read_text().splitlines()[0])["question"]
+        cold = cold_start(work / "seeds", args.cache_dir, first_question)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    largest = retrieval[-1]
+    results = {
+        "mode": "quick" if args.quick else "full",
+        "backend": args.backend,
+        "corpus_files": ours["files"],
+        "ingest_chunks": ours["chunks"],
+        "ingest_chunks_per_s": round(ours["chunks"] / ours["seconds"], 2),
+        "ingest_chars_per_s": round(ours["chars"] / ours["seconds"], 1),
+        "ingest_peak_mib": round(ours["peak_mib"], 1),
+        "baseline_chunks": base["chunks"],
+        "baseline_ingest_chunks_per_s": round(base["chunks"] / base["seconds"], 2),
+        "baseline_ingest_chars_per_s": round(base["chars"] / base["seconds"], 1),
+        "baseline_ingest_peak_mib": round(base["peak_mib"], 1),
+        "update_seconds": round(ours["update_seconds"], 3),
+        "update_chunks_embedded": ours["update_embedded"],
+        "rebuild_seconds": round(base["seconds"], 2),
+        "project_rebuild_seconds": round(ours["seconds"], 2),
+        "retrieval": retrieval,
+        "vectors": largest["vectors"],
+        "retrieval_p50_ms": largest["p50_ms"],
+        "retrieval_p95_ms": largest["p95_ms"],
+        "retrieval_recall_at_10": largest["recall_at_10"],
+        "ask_p50_ms": ask["p50_ms"],
+        "ask_p95_ms": ask["p95_ms"],
+        "ask_first_round_p50_ms": ask["first_round_p50_ms"],
+        "ask_questions": ask["questions"],
+        "cold_start_s": round(cold, 3),
+        "machine": machine(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    table = markdown_table(results) + f"\nMachine: {results['machine']}\n"
+    for folder in {Path.cwd(), args.out}:
+        (folder / "bench-results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        (folder / "bench-results.md").write_text(table, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

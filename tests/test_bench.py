@@ -1,0 +1,41 @@
+"""Pure helpers of scripts/bench.py (the benchmark itself is not a test)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+_spec = importlib.util.spec_from_file_location("bench", Path(__file__).resolve().parent.parent / "scripts" / "bench.py")
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_strip_overstrike_and_head():
+    assert bench.strip_overstrike("B\bBo\bol\bld\bd _\bu\x1b[1mX\x1b[0m") == "Bold uX"
+    assert bench.head_chars("eine sehr lange Zeile\nzwei\n", 3) == "eine sehr lange Zeile\n"
+    assert bench.head_chars("", 10) == ""
+
+
+def test_metrics():
+    assert bench.recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 2, 1]])) == 1.0
+    p50, p95 = bench.percentiles([0.010, 0.020, 0.030])
+    assert p50 == 20.0 and 20.0 < p95 <= 30.0
+    v = bench.synthetic_vectors(500, 16, seed=3)
+    assert v.dtype == np.float32 and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_markdown_table_has_required_rows():
+    results = {
+        "corpus_files": 1000, "ingest_chunks": 2000, "ingest_chunks_per_s": 40.0, "baseline_chunks": 1500,
+        "baseline_ingest_chunks_per_s": 15.0, "ingest_chars_per_s": 9000.0, "baseline_ingest_chars_per_s": 4000.0,
+        "ingest_peak_mib": 900.0, "baseline_ingest_peak_mib": 1500.0, "update_seconds": 0.5,
+        "rebuild_seconds": 100.0, "ask_p50_ms": 120.0, "ask_p95_ms": 180.0, "ask_questions": 28,
+        "cold_start_s": 3.0,
+        "retrieval": [{"vectors": 100_000, "kind": "IVF", "p50_ms": 1.0, "p95_ms": 2.0, "recall_at_10": 0.99,
+                       "exact_p50_ms": 15.0, "exact_p95_ms": 20.0}],
+    }  # fmt: skip
+    table = bench.markdown_table(results)
+    assert table.count("\n") == 9
+    assert "200x faster" in table and "2.67x" in table and "100,000 vectors" in table
