@@ -26,6 +26,9 @@ _PERSON_NOUNS = (
 _KINDS = [
     ("when", r"^(when|what (date|day|year|month|time)|on what (date|day)|in what year|which (date|day|year|month)"
              r"|in which (year|month)|wann|seit wann|an welchem (tag|datum)|in welchem (jahr|monat)|welches datum)\b"),
+    ("source", r"^(which|what|in which|welche[rsmn]?|in welche[rmn]?|aus welche[rmn]?)\s+(\S+\s+){0,2}?"
+               r"(news ?agency|agency|agencies|newspapers?|publications?|sources?|media|outlets?|magazines?"
+               r"|nachrichtenagentur|agentur|zeitung(en)?|publikation(en)?|quellen?|medien|sender|magazin)\b"),
     ("who", r"^(who|whom|whose|wer|wem|wen|wessen)\b"),
     ("who", r"^(which|what|welche[rsmn]?)\s+(?!(did|does|do|is|was|were|are|has|have|hat|hatte|ist|war)\b)"
             r"(\S+\s+){0,3}?(" + _PERSON_NOUNS + r")\b"),
@@ -47,7 +50,7 @@ class Question:
 
     text: str
     language: str
-    kind: str  # "when", "who", "where", "quantity" or "other"
+    kind: str  # "when", "who", "where", "quantity", "source" (a medium or agency) or "other"
     terms: tuple[str, ...]
     names: tuple[str, ...]
 

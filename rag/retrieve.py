@@ -7,22 +7,42 @@ import numpy as np
 from embeddings import Snapshot
 
 from .bm25 import BM25
+from .text import terms
 from .types import Hit
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the influence of the top ranks
 
 
-def fuse(rankings: list[list[int]], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal-rank fusion of several rankings of ids.
+def fuse(rankings: list[list[int]], weights: list[float] | None = None, k: int = RRF_K) -> dict[int, float]:
+    """Weighted reciprocal-rank fusion of several rankings of ids.
 
     >>> sorted(fuse([[1, 2, 3], [3, 1]]).items(), key=lambda kv: -kv[1])[0][0]
     1
+    >>> sorted(fuse([[1, 2, 3], [3, 1]], [1.0, 0.01]).items(), key=lambda kv: -kv[1])[1][0]
+    2
     """
+    weights = weights or [1.0] * len(rankings)
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights):
         for rank, item in enumerate(ranking):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank + 1)
     return scores
+
+
+def lexical_coverage(question: str, bm25: BM25) -> float:
+    """IDF-weighted share of the question's terms that occur in the index.
+
+    An English question over German articles shares only names with them; its
+    BM25 ranking then rests on a word or two and should count for less than
+    the dense ranking. Terms the index has never seen weigh as much as its rarest.
+    """
+    query = set(terms(question))
+    if not query or not bm25.n:
+        return 0.0
+    rarest = float(bm25.idf.max()) if len(bm25.idf) else 1.0
+    known = sum(float(bm25.idf[bm25.vocab[t]]) for t in query if t in bm25.vocab)
+    unknown = rarest * sum(1 for t in query if t not in bm25.vocab)
+    return known / (known + unknown) if known + unknown else 0.0
 
 
 def retrieve(
@@ -47,7 +67,7 @@ def retrieve(
     dense_ranking = [int(i) for i in dense_ids[0] if i >= 0]
     positions, lexical_scores = bm25.top(question, pool)
     lexical_ranking = [int(snapshot.ids[p]) for p in positions]
-    fused = fuse([dense_ranking, lexical_ranking])
+    fused = fuse([dense_ranking, lexical_ranking], [1.0, lexical_coverage(question, bm25)])
     best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
     dense_of = dict(zip(dense_ranking, map(float, dense_scores[0])))
     missing = [i for i in best if i not in dense_of]

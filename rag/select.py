@@ -54,6 +54,14 @@ _NUMBER = re.compile(
 )
 
 
+# Words that introduce a medium or a report's source, in German and English.
+_MEDIUM = re.compile(
+    r"\b(laut|zufolge|berichtete[n]?|meldete[n]?|gemeldet|berichtet|according to|reported|told|wrote|schrieb)\b"
+    r"|(agentur|zeitung|magazin|sender|portal|times|post|news|journal|agency|newspaper|focus|tribune|herald)\b",
+    re.I,
+)
+
+
 @dataclass(frozen=True)
 class Sentence:
     """A sentence of a retrieved passage; ``start``/``end`` are offsets into its document."""
@@ -129,6 +137,8 @@ def kind_match(kind: str, text: str, article_date=None) -> float:
         return 1.0 if _NAME_PAIR.search(text) else 0.0
     if kind == "where":
         return 1.0 if _PLACE.search(text) else 0.0
+    if kind == "source":
+        return 1.0 if _MEDIUM.search(text) else 0.0
     if kind == "quantity":
         return 1.0 if _NUMBER.search(text) else 0.0
     return 0.0
