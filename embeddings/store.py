@@ -126,6 +126,7 @@ class Snapshot:
         self.documents = documents
         self.rows: dict[int, ChunkRow] = {r.id: r for r in rows}
         self.ids = np.fromiter(self.rows, dtype=np.int64, count=len(self.rows))
+        self._by_source: dict[str, list[int]] | None = None
 
     @property
     def generation(self) -> int:
@@ -138,6 +139,15 @@ class Snapshot:
         row = self.rows[int(chunk_id)]
         doc = self.documents[row.source]
         return Chunk(row.source, doc.title, row.start, row.end, doc.text[row.start : row.end])
+
+    def ids_of(self, source: str) -> list[int]:
+        """Chunk ids of one document, in text order."""
+        if self._by_source is None:
+            by_source: dict[str, list[int]] = {}
+            for row in sorted(self.rows.values(), key=lambda r: (r.source, r.start)):
+                by_source.setdefault(row.source, []).append(row.id)
+            self._by_source = by_source
+        return self._by_source.get(source, [])
 
     def chunks(self) -> list[Chunk]:
         return [self.chunk(i) for i in self.ids]

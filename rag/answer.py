@@ -18,7 +18,7 @@ from embeddings import Snapshot, split_sentences
 from .questions import Question
 from .select import SPEECH, Scored
 from .temporal import resolve
-from .text import similar_words, transliterate
+from .text import STOPWORDS, similar_words, transliterate
 from .types import Answer, Citation, Hit
 
 NOT_FOUND = {"en": "Not found in the indexed articles.", "de": "In den indexierten Artikeln nicht gefunden."}
@@ -80,27 +80,48 @@ def should_abstain(question: Question, best: Scored | None, vocabulary: Vocabula
     return False
 
 
-def _sentence_spans(doc_text: str, start: int, end: int) -> list[tuple[int, int]]:
-    return split_sentences(doc_text, start, end)
+_QUOTE_MARK = re.compile(r"[„“”\"»«]")
+_CAPITALISED = re.compile(r"(?<!^)\b[A-ZÄÖÜ][\w\-]{2,}")
+
+
+def _names(text: str) -> set[str]:
+    return {w for w in _CAPITALISED.findall(text) if w.casefold() not in STOPWORDS}
 
 
 def context_spans(question: Question, best: Scored, snapshot: Snapshot) -> list[tuple[int, int]]:
-    """Sentence spans to quote: the best sentence, plus its speaker when a *who* question needs one."""
+    """Sentence spans to quote: the best sentence, plus what the question type needs from around it.
+
+    *who*: when the best sentence is a quote without its speaker, the nearby
+    sentence that names the speaker ("…“, sagte Kirby."). *statement* ("what did
+    X say"): when the best sentence names X but quotes nothing, the nearby quote
+    attributed to a name from it ("Botschafter … Denisov" … "„…“, sagte Denisov.").
+    """
     s = best.sentence
     spans = [(s.start, s.end)]
-    if question.kind != "who" or SPEECH.search(s.text):
+    if question.kind == "who" and not SPEECH.search(s.text):
+
+        def wanted(text: str) -> bool:
+            return bool(SPEECH.search(text) and _CAPITALISED.search(text))
+
+        reach = 2
+    elif question.kind == "statement" and not _QUOTE_MARK.search(s.text):
+        people = _names(s.text)
+
+        def wanted(text: str) -> bool:
+            return bool(_QUOTE_MARK.search(text) and SPEECH.search(text) and people & _names(text))
+
+        reach = 3
+    else:
         return spans
     doc = snapshot.documents[s.source]
-    window = _sentence_spans(doc.text, max(0, s.start - 1500), min(len(doc.text), s.end + 1500))
+    window = split_sentences(doc.text, max(0, s.start - 2000), min(len(doc.text), s.end + 2000))
     try:
         i = window.index((s.start, s.end))
     except ValueError:
         return spans
-    for offset in (-1, 1, -2, 2):
-        j = i + offset
-        if 0 <= j < len(window):
-            text = doc.text[window[j][0] : window[j][1]]
-            if SPEECH.search(text) and re.search(r"[A-ZÄÖÜ]\w+", text[1:]):
+    for distance in range(1, reach + 1):
+        for j in (i - distance, i + distance):
+            if 0 <= j < len(window) and wanted(doc.text[window[j][0] : window[j][1]]):
                 return sorted([spans[0], window[j]])
     return spans
 

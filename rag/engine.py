@@ -20,7 +20,7 @@ from embeddings import DEFAULT_MODEL, Embedder, Snapshot, current_generation, in
 from .answer import Thresholds, Vocabulary, compose
 from .bm25 import BM25
 from .questions import analyse
-from .retrieve import retrieve
+from .retrieve import expand_to_documents, retrieve
 from .select import idf_lookup, rank
 from .types import Answer, Hit
 
@@ -110,6 +110,7 @@ class Engine:
         # Look for evidence a little deeper than the k passages returned: the answering sentence
         # is often in a passage ranked just below k, and then that passage is cited instead.
         hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, CANDIDATE_PASSAGES))
+        hits = expand_to_documents(hits, vector, loaded.snapshot)
         ranked = rank(q, vector, hits, loaded.snapshot, self._embed_sentences, idf_lookup(loaded.bm25))
         return compose(q, ranked, hits, loaded.snapshot, loaded.vocabulary, self.thresholds, k=k)
 

@@ -30,6 +30,8 @@ _KINDS = [
                r"(news ?agency|agency|agencies|newspapers?|publications?|sources?|media|outlets?|magazines?"
                r"|nachrichtenagentur|agentur|zeitung(en)?|publikation(en)?|quellen?|medien|sender|magazin)\b"),
     ("who", r"^(who|whom|whose|wer|wem|wen|wessen)\b"),
+    ("statement", r"^(what|was|wie)\b.*\b(say|said|says|tell|told|write|wrote|claim|claimed|declare|declared"
+                  r"|sagte|sagt|sagten|erklärte|erklärt|schrieb|meinte|betonte|äußerte)\b"),
     ("who", r"^(which|what|welche[rsmn]?)\s+(?!(did|does|do|is|was|were|are|has|have|hat|hatte|ist|war)\b)"
             r"(\S+\s+){0,3}?(" + _PERSON_NOUNS + r")\b"),
     ("where", r"^(where|wo|wohin|woher|in which (country|city|place|region|town)"
@@ -50,7 +52,8 @@ class Question:
 
     text: str
     language: str
-    kind: str  # "when", "who", "where", "quantity", "source" (a medium or agency) or "other"
+    kind: str  # "when", "who", "where", "quantity", "source" (a medium or agency),
+    # "statement" (what someone said) or "other"
     terms: tuple[str, ...]
     names: tuple[str, ...]
 

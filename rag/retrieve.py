@@ -76,3 +76,27 @@ def retrieve(
             dense_of[i] = float(v @ query_vector.ravel())
     lexical_of = dict(zip(lexical_ranking, map(float, lexical_scores)))
     return [Hit(i, snapshot.chunk(i), fused[i], dense_of[i], lexical_of.get(i, 0.0)) for i in best]
+
+
+def expand_to_documents(
+    hits: list[Hit], query_vector: np.ndarray, snapshot: Snapshot, *, documents: int = 2, max_chunks: int = 40
+) -> list[Hit]:
+    """Add the other passages of the best-ranked articles to ``hits`` (after them, in text order).
+
+    A news article is short and about one thing; when it is the best match, the
+    sentence that answers is often in a passage that ranked low on its own (a
+    byline, a quote two paragraphs after the speaker was named). Long documents
+    (more than ``max_chunks`` passages) are not expanded.
+    """
+    have = {h.id for h in hits}
+    sources = list(dict.fromkeys(h.chunk.source for h in hits))[:documents]
+    extra_ids = []
+    for source in sources:
+        ids = [i for i in snapshot.ids_of(source) if i not in have]
+        if 0 < len(snapshot.ids_of(source)) <= max_chunks:
+            extra_ids.extend(ids)
+    if not extra_ids:
+        return list(hits)
+    cosines = snapshot.vectors(extra_ids) @ query_vector.ravel()
+    extra = [Hit(int(i), snapshot.chunk(i), 0.0, float(c), 0.0) for i, c in zip(extra_ids, cosines)]
+    return list(hits) + extra

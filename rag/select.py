@@ -137,6 +137,9 @@ def kind_match(kind: str, text: str, article_date=None) -> float:
         return 1.0 if _NAME_PAIR.search(text) else 0.0
     if kind == "where":
         return 1.0 if _PLACE.search(text) else 0.0
+    if kind == "statement":
+        quoted = re.search(r"[„“”\"»«]", text) is not None
+        return (0.5 if quoted else 0.0) + (0.5 if SPEECH.search(text) else 0.0)
     if kind == "source":
         return 1.0 if _MEDIUM.search(text) else 0.0
     if kind == "quantity":
@@ -177,13 +180,18 @@ def rank(
     if not sents:
         return []
     top_dense = max(h.dense for h in hits)
+    doc_best: dict[str, float] = {}
+    for h in hits:
+        doc_best[h.chunk.source] = max(doc_best.get(h.chunk.source, -1.0), h.dense)
 
     def features(s: Sentence) -> tuple[Sentence, float, float, float]:
         doc = snapshot.documents[s.source]
         # Words of the neighbouring sentences count a little: "..., sagte Putin." after a quote.
         around = doc.text[max(0, s.start - 300) : s.end + 300]
         lex = 0.75 * lexical_overlap(question, s.text, idf) + 0.25 * lexical_overlap(question, around, idf)
-        return s, lex, kind_match(question.kind, s.text, doc.date), hits[s.hit].dense - top_dense
+        # A passage counts by its own match and by its article's best one.
+        passage = 0.5 * (hits[s.hit].dense - top_dense) + 0.5 * (doc_best[s.source] - top_dense)
+        return s, lex, kind_match(question.kind, s.text, doc.date), passage
 
     def score(rows) -> list[Scored]:
         if not rows:

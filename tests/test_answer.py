@@ -31,7 +31,7 @@ def test_weekday_resolves_against_article_date():
         ("Wann traf Xi Jinping Schoigu?", "when"),
         ("Who is the commander?", "who"),
         ("Which US secretary of state urged Europe?", "who"),
-        ("What did the Russian ambassador say?", "other"),
+        ("What did the Russian ambassador say?", "statement"),
         ("Wie viele Dörfer wurden erobert?", "quantity"),
         ("Wo fand der Gipfel statt?", "where"),
         ("And Belousov?", "other"),
