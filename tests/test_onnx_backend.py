@@ -40,9 +40,9 @@ def test_onnx_int8_agrees_with_torch(model_cache):
         assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
         cosine = (ours * ref).sum(axis=1)
         assert cosine.min() >= 0.99, (encode, cosine)
-    # batching and padding do not change a text's vector
+    # a text's vector does not depend on the other texts of the call (int8 scales are per input)
     one_by_one = np.vstack([onnx_model.embed_documents([t]) for t in TEXTS])
-    assert np.allclose(one_by_one, onnx_model.embed_documents(TEXTS), atol=1e-3)
+    assert np.allclose(one_by_one, onnx_model.embed_documents(TEXTS), atol=1e-6)
     assert onnx_model.embed_documents([]).shape == (0, onnx_model.dim)
     built = list(model_cache.glob("*.onnx-int8-v*"))
     assert len(built) == 1 and (built[0] / "model.onnx").exists()
