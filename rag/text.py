@@ -47,6 +47,7 @@ ENGLISH_STOPWORDS = frozenset(
 STOPWORDS = GERMAN_STOPWORDS | ENGLISH_STOPWORDS
 
 
+@functools.lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
     """Lower-case and strip accents: ``Grüße`` -> ``grusse``. Used on both sides of every match."""
     text = text.casefold().replace("ß", "ss")
@@ -90,6 +91,7 @@ def detect_language(text: str) -> str:
     return "de" if de > en else "en"
 
 
+@functools.lru_cache(maxsize=200_000)
 def transliterate(word: str) -> str:
     """Collapse spelling variants of transliterated names: Schoigu/Shoigu, Belousow/Belousov, Selenskyj/Zelensky."""
     w = fold(word)
@@ -99,6 +101,7 @@ def transliterate(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", w)
 
 
+@functools.lru_cache(maxsize=1_000_000)  # pure, and the same pairs recur across sentences and questions
 def similar_words(a: str, b: str) -> bool:
     """Whether two words plausibly name the same thing across German and English.
 
