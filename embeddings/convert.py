@@ -24,6 +24,7 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,23 +261,35 @@ def write_sentence_transformer(model_bin: Path, tokenizer_json: Path, out_dir: P
     return out_dir
 
 
-def build_once(model_bin: Path, tokenizer_json: Path, target: Path) -> Path:
-    """Build the folder at ``target`` unless it is already there; safe against concurrent builders.
+def publish_once(target: Path, marker: str, build: Callable[[Path, Path], None]) -> Path:
+    """Build the folder ``target`` unless it (its file ``marker``) is already there; crash- and race-safe.
 
-    The folder is written under a temporary name next to ``target`` and renamed
-    into place, so a crash never leaves a half-written model behind.
+    ``build(out, scratch)`` writes the folder ``out`` (which does not exist yet)
+    and may use ``scratch`` for temporary files; both live in a temporary folder
+    next to ``target``, and ``out`` is renamed into place when complete, so a
+    crash never leaves a half-written folder. When two processes build at once,
+    the first rename wins and the other's work is dropped.
     """
-    if (target / "modules.json").exists():
+    if (target / marker).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        write_sentence_transformer(model_bin, tokenizer_json, tmp / "model")
+        build(scratch / "out", scratch)
         try:
-            os.rename(tmp / "model", target)
+            os.rename(scratch / "out", target)
         except OSError:
-            if not (target / "modules.json").exists():  # lost a race only if the winner finished
+            if not (target / marker).exists():  # lost a race only if the winner finished
                 raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def build_once(model_bin: Path, tokenizer_json: Path, target: Path) -> Path:
+    """Convert the packed model into the SentenceTransformer folder ``target`` unless it is there already."""
+
+    def build(out: Path, _scratch: Path) -> None:
+        write_sentence_transformer(model_bin, tokenizer_json, out)
+
+    return publish_once(target, "modules.json", build)

@@ -21,12 +21,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .convert import publish_once
 
 #: Bump when the exported graph or settings change, so older builds are not reused.
 ONNX_VERSION = 1
@@ -121,14 +122,10 @@ def export_onnx(model_folder: Path, out_dir: Path) -> Path:
 def build_onnx_int8(model_folder: Path, target: Path) -> Path:
     """Export and quantise ``model_folder`` into ``target`` unless it is there already; crash- and race-safe."""
     model_folder, target = Path(model_folder), Path(target)
-    if (target / "settings.json").exists():
-        return target
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        work, out = tmp / "fp32", tmp / "out"
+    def build(out: Path, scratch: Path) -> None:
+        work = scratch / "fp32"
         work.mkdir()
         out.mkdir()
         settings = _read_settings(model_folder)
@@ -154,14 +151,8 @@ def build_onnx_int8(model_folder: Path, target: Path) -> Path:
         settings["source"] = str(model_folder)
         settings["onnx_version"] = ONNX_VERSION
         (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
-        try:
-            os.rename(out, target)
-        except OSError:
-            if not (target / "settings.json").exists():  # lost a race only if the winner finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return publish_once(target, "settings.json", build)
 
 
 class OnnxEncoder:
