@@ -18,7 +18,7 @@ from embeddings import Snapshot, split_sentences
 from .questions import Question
 from .select import SPEECH, Scored
 from .temporal import resolve
-from .text import STOPWORDS, similar_words, transliterate
+from .text import STOPWORDS, fold, similar_words, transliterate, words
 from .types import Answer, Citation, Hit
 
 NOT_FOUND = {"en": "Not found in the indexed articles.", "de": "In den indexierten Artikeln nicht gefunden."}
@@ -40,8 +40,6 @@ class Vocabulary:
     """The words of an index, for asking "has the index ever seen this name?" quickly."""
 
     def __init__(self, texts: Sequence[str]) -> None:
-        from .text import fold, words
-
         self.exact: set[str] = set()
         self.by_prefix: dict[str, set[str]] = {}
         for text in texts:
@@ -52,8 +50,6 @@ class Vocabulary:
                     self.by_prefix.setdefault(transliterate(f)[:2], set()).add(f)
 
     def knows(self, word: str) -> bool:
-        from .text import fold
-
         f = fold(word)
         if f in self.exact:
             return True

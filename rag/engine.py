@@ -9,6 +9,7 @@ readers never see a half-written index and never block writers.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,9 @@ class Engine:
 
     def embedder(self) -> Embedder:
         """The model of the live index (loaded once)."""
-        loaded = self.loaded()
+        return self._embedder_for(self.loaded())
+
+    def _embedder_for(self, loaded: LoadedIndex) -> Embedder:
         m = loaded.snapshot.manifest
         with self._lock:
             if self._embedder is None or (self._embedder.model_id, self._embedder.backend) != (m.model, m.backend):
@@ -98,27 +101,28 @@ class Engine:
         """The ``k`` best passages for ``question`` (hybrid dense + BM25)."""
         q = analyse(question)
         loaded = self.loaded()
-        vector = self.embedder().embed_queries([q.text])[0]
+        vector = self._embedder_for(loaded).embed_queries([q.text])[0]
         return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer ``question`` with up to ``k`` cited passages, or abstain."""
         q = analyse(question)
-        loaded = self.loaded()
-        embedder = self.embedder()
+        loaded = self.loaded()  # one snapshot for the whole question, even if a writer switches meanwhile
+        embedder = self._embedder_for(loaded)
         vector = embedder.embed_queries([q.text])[0]
         # Look for evidence a little deeper than the k passages returned: the answering sentence
         # is often in a passage ranked just below k, and then that passage is cited instead.
         hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, CANDIDATE_PASSAGES))
         hits = expand_to_documents(hits, vector, loaded.snapshot)
-        ranked = rank(q, vector, hits, loaded.snapshot, self._embed_sentences, idf_lookup(loaded.bm25))
+        embed = functools.partial(self._embed_sentences, embedder=embedder)
+        ranked = rank(q, vector, hits, loaded.snapshot, embed, idf_lookup(loaded.bm25))
         return compose(q, ranked, hits, loaded.snapshot, loaded.vocabulary, self.thresholds, k=k)
 
-    def _embed_sentences(self, texts: list[str]) -> np.ndarray:
+    def _embed_sentences(self, texts: list[str], embedder: Embedder) -> np.ndarray:
         """Document embeddings of sentences, memoised: the same sentences come up again and again."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._sentence_cache]
         if missing:
-            for text, vec in zip(missing, self.embedder().embed_documents(missing)):
+            for text, vec in zip(missing, embedder.embed_documents(missing)):
                 if len(self._sentence_cache) >= SENTENCE_CACHE_SIZE:
                     self._sentence_cache.pop(next(iter(self._sentence_cache)))
                 self._sentence_cache[text] = vec

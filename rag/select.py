@@ -147,14 +147,20 @@ def kind_match(kind: str, text: str, article_date=None) -> float:
     return 0.0
 
 
+@functools.lru_cache(maxsize=256)
+def _content_words(question: Question) -> tuple[str, ...]:
+    """The question's words that are search terms, as written, once each (asked for every sentence)."""
+    return tuple(dict.fromkeys(w for w in words(question.text) if stem(w.casefold()) in question.terms))
+
+
 def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) -> float:
     """IDF-weighted share of the question's content words that the sentence contains (fuzzy)."""
-    q_words = [w for w in words(question.text) if stem(w.casefold()) in question.terms]
+    q_words = _content_words(question)
     if not q_words:
         return 0.0
     s_words = {fold(w) for w in words(text)}
     total = matched = 0.0
-    for w in dict.fromkeys(q_words):
+    for w in q_words:
         weight = idf(stem(w.casefold()))
         total += weight
         if any(similar_words(w, s) for s in s_words):
