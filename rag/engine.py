@@ -77,6 +77,7 @@ class Engine:
         with self._lock:
             if self._embedder is None or (self._embedder.model_id, self._embedder.backend) != (m.model, m.backend):
                 self._embedder = Embedder(m.model, cache_dir=self.cache_dir, backend=m.backend)
+                self._sentence_cache = {}  # vectors of the previous model are not comparable
         return self._embedder
 
     def loaded(self) -> LoadedIndex:

@@ -101,3 +101,20 @@ def test_every_citation_exists_and_every_marker_points_at_one(engine):
         for quote in re.findall(r"[“„](.+?)[”“] \[\d+\]", answer.text):
             for part in quote.split(" … "):
                 assert any(part in c.passage for c in answer.citations), (case.id, part[:60])
+
+
+@pytest.mark.slow
+def test_sentence_vectors_are_dropped_when_the_model_changes(seed_index, embedder, model_cache):
+    """When the engine has to switch models, no sentence vector of the old one may be reused."""
+    from embeddings import Embedder
+    from rag import Engine
+
+    engine = Engine(seed_index, embedder=embedder, cache_dir=model_cache)
+    engine.ask("When did Shoigu visit Beijing?")
+    assert engine._sentence_cache
+    # Stand in a model other than the index's (construction is lazy: nothing loads).
+    engine._embedder = Embedder(
+        embedder.model_id, cache_dir=model_cache, backend="torch" if embedder.backend != "torch" else "onnx-int8"
+    )
+    engine.embedder()
+    assert engine._sentence_cache == {}
