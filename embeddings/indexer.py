@@ -29,10 +29,11 @@ from .store import (
     WriteLock,
     current_generation,
     open_snapshot,
+    recorded_roots,
 )
 from .types import Chunk, Document
 
-#: ``progress(stage, done, total)``; stages are "read" and "embed".
+#: ``progress(stage, done, total)``; stages are "read", "embed" and "write" (the new generation).
 Progress = Callable[[str, int, int], None]
 
 
@@ -131,7 +132,8 @@ def index_paths(
     """Make the index at ``index_dir`` hold exactly the articles under ``paths``.
 
     Args:
-        paths: folders and files; ``None`` re-scans the folders the index was built from.
+        paths: folders and files; ``None`` re-scans the folders the index was built from
+            (with ``rebuild``, as recorded by any readable generation: a damaged index can be rebuilt).
         index_dir: the index folder (created if missing).
         embedder: an :class:`~embeddings.encoder.Embedder` (or anything with
             ``model_id``, ``backend``, ``dim`` and ``embed_documents``).
@@ -150,9 +152,10 @@ def index_paths(
         if not rebuild and current_generation(index_dir) is not None:
             base = open_snapshot(index_dir)
         if paths is None:
-            if base is None or not base.manifest.roots:
+            roots = base.manifest.roots if base is not None else recorded_roots(index_dir)
+            if not roots:
                 raise IndexNotFoundError(f"no index in {index_dir} to refresh; give the folder to index")
-            paths = [Path(r) for r in base.manifest.roots]
+            paths = [Path(r) for r in roots]
         files = scan(paths)
         roots = tuple(str(Path(p).resolve()) for p in paths)
         chunk_cfg = asdict(chunking)
@@ -192,7 +195,11 @@ def index_paths(
             writer.add(doc, chunks, vectors[doc.source])
         generation = base.generation if base else 0
         if writer.changed or base is None or tuple(base.manifest.roots) != roots:
+            if progress:
+                progress("write", 0, 1)
             generation = writer.commit(roots).generation
+            if progress:
+                progress("write", 1, 1)
         return IndexReport(
             added=tuple(added),
             updated=tuple(updated),

@@ -5,7 +5,8 @@ Layout of an index folder::
     LOCK                 writers hold an flock on it (released by the kernel if they die)
     CURRENT              name of the live generation; replaced with os.replace
     gen-000007/
-        manifest.json    model, dimension, chunking, every file's SHA-256
+        manifest.json    model, dimension, chunking, every article's SHA-256, and the SHA-256
+                         of the two files below (checked before either is parsed)
         chunks.sqlite    documents (full text, title, date) and chunks (offsets)
         vectors.faiss    normalised vectors keyed by chunk id (inner product = cosine): exact
                          (flat) while small, an IVF index with a direct map from FLAT_LIMIT on
@@ -13,7 +14,10 @@ Layout of an index folder::
 A generation is never modified after it is written. A writer builds the next
 one in a temporary folder, renames it into place and only then switches
 ``CURRENT``; a crash at any point leaves the previous state or the new one.
-Readers open whatever ``CURRENT`` names and keep that snapshot. No pickle.
+Readers open whatever ``CURRENT`` names and keep that snapshot. A damaged
+file (truncated, overwritten, from another index) fails its checksum and is
+reported with how to rebuild; it is never parsed, so it cannot give answers.
+No pickle.
 """
 
 from __future__ import annotations
@@ -21,23 +25,29 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .types import Chunk, Document
 
-FORMAT_VERSION = 1
+#: 2 added the checksums of the data files. Format 1 indexes are still read (and written as 2 on the next change).
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 #: Below this many vectors the index is exact (txtai's threshold); from it on, IVF.
 FLAT_LIMIT = 5_000
 REBUILD_HINT = "rebuild it with `rag index --rebuild`"
+DATA_FILES = ("chunks.sqlite", "vectors.faiss")
+_GENERATION_NAME = re.compile(r"gen-\d{6,}")
 
 
 class StoreError(RuntimeError):
@@ -80,6 +90,7 @@ class Manifest:
     next_id: int = 0
     format: int = FORMAT_VERSION
     created: str = ""
+    checksums: dict[str, str] = field(default_factory=dict)  # file of the generation -> SHA-256
 
     def to_json(self) -> str:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -95,10 +106,12 @@ class Manifest:
             manifest = cls(**known)
         except (ValueError, TypeError, KeyError) as exc:
             raise IndexCorruptError(f"{where}: unreadable manifest ({exc}); {REBUILD_HINT}") from exc
-        if manifest.format != FORMAT_VERSION:
+        if manifest.format not in READABLE_FORMATS:
             raise IndexMismatchError(
                 f"{where}: index format {manifest.format}, this version reads {FORMAT_VERSION}; {REBUILD_HINT}"
             )
+        if manifest.format >= 2 and set(manifest.checksums) != set(DATA_FILES):
+            raise IndexCorruptError(f"{where}: the checksums of the index files are missing; {REBUILD_HINT}")
         return manifest
 
 
@@ -173,10 +186,11 @@ class Snapshot:
 def current_generation(index_dir: Path) -> str | None:
     """Name of the live generation folder, or None when there is no index."""
     try:
-        name = (Path(index_dir) / "CURRENT").read_text(encoding="utf-8").strip()
+        raw = (Path(index_dir) / "CURRENT").read_bytes()
     except FileNotFoundError:
         return None
-    if not name.startswith("gen-") or "/" in name:
+    name = raw.decode("ascii", errors="replace").strip()
+    if not _GENERATION_NAME.fullmatch(name):
         raise IndexCorruptError(f"{index_dir}/CURRENT is damaged ({name[:40]!r}); {REBUILD_HINT}")
     return name
 
@@ -214,12 +228,53 @@ def read_manifest(index_dir: Path) -> Manifest | None:
         raise IndexCorruptError(f"{path} is missing; {REBUILD_HINT}") from None
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify_checksums(gen: Path, manifest: Manifest) -> None:
+    """Compare the generation's files with the checksums its manifest recorded.
+
+    Run before the files are parsed: a damaged FAISS file can make the library
+    allocate or read nonsense, and damaged text would be quoted as evidence.
+    """
+    for name, expected in sorted(manifest.checksums.items()):
+        path = gen / name
+        if name not in DATA_FILES:
+            raise IndexCorruptError(f"{gen / 'manifest.json'} lists an unknown file {name!r}; {REBUILD_HINT}")
+        if file_sha256(path) != expected:
+            raise IndexCorruptError(f"{path} is damaged (its checksum does not match the manifest); {REBUILD_HINT}")
+
+
+def recorded_roots(index_dir: Path) -> tuple[str, ...]:
+    """The folders the index was built from, read from the newest manifest that can still be read.
+
+    Used to rebuild a damaged index: the live generation may be unreadable while an older one is not.
+    """
+    index_dir = Path(index_dir)
+    for gen in sorted(index_dir.glob("gen-*"), key=lambda p: p.name, reverse=True):
+        path = gen / "manifest.json"
+        try:
+            roots = Manifest.from_json(path.read_text(encoding="utf-8"), path).roots
+        except (OSError, UnicodeDecodeError, StoreError):
+            continue
+        if roots:
+            return roots
+    return ()
+
+
 def _load_generation(gen: Path) -> Snapshot:
     manifest_path = gen / "manifest.json"
     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), manifest_path)
     db_path, vec_path = gen / "chunks.sqlite", gen / "vectors.faiss"
     if not db_path.exists() or not vec_path.exists():
         raise FileNotFoundError(db_path if not db_path.exists() else vec_path)
+    _verify_checksums(gen, manifest)
     try:
         con = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True)
         try:
@@ -477,8 +532,11 @@ class IndexWriter:
                 s: {"sha256": d.content_hash, "chunks": len(self.by_source.get(s, ()))}
                 for s, d in sorted(self.documents.items())
             },
-            generation=self.manifest.generation + 1,
+            # Above every folder present, so a rebuild (which starts from an empty manifest) never
+            # reuses the live generation's name: readers notice the switch by the name changing.
+            generation=max(self.manifest.generation, _highest_generation(self.index_dir)) + 1,
             next_id=self.next_id,
+            format=FORMAT_VERSION,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         if _needs_rebuild(self.faiss_index, len(self.rows), self.flat_limit):
@@ -494,14 +552,15 @@ class IndexWriter:
         tmp.mkdir(parents=True)
         self._write_sqlite(tmp / "chunks.sqlite")
         _faiss().write_index(self.faiss_index, str(tmp / "vectors.faiss"))
+        manifest = replace(manifest, checksums={f: file_sha256(tmp / f) for f in DATA_FILES})
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
-        final = self.index_dir / name
-        shutil.rmtree(final, ignore_errors=True)  # left by a writer that died before switching CURRENT
+        final = self.index_dir / name  # numbered above every folder present, so it never exists yet
         os.rename(tmp, final)
+        _fsync_dir(self.index_dir)  # the new folder is on disk before CURRENT can name it
         pointer = self.index_dir / "CURRENT.tmp"
         with open(pointer, "w", encoding="utf-8") as fh:
             fh.write(name + "\n")
@@ -541,6 +600,11 @@ class IndexWriter:
             con.commit()
         finally:
             con.close()
+
+
+def _highest_generation(index_dir: Path) -> int:
+    numbers = [int(p.name[4:]) for p in Path(index_dir).glob("gen-*") if p.name[4:].isdigit()]
+    return max(numbers, default=0)
 
 
 def collect_garbage(index_dir: Path, keep: int = 2) -> None:

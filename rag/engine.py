@@ -16,7 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings import DEFAULT_MODEL, Embedder, Snapshot, current_generation, index_paths, open_snapshot
+from embeddings import (
+    DEFAULT_MODEL,
+    Embedder,
+    IndexMismatchError,
+    ModelError,
+    Snapshot,
+    current_generation,
+    index_paths,
+    open_snapshot,
+)
 
 from .answer import Thresholds, Vocabulary, compose
 from .bm25 import BM25
@@ -76,7 +85,20 @@ class Engine:
         m = loaded.snapshot.manifest
         with self._lock:
             if self._embedder is None or (self._embedder.model_id, self._embedder.backend) != (m.model, m.backend):
-                self._embedder = Embedder(m.model, cache_dir=self.cache_dir, backend=m.backend)
+                embedder = Embedder(m.model, cache_dir=self.cache_dir, backend=m.backend)
+                try:
+                    dim = embedder.dim
+                except ModelError as exc:
+                    raise IndexMismatchError(
+                        f"{self.index_dir} was built with model {m.model!r} ({m.backend}), which cannot be "
+                        f"loaded here ({exc}); install it, or rebuild the index with `rag index --rebuild`"
+                    ) from exc
+                if dim != m.dim:
+                    raise IndexMismatchError(
+                        f"{self.index_dir} holds {m.dim}-dimensional vectors but model {m.model!r} makes "
+                        f"{dim}-dimensional ones; rebuild it with `rag index --rebuild`"
+                    )
+                self._embedder = embedder
                 self._sentence_cache = {}  # vectors of the previous model are not comparable
         return self._embedder
 

@@ -338,7 +338,7 @@ def _stages(progress: PageProgress | None):
     """Adapt the page's ``progress(fraction, desc=…)`` to the indexer's ``progress(stage, done, total)``."""
     if progress is None:
         return None
-    labels = {"read": "Reading files", "embed": "Embedding new passages"}
+    labels = {"read": "Reading files", "embed": "Embedding new passages", "write": "Writing the index"}
 
     def report(stage: str, done: int, total: int) -> None:
         progress(done / total if total else 1.0, desc=f"{labels.get(stage, stage)} ({done}/{total})")

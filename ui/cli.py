@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     _common(p)
 
+    p = sub.add_parser("check", help="check that the index is sound (loads, vectors and chunks agree)")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    _common(p)
+
     p = sub.add_parser("ask", help="answer a question with cited passages")
     p.add_argument("question")
     p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
@@ -152,10 +156,13 @@ def _embedder(args):
 
 def cmd_index(args) -> int:
     from embeddings import index_paths, read_manifest
+    from embeddings.store import recorded_roots
 
     paths = args.paths or None
-    if paths is None and (args.rebuild or read_manifest(args.index_dir) is None):
-        paths = [DEFAULT_CORPUS]
+    if paths is None:
+        # The folders indexed before (for --rebuild even when the live generation is damaged), else seeds/.
+        known = recorded_roots(args.index_dir) if args.rebuild else read_manifest(args.index_dir) is not None
+        paths = None if known else [DEFAULT_CORPUS]
     report = index_paths(paths, args.index_dir, _embedder(args), rebuild=args.rebuild, progress=_progress_bar())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -167,6 +174,19 @@ def cmd_index(args) -> int:
         print(f"skipped   {skipped.source}: {skipped.reason}")
     print(report.summary())
     return 0
+
+
+def cmd_check(args) -> int:
+    from embeddings.verify import check_index
+
+    check = check_index(args.index_dir, load_model=True, cache_dir=args.cache_dir)
+    if args.json:
+        print(json.dumps({**asdict(check), "ok": check.ok}, indent=2, ensure_ascii=False))
+    elif check.ok:
+        print(check.summary())
+    else:
+        print(f"rag: error: {check.summary()}", file=sys.stderr)
+    return 0 if check.ok else 1
 
 
 def _engine(args):
@@ -280,7 +300,7 @@ def cmd_chat(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval, "chat": cmd_chat}
+COMMANDS = {"index": cmd_index, "check": cmd_check, "ask": cmd_ask, "eval": cmd_eval, "chat": cmd_chat}
 
 
 def main(argv: list[str] | None = None) -> int:
