@@ -1,0 +1,133 @@
+"""A deep check of an index folder: does it load, and do vectors, chunks, documents and manifest agree?
+
+Loading (:func:`~embeddings.store.open_snapshot`) already refuses damaged files
+(checksums) and gross inconsistencies. This goes further, for ``rag check``,
+the crash trials and the tests: every vector id has a chunk and every chunk
+a vector, no chunk is stored twice, every article in the manifest has its
+chunks, and the vectors are unit length. It also lists what dead writers
+left behind (harmless: the next write removes it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .store import REBUILD_HINT, StoreError, current_generation, is_approximate, open_snapshot
+
+#: Vectors whose norms are checked (all of them in indexes up to this size, a sample beyond).
+NORM_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class IndexCheck:
+    """What :func:`check_index` found. ``problems`` empty means the index is sound."""
+
+    index_dir: str
+    generation: int
+    files: int
+    chunks: int
+    problems: tuple[str, ...]
+    leftovers: tuple[str, ...] = ()  # folders of writers that died; removed by the next write
+    loaded: bool = True  # False: the index could not even be opened (``problems`` says why)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """One line: ``index OK: generation 3, 5 files, 67 chunks`` or the problems."""
+        if not self.loaded:
+            return self.problems[0]  # the store's own message names the file and how to rebuild
+        if self.problems:
+            return f"index {self.index_dir} is damaged: {'; '.join(self.problems)}; {REBUILD_HINT}"
+        left = f" ({len(self.leftovers)} leftovers of interrupted writes)" if self.leftovers else ""
+        return f"index OK: generation {self.generation}, {self.files} files, {self.chunks} chunks{left}"
+
+
+def faiss_ids(index) -> np.ndarray:
+    """Every id stored in a FAISS index of the store (flat ``IndexIDMap2`` or IVF), in storage order."""
+    import faiss
+
+    if is_approximate(index):
+        ivf = faiss.extract_index_ivf(index)
+        lists = ivf.invlists
+        parts = []
+        for n in range(ivf.nlist):
+            size = lists.list_size(n)
+            if size:
+                parts.append(faiss.rev_swig_ptr(lists.get_ids(n), size).copy())
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def check_index(index_dir: Path, *, load_model: bool = False, cache_dir: Path | None = None) -> IndexCheck:
+    """Check the live generation of ``index_dir`` (see the module docstring); never raises for a bad index.
+
+    Args:
+        load_model: also load the model the manifest names and compare its dimension
+            (what answering a question needs; takes a few seconds).
+        cache_dir: where the default model is converted to.
+    """
+    index_dir = Path(index_dir)
+    leftovers = _leftovers(index_dir)
+    try:
+        snap = open_snapshot(index_dir)
+    except StoreError as exc:
+        return IndexCheck(str(index_dir), 0, 0, 0, (str(exc),), leftovers, loaded=False)
+    problems: list[str] = []
+    ids = faiss_ids(snap.faiss_index)
+    counts = Counter(ids.tolist())
+    twice = [i for i, c in counts.items() if c > 1]
+    if twice:
+        problems.append(f"{len(twice)} vector ids stored more than once (e.g. {twice[0]})")
+    if set(counts) - set(snap.rows):
+        problems.append(f"{len(set(counts) - set(snap.rows))} vectors without a chunk")
+    if set(snap.rows) - set(counts):
+        problems.append(f"{len(set(snap.rows) - set(counts))} chunks without a vector")
+    places = Counter((r.source, r.start, r.end) for r in snap.rows.values())
+    repeated = [p for p, c in places.items() if c > 1]
+    if repeated:
+        problems.append(f"{len(repeated)} chunks stored more than once (e.g. {repeated[0][0]} {repeated[0][1:]})")
+    per_source = Counter(r.source for r in snap.rows.values())
+    for source, entry in sorted(snap.manifest.files.items()):
+        if per_source.get(source, 0) != entry.get("chunks"):
+            problems.append(f"{source}: manifest says {entry.get('chunks')} chunks, index has {per_source[source]}")
+            break
+    if set(per_source) - set(snap.documents):
+        problems.append(f"chunks of files that are not in the index: {sorted(set(per_source) - set(snap.documents))}")
+    if load_model:
+        problems += _model_problems(snap.manifest, cache_dir)
+    sample = snap.ids if len(snap.ids) <= NORM_SAMPLE else np.random.default_rng(0).choice(snap.ids, NORM_SAMPLE)
+    norms = np.linalg.norm(snap.vectors(sample), axis=1) if len(sample) else np.ones(0)
+    if len(norms) and not np.allclose(norms, 1.0, atol=1e-3):
+        problems.append(f"{int(np.sum(~np.isclose(norms, 1.0, atol=1e-3)))} vectors are not unit length")
+    return IndexCheck(str(index_dir), snap.generation, len(snap.documents), len(snap.rows), tuple(problems), leftovers)
+
+
+def _model_problems(manifest, cache_dir: Path | None) -> list[str]:
+    from .encoder import Embedder, ModelError
+
+    try:
+        dim = Embedder(manifest.model, cache_dir=cache_dir, backend=manifest.backend).dim
+    except ModelError as exc:
+        return [f"its model {manifest.model!r} ({manifest.backend}) cannot be loaded ({exc})"]
+    if dim != manifest.dim:
+        return [f"its model {manifest.model!r} makes {dim}-dimensional vectors, the index holds {manifest.dim}"]
+    return []
+
+
+def _leftovers(index_dir: Path) -> tuple[str, ...]:
+    try:
+        live = current_generation(index_dir)
+    except StoreError:
+        live = None
+    out = [p.name for p in index_dir.glob(".tmp-gen-*")]
+    if live is not None:
+        out += [p.name for p in index_dir.glob("gen-*") if p.name > live]
+    if (index_dir / "CURRENT.tmp").exists():
+        out.append("CURRENT.tmp")
+    return tuple(sorted(out))
