@@ -1,0 +1,116 @@
+"""A damaged index: one clear line that says how to rebuild, never a wrong answer or a traceback.
+
+Each case damages a copy of the seed index in one way, then checks that
+``rag ask`` and ``rag check`` refuse with the rebuild hint, that the chat shows
+the same message, and that ``rag index --rebuild`` (no paths: the folders the
+index recorded) brings it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from ui.chat import ChatApp
+from ui.cli import main
+
+from .conftest import SEEDS
+
+pytestmark = pytest.mark.slow
+
+HINT = "rag index --rebuild"
+
+
+def _live(index: Path) -> Path:
+    return index / (index / "CURRENT").read_text().strip()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x20
+    path.write_bytes(bytes(raw))
+
+
+def _edit_manifest(**changes):
+    def damage(index: Path, embedder) -> None:
+        path = _live(index) / "manifest.json"
+        data = json.loads(path.read_text())
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        path.write_text(json.dumps(data))
+
+    return damage
+
+
+def _foreign_manifest(index: Path, embedder) -> None:
+    """The manifest of another index (same model, other articles) copied over this one's."""
+    from embeddings import index_paths
+
+    corpus, other = index.parent / "other-corpus", index.parent / "other-index"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Ein ganz anderer Artikel über Kasachstan.\n", encoding="utf-8")
+    index_paths([corpus], other, embedder)
+    shutil.copy(_live(other) / "manifest.json", _live(index) / "manifest.json")
+
+
+CASES = {
+    "vectors truncated": lambda i, e: _truncate(_live(i) / "vectors.faiss"),
+    "vectors with a flipped bit": lambda i, e: _flip(_live(i) / "vectors.faiss"),
+    "vectors missing": lambda i, e: (_live(i) / "vectors.faiss").unlink(),
+    "metadata truncated": lambda i, e: _truncate(_live(i) / "chunks.sqlite"),
+    "metadata with a flipped bit": lambda i, e: _flip(_live(i) / "chunks.sqlite"),
+    "manifest not JSON": lambda i, e: (_live(i) / "manifest.json").write_text("{'model': "),
+    "manifest empty": lambda i, e: (_live(i) / "manifest.json").write_text(""),
+    "manifest of another index": _foreign_manifest,
+    "manifest of another dimension": _edit_manifest(dim=768),
+    "manifest of another model": _edit_manifest(model="another-model"),
+    "manifest without checksums": _edit_manifest(checksums=None),
+    "manifest from a future version": _edit_manifest(format=99),
+    "CURRENT names a missing generation": lambda i, e: (i / "CURRENT").write_text("gen-000099\n"),
+    "CURRENT garbage": lambda i, e: (i / "CURRENT").write_bytes(b"\x00\xff../../etc"),
+    "generation folder deleted": lambda i, e: shutil.rmtree(_live(i)),
+}
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_damage_is_reported_with_the_fix_and_rebuild_recovers(case, tmp_path, seed_index, embedder, monkeypatch):
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(embedder.cache_dir))
+    CASES[case](index, embedder)
+
+    for argv in (["ask", "When did Shoigu visit Beijing?"], ["check"]):
+        rc, out, err = _run(argv)
+        assert rc == 1 and not out, (case, argv, out)
+        assert HINT in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (case, argv, err)
+
+    with pytest.raises(gr.Error, match="rebuild"):
+        ChatApp(index, tmp_path / "corpus", embedder).answer("When did Shoigu visit Beijing?")
+
+    # No paths: the folders the index recorded; a foreign manifest's records are not this index's.
+    rc, _out, err = _run(["index", "--rebuild", *([str(SEEDS)] if case == "manifest of another index" else [])])
+    assert rc == 0, err
+    rc, out, err = _run(["ask", "When did Shoigu visit Beijing?"])
+    assert rc == 0 and out.startswith("Friday, 28 February 2025"), (out, err)
+    assert _run(["check"])[0] == 0
