@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-_spec = importlib.util.spec_from_file_location("bench", Path(__file__).resolve().parent.parent / "scripts" / "bench.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from .conftest import load_script
+
+bench = load_script("bench")
 
 
 def test_strip_overstrike_and_head():
@@ -22,8 +19,23 @@ def test_metrics():
     assert bench.recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 2, 1]])) == 1.0
     p50, p95 = bench.percentiles([0.010, 0.020, 0.030])
     assert p50 == 20.0 and 20.0 < p95 <= 30.0
-    v = bench.synthetic_vectors(500, 16, seed=3)
+    v = bench.Mixture.clustered(clusters=5, dim=16).sample(500, seed=3)
     assert v.dtype == np.float32 and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_fitted_mixture_keeps_the_anisotropy_of_real_vectors():
+    """Vectors that share a strong common direction (as e5's do) are drawn with that direction too."""
+    rng = np.random.default_rng(0)
+    common = rng.standard_normal(32)
+    real = common + 0.6 * rng.standard_normal((2000, 32))
+    real = (real / np.linalg.norm(real, axis=1, keepdims=True)).astype(np.float32)
+    drawn = bench.Mixture.fitted(real, clusters=8).sample(2000, seed=1)
+
+    def mean_pair_cosine(x):
+        return float(np.mean(np.sum(x[:1000] * x[1000:], axis=1)))
+
+    assert mean_pair_cosine(real) > 0.5
+    assert abs(mean_pair_cosine(drawn) - mean_pair_cosine(real)) < 0.05
 
 
 def test_markdown_table_has_required_rows():
@@ -33,9 +45,9 @@ def test_markdown_table_has_required_rows():
         "ingest_peak_mib": 900.0, "baseline_ingest_peak_mib": 1500.0, "update_seconds": 0.5,
         "rebuild_seconds": 100.0, "ask_p50_ms": 120.0, "ask_p95_ms": 180.0, "ask_questions": 28,
         "cold_start_s": 3.0,
-        "retrieval": [{"vectors": 100_000, "kind": "IVF", "p50_ms": 1.0, "p95_ms": 2.0, "recall_at_10": 0.99,
-                       "exact_p50_ms": 15.0, "exact_p95_ms": 20.0}],
+        "retrieval": [{"data": "embedding-like", "vectors": 100_000, "kind": "IVF", "p50_ms": 1.0, "p95_ms": 2.0,
+                       "recall_at_10": 0.99, "exact_p50_ms": 15.0, "exact_p95_ms": 20.0}],
     }  # fmt: skip
     table = bench.markdown_table(results)
     assert table.count("\n") == 9
-    assert "200x faster" in table and "2.67x" in table and "100,000 vectors" in table
+    assert "200x faster" in table and "2.67x" in table and "100,000 embedding-like vectors" in table
