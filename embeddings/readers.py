@@ -247,15 +247,20 @@ def read_bytes(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         if exc.errno == errno.ELOOP:
             raise DocumentError(path, "symbolic link loop; remove or fix the link") from None
         raise DocumentError(path, f"cannot read ({exc.strerror})") from exc
-    with os.fdopen(fd, "rb") as f:
+    too_large = f"the limit is {_size(max_bytes)}; split it into smaller files"
+    try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise DocumentError(path, "is a directory, not a file")
         if not stat.S_ISREG(info.st_mode):
             raise DocumentError(path, "not a regular file (a pipe, socket or device); nothing to read")
-        too_large = f"the limit is {_size(max_bytes)}; split it into smaller files"
         if info.st_size > max_bytes:
             raise DocumentError(path, f"too large ({_size(info.st_size)}; {too_large})")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         raw = bytearray()
         try:  # in blocks, to at most one byte past the limit: a file still growing cannot slip through
             while len(raw) <= max_bytes and (block := f.read(min(max_bytes + 1 - len(raw), 2**20))):
