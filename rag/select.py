@@ -86,16 +86,21 @@ class Scored:
 
 
 def candidates(hits: Sequence[Hit], snapshot: Snapshot) -> list[Sentence]:
-    """The distinct sentences of the hits' passages, in hit order."""
-    seen: set[tuple[str, int]] = set()
+    """The distinct sentences of the hits' passages, in hit order.
+
+    A sentence found again (in the overlap of two passages, or in another file that
+    repeats it) is kept only where it first appeared, so it cannot be quoted twice.
+    """
+    seen: set[str] = set()
     out: list[Sentence] = []
     for n, hit in enumerate(hits):
         doc = snapshot.documents[hit.chunk.source]
         for s, e in split_sentences(doc.text, hit.chunk.start, hit.chunk.end):
-            if (doc.source, s) in seen or len(words(doc.text[s:e])) < MIN_WORDS:
+            text = doc.text[s:e]
+            if text in seen or len(words(text)) < MIN_WORDS:
                 continue
-            seen.add((doc.source, s))
-            out.append(Sentence(n, doc.source, s, e, doc.text[s:e]))
+            seen.add(text)
+            out.append(Sentence(n, doc.source, s, e, text))
     return out
 
 
