@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import random
+import re
 import shutil
 import signal
 import stat
@@ -28,8 +29,9 @@ import pytest
 
 from embeddings import ChunkingConfig, IndexReport, index_paths, open_snapshot
 from embeddings.chunking import chunk_spans, split_sentences
+from rag.evaluate import load_cases
 
-from .conftest import ROOT, SEEDS
+from .conftest import DEV_SET, ROOT, SEEDS
 from .test_index import CountingEmbedder
 
 pytestmark = pytest.mark.slow
@@ -375,3 +377,198 @@ def test_a_one_megabyte_line_is_cut_quickly_into_bounded_chunks(line):
     covered = sum(e - s for s, e in spans)
     assert covered >= len(line.replace(" ", "")) * 0.99  # overlap aside, the whole line is in some chunk
     assert split_sentences(line)  # and sentence splitting alone is as quick (it ran inside chunk_spans)
+
+
+# ---- duplicates ---------------------------------------------------------------------------------
+
+
+def test_duplicate_content_is_embedded_once_cited_once_and_outlives_its_twin(tmp_path, corpus, embedder, engine):
+    """A copy under another name: both files are indexed, the text embedded once, no passage cited twice,
+    the answers are those of the seeds alone, and deleting the original leaves the copy answering."""
+    from rag import Engine
+
+    shutil.copy(corpus / SHOIGU_FILE, corpus / "kopie.txt")
+    counting = CountingEmbedder(embedder)
+    index_dir = tmp_path / "index"
+    report = index_paths([corpus], index_dir, counting)
+    snapshot = open_snapshot(index_dir)
+    assert {SHOIGU_FILE, "kopie.txt"} <= set(report.added)
+    distinct = len({c.text for c in snapshot.chunks()})
+    assert counting.embedded == report.chunks_embedded == distinct == len(snapshot) - len(snapshot.ids_of("kopie.txt"))
+
+    twins = Engine(index_dir, embedder=embedder)
+    for case in load_cases(DEV_SET):
+        answer = twins.ask(case.question)
+        passages = [c.passage for c in answer.citations]
+        assert len(passages) == len(set(passages)), (case.id, [c.source for c in answer.citations])
+        quotes = [part for q in re.findall(r"[“„](.+?)[”“] \[\d+\]", answer.text) for part in q.split(" … ")]
+        assert len(quotes) == len(set(quotes)), case.id
+        assert answer.text == engine.ask(case.question).text, case.id  # the copy changes nothing that is said
+
+    (corpus / SHOIGU_FILE).unlink()
+    counting.embedded = 0
+    report = index_paths([corpus], index_dir, counting)
+    assert report.removed == (SHOIGU_FILE,) and counting.embedded == 0
+    answer = twins.ask("When did Shoigu visit Beijing?")
+    assert answer.text.startswith("Friday, 28 February 2025") and answer.citations[0].source == "kopie.txt"
+
+
+# ---- uploads through the chat -------------------------------------------------------------------
+
+
+@pytest.fixture
+def chat(tmp_path, seed_index, embedder):
+    """The chat over a sandbox (corpus + index); uploads come from ``tmp_path / "uploads"``."""
+    from ui.chat import ChatApp
+
+    corpus, index_dir = tmp_path / "sandbox" / "corpus", tmp_path / "sandbox" / "index"
+    shutil.copytree(SEEDS, corpus)
+    shutil.copytree(seed_index, index_dir)
+    (tmp_path / "uploads").mkdir()
+    app = ChatApp(index_dir, corpus, embedder)
+    app.sync()
+    return app
+
+
+def _article(n: int) -> bytes:
+    return f"Tokajew eröffnete in Astana das Werk Nummer {n}. Es beschäftigt {n * 10} Menschen.\n".encode()
+
+
+SAVED = "saved as "
+UPLOAD_NAMES = [
+    # (the uploaded file's name, "saved as <name>" or the error)
+    ("..\\..\\etc\\passwd.txt", SAVED + "passwd.txt"),  # backslashes are legal in a Linux file name
+    (".hidden.md", SAVED + "hidden.md"),
+    ("Über Peking (2).TXT", SAVED + "Über_Peking_2_.txt"),
+    ("a" * 250 + ".txt", SAVED + "a" * 116 + ".txt"),
+    ("Ü" * 120 + ".md", SAVED + "Ü" * 117 + ".md"),
+    ("中" * 80 + ".txt", SAVED + "中" * 78 + ".txt"),  # 3 bytes a character: cut to 240 bytes
+    ("-rf *.txt", SAVED + "-rf_.txt"),
+    ("passwd", "no usable file name"),
+    ("..", "no usable file name"),
+    ("nul\x00byte.txt", "file name contains a NUL byte"),
+    ("evil.sh", "unsupported file type .sh"),
+    (SHOIGU_FILE, "another file with this name is in the corpus; remove that document first, or rename yours"),
+]
+
+
+@pytest.mark.parametrize("name, outcome", UPLOAD_NAMES, ids=[repr(n)[:40] for n, _ in UPLOAD_NAMES])
+def test_upload_names_stay_in_the_corpus_and_never_replace_an_article(chat, name, outcome):
+    import gradio as gr
+
+    root = chat.corpus_dir.parent.parent
+    uploads = root / "uploads"
+    if name == "..":
+        path = uploads / "sub" / ".."  # its name is ".."; the folder itself exists
+        (uploads / "sub").mkdir()
+    elif "\x00" in name:
+        path = uploads / name  # no such file can exist: the path itself is hostile
+    else:
+        path = uploads / name
+        path.write_bytes(_article(7))
+    before, documents = listing(root), chat.documents()
+    original = (chat.corpus_dir / SHOIGU_FILE).read_bytes()
+    if outcome.startswith(SAVED):
+        rows, status = chat.upload([str(path)])
+        saved = outcome.removeprefix(SAVED)
+        assert (chat.corpus_dir / saved).read_bytes() == _article(7) and "added 1" in status
+        assert saved in {row[0] for row in rows} and len(saved.encode()) <= 240
+    else:
+        with pytest.raises(gr.Error) as error:
+            chat.upload([str(path)])
+        assert outcome in error.value.message and "\n" not in error.value.message
+        assert chat.documents() == documents
+        assert_only_changed_under(before, listing(root), [])  # nothing saved, nothing indexed
+    assert_only_changed_under(before, listing(root), ["sandbox/corpus", "sandbox/index"])
+    assert (chat.corpus_dir / SHOIGU_FILE).read_bytes() == original
+
+
+def test_uploading_the_same_article_again_changes_nothing(chat):
+    upload = chat.corpus_dir.parent.parent / "uploads" / SHOIGU_FILE
+    shutil.copy(chat.corpus_dir / SHOIGU_FILE, upload)
+    generation = open_snapshot(chat.index_dir).generation
+    _, status = chat.upload([str(upload)])
+    assert "added 0" in status and "unchanged 5" in status and open_snapshot(chat.index_dir).generation == generation
+
+
+def test_two_uploads_under_one_name_are_refused_together(chat):
+    import gradio as gr
+
+    uploads = chat.corpus_dir.parent.parent / "uploads"
+    (uploads / "a b.txt").write_bytes(_article(1))
+    (uploads / "a_b.txt").write_bytes(_article(2))
+    (uploads / "fine.txt").write_bytes(_article(3))
+    with pytest.raises(gr.Error, match="two different uploads would both be saved under this name"):
+        chat.upload([str(uploads / "fine.txt"), str(uploads / "a b.txt"), str(uploads / "a_b.txt")])
+    assert sorted(p.name for p in chat.corpus_dir.iterdir()) == sorted(p.name for p in SEEDS.iterdir())
+
+
+def test_oversized_upload_is_refused_before_it_is_read(chat):
+    import gradio as gr
+
+    from ui.chat import ChatApp
+
+    small = ChatApp(chat.index_dir, chat.corpus_dir, chat.embedder, max_file_bytes=1000)
+    upload = chat.corpus_dir.parent.parent / "uploads" / "gross.txt"
+    upload.write_bytes(_article(5) * 30)
+    with pytest.raises(gr.Error, match=r"gross\.txt: too large \(2,\d{3} bytes; the limit is 1,000 bytes"):
+        small.upload([str(upload)])
+    assert not (chat.corpus_dir / "gross.txt").exists()
+
+
+def test_a_file_appearing_meanwhile_is_not_replaced(tmp_path):
+    from embeddings import DocumentError
+    from ui.chat import _write_new
+
+    target = tmp_path / "artikel.txt"
+    target.write_bytes(b"first")
+    with pytest.raises(DocumentError, match="appeared in the corpus meanwhile"):
+        _write_new(target, b"second")
+    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["artikel.txt"]
+
+
+# ---- read_bytes ---------------------------------------------------------------------------------
+
+
+def _lying_fstat(monkeypatch):
+    """fstat says the file is empty: the file 'grows' after it was measured."""
+    import embeddings.readers as readers
+
+    real = os.fstat
+
+    def fstat(fd):
+        info = real(fd)
+        return os.stat_result((info.st_mode, *info[1:6], 0, *info[7:]))
+
+    monkeypatch.setattr(readers.os, "fstat", fstat)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p, mp: p.mkdir(), "is a directory, not a file"),
+        (lambda p, mp: os.mkfifo(p), "not a regular file (a pipe, socket or device); nothing to read"),
+        (lambda p, mp: None, "no such file (or a symbolic link to a missing file)"),
+        (lambda p, mp: p.symlink_to(p.name), "symbolic link loop; remove or fix the link"),
+        (lambda p, mp: p.write_bytes(b"x" * 101), "too large (101 bytes; the limit is 100 bytes; split it"),
+        (lambda p, mp: (p.write_bytes(b"x" * 300), _lying_fstat(mp)), "too large (grew past the limit while"),
+    ],
+    ids=["folder", "pipe", "missing", "loop", "too-large", "grows"],
+)
+def test_read_bytes_refuses_what_is_not_a_small_regular_file(tmp_path, monkeypatch, make, reason):
+    from embeddings import DocumentError
+    from embeddings.readers import read_bytes
+
+    path = tmp_path / "article.txt"
+    make(path, monkeypatch)
+    with deadline(10), pytest.raises(DocumentError) as error:
+        read_bytes(path, max_bytes=100)
+    assert reason in error.value.reason and str(path) in str(error.value)
+
+
+def test_read_bytes_reads_up_to_the_limit(tmp_path):
+    from embeddings.readers import read_bytes
+
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"x" * 100)
+    assert read_bytes(path, max_bytes=100) == b"x" * 100
