@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from embeddings import Snapshot, split_sentences
 
 from .questions import Question
-from .select import SPEECH, Scored
+from .select import MAX_SENTENCE_CHARS, SPEECH, Scored
 from .temporal import resolve
 from .text import STOPWORDS, fold, similar_words, transliterate, words
 from .types import Answer, Citation, Hit
@@ -110,7 +110,9 @@ def context_spans(question: Question, best: Scored, snapshot: Snapshot) -> list[
     else:
         return spans
     doc = snapshot.documents[s.source]
-    window = split_sentences(doc.text, max(0, s.start - 2000), min(len(doc.text), s.end + 2000))
+    window = split_sentences(
+        doc.text, max(0, s.start - 2000), min(len(doc.text), s.end + 2000), max_chars=MAX_SENTENCE_CHARS
+    )
     try:
         i = window.index((s.start, s.end))
     except ValueError:
