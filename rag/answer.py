@@ -131,6 +131,36 @@ _NUMBER_PHRASE = re.compile(
 )
 
 
+_MARKER = re.compile(r"\[\s*\d+\s*\]")
+
+
+def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` as verbatim pieces that hold no ``[n]``: in an answer ``[n]`` only ever means a citation.
+
+    An article (or a planted instruction in one) may contain "[1]" or "[99]"; quoted
+    as is, it would point at the wrong passage or at none. The pieces are joined with
+    " … " like any other elision.
+
+    >>> t = "Er sagte [3], es sei vorbei."
+    >>> [t[a:b] for a, b in without_markers(t, 0, len(t))]
+    ['Er sagte', ', es sei vorbei.']
+    """
+    pieces, cursor = [], start
+    for m in _MARKER.finditer(text, start, end):
+        pieces.append((cursor, m.start()))
+        cursor = m.end()
+    pieces.append((cursor, end))
+    out = []
+    for a, b in pieces:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            out.append((a, b))
+    return out
+
+
 def short_answer(question: Question, sentence: str, article_date) -> str:
     """A few words that answer directly: the resolved date or the number, when the question asks for one."""
     if question.kind == "when":
@@ -215,8 +245,11 @@ def compose(
     parts = []
     for hit_index, spans in quoted.items():
         text = snapshot.documents[hits[hit_index].chunk.source].text
-        quote = " … ".join(text[a:b] for a, b in sorted(set(spans)))
-        parts.append(f"{opening}{quote}{closing} [{number[hit_index]}]")
+        quote = " … ".join(text[x:y] for a, b in sorted(set(spans)) for x, y in without_markers(text, a, b))
+        if quote:
+            parts.append(f"{opening}{quote}{closing} [{number[hit_index]}]")
+    if not parts:  # the evidence was nothing but bracketed numbers
+        return Answer(NOT_FOUND[lang], True, [], lang, question.text)
     lead = short_answer(question, best.sentence.text, snapshot.documents[best.sentence.source].date)
     head = f"{lead} —" if lead else f"{ACCORDING[lang]}:"
     return Answer(f"{head} {' '.join(parts)}", False, citations, lang, question.text)
