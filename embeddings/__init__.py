@@ -8,8 +8,8 @@ The public surface used by :mod:`rag` and the command line::
 
 from .chunking import ChunkingConfig, chunk_document, split_sentences
 from .encoder import DEFAULT_MODEL, Embedder, ModelError
-from .indexer import CorpusError, IndexReport, Skipped, index_paths, scan
-from .readers import DocumentError, read_document
+from .indexer import Corpus, CorpusError, IndexReport, Skipped, index_paths, scan, scan_corpus
+from .readers import MAX_FILE_BYTES, DocumentError, read_document
 from .store import (
     IndexCorruptError,
     IndexLockedError,
@@ -26,8 +26,10 @@ from .types import Chunk, Document
 
 __all__ = [
     "DEFAULT_MODEL",
+    "MAX_FILE_BYTES",
     "Chunk",
     "ChunkingConfig",
+    "Corpus",
     "CorpusError",
     "Document",
     "DocumentError",
@@ -49,5 +51,6 @@ __all__ = [
     "read_document",
     "read_manifest",
     "scan",
+    "scan_corpus",
     "split_sentences",
 ]

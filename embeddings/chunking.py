@@ -27,15 +27,21 @@ ABBREVIATIONS = {
     "aug", "sep", "sept", "okt", "nov", "dez", "dec", "oct", "lt", "gov", "col", "capt", "adm",
 }  # fmt: skip
 
-# A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
-_END = re.compile(r"[.!?…]+[\"'“”»«‘’)\]]*(?=\s)")
+# A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace. A match starts
+# only at the first mark of a run and never backtracks: a line of 20,000 dots would otherwise be retried
+# from every dot (quadratic time: seconds for 20 KB, hours for a megabyte).
+_END = re.compile(r"(?<![.!?…])[.!?…]++[\"'“”»«‘’)\]]*+(?=\s)")
 _OPENING = "„“\"'»«‚‘(["
 
 
-def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+def split_sentences(
+    text: str, start: int = 0, end: int | None = None, *, max_chars: int | None = None
+) -> list[tuple[int, int]]:
     """Sentence spans ``(start, end)`` of ``text[start:end]``, whitespace trimmed.
 
-    Line breaks always end a sentence (news paragraphs, headlines).
+    Line breaks always end a sentence (news paragraphs, headlines). With
+    ``max_chars``, a longer sentence (a line with no full stop, a table) is cut
+    into pieces at whitespace, as :func:`chunk_spans` cuts it.
     """
     end = len(text) if end is None else end
     spans: list[tuple[int, int]] = []
@@ -47,7 +53,10 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
                 spans.append((cursor, m.end()))
                 cursor = m.end()
         spans.append((cursor, b))
-    return [span for span in (_trim(text, s, e) for s, e in spans) if span]
+    trimmed = [span for span in (_trim(text, s, e) for s, e in spans) if span]
+    if max_chars is None:
+        return trimmed
+    return [piece for s, e in trimmed for piece in _hard_split(text, s, e, max_chars)]
 
 
 def _is_boundary(text: str, punct: int, after: int, line_end: int) -> bool:
@@ -106,9 +115,7 @@ def chunk_spans(text: str, config: ChunkingConfig = ChunkingConfig()) -> list[tu
     A chunk also ends early at a paragraph break once it holds ``min_chars``.
     Consecutive chunks share ``overlap_sentences`` sentences.
     """
-    sentences: list[tuple[int, int]] = []
-    for s, e in split_sentences(text):
-        sentences.extend(_hard_split(text, s, e, config.max_chars))
+    sentences = split_sentences(text, max_chars=config.max_chars)
     chunks: list[tuple[int, int]] = []
     i = 0
     while i < len(sentences):

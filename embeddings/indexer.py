@@ -9,6 +9,7 @@ skipped with a reason; the rest of the run goes on.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import ChunkingConfig, chunk_document
-from .readers import SUFFIXES, DocumentError, parse_document
+from .readers import MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
 from .store import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -77,16 +78,46 @@ class IndexReport:
         return asdict(self)
 
 
-def scan(paths: Sequence[Path]) -> dict[str, Path]:
+@dataclass(frozen=True)
+class Corpus:
+    """The files found under the paths to index, and the entries left out with a reason."""
+
+    files: dict[str, Path]
+    skipped: tuple[Skipped, ...] = ()
+
+
+OUTSIDE_LINK = "symbolic link to a file outside the indexed folder; not followed (copy the file in to index it)"
+FOLDER_LINK = "symbolic link to a folder; not followed (index that folder itself, or copy its files in)"
+LINK_LOOP = "symbolic link loop; remove or fix the link"
+BROKEN_LINK = "broken symbolic link (its target does not exist); remove it or restore the file"
+
+
+def _link_problem(path: Path, real_root: Path) -> str | None:
+    """Why a symlinked file cannot be indexed, or ``None`` when it points at a file inside ``real_root``."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return BROKEN_LINK
+    except (RuntimeError, OSError) as exc:  # RuntimeError: Python < 3.13 on a loop; OSError (ELOOP) after
+        if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+            return LINK_LOOP
+        return f"cannot follow symbolic link ({exc.strerror})"
+    return None if target.is_relative_to(real_root) else OUTSIDE_LINK
+
+
+def scan_corpus(paths: Sequence[Path]) -> Corpus:
     """Map index names to files: a folder's files by path relative to it, a file by its name.
 
     Hidden files and folders are ignored, as are files whose type is not
-    supported. A symlink is followed only if it stays inside its folder.
+    supported. A symlinked file is followed only if it stays inside its folder;
+    symlinked folders are not followed. Links left out are reported in
+    :attr:`Corpus.skipped`, never silently dropped.
 
     Raises:
         CorpusError: a path does not exist, or two files map to the same name.
     """
     found: dict[str, Path] = {}
+    skipped: list[Skipped] = []
 
     def put(source: str, path: Path) -> None:
         if source in found and found[source] != path:
@@ -99,18 +130,29 @@ def scan(paths: Sequence[Path]) -> dict[str, Path]:
             put(root.name, root)
         elif root.is_dir():
             real_root = root.resolve()
-            for dirpath, dirnames, filenames in os.walk(root):
+            for dirpath, dirnames, filenames in os.walk(root):  # does not follow symlinked folders
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in dirnames:
+                    if Path(dirpath, name).is_symlink():
+                        skipped.append(Skipped(Path(dirpath, name).relative_to(root).as_posix(), FOLDER_LINK))
                 for name in sorted(filenames):
                     path = Path(dirpath, name)
                     if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
                         continue
-                    if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                        continue
-                    put(path.relative_to(root).as_posix(), path)
+                    source = path.relative_to(root).as_posix()
+                    problem = _link_problem(path, real_root) if path.is_symlink() else None
+                    if problem:
+                        skipped.append(Skipped(source, problem))
+                    else:
+                        put(source, path)
         else:
             raise CorpusError(f"{root}: no such file or folder")
-    return found
+    return Corpus(found, tuple(skipped))
+
+
+def scan(paths: Sequence[Path]) -> dict[str, Path]:
+    """The files to index under ``paths`` (see :func:`scan_corpus`, which also says what was left out)."""
+    return scan_corpus(paths).files
 
 
 def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -128,6 +170,7 @@ def index_paths(
     progress: Progress | None = None,
     lock_timeout: float | None = None,
     batch_size: int = 64,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> IndexReport:
     """Make the index at ``index_dir`` hold exactly the articles under ``paths``.
 
@@ -141,6 +184,7 @@ def index_paths(
         rebuild: start from an empty index (needed to switch models).
         progress: called as ``progress(stage, done, total)``.
         lock_timeout: seconds to wait for another writer (``None``: wait as long as it takes).
+        max_file_bytes: larger files are skipped without being read (the reason says so).
 
     Raises:
         CorpusError: bad paths. IndexMismatchError: the index was built with another model.
@@ -156,7 +200,8 @@ def index_paths(
             if not roots:
                 raise IndexNotFoundError(f"no index in {index_dir} to refresh; give the folder to index")
             paths = [Path(r) for r in roots]
-        files = scan(paths)
+        corpus = scan_corpus(paths)
+        files = corpus.files
         roots = tuple(str(Path(p).resolve()) for p in paths)
         chunk_cfg = asdict(chunking)
         manifest = _check_compatible(base, embedder, chunk_cfg, index_dir)
@@ -164,21 +209,17 @@ def index_paths(
         same_chunking = base is not None and base.manifest.chunking == chunk_cfg
         known = base.manifest.files if base else {}
 
-        added, updated, unchanged, skipped = [], [], [], []
+        added, updated, unchanged, skipped = [], [], [], list(corpus.skipped)
         pending: list[tuple[Document, list[Chunk]]] = []
         for n, (source, path) in enumerate(sorted(files.items()), 1):
             if progress:
                 progress("read", n, len(files))
             try:
-                raw = path.read_bytes()
-            except OSError as exc:
-                skipped.append(Skipped(source, f"cannot read ({exc.strerror})"))
-                continue
-            digest = hashlib.sha256(raw).hexdigest()
-            if same_chunking and known.get(source, {}).get("sha256") == digest:
-                unchanged.append(source)
-                continue
-            try:
+                raw = read_bytes(path, max_file_bytes)
+                digest = hashlib.sha256(raw).hexdigest()
+                if same_chunking and known.get(source, {}).get("sha256") == digest:
+                    unchanged.append(source)
+                    continue
                 doc = parse_document(raw, source, path.suffix.lower(), path)
             except DocumentError as exc:
                 kept = " (the previously indexed version is kept)" if source in known else ""

@@ -29,6 +29,12 @@ import numpy as np
 
 from .convert import publish_once
 
+# onnxruntime keeps a telemetry device id and event database in ~/.cache/Microsoft/DeveloperTools
+# unless ORT_DISABLE_TELEMETRY is set when it is imported. The project runs offline and writes only
+# its index and model cache, so this module (the only one importing onnxruntime) opts out first;
+# a value the user set wins.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 #: Bump when the exported graph or settings change, so older builds are not reused.
 ONNX_VERSION = 1
 OPSET = 17

@@ -13,8 +13,11 @@ is metadata, not text::
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
+import stat
 import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,13 +26,22 @@ from .dates import infer_date, parse_date
 from .types import Document
 
 SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+#: Files larger than this are refused before they are read: a news article is a few KB, and a
+#: 100 MB "article" would take hours to embed and hold the whole text in memory meanwhile.
+MAX_FILE_BYTES = 20 * 1024 * 1024
 HEADER_KEYS = {
     "title", "date", "published", "author", "source", "url", "lang", "language", "description", "tags",
 }  # fmt: skip
 _HEADER_LINE = re.compile(r"^([A-Za-z][\w-]{0,30}):[ \t]*(.*)$")
-# Zero-width and other invisible format characters carry no meaning for search and break tokens.
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Zero-width and other invisible format characters carry no meaning for search and break tokens;
+# bidirectional overrides and isolates can make quoted text display in another order than it reads.
+_INVISIBLE = dict.fromkeys(
+    map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"
+             "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)  # fmt: skip
+# C0 and C1 controls (terminal escapes among them) except tab and line ends.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile(r"\r\n?|[\x85\u2028\u2029]")
 
 
 class DocumentError(ValueError):
@@ -61,8 +73,12 @@ def decode(raw: bytes, path: Path | str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Unify line ends, compose umlauts (NFC), drop invisible and control characters."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    r"""Unify line ends, compose umlauts (NFC), drop invisible and control characters.
+
+    >>> normalize_text("Sch\u200boigu\r\nin\u2028Peking\x1b[31m")
+    'Schoigu\nin\nPeking [31m'
+    """
+    text = _LINE_BREAKS.sub("\n", text)
     text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
     return _CONTROL.sub(" ", text)
 
@@ -205,30 +221,74 @@ def pdf_to_text(raw: bytes, path: Path | str) -> str:
     return "\n\n".join(p.strip() for p in pages if p.strip())
 
 
-def read_document(path: Path, source: str | None = None) -> Document:
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def read_bytes(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """A file's bytes; what is not a regular file, or is larger than ``max_bytes``, is refused before reading.
+
+    The size is taken from the opened file (``fstat``), and never more than ``max_bytes + 1``
+    bytes are read, so a file that grows meanwhile cannot slip past the limit. A
+    pipe or device is opened without blocking and refused, never read.
+
+    Raises:
+        DocumentError: missing, a folder, a pipe or device, a symlink loop, unreadable or too large.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except ValueError:  # a NUL byte in the name: no such file can exist
+        raise DocumentError(repr(str(path)), "file name contains a NUL byte; rename the file") from None
+    except FileNotFoundError:
+        raise DocumentError(path, "no such file (or a symbolic link to a missing file)") from None
+    except IsADirectoryError:
+        raise DocumentError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DocumentError(path, "symbolic link loop; remove or fix the link") from None
+        raise DocumentError(path, f"cannot read ({exc.strerror})") from exc
+    too_large = f"the limit is {_size(max_bytes)}; split it into smaller files"
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DocumentError(path, "is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise DocumentError(path, "not a regular file (a pipe, socket or device); nothing to read")
+        if info.st_size > max_bytes:
+            raise DocumentError(path, f"too large ({_size(info.st_size)}; {too_large})")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
+        raw = bytearray()
+        try:  # in blocks, to at most one byte past the limit: a file still growing cannot slip through
+            while len(raw) <= max_bytes and (block := f.read(min(max_bytes + 1 - len(raw), 2**20))):
+                raw += block
+        except OSError as exc:
+            raise DocumentError(path, f"cannot read ({exc.strerror})") from exc
+    if len(raw) > max_bytes:
+        raise DocumentError(path, f"too large (grew past the limit while being read; {too_large})")
+    return bytes(raw)
+
+
+def read_document(path: Path, source: str | None = None, *, max_bytes: int = MAX_FILE_BYTES) -> Document:
     """Read one article file.
 
     Args:
         path: the file.
         source: its name in the index (default: the file name).
+        max_bytes: larger files are refused without being read.
 
     Raises:
-        DocumentError: unsupported type, unreadable, binary, badly encoded or empty.
+        DocumentError: unsupported type, unreadable, too large, binary, badly encoded or empty.
     """
     path = Path(path)
     source = source or path.name
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise DocumentError(path, f"unsupported file type {suffix or '(none)'}; use one of {', '.join(SUFFIXES)}")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DocumentError(path, "no such file") from None
-    except IsADirectoryError:
-        raise DocumentError(path, "is a directory, not a file") from None
-    except OSError as exc:
-        raise DocumentError(path, f"cannot read ({exc.strerror})") from exc
-    return parse_document(raw, source, suffix, path)
+    return parse_document(read_bytes(path, max_bytes), source, suffix, path)
 
 
 def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None = None) -> Document:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from embeddings import Snapshot, split_sentences
 
 from .questions import Question
-from .select import SPEECH, Scored
+from .select import MAX_SENTENCE_CHARS, SPEECH, Scored
 from .temporal import resolve
 from .text import STOPWORDS, fold, similar_words, transliterate, words
 from .types import Answer, Citation, Hit
@@ -110,7 +110,9 @@ def context_spans(question: Question, best: Scored, snapshot: Snapshot) -> list[
     else:
         return spans
     doc = snapshot.documents[s.source]
-    window = split_sentences(doc.text, max(0, s.start - 2000), min(len(doc.text), s.end + 2000))
+    window = split_sentences(
+        doc.text, max(0, s.start - 2000), min(len(doc.text), s.end + 2000), max_chars=MAX_SENTENCE_CHARS
+    )
     try:
         i = window.index((s.start, s.end))
     except ValueError:
@@ -127,6 +129,36 @@ _NUMBER_PHRASE = re.compile(
     r"(\d[\d.,]*\s*(?:%|Prozent|percent|Millionen|Milliarden|million|billion)?)"
     r"(\s+[A-ZÄÖÜa-zäöüß][\w\-]*)?"
 )
+
+
+_MARKER = re.compile(r"\[\s*\d+\s*\]")
+
+
+def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` as verbatim pieces that hold no ``[n]``: in an answer ``[n]`` only ever means a citation.
+
+    An article (or a planted instruction in one) may contain "[1]" or "[99]"; quoted
+    as is, it would point at the wrong passage or at none. The pieces are joined with
+    " … " like any other elision.
+
+    >>> t = "Er sagte [3], es sei vorbei."
+    >>> [t[a:b] for a, b in without_markers(t, 0, len(t))]
+    ['Er sagte', ', es sei vorbei.']
+    """
+    pieces, cursor = [], start
+    for m in _MARKER.finditer(text, start, end):
+        pieces.append((cursor, m.start()))
+        cursor = m.end()
+    pieces.append((cursor, end))
+    out = []
+    for a, b in pieces:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if a < b:
+            out.append((a, b))
+    return out
 
 
 def short_answer(question: Question, sentence: str, article_date) -> str:
@@ -213,8 +245,11 @@ def compose(
     parts = []
     for hit_index, spans in quoted.items():
         text = snapshot.documents[hits[hit_index].chunk.source].text
-        quote = " … ".join(text[a:b] for a, b in sorted(set(spans)))
-        parts.append(f"{opening}{quote}{closing} [{number[hit_index]}]")
+        quote = " … ".join(text[x:y] for a, b in sorted(set(spans)) for x, y in without_markers(text, a, b))
+        if quote:
+            parts.append(f"{opening}{quote}{closing} [{number[hit_index]}]")
+    if not parts:  # the evidence was nothing but bracketed numbers
+        return Answer(NOT_FOUND[lang], True, [], lang, question.text)
     lead = short_answer(question, best.sentence.text, snapshot.documents[best.sentence.source].date)
     head = f"{lead} —" if lead else f"{ACCORDING[lang]}:"
     return Answer(f"{head} {' '.join(parts)}", False, citations, lang, question.text)

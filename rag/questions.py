@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from embeddings.readers import normalize_text
 
 from .text import STOPWORDS, detect_language, terms, words
 
@@ -66,13 +67,19 @@ def clean(question: str) -> str:
     """
     if not isinstance(question, str):
         raise QuestionError(f"the question must be text, not {type(question).__name__}")
-    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question))
-    text = " ".join(text.split())
+    if len(question) > 50 * MAX_QUESTION_CHARS:  # far too long whatever it holds: not worth cleaning first
+        raise QuestionError(_too_long(len(question)))
+    # As in articles: zero-width characters join ("Scho\u200bigu" is "Schoigu"), other controls separate.
+    text = " ".join(_CONTROL.sub(" ", normalize_text(question)).split())
     if not text:
         raise QuestionError('empty question; ask something, e.g. "When did Shoigu visit Beijing?"')
     if len(text) > MAX_QUESTION_CHARS:
-        raise QuestionError(f"question too long ({len(text)} characters; the limit is {MAX_QUESTION_CHARS})")
+        raise QuestionError(_too_long(len(text)))
     return text
+
+
+def _too_long(n: int) -> str:
+    return f"question too long ({n:,} characters; the limit is {MAX_QUESTION_CHARS:,}); ask it in a sentence or two"
 
 
 def question_kind(text: str) -> str:

@@ -54,7 +54,7 @@ def retrieve(
     k: int = 5,
     pool: int = 50,
 ) -> list[Hit]:
-    """The ``k`` best chunks for ``question`` by fused dense and BM25 rank.
+    """The ``k`` best chunks for ``question`` by fused dense and BM25 rank, each chunk text once.
 
     Args:
         query_vector: the question's embedding (normalised).
@@ -64,18 +64,40 @@ def retrieve(
     if not len(snapshot):
         return []
     dense_scores, dense_ids = snapshot.search(query_vector, pool)
-    dense_ranking = [int(i) for i in dense_ids[0] if i >= 0]
     positions, lexical_scores = bm25.top(question, pool)
-    lexical_ranking = [int(snapshot.ids[p]) for p in positions]
-    fused = fuse([dense_ranking, lexical_ranking], [1.0, lexical_coverage(question, bm25)])
+    dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
+    lexical = [(int(snapshot.ids[p]), float(s)) for p, s in zip(positions, lexical_scores)]
+    stand_in = same_text_stand_ins([i for i, _ in dense + lexical], snapshot)
+    dense_of, lexical_of = distinct_texts(dense, stand_in), distinct_texts(lexical, stand_in)
+    fused = fuse([list(dense_of), list(lexical_of)], [1.0, lexical_coverage(question, bm25)])
     best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
-    dense_of = dict(zip(dense_ranking, map(float, dense_scores[0])))
     missing = [i for i in best if i not in dense_of]
     if missing:  # found by BM25 only: compute their cosine too
         for i, v in zip(missing, snapshot.vectors(missing)):
             dense_of[i] = float(v @ query_vector.ravel())
-    lexical_of = dict(zip(lexical_ranking, map(float, lexical_scores)))
     return [Hit(i, snapshot.chunk(i), fused[i], dense_of[i], lexical_of.get(i, 0.0)) for i in best]
+
+
+def same_text_stand_ins(ids: list[int], snapshot: Snapshot) -> dict[int, int]:
+    """Each id -> the lowest id among ``ids`` with the same chunk text (usually the copy indexed first).
+
+    The same text in two files (a copied or re-saved article) is stored twice and
+    found twice; counted twice it would fill two of the ``k`` places with one
+    passage and push other evidence out.
+    """
+    lowest: dict[str, int] = {}
+    for i in ids:
+        text_hash = snapshot.rows[i].text_hash
+        lowest[text_hash] = min(lowest.get(text_hash, i), i)
+    return {i: lowest[snapshot.rows[i].text_hash] for i in ids}
+
+
+def distinct_texts(ranking: list[tuple[int, float]], stand_in: dict[int, int]) -> dict[int, float]:
+    """A ranking of ``(id, score)`` with each text once, under its stand-in id: ``{id: score}`` in rank order."""
+    out: dict[int, float] = {}
+    for i, score in ranking:
+        out.setdefault(stand_in[i], score)
+    return out
 
 
 def expand_to_documents(
@@ -88,13 +110,16 @@ def expand_to_documents(
     byline, a quote two paragraphs after the speaker was named). Long documents
     (more than ``max_chunks`` passages) are not expanded.
     """
-    have = {h.id for h in hits}
+    texts = {snapshot.rows[h.id].text_hash for h in hits}
     sources = list(dict.fromkeys(h.chunk.source for h in hits))[:documents]
     extra_ids = []
     for source in sources:
-        ids = [i for i in snapshot.ids_of(source) if i not in have]
-        if 0 < len(snapshot.ids_of(source)) <= max_chunks:
-            extra_ids.extend(ids)
+        if not 0 < len(snapshot.ids_of(source)) <= max_chunks:
+            continue
+        for i in snapshot.ids_of(source):
+            if snapshot.rows[i].text_hash not in texts:  # each text once, as in retrieve()
+                texts.add(snapshot.rows[i].text_hash)
+                extra_ids.append(i)
     if not extra_ids:
         return list(hits)
     cosines = snapshot.vectors(extra_ids) @ query_vector.ravel()

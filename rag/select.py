@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings import Snapshot, split_sentences
+from embeddings import ChunkingConfig, Snapshot, split_sentences
 
 from .questions import Question
 from .temporal import resolve
@@ -39,6 +39,9 @@ CROSS_LINGUAL_BONUS = 0.03
 # (a quoted tweet, "Leave a Comment"); it rarely carries the article's facts.
 FOREIGN_FRAGMENT_PENALTY = 0.06
 MIN_WORDS = 4  # shorter lines are page furniture ("Leave a Comment", "Kommentar (0)")
+# A "sentence" longer than a chunk (a line with no full stop) is cut as chunking cuts it,
+# so that no quote is longer than a passage.
+MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
 SHORTLIST = 16  # sentences embedded per question
 
 SPEECH = re.compile(
@@ -86,23 +89,28 @@ class Scored:
 
 
 def candidates(hits: Sequence[Hit], snapshot: Snapshot) -> list[Sentence]:
-    """The distinct sentences of the hits' passages, in hit order."""
-    seen: set[tuple[str, int]] = set()
+    """The distinct sentences of the hits' passages, in hit order.
+
+    A sentence found again (in the overlap of two passages, or in another file that
+    repeats it) is kept only where it first appeared, so it cannot be quoted twice.
+    """
+    seen: set[str] = set()
     out: list[Sentence] = []
     for n, hit in enumerate(hits):
         doc = snapshot.documents[hit.chunk.source]
-        for s, e in split_sentences(doc.text, hit.chunk.start, hit.chunk.end):
-            if (doc.source, s) in seen or len(words(doc.text[s:e])) < MIN_WORDS:
+        for s, e in split_sentences(doc.text, hit.chunk.start, hit.chunk.end, max_chars=MAX_SENTENCE_CHARS):
+            text = doc.text[s:e]
+            if text in seen or len(words(text)) < MIN_WORDS:
                 continue
-            seen.add((doc.source, s))
-            out.append(Sentence(n, doc.source, s, e, doc.text[s:e]))
+            seen.add(text)
+            out.append(Sentence(n, doc.source, s, e, text))
     return out
 
 
 @functools.lru_cache(maxsize=4096)
 def document_sentences(text: str) -> tuple[tuple[int, int], ...]:
     """Sentence spans of a whole document (cached: documents are immutable)."""
-    return tuple(split_sentences(text))
+    return tuple(split_sentences(text, max_chars=MAX_SENTENCE_CHARS))
 
 
 @functools.lru_cache(maxsize=4096)

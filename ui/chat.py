@@ -23,9 +23,10 @@ from pathlib import Path
 import gradio as gr
 
 from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths, read_manifest
-from embeddings.readers import SUFFIXES, parse_document
+from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, parse_document, read_bytes
 from rag import Answer, Engine, QuestionError
 from rag.followup import resolve
+from rag.questions import clean
 
 from .render import SOURCES_CSS, answer_markdown, sources_html
 
@@ -37,6 +38,7 @@ EXAMPLES = (
 )
 DOC_HEADERS = ["file", "title", "date", "chunks"]
 MAX_NAME_CHARS = 120
+MAX_NAME_BYTES = 240  # file systems allow 255 bytes per name; umlauts and CJK take 2-3 bytes each
 STREAM_WORDS = 6  # words added per streamed update
 STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive, not enough to wait for it
 LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
@@ -63,7 +65,10 @@ def safe_filename(name: str) -> str:
         raise DocumentError(name, f"no usable file name; upload a {', '.join(SUFFIXES)} file")
     if f".{suffix.lower()}" not in SUFFIXES:
         raise DocumentError(name, f"unsupported file type .{suffix}; upload {', '.join(SUFFIXES)}")
-    return f"{stem[: MAX_NAME_CHARS - len(suffix) - 1]}.{suffix.lower()}"
+    stem = stem[: MAX_NAME_CHARS - len(suffix) - 1]
+    while len(f"{stem}.{suffix}".encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return f"{stem}.{suffix.lower()}"
 
 
 def user_questions(history: Sequence[dict]) -> list[str]:
@@ -89,6 +94,7 @@ class ChatApp:
         embedder: the model, shared by answering and indexing so it is loaded once.
         k: passages cited per answer.
         examples: questions offered as clickable examples.
+        max_file_bytes: larger uploads are refused (and files in the folder skipped) without being read.
     """
 
     def __init__(
@@ -99,8 +105,10 @@ class ChatApp:
         *,
         k: int = 5,
         examples: Sequence[str] = EXAMPLES,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.index_dir = Path(index_dir)
+        self.max_file_bytes = max_file_bytes
         self.corpus_dir = Path(corpus_dir)
         self.embedder = embedder
         self.k = k
@@ -113,7 +121,13 @@ class ChatApp:
         """Bring the index in line with the corpus folder (incremental)."""
         if not self.corpus_dir.is_dir():
             raise CorpusError(f"{self.corpus_dir}: no such folder; give the articles' folder with --corpus")
-        return index_paths([self.corpus_dir], self.index_dir, self.embedder, progress=_stages(progress))
+        return index_paths(
+            [self.corpus_dir],
+            self.index_dir,
+            self.embedder,
+            progress=_stages(progress),
+            max_file_bytes=self.max_file_bytes,
+        )
 
     def documents(self) -> list[list]:
         """Rows of the documents panel: file, title, date, chunks."""
@@ -129,8 +143,10 @@ class ChatApp:
     def upload(self, files: Sequence[str] | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
         """Save uploaded files into the corpus folder and index them.
 
-        Every file is read first; if one is not a readable article nothing is
-        saved, so a bad upload cannot disturb the index.
+        Every file is read first; if one is not a readable article, or its (sanitised)
+        name is taken by a different file in the folder or another upload, nothing is
+        saved, so a bad upload cannot disturb the index. An upload identical to the
+        file already there is accepted and changes nothing.
 
         Returns:
             The documents table and a one-line report.
@@ -139,20 +155,34 @@ class ChatApp:
         """
         if not files:
             raise gr.Error("choose one or more .txt, .md, .html or .pdf files first")
-        ready = []
+        ready: dict[str, bytes] = {}
         try:
             for upload in files:
                 path = Path(upload)
                 name = safe_filename(path.name)
-                raw = path.read_bytes()
+                raw = read_bytes(path, self.max_file_bytes)
                 parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
-                ready.append((name, raw))
-            for name, raw in ready:
-                _write_atomic(self.corpus_dir / name, raw)
+                if ready.get(name, raw) != raw:
+                    raise DocumentError(name, "two different uploads would both be saved under this name; rename one")
+                if not self._same_as_saved(name, raw):
+                    ready[name] = raw
+            for name, raw in ready.items():
+                _write_new(self.corpus_dir / name, raw)
             report = self.sync(progress)
         except LIBRARY_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
         return self.documents(), _report_line(report)
+
+    def _same_as_saved(self, name: str, raw: bytes) -> bool:
+        """True if the corpus folder holds exactly these bytes under ``name``; refuses to replace anything else."""
+        target = self.corpus_dir / name
+        if not os.path.lexists(target):
+            return False
+        if target.is_file() and not target.is_symlink() and read_bytes(target, self.max_file_bytes) == raw:
+            return True
+        raise DocumentError(
+            name, "another file with this name is in the corpus; remove that document first, or rename yours"
+        )
 
     def remove(self, source: str | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
         """Delete a document's file from the corpus folder and drop it from the index."""
@@ -181,10 +211,17 @@ class ChatApp:
     # ---- answering ------------------------------------------------------------------------------
 
     def answer(self, message: str, history: Sequence[dict] = ()) -> tuple[Answer, str]:
-        """The answer to ``message`` read in the context of the chat, and the question actually asked."""
+        """The answer to ``message`` read in the context of the chat, and the question actually asked.
+
+        The question is ``message`` itself unless it was a follow-up and rewritten.
+        Control characters are stripped first; an empty or over-long message is an error, and
+        earlier turns that were refused as questions are not read as context.
+        """
         try:
-            question = resolve([*user_questions(history), message])
-            return self.engine.ask(question, k=self.k), question
+            earlier = [text for text in map(_askable, user_questions(history)) if text]
+            cleaned = clean(message)
+            question = resolve([*earlier, cleaned])
+            return self.engine.ask(question, k=self.k), message if question == cleaned else question
         except LIBRARY_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -310,6 +347,7 @@ class ChatApp:
             css=SOURCES_CSS,
             show_error=True,
             quiet=not block,
+            max_file_size=self.max_file_bytes,  # refused by gradio before the upload reaches its temp folder
         )
         return app
 
@@ -334,6 +372,14 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def _askable(question: str) -> str | None:
+    """The cleaned question, or ``None`` if it would be refused (empty, too long)."""
+    try:
+        return clean(question)
+    except QuestionError:
+        return None
+
+
 def _stages(progress: PageProgress | None):
     """Adapt the page's ``progress(fraction, desc=…)`` to the indexer's ``progress(stage, done, total)``."""
     if progress is None:
@@ -352,14 +398,19 @@ def _report_line(report: IndexReport) -> str:
     return "  \n".join(lines)
 
 
-def _write_atomic(target: Path, raw: bytes) -> None:
-    """Write next to ``target`` under a hidden name, then rename: the indexer never sees half a file."""
+def _write_new(target: Path, raw: bytes) -> None:
+    """Write a file that must not exist yet: to a hidden name, then hard-linked into place (never replacing).
+
+    The indexer never sees half a file, and if another file appeared under the name
+    meanwhile it is kept and this write is refused.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
-        os.replace(tmp, target)
-    except BaseException:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise DocumentError(target.name, "a file with this name appeared in the corpus meanwhile; try again") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise

@@ -57,12 +57,17 @@ def sources_html(answer: Answer | None, asked: str | None = None) -> str:
 
 
 def answer_markdown(text: str) -> str:
-    """The answer for the chat window, which renders Markdown: quoted article text must stay text.
+    r"""The answer for the chat window, which renders Markdown: quoted article text must stay text.
+
+    HTML is escaped, and so are Markdown links and images: an article holding
+    ``![x](http://…)`` would otherwise make the reader's browser fetch that address.
 
     >>> answer_markdown('„<img src=x onerror=alert(1)>“ [1]')
     '„&lt;img src=x onerror=alert(1)&gt;“ [1]'
+    >>> print(answer_markdown('“![x](http://a.example/p.png) [hier](http://b.example)” [2]'))
+    “!\[x]\(http://a.example/p.png) [hier]\(http://b.example)” [2]
     """
-    return escape(text, quote=False)
+    return escape(text, quote=False).replace("![", "!\\[").replace("](", "]\\(")
 
 
 SOURCES_CSS = """
