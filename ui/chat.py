@@ -252,8 +252,10 @@ class ChatApp:
                     )
                     with gr.Column():
                         # Custom values allowed: the choices change with every upload, and remove() checks the name.
+                        # Filled per visitor by app.load below, not built into the page: Gradio puts the API
+                        # description (with a dropdown's choices) even into the login page it shows strangers.
                         choice = gr.Dropdown(
-                            choices=self._document_names(),
+                            choices=[],
                             label="Document",
                             allow_custom_value=True,
                             elem_id="rag-remove-choice",
