@@ -40,6 +40,9 @@ MAX_NAME_CHARS = 120
 STREAM_WORDS = 6  # words added per streamed update
 STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive, not enough to wait for it
 LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
+DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked for (rag chat --host)
+MAX_UPLOAD_MB = 20  # per file; a news article is kilobytes, a PDF of one a few megabytes
+MIB = 2**20
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
@@ -107,6 +110,9 @@ class ChatApp:
         self.examples = list(examples)
         self.engine = Engine(self.index_dir, embedder=embedder, cache_dir=getattr(embedder, "cache_dir", None))
 
+    #: Largest file :meth:`upload` accepts; :meth:`launch` sets it from ``max_upload_mb``.
+    max_upload_bytes: int = MAX_UPLOAD_MB * MIB
+
     # ---- indexing -------------------------------------------------------------------------------
 
     def sync(self, progress: PageProgress | None = None) -> IndexReport:
@@ -129,8 +135,8 @@ class ChatApp:
     def upload(self, files: Sequence[str] | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
         """Save uploaded files into the corpus folder and index them.
 
-        Every file is read first; if one is not a readable article nothing is
-        saved, so a bad upload cannot disturb the index.
+        Every file is checked first (size, type, readable as an article); if one
+        fails nothing is saved, so a bad upload cannot disturb the index.
 
         Returns:
             The documents table and a one-line report.
@@ -144,6 +150,7 @@ class ChatApp:
             for upload in files:
                 path = Path(upload)
                 name = safe_filename(path.name)
+                check_size(path, self.max_upload_bytes)
                 raw = path.read_bytes()
                 parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
                 ready.append((name, raw))
@@ -295,13 +302,24 @@ class ChatApp:
 
     def launch(
         self,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 7860,
         auth: tuple[str, str] | None = None,
         *,
+        max_upload_mb: float = MAX_UPLOAD_MB,
         block: bool = True,
     ) -> gr.Blocks:
-        """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests)."""
+        """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests).
+
+        Args:
+            host: the address to listen on; the default is reachable from this machine only.
+            auth: ``(user, password)``: nothing but the login page without it.
+            max_upload_mb: the largest file an upload may be; Gradio refuses bigger ones
+                while they arrive, and :meth:`upload` checks again before reading.
+        """
+        if max_upload_mb <= 0:
+            raise ValueError(f"max_upload_mb must be positive, not {max_upload_mb}")
+        self.max_upload_bytes = int(max_upload_mb * MIB)
         app = self.create_app()
         app.queue(default_concurrency_limit=2)
         app.launch(
@@ -312,6 +330,7 @@ class ChatApp:
             css=SOURCES_CSS,
             show_error=True,
             quiet=not block,
+            max_file_size=self.max_upload_bytes,
         )
         return app
 
@@ -334,6 +353,21 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     if not sep or not user or not password:
         raise ValueError("--auth takes user:password or a file holding user:password")
     return user, password
+
+
+def check_size(path: Path, limit: int) -> None:
+    """Refuse a file over ``limit`` bytes before reading it.
+
+    Raises:
+        DocumentError: too big (the message gives both sizes and the flag that raises the limit).
+    """
+    size = path.stat().st_size
+    if size > limit:
+        raise DocumentError(
+            path.name,
+            f"{size / MIB:.1f} MB is over the upload limit of {limit / MIB:g} MB; "
+            "upload a smaller file or start the chat with a larger --max-upload-mb",
+        )
 
 
 def _stages(progress: PageProgress | None):
