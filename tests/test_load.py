@@ -130,3 +130,31 @@ def test_short_load_run(tmp_path, seed_index, model_cache):
     assert report["rss_before_mib"] > 0 and report["growth_mib"] is not None
     assert report["growth_mib"] < MAX_GROWTH_MIB, load_chat.markdown(report)
     assert report["passed"]
+
+
+@pytest.mark.slow
+def test_per_session_state_is_bounded(tmp_path, seed_index, embedder, monkeypatch):
+    """Gradio keeps state for every client session (~60-70 KB each, measured); the chat caps how many."""
+    from gradio_client import Client
+
+    from ui.chat import ChatApp
+
+    monkeypatch.setattr("ui.chat.MAX_SESSIONS", 3)
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(SEEDS, corpus)
+    shutil.copytree(seed_index, index)
+    port = load_chat.free_port()
+    blocks = ChatApp(index, corpus, embedder).launch(port=port, block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False, analytics_enabled=False)
+        seen = set()
+        for _ in range(6):
+            client.reset_session()  # a new visitor, as far as the server can tell
+            seen.add(client.session_hash)
+            assert client.predict(api_name="/documents")["data"]
+        client.close()
+        sessions = set(blocks.state_holder.session_data)
+        assert len(seen) == 6 and len(sessions) <= 3
+        assert client.session_hash in sessions  # the least recently used go first
+    finally:
+        blocks.close()

@@ -42,6 +42,10 @@ STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive,
 LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
 DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked for (rag chat --host)
 MAX_UPLOAD_MB = 20  # per file; a news article is kilobytes, a PDF of one a few megabytes
+# Gradio keeps every client session's state (a copy of the page config, the chat history:
+# 60-70 KB each, measured) until this many sessions exist, then drops the least recently used.
+# Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
+MAX_SESSIONS = 1_000
 MIB = 2**20
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
@@ -331,6 +335,7 @@ class ChatApp:
             show_error=True,
             quiet=not block,
             max_file_size=self.max_upload_bytes,
+            state_session_capacity=MAX_SESSIONS,
         )
         return app
 
