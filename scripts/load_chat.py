@@ -93,6 +93,7 @@ class Sample:
     start: float
     end: float
     error: str | None = None
+    follow_up: bool = False
 
     @property
     def seconds(self) -> float:
@@ -105,22 +106,25 @@ def load_questions(path: Path = DEV_SET) -> list[str]:
 
 
 def session_plan(questions: Sequence[str], session: int) -> Iterator[Step]:
-    """The endless request sequence of one session: each starts elsewhere in the list and on another endpoint.
+    """The endless request sequence of one session: a question and its follow-up first (so that even a
+    short run checks follow-ups), then the list from a different place per session, alternating
+    endpoints, with another follow-up pair after every ``FOLLOW_UP_EVERY`` questions.
 
     >>> steps = session_plan(["q1", "q2", "q3"], 1)
-    >>> [(s.endpoint, s.question, s.follows) for s in [next(steps) for _ in range(6)]]  # doctest: +NORMALIZE_WHITESPACE
-    [('chat', 'q2', ''), ('ask', 'q3', ''), ('chat', 'q1', ''), ('ask', 'q2', ''),
-     ('chat', 'Wann war Schoigu in Peking?', ''), ('chat', 'Und in Moskau?', 'Wann war Schoigu in Peking?')]
+    >>> [(s.endpoint, s.question, s.follows) for s in [next(steps) for _ in range(8)]]  # doctest: +NORMALIZE_WHITESPACE
+    [('chat', 'Wann war Schoigu in Peking?', ''), ('chat', 'Und in Moskau?', 'Wann war Schoigu in Peking?'),
+     ('chat', 'q2', ''), ('ask', 'q3', ''), ('chat', 'q1', ''), ('ask', 'q2', ''),
+     ('ask', 'Wann besuchte Schoigu Peking?', ''), ('ask', 'Und Belousow?', 'Wann besuchte Schoigu Peking?')]
     """
     endpoints = ("ask", "chat")
     pairs = cycle(FOLLOW_UPS[session % len(FOLLOW_UPS) :] + FOLLOW_UPS[: session % len(FOLLOW_UPS)])
     for n, i in enumerate(cycle(range(len(questions)))):
-        yield Step(endpoints[(n + session) % 2], questions[(i + session) % len(questions)])
-        if n % FOLLOW_UP_EVERY == FOLLOW_UP_EVERY - 1:
+        if n % FOLLOW_UP_EVERY == 0:
             base, follow = next(pairs)
             endpoint = endpoints[(n // FOLLOW_UP_EVERY + session) % 2]
             yield Step(endpoint, base)
             yield Step(endpoint, follow, follows=base)
+        yield Step(endpoints[(n + session) % 2], questions[(i + session) % len(questions)])
 
 
 def citation_problem(text: str, numbers: Sequence[int]) -> str | None:
@@ -165,6 +169,7 @@ class RoundResult:
     errors: int
     requests_by_endpoint: dict[str, int]
     sessions_served: int  # sessions that got at least one good answer
+    follow_ups: int  # good answers to follow-up questions (read against their session's previous one)
     max_in_flight: int
     req_per_s: float
     p50_ms: float
@@ -174,6 +179,7 @@ class RoundResult:
     stuck_sessions: int = 0
     rss_mib: float | None = None
     hwm_mib: float | None = None
+    server_cpu_ms_per_request: float | None = None  # the server's CPU time (all threads) over requests served
 
 
 def summarise(samples: Sequence[Sample], sessions: int, seconds: float, stuck: int = 0) -> RoundResult:
@@ -197,6 +203,7 @@ def summarise(samples: Sequence[Sample], sessions: int, seconds: float, stuck: i
         errors=len(errors) + stuck,
         requests_by_endpoint=dict(sorted(Counter(s.endpoint for s in counted).items())),
         sessions_served=len({s.session for s in good}),
+        follow_ups=sum(s.follow_up for s in good),
         max_in_flight=max_in_flight(counted),
         req_per_s=round(len(counted) / seconds, 2) if seconds else 0.0,
         p50_ms=round(p50),
@@ -215,7 +222,7 @@ def markdown(report: dict) -> str:
     def row(label: str, fmt: Callable[[dict], str]) -> list[str]:
         return [label, *(fmt(r) for r in rounds)]
 
-    def mib(value) -> str:
+    def num(value) -> str:
         return "n/a" if value is None else f"{value:.0f}"
 
     rows = [
@@ -223,18 +230,20 @@ def markdown(report: dict) -> str:
         ["---"] * len(head),
         row("sessions x seconds", lambda r: f"{r['sessions']} x {report['seconds']:g}"),
         row("requests (ask / chat)", lambda r: _by_endpoint(r)),
+        row("of which follow-ups", lambda r: str(r["follow_ups"])),
         row("errors", lambda r: str(r["errors"])),
         row("requests/s", lambda r: f"{r['req_per_s']:.1f}"),
         row("latency p50 / p95 / max ms", lambda r: f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['max_ms']:.0f}"),
         row("sessions served / most in flight", lambda r: f"{r['sessions_served']} / {r['max_in_flight']}"),
-        row("server RSS after (peak) MiB", lambda r: f"{mib(r['rss_mib'])} ({mib(r['hwm_mib'])})"),
+        row("server CPU ms per request", lambda r: num(r["server_cpu_ms_per_request"])),
+        row("server RSS after (peak) MiB", lambda r: f"{num(r['rss_mib'])} ({num(r['hwm_mib'])})"),
     ]
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     growth = report.get("growth_mib")
     lines += [
         "",
-        f"Server RSS before round 1 (after a warm-up question): {mib(report['rss_before_mib'])} MiB"
-        f" (peak {mib(report['hwm_before_mib'])} MiB); growth from round 1 to round 2: "
+        f"Server RSS before round 1 (after a warm-up question): {num(report['rss_before_mib'])} MiB"
+        f" (peak {num(report['hwm_before_mib'])} MiB); growth from round 1 to round 2: "
         + ("n/a" if growth is None else f"{growth:+.1f} MiB")
         + f" (target <= {report['max_growth_mib']} MiB).",
         f"Targets met: {'yes' if report['passed'] else 'no'}. Server: {report['server']}.",
@@ -248,6 +257,12 @@ def markdown(report: dict) -> str:
 def _by_endpoint(r: dict) -> str:
     by = r["requests_by_endpoint"]
     return f"{r['requests']} ({by.get('ask', 0)} / {by.get('chat', 0)})"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads), from ``/proc/PID/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
@@ -434,7 +449,7 @@ def run_session(
                 error = run_step(client, step, history, timeout=max(0.1, hard_deadline - start))
             except Exception as exc:
                 error = _describe(exc)
-            samples.append(Sample(session, step.endpoint, start, time.monotonic(), error))
+            samples.append(Sample(session, step.endpoint, start, time.monotonic(), error, bool(step.follows)))
             if error and step.endpoint == "chat":  # the server's copy of the chat is unknown now: start afresh
                 client.reset_session()
                 history.clear()
@@ -511,9 +526,13 @@ def run(
     results = []
     for n in range(1, rounds + 1):
         log(f"load: round {n}: {sessions} sessions x {seconds:g} s")
+        cpu = cpu_seconds(pid) if pid else None
         result = run_round(url, sessions, seconds, questions, grace=grace, auth=auth)
         rss, hwm = memory_mib(pid) if pid else (None, None)
-        results.append({**asdict(result), "rss_mib": rss, "hwm_mib": hwm})
+        cpu_ms = None
+        if pid and result.requests:
+            cpu_ms = round((cpu_seconds(pid) - cpu) * 1000 / result.requests)
+        results.append({**asdict(result), "rss_mib": rss, "hwm_mib": hwm, "server_cpu_ms_per_request": cpu_ms})
         log(f"load: round {n}: {result.requests} requests, {result.errors} errors, p50 {result.p50_ms} ms, RSS {rss}")
     growth = None
     if pid and rounds >= 2:
