@@ -7,8 +7,9 @@
 Without ``--url`` it starts ``rag chat`` as a separate process on a free 127.0.0.1 port over
 a temporary copy of ``seeds/`` (real model, real index; ``--cache-dir`` as for ``rag``), and
 stops it at the end, also on Ctrl-C or failure. Each session is one ``gradio_client.Client``
-(like one browser tab) that loops over the questions of ``eval/dev.jsonl``, alternating the
-``/ask`` API and the streamed ``/chat`` endpoint, with follow-ups ("And Belousov?") on both.
+(like one browser tab) that starts with a question and its follow-up ("And Belousov?"),
+then loops over the questions of ``eval/dev.jsonl``, alternating the ``/ask`` API and the
+streamed ``/chat`` endpoint, with more follow-ups on both.
 
 A request is an error if it raises, times out, or its answer breaks an invariant: the text
 is empty, a ``[n]`` in it is not one of the returned citations, or a follow-up was not read
@@ -16,7 +17,11 @@ against that session's own previous question (which would mean chat histories go
 
 Server memory is VmRSS (and the peak, VmHWM) from ``/proc/PID/status``: after a warm-up
 question, after round 1 and after round 2; "growth" is round 2's minus round 1's. Targets:
-0 errors and growth <= ``--max-growth-mib``. Prints a Markdown table and writes
+0 errors and growth <= ``--max-growth-mib``. Also reported: the server's CPU time per request
+(``/proc/PID/stat``) and this process's own CPU time. The load generator shares the machine,
+and gradio_client is not cheap (two threads per request poll every 50 ms), so on a small
+machine latency and requests/s understate the server; its CPU per request does not.
+Prints a Markdown table and writes
 ``load-results.json`` and ``load-results.md`` into ``--out`` (default ``load-out/``).
 Exit status 0 when the targets are met, 1 when not (or the server cannot be started).
 
@@ -236,6 +241,7 @@ def markdown(report: dict) -> str:
         row("latency p50 / p95 / max ms", lambda r: f"{r['p50_ms']:.0f} / {r['p95_ms']:.0f} / {r['max_ms']:.0f}"),
         row("sessions served / most in flight", lambda r: f"{r['sessions_served']} / {r['max_in_flight']}"),
         row("server CPU ms per request", lambda r: num(r["server_cpu_ms_per_request"])),
+        row("load generator CPU s (this process)", lambda r: f"{r['client_cpu_s']:.0f}"),
         row("server RSS after (peak) MiB", lambda r: f"{num(r['rss_mib'])} ({num(r['hwm_mib'])})"),
     ]
     lines = ["| " + " | ".join(r) + " |" for r in rows]
@@ -526,13 +532,22 @@ def run(
     results = []
     for n in range(1, rounds + 1):
         log(f"load: round {n}: {sessions} sessions x {seconds:g} s")
-        cpu = cpu_seconds(pid) if pid else None
+        cpu, own_cpu = cpu_seconds(pid) if pid else None, time.process_time()
         result = run_round(url, sessions, seconds, questions, grace=grace, auth=auth)
+        own_cpu = round(time.process_time() - own_cpu, 1)
         rss, hwm = memory_mib(pid) if pid else (None, None)
         cpu_ms = None
         if pid and result.requests:
             cpu_ms = round((cpu_seconds(pid) - cpu) * 1000 / result.requests)
-        results.append({**asdict(result), "rss_mib": rss, "hwm_mib": hwm, "server_cpu_ms_per_request": cpu_ms})
+        results.append(
+            {
+                **asdict(result),
+                "rss_mib": rss,
+                "hwm_mib": hwm,
+                "server_cpu_ms_per_request": cpu_ms,
+                "client_cpu_s": own_cpu,  # the load generator's own CPU time, on the same machine
+            }
+        )
         log(f"load: round {n}: {result.requests} requests, {result.errors} errors, p50 {result.p50_ms} ms, RSS {rss}")
     growth = None
     if pid and rounds >= 2:
