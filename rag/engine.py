@@ -10,6 +10,7 @@ readers never see a half-written index and never block writers.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,8 @@ class Engine:
         self._embedder = embedder
         self._loaded: LoadedIndex | None = None
         self._sentence_cache: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # snapshot and model switches
+        self._cache_lock = threading.Lock()  # the sentence memo; never held while the model runs
 
     def embedder(self) -> Embedder:
         """The model of the live index (loaded once)."""
@@ -83,6 +85,9 @@ class Engine:
 
     def _embedder_for(self, loaded: LoadedIndex) -> Embedder:
         m = loaded.snapshot.manifest
+        embedder = self._embedder
+        if embedder is not None and (embedder.model_id, embedder.backend) == (m.model, m.backend):
+            return embedder  # the usual case: no lock, so questions do not wait while a new snapshot loads
         with self._lock:
             if self._embedder is None or (self._embedder.model_id, self._embedder.backend) != (m.model, m.backend):
                 embedder = Embedder(m.model, cache_dir=self.cache_dir, backend=m.backend)
@@ -98,9 +103,10 @@ class Engine:
                         f"{self.index_dir} holds {m.dim}-dimensional vectors but model {m.model!r} makes "
                         f"{dim}-dimensional ones; rebuild it with `rag index --rebuild`"
                     )
-                self._embedder = embedder
-                self._sentence_cache = {}  # vectors of the previous model are not comparable
-        return self._embedder
+                with self._cache_lock:  # model and memo change together: no old vector under the new model
+                    self._embedder = embedder
+                    self._sentence_cache = {}  # vectors of the previous model are not comparable
+            return self._embedder
 
     def loaded(self) -> LoadedIndex:
         """The live snapshot, reloaded if a writer switched generations since the last call."""
@@ -142,14 +148,27 @@ class Engine:
         return compose(q, ranked, hits, loaded.snapshot, loaded.vocabulary, self.thresholds, k=k)
 
     def _embed_sentences(self, texts: list[str], embedder: Embedder) -> np.ndarray:
-        """Document embeddings of sentences, memoised: the same sentences come up again and again."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._sentence_cache]
+        """Document embeddings of sentences, memoised: the same sentences come up again and again.
+
+        Safe for concurrent questions: the vectors a question uses are collected in a dict of
+        its own, so another question's evictions (or more sentences than the memo holds) cannot
+        take them away; the memo is read and written under a lock that is not held while the
+        model runs, and only while it still belongs to the model that made the vectors.
+        """
+        unique = list(dict.fromkeys(texts))
+        with self._cache_lock:
+            memo = self._sentence_cache if self._embedder is embedder else None
+            found = {t: memo[t] for t in unique if t in memo} if memo is not None else {}
+        missing = [t for t in unique if t not in found]
         if missing:
-            for text, vec in zip(missing, embedder.embed_documents(missing)):
-                if len(self._sentence_cache) >= SENTENCE_CACHE_SIZE:
-                    self._sentence_cache.pop(next(iter(self._sentence_cache)))
-                self._sentence_cache[text] = vec
-        return np.vstack([self._sentence_cache[t] for t in texts])
+            vectors = embedder.embed_documents(missing)
+            found.update(zip(missing, vectors))
+            with self._cache_lock:
+                if memo is not None and memo is self._sentence_cache:
+                    memo.update(zip(missing, vectors))
+                    for old in list(itertools.islice(memo, max(0, len(memo) - SENTENCE_CACHE_SIZE))):
+                        del memo[old]  # oldest first
+        return np.vstack([found[t] for t in texts])
 
 
 _ENGINES: dict[Path, Engine] = {}

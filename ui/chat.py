@@ -42,6 +42,12 @@ MAX_NAME_BYTES = 240  # file systems allow 255 bytes per name; umlauts and CJK t
 STREAM_WORDS = 6  # words added per streamed update
 STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive, not enough to wait for it
 LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
+DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked for (rag chat --host)
+MAX_UPLOAD_MB = MAX_FILE_BYTES / 2**20  # per file; a news article is kilobytes, a PDF of one a few megabytes
+# Gradio keeps every client session's state (a copy of the page config, the chat history:
+# 60-70 KB each, measured) until this many sessions exist, then drops the least recently used.
+# Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
+MAX_SESSIONS = 1_000
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
@@ -143,10 +149,10 @@ class ChatApp:
     def upload(self, files: Sequence[str] | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
         """Save uploaded files into the corpus folder and index them.
 
-        Every file is read first; if one is not a readable article, or its (sanitised)
-        name is taken by a different file in the folder or another upload, nothing is
-        saved, so a bad upload cannot disturb the index. An upload identical to the
-        file already there is accepted and changes nothing.
+        Every file is checked first (size, type, readable as an article); if one fails, or
+        its (sanitised) name is taken by a different file in the folder or another upload,
+        nothing is saved, so a bad upload cannot disturb the index. An upload identical to
+        the file already there is accepted and changes nothing.
 
         Returns:
             The documents table and a one-line report.
@@ -289,8 +295,10 @@ class ChatApp:
                     )
                     with gr.Column():
                         # Custom values allowed: the choices change with every upload, and remove() checks the name.
+                        # Filled per visitor by app.load below, not built into the page: Gradio puts the API
+                        # description (with a dropdown's choices) even into the login page it shows strangers.
                         choice = gr.Dropdown(
-                            choices=self._document_names(),
+                            choices=[],
                             label="Document",
                             allow_custom_value=True,
                             elem_id="rag-remove-choice",
@@ -330,13 +338,21 @@ class ChatApp:
 
     def launch(
         self,
-        host: str = "127.0.0.1",
+        host: str = DEFAULT_HOST,
         port: int = 7860,
         auth: tuple[str, str] | None = None,
         *,
         block: bool = True,
     ) -> gr.Blocks:
-        """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests)."""
+        """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests).
+
+        Args:
+            host: the address to listen on; the default is reachable from this machine only.
+            auth: ``(user, password)``: nothing but the login page without it.
+
+        Files over ``max_file_bytes`` (the constructor's) are refused by Gradio while they
+        arrive, and :meth:`upload` checks again before reading.
+        """
         app = self.create_app()
         app.queue(default_concurrency_limit=2)
         app.launch(
@@ -348,6 +364,7 @@ class ChatApp:
             show_error=True,
             quiet=not block,
             max_file_size=self.max_file_bytes,  # refused by gradio before the upload reaches its temp folder
+            state_session_capacity=MAX_SESSIONS,
         )
         return app
 

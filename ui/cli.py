@@ -3,7 +3,7 @@
 Environment variables are read here and nowhere else; each has a flag:
 ``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
 ``RAG_CACHE_DIR`` (``--cache-dir``); for ``rag chat`` also ``RAG_HOST``, ``RAG_PORT``,
-``RAG_CORPUS`` and ``RAG_AUTH``. Errors print one line and exit 1.
+``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``. Errors print one line and exit 1.
 """
 
 from __future__ import annotations
@@ -105,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = os.environ.get
     p = sub.add_parser("chat", help="serve the web chat (indexes the corpus folder first)")
-    p.add_argument("--host", default=env("RAG_HOST") or "127.0.0.1", help="address (env RAG_HOST; default %(default)s)")
+    p.add_argument(
+        "--host",
+        default=env("RAG_HOST") or "127.0.0.1",
+        help="address to listen on (env RAG_HOST; default %(default)s: this machine only; "
+        "0.0.0.0 serves every network the machine is on, so add --auth)",
+    )
     p.add_argument(
         "--port", type=int, default=int(env("RAG_PORT") or 7860), help="port (env RAG_PORT; default %(default)s)"
     )
@@ -115,7 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(env("RAG_CORPUS") or DEFAULT_CORPUS),
         help="articles folder; uploads are saved here (env RAG_CORPUS; default: %(default)s)",
     )
-    p.add_argument("--auth", default=env("RAG_AUTH") or None, help="user:password or a file holding it (env RAG_AUTH)")
+    p.add_argument(
+        "--auth",
+        default=env("RAG_AUTH") or None,
+        help="require a login: user:password or a file holding it (env RAG_AUTH; default: no login)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=env("RAG_MAX_UPLOAD_MB") or "20",  # ui.chat.MAX_UPLOAD_MB; importing it would load gradio
+        help="largest file an upload may be, in MB (env RAG_MAX_UPLOAD_MB; default %(default)s)",
+    )
     p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
     _common(p)
     return parser
@@ -281,6 +296,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def exposure_warning(host: str, auth) -> str | None:
+    """What to tell the user who serves the chat beyond this machine without a login, else ``None``.
+
+    >>> exposure_warning("127.0.0.1", None) is None, exposure_warning("0.0.0.0", ("anna", "geheim")) is None
+    (True, True)
+    >>> exposure_warning("0.0.0.0", None)
+    'serving on 0.0.0.0 without --auth: anyone who can reach this machine can ask, upload and remove documents'
+    """
+    if auth is not None or host in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return f"serving on {host} without --auth: anyone who can reach this machine can ask, upload and remove documents"
+
+
 def cmd_chat(args) -> int:
     from embeddings import index_paths
     from ui.chat import ChatApp, parse_auth  # imports gradio: only when the chat is asked for
@@ -290,11 +318,17 @@ def cmd_chat(args) -> int:
     except ValueError as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return 1
+    if args.max_upload_mb <= 0:
+        print(f"rag: error: --max-upload-mb must be positive, not {args.max_upload_mb:g}", file=sys.stderr)
+        return 1
+    warning = exposure_warning(args.host, auth)
+    if warning:
+        print(f"rag chat: warning: {warning}", file=sys.stderr)
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
     report = index_paths([args.corpus], args.index_dir, embedder, progress=_progress_bar())
     print(f"rag chat: {report.summary()}", file=sys.stderr)
-    app = ChatApp(args.index_dir, args.corpus, embedder, k=args.k)
+    app = ChatApp(args.index_dir, args.corpus, embedder, k=args.k, max_file_bytes=int(args.max_upload_mb * 2**20))
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
     app.launch(args.host, args.port, auth)
     return 0
