@@ -166,7 +166,10 @@ class ChatApp:
             for upload in files:
                 path = Path(upload)
                 name = safe_filename(path.name)
-                raw = read_bytes(path, self.max_file_bytes)
+                try:
+                    raw = read_bytes(path, self.max_file_bytes)
+                except DocumentError as exc:  # named as the person uploaded it, not by the server's temp path
+                    raise DocumentError(path.name, exc.reason) from exc
                 parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
                 if ready.get(name, raw) != raw:
                     raise DocumentError(name, "two different uploads would both be saved under this name; rename one")
