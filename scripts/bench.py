@@ -123,6 +123,7 @@ class Mixture:
         import faiss
 
         real = np.ascontiguousarray(real, dtype=np.float32)
+        clusters = max(2, min(clusters, len(real) // 40))  # k-means wants ~40 points per centre
         kmeans = faiss.Kmeans(real.shape[1], clusters, niter=20, seed=seed)
         kmeans.train(real)
         assigned = kmeans.index.search(real, 1)[1][:, 0]
