@@ -100,7 +100,8 @@ def test_worked_examples_are_not_about_the_corpus():
 
 def test_readme_server_command_uses_the_tested_chat_format():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert set(re.findall(r"--chat_format ([\w-]+)", readme)) == {CHAT_FORMAT}
+    commands = re.findall(r"-m llama_cpp\.server .*?--chat_format ([\w-]+)", readme, re.S)
+    assert commands == [CHAT_FORMAT]
 
 
 def test_numbers_not_in_the_passages_are_caught():
@@ -194,6 +195,22 @@ def test_unknown_provider_and_missing_key_name_the_fix():
         chat_model("gpt")
     with pytest.raises(LLMError, match="OPENAI_API_KEY"):
         chat_model("openai")
+
+
+def test_llm_flags_have_environment_twins(monkeypatch, capsys):
+    from ui.cli import build_parser, main
+
+    monkeypatch.setenv("RAG_LLM", "ollama")
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://127.0.0.1:9/")
+    monkeypatch.setenv("RAG_LLM_MODEL", "tiny")
+    for argv in (["ask", "Wer?"], ["eval", "dev.jsonl"], ["chat"]):
+        args = build_parser().parse_args(argv)
+        assert (args.llm, args.base_url, args.llm_model) == ("ollama", "http://127.0.0.1:9/", "tiny")
+    assert build_parser().parse_args(["chat", "--llm", "openai"]).llm == "openai"  # the flag wins
+    monkeypatch.setenv("RAG_LLM", "gpt")
+    assert main(["ask", "Wer?"]) == 1
+    err = capsys.readouterr().err
+    assert err == "rag: error: unknown LLM provider 'gpt': use one of openai, ollama\n"
 
 
 def test_unreachable_server_names_the_fix(engine):
