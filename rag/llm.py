@@ -40,7 +40,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .answer import NOT_FOUND
-from .prompt import EXAMPLES, LANGUAGES, annotate_dates, build_messages
+from .followup import resolve
+from .prompt import EXAMPLES, annotate_dates, build_messages, condense_messages
 from .questions import analyse
 from .types import Answer, Citation
 
@@ -176,14 +177,13 @@ def unsupported_numbers(text: str, passages: Sequence[Citation]) -> list[str]:
     return list(dict.fromkeys(n for n in found if n.lstrip("0") not in allowed))
 
 
-def leaked_names(text: str, passages: Sequence[Citation]) -> list[str]:
-    """Names of the prompt's invented worked examples that ``text`` repeats and no passage contains.
+def leaked_names(text: str, sources: Sequence[str]) -> list[str]:
+    """Names of the prompt's invented worked examples that ``text`` repeats and no source text contains.
 
-    >>> p = Citation(1, "a.txt", "T", "Paul Weber kam nach Linz.", 0, 25, 1.0)
-    >>> leaked_names("Mayor Jana Roth and Paul Weber came [1].", [p])
+    >>> leaked_names("Mayor Jana Roth and Paul Weber came [1].", ["Paul Weber kam nach Linz."])
     ['Jana', 'Roth']
     """
-    seen = {w.casefold() for c in passages for w in re.findall(r"\w+", f"{c.title} {c.passage}")}
+    seen = {w.casefold() for source in sources for w in re.findall(r"\w+", source)}
     said = {w.casefold() for w in re.findall(r"\w+", text)}
     names = dict.fromkeys(n for example in EXAMPLES for n in example.names)
     return [n for n in names if n.casefold() in said and n.casefold() not in seen]
@@ -216,6 +216,11 @@ def _messages(history: Sequence[Any]) -> list[tuple[str, str]]:
 def condense_question(history: Sequence[Any], question: str, llm: Any, *, max_turns: int = 6) -> str:
     """Rewrite a follow-up question into one that stands alone, for retrieval.
 
+    An elliptical follow-up the rules of :func:`rag.followup.resolve` recognise ("And Belousov?")
+    is rewritten by them, as for the extractive answerer; any other is given to the model, whose
+    rewrite is used only when it looks like a question (one line ending in "?", no citation
+    markers, no names from the worked examples, not far longer than the follow-up).
+
     Args:
         history: earlier turns, oldest first, as ``(role, text)`` pairs, ``{"role", "content"}``
             dicts (Gradio's format) or LangChain messages; only the last ``max_turns`` are used.
@@ -223,8 +228,8 @@ def condense_question(history: Sequence[Any], question: str, llm: Any, *, max_tu
         llm: a LangChain chat model.
 
     Returns:
-        The standalone question, or ``question`` itself when there is no history or the
-        model's rewrite is unusable (empty, or far longer than a question).
+        The standalone question; ``question`` itself when there is no history or the
+        model's rewrite is unusable.
 
     Raises:
         LLMError: the model could not be reached.
@@ -232,20 +237,32 @@ def condense_question(history: Sequence[Any], question: str, llm: Any, *, max_tu
     turns = _messages(history)[-max_turns:]
     if not turns:
         return question
-    lang = analyse(question).language
-    transcript = "\n".join(f"{'User' if r == 'user' else 'Assistant'}: {t[:600]}" for r, t in turns)
-    prompt = (
-        "Rewrite the follow-up question so that it can be understood without the conversation: "
-        "replace pronouns and references with the names and things they refer to. "
-        f"Keep it in {LANGUAGES.get(lang, 'English')}. Reply with the rewritten question only.\n\n"
-        f"Conversation:\n{transcript}\n\nFollow-up question: {question}\nRewritten question:"
-    )
-    text = "".join(stream_text(llm, prompt)).strip()
+    ruled = resolve([*(t for role, t in turns if role == "user"), question])
+    if ruled != question:  # an elliptical "And Belousov?": the rules know it, the model is not needed
+        return ruled
+    conversation = [(role, text[:600]) for role, text in turns]
+    text = "".join(stream_text(llm, condense_messages(conversation, question))).strip()
     line = next((x for x in text.splitlines() if x.strip()), "")
     line = re.sub(r"^(?:rewritten|standalone)?\s*question\s*:\s*", "", line.strip(), flags=re.I).strip(" \"'„“”*")
-    if not line or len(line) > 3 * len(question) + 200:
-        return question
-    return line
+    if _usable_rewrite(line, question) and not leaked_names(line, [question, *(t for _, t in conversation)]):
+        return line
+    return question
+
+
+def _usable_rewrite(line: str, question: str) -> bool:
+    """One question, about as long as a question: not a list item, a transcript line or an answer with [n].
+
+    >>> _usable_rewrite("Who opened the pool in Tannfeld?", "Who opened it?")
+    True
+    >>> _usable_rewrite("1. Shoigu met [2].", "And who did he meet?")
+    False
+    """
+    return (
+        line.endswith("?")
+        and 0 < len(line) <= 3 * len(question) + 200
+        and not _CITATION.search(line)
+        and not re.match(r"^(?:\d+[.)]|user:|assistant:)", line, re.I)
+    )
 
 
 def _where(llm: Any) -> str:
@@ -463,7 +480,7 @@ def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
         problem = NOTES["echo"]
     elif invented := unsupported_numbers(check.text, passages):
         problem = NOTES["numbers"].format(numbers=", ".join(invented))
-    elif copied := leaked_names(check.text, passages):
+    elif copied := leaked_names(check.text, [f"{c.title} {c.passage}" for c in passages]):
         problem = NOTES["leak"].format(names=", ".join(copied))
     if problem:
         # The extractive answer quotes the passages verbatim: nothing in it can be invented.

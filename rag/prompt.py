@@ -154,3 +154,48 @@ def build_messages(
     first = turns[0][1]
     turns[0] = ("user", f"{INSTRUCTIONS}\n\n{first}")
     return turns
+
+
+CONDENSE_INSTRUCTIONS = (
+    "Rewrite the follow-up question so that it can be understood without the conversation: replace pronouns "
+    "and references with the names and things they refer to, and keep its language. A question that already "
+    "stands on its own stays as it is. Reply with the rewritten question only."
+)
+
+# (conversation as (role, text) turns, follow-up, rewritten question); invented like EXAMPLES.
+CONDENSE_EXAMPLES = (
+    (
+        (("user", "Wer leitet die Stadtbibliothek Kornhain?"), ("assistant", "Laut [1] leitet Paul Weber sie [1].")),
+        "Wann streikten die Straßenbahnfahrer?",
+        "Wann streikten die Straßenbahnfahrer?",
+    ),
+    (
+        (("user", "When did the new swimming pool in Tannfeld open?"), ("assistant", "On Monday, 3 March 2025 [2].")),
+        "Who opened it?",
+        "Who opened the new swimming pool in Tannfeld?",
+    ),
+    (
+        (("user", "Wer leitet die Stadtbibliothek Kornhain?"), ("assistant", "Laut [1] leitet Paul Weber sie [1].")),
+        "Und seit wann ist sie sonntags geöffnet?",
+        "Seit wann ist die Stadtbibliothek Kornhain sonntags geöffnet?",
+    ),
+)
+
+
+def _condense_turn(conversation: Sequence[tuple[str, str]], question: str) -> str:
+    lines = [f"{'User' if role == 'user' else 'Assistant'}: {text}" for role, text in conversation]
+    return "Conversation:\n" + "\n".join(lines) + f"\n\nFollow-up question: {question}"
+
+
+def condense_messages(conversation: Sequence[tuple[str, str]], question: str) -> list[tuple[str, str]]:
+    """The turns that ask for ``question`` rewritten to stand alone, after worked examples (as :func:`build_messages`).
+
+    Args:
+        conversation: the chat so far as ``("user" | "assistant", text)`` turns.
+    """
+    turns: list[tuple[str, str]] = []
+    for example, follow_up, rewritten in CONDENSE_EXAMPLES:
+        turns += [("user", _condense_turn(example, follow_up)), ("assistant", rewritten)]
+    turns.append(("user", _condense_turn(conversation, question)))
+    turns[0] = ("user", f"{CONDENSE_INSTRUCTIONS}\n\n{turns[0][1]}")
+    return turns

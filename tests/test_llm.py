@@ -34,7 +34,7 @@ from rag.llm import (
     stream_text,
     unsupported_numbers,
 )
-from rag.prompt import EXAMPLES, INSTRUCTIONS, build_messages
+from rag.prompt import CONDENSE_EXAMPLES, EXAMPLES, INSTRUCTIONS, build_messages
 
 from .conftest import CHAT_FORMAT, ROOT, SEEDS, free_port
 
@@ -93,9 +93,10 @@ def test_worked_examples_are_not_about_the_corpus():
     # Capitalised and frequent, and never written in lower case (so not a sentence-initial "Die" or "Laut").
     topics = {w for w, n in counts.items() if n >= 3 and w[0].isupper() and w.lower() not in counts}
     assert {"Putin", "Peking", "Ukraine"} <= topics
-    for example in EXAMPLES:
-        text = " ".join([example.question, example.answer, *(f"{t} {x}" for t, _, x in example.passages)])
-        assert not topics & set(re.findall(r"\b\w{3,}\b", text))
+    texts = [" ".join([e.question, e.answer, *(f"{t} {x}" for t, _, x in e.passages)]) for e in EXAMPLES]
+    texts += [" ".join([*(t for _, t in turns), follow_up, new]) for turns, follow_up, new in CONDENSE_EXAMPLES]
+    for text in texts:
+        assert not topics & set(re.findall(r"\b\w{3,}\b", text)), text
 
 
 def test_readme_server_command_uses_the_tested_chat_format():
@@ -188,6 +189,25 @@ def test_eval_report_says_who_wrote_the_answers():
 
 def test_no_history_means_no_rewrite_and_no_model_call():
     assert condense_question([], "Wann war Schoigu in Peking?", llm=None) == "Wann war Schoigu in Peking?"
+
+
+def test_elliptical_follow_up_is_resolved_by_the_rules_without_the_model():
+    history = [("user", "Wann besuchte Belousow Peking?"), ("assistant", "Montag, 14. Oktober 2024 [1]")]
+    assert condense_question(history, "Und Schoigu?", llm=None) == "Wann besuchte Schoigu Peking?"
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("Who opened the bath in Birkental?", "Who opened the bath in Birkental?"),  # a usable rewrite
+        ("1. Lena Fuchs opened it [1].", "Who opened it?"),  # an answer, not a question
+        ("User: When did the bath open?", "Who opened it?"),  # a transcript line
+        ("Who opened the swimming pool in Tannfeld?", "Who opened it?"),  # copied from a worked example
+    ],
+)
+def test_only_a_usable_rewrite_replaces_the_follow_up(reply, expected):
+    history = [("user", "When did the bath in Birkental open?"), ("assistant", "On Monday [1].")]
+    assert condense_question(history, "Who opened it?", _scripted(reply)) == expected
 
 
 def test_unknown_provider_and_missing_key_name_the_fix():
