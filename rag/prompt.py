@@ -12,9 +12,10 @@ its answer, and then :func:`rag.llm.leaked_names` (names) or
 :func:`rag.llm.unsupported_numbers` (numbers) catches it.
 
 Their answers open with "According to [n]," ("Laut [n]"): a model that
-starts its answer by naming the passage cites it before it can forget to,
-and the cited passage differs between the examples so that the number is not
-a constant to copy.
+starts its answer by naming the passage cites it before it can forget to
+(Gemma 3 270M cited in 21 of 25 dev answers so, in 14 with the marker only at
+the end), and the cited passage differs between the examples so that the
+number is not a constant to copy.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from .types import Citation
 LANGUAGES = {"en": "English", "de": "German"}
 # The model is told to answer with exactly this when the passages do not hold the answer.
 REFUSAL = {"en": "Not found in the passages.", "de": "Nicht in den Passagen gefunden."}
+# Short, and silent on how to open the answer (the examples show it): with "Begin with the number of
+# the passage that holds the answer" added, Gemma 3 270M wrote 14 answers of its own, without it 20.
 INSTRUCTIONS = (
     "Answer the question from the numbered passages only, in the language of the question, in one to three "
     "sentences. End every sentence with the number of the passage it comes from in square brackets, like [2]. "
