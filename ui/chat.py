@@ -7,6 +7,10 @@ corpus folder: uploads are saved into it, removing a document deletes its
 file, and each change is an incremental ``index_paths`` run. Answering goes
 on meanwhile, because the engine reads immutable snapshots and switches to
 the new one when the writer is done.
+
+With a LangChain chat model (``llm=``), the page offers a choice of answerer:
+the extractive one, or the model, whose checked words stream in while the
+sources panel shows the passages it is reading (see :mod:`rag.llm`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from html import escape
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 
@@ -26,6 +32,8 @@ from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreE
 from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, parse_document, read_bytes
 from rag import Answer, Engine, QuestionError
 from rag.followup import resolve
+from rag.llm import PASSAGES, REPLACED, LLMError, answered_by, generate, prepare
+from rag.llm import answer as llm_answer
 from rag.questions import clean
 
 from .render import SOURCES_CSS, answer_markdown, sources_html
@@ -48,6 +56,7 @@ MAX_UPLOAD_MB = MAX_FILE_BYTES / 2**20  # per file; a news article is kilobytes,
 # 60-70 KB each, measured) until this many sessions exist, then drops the least recently used.
 # Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
 MAX_SESSIONS = 1_000
+EXTRACTIVE, LLM = "extractive", "llm"  # the answerer choices
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
@@ -98,9 +107,12 @@ class ChatApp:
         index_dir: the index folder (built from ``corpus_dir`` by :meth:`sync` if missing).
         corpus_dir: where the articles are, and where uploads are saved.
         embedder: the model, shared by answering and indexing so it is loaded once.
-        k: passages cited per answer.
+        k: passages cited per extractive answer.
         examples: questions offered as clickable examples.
         max_file_bytes: larger uploads are refused (and files in the folder skipped) without being read.
+        llm: a LangChain chat model; the page then offers it as a second answerer.
+        llm_k: passages given to the LLM.
+        llm_label: how the page names it, e.g. ``"local at http://127.0.0.1:8080/v1"``.
     """
 
     def __init__(
@@ -112,6 +124,9 @@ class ChatApp:
         k: int = 5,
         examples: Sequence[str] = EXAMPLES,
         max_file_bytes: int = MAX_FILE_BYTES,
+        llm: Any = None,
+        llm_k: int = PASSAGES,
+        llm_label: str = "LLM",
     ) -> None:
         self.index_dir = Path(index_dir)
         self.max_file_bytes = max_file_bytes
@@ -119,6 +134,9 @@ class ChatApp:
         self.embedder = embedder
         self.k = k
         self.examples = list(examples)
+        self.llm = llm
+        self.llm_k = llm_k
+        self.llm_label = llm_label
         self.engine = Engine(self.index_dir, embedder=embedder, cache_dir=getattr(embedder, "cache_dir", None))
 
     # ---- indexing -------------------------------------------------------------------------------
@@ -234,8 +252,14 @@ class ChatApp:
         except LIBRARY_ERRORS as exc:
             raise gr.Error(str(exc)) from exc
 
-    def respond(self, message: str, history: Sequence[dict]) -> Iterator[tuple[str, str]]:
-        """Stream the answer into the chat: growing text, and the sources panel."""
+    def respond(self, message: str, history: Sequence[dict], answerer: str = EXTRACTIVE) -> Iterator[tuple[str, str]]:
+        """Stream the answer into the chat: growing text, and the sources panel.
+
+        ``answerer`` is ``"extractive"`` or ``"llm"`` (the model given to the constructor).
+        """
+        if _answerer(answerer) == LLM:
+            yield from self._respond_llm(message, history)
+            return
         answer, asked = self.answer(message, history)
         sources = sources_html(answer, asked if asked != message else None)
         words = answer_markdown(answer.text).split(" ")
@@ -244,20 +268,56 @@ class ChatApp:
             time.sleep(STREAM_DELAY)
         yield " ".join(words), sources
 
-    def ask(self, question: str, previous_question: str = "") -> dict:
+    def _respond_llm(self, message: str, history: Sequence[dict]) -> Iterator[tuple[str, str]]:
+        """The model's checked words as they arrive beside the passages it reads; then the final answer and notes."""
+        llm = self._require_llm()
+        try:
+            prepared = prepare(message, llm, engine=self.engine, k=self.llm_k, history=list(history or ()))
+            asked = prepared.standalone if prepared.standalone != message else None
+            # The extractive answer's highlights say nothing about what the model used.
+            seen = [replace(c, highlight=None) for c in prepared.passages]
+            sources = sources_html(Answer("", False, seen, prepared.language), asked)
+            shown, final = "", None
+            for item in generate(prepared, llm):
+                if isinstance(item, str):
+                    shown += item
+                    yield answer_markdown(shown), sources
+                else:
+                    final = item
+        except (LLMError, *LIBRARY_ERRORS) as exc:
+            raise gr.Error(str(exc)) from exc
+        assert final is not None
+        # A fallback shows the extractive answer with its highlights; otherwise the passages the model read.
+        panel = final if answered_by(final) in REPLACED else replace(final, citations=seen)
+        yield llm_markdown(final), sources_html(panel, asked)
+
+    def _require_llm(self) -> Any:
+        if self.llm is None:
+            raise gr.Error("no LLM configured: start the chat with --llm openai --base-url URL (or RAG_LLM)")
+        return self.llm
+
+    def ask(self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE) -> dict:
         """API ``ask``: the answer and its sources as data.
 
         Args:
             question: in English or German.
             previous_question: the question before, if this one is a follow-up ("And Belousov?").
+            answerer: ``"extractive"`` (default) or ``"llm"``.
 
         Returns:
             ``{"question", "text", "abstained", "language", "citations": [{n, source, title, passage,
-            start, end, score, date, highlight}, ...]}``; ``question`` is the question answered.
+            start, end, score, date, highlight}, ...], "notes"}``; ``question`` is the question answered;
+            ``notes`` say what was changed in an LLM answer (e.g. replaced by the extractive one).
         """
         history = [{"role": "user", "content": previous_question}] if previous_question else []
-        answer, _asked = self.answer(question, history)
-        return asdict(answer)
+        if _answerer(answerer) == EXTRACTIVE:
+            answer, _asked = self.answer(question, history)
+            return asdict(answer)
+        llm = self._require_llm()
+        try:
+            return asdict(llm_answer(question, llm, engine=self.engine, k=self.llm_k, history=history))
+        except (LLMError, *LIBRARY_ERRORS) as exc:
+            raise gr.Error(str(exc)) from exc
 
     # ---- the page -------------------------------------------------------------------------------
 
@@ -268,12 +328,24 @@ class ChatApp:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
                     sources = gr.HTML(sources_html(None), render=False, elem_id="rag-sources")
+                    choice = []
+                    if self.llm is not None:
+                        choice = [
+                            gr.Radio(
+                                [("Extractive (quotes the passages)", EXTRACTIVE), (f"LLM: {self.llm_label}", LLM)],
+                                value=LLM,
+                                label="Answerer",
+                                elem_id="rag-answerer",
+                            )
+                        ]
                     gr.ChatInterface(
                         self.respond,
                         chatbot=gr.Chatbot(elem_id="rag-chat", height=480, label="Chat"),
                         textbox=gr.Textbox(placeholder="Ask a question in English or German", elem_id="rag-question"),
+                        additional_inputs=choice,
                         additional_outputs=[sources],
-                        examples=self.examples,
+                        # with an additional input Gradio wants each example as a list
+                        examples=[[q] for q in self.examples] if choice else self.examples,
                         cache_examples=False,
                         api_name="chat",
                         fill_height=False,
@@ -329,9 +401,12 @@ class ChatApp:
             app.load(self._dropdown, None, choice, api_visibility="undocumented")
         return app
 
-    def _api_ask(self, question: str, previous_question: str = "") -> dict:
-        """Answer a question; returns the answer text and its sources (citations) as data."""
-        return self.ask(question, previous_question)
+    def _api_ask(self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE) -> dict:
+        """Answer a question; returns the answer text and its sources (citations) as data.
+
+        ``answerer``: "extractive" (default) or "llm" when the chat was started with an LLM.
+        """
+        return self.ask(question, previous_question, answerer)
 
     def _document_names(self) -> list[str]:
         return [row[0] for row in self.documents()]
@@ -370,6 +445,24 @@ class ChatApp:
             state_session_capacity=MAX_SESSIONS,
         )
         return app
+
+
+def _answerer(name: str | None) -> str:
+    if name in (None, "", EXTRACTIVE):
+        return EXTRACTIVE
+    if name == LLM:
+        return LLM
+    raise gr.Error(f"unknown answerer {name!r}: use {EXTRACTIVE!r} or {LLM!r}")
+
+
+def llm_markdown(answer: Answer) -> str:
+    """The final LLM answer for the chat window: the text, then what was changed, in italics (all escaped).
+
+    >>> llm_markdown(Answer("Am <b>28.</b> [1]", False, notes=("Removed citations that point at no passage: [7].",)))
+    'Am &lt;b&gt;28.&lt;/b&gt; [1]\\n\\n*Removed citations that point at no passage: [7].*'
+    """
+    notes = [f"*{escape(note, quote=False)}*" for note in answer.notes]
+    return "\n\n".join([answer_markdown(answer.text), *notes])
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:

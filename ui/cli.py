@@ -2,8 +2,10 @@
 
 Environment variables are read here and nowhere else; each has a flag:
 ``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
-``RAG_CACHE_DIR`` (``--cache-dir``); for ``rag chat`` also ``RAG_HOST``, ``RAG_PORT``,
-``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``. Errors print one line and exit 1.
+``RAG_CACHE_DIR`` (``--cache-dir``); for ``ask``, ``eval`` and ``chat`` ``RAG_LLM`` (``--llm``),
+``RAG_LLM_BASE_URL`` (``--base-url``) and ``RAG_LLM_MODEL`` (``--llm-model``); for ``rag chat`` also
+``RAG_HOST``, ``RAG_PORT``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``. ``OPENAI_API_KEY`` is
+read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
 """
 
 from __future__ import annotations
@@ -19,9 +21,16 @@ from embeddings import DEFAULT_MODEL, CorpusError, DocumentError, ModelError, St
 from embeddings.encoder import BACKENDS, DEFAULT_BACKEND
 from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
 from rag.evaluate import EvalFileError
-from rag.llm import PROVIDERS, LLMError
+from rag.llm import PASSAGES, PROVIDERS, LLMError
 
 EXPECTED_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError)
+
+
+K_HELP = f"passages to retrieve and cite (default 5; {PASSAGES} with --llm: the passages the model reads)"
+
+
+def _k(args, llm) -> int:
+    return args.k or (PASSAGES if llm is not None else 5)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -52,15 +61,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _llm_flags(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
     parser.add_argument(
         "--llm",
         choices=PROVIDERS,
-        help="write the answer with a language model (needs the llm extra); default: extractive",
+        default=env("RAG_LLM") or None,
+        help="write the answer with a language model (needs the llm extra; env RAG_LLM); default: extractive",
     )
     parser.add_argument(
-        "--base-url", help="the model server, e.g. http://127.0.0.1:8080/v1 (llama.cpp, vLLM) or Ollama's address"
+        "--base-url",
+        default=env("RAG_LLM_BASE_URL") or None,
+        help="the model server, e.g. http://127.0.0.1:8080/v1 (llama.cpp, vLLM) or Ollama's address "
+        "(env RAG_LLM_BASE_URL)",
     )
-    parser.add_argument("--llm-model", help="model name (default: local for --base-url, gpt-4o-mini, gemma3:270m)")
+    parser.add_argument(
+        "--llm-model",
+        default=env("RAG_LLM_MODEL") or None,
+        help="model name (env RAG_LLM_MODEL; default: local for --base-url, gpt-4o-mini, gemma3:270m)",
+    )
 
 
 def _chat_model(args):
@@ -91,14 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question with cited passages")
     p.add_argument("question")
-    p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
+    p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     _llm_flags(p)
     _common(p)
 
     p = sub.add_parser("eval", help="score answers on a question file (JSONL)")
     p.add_argument("file", type=Path)
-    p.add_argument("-k", type=int, default=5)
+    p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
     _llm_flags(p)
     _common(p)
@@ -131,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("RAG_MAX_UPLOAD_MB") or "20",  # ui.chat.MAX_UPLOAD_MB; importing it would load gradio
         help="largest file an upload may be, in MB (env RAG_MAX_UPLOAD_MB; default %(default)s)",
     )
-    p.add_argument("-k", type=int, default=5, help="passages to retrieve and cite (default 5)")
+    p.add_argument("-k", type=int, help=K_HELP)
+    _llm_flags(p)
     _common(p)
     return parser
 
@@ -247,7 +266,7 @@ def _ask_llm(args, llm) -> int:
     from rag.llm import answer_stream
 
     shown = ""
-    for item in answer_stream(args.question, llm, engine=_engine(args), k=args.k):
+    for item in answer_stream(args.question, llm, engine=_engine(args), k=_k(args, llm)):
         if isinstance(item, str):
             shown += item
             if not args.json:
@@ -268,7 +287,7 @@ def cmd_ask(args) -> int:
     llm = _chat_model(args)
     if llm is not None:
         return _ask_llm(args, llm)
-    answer = _engine(args).ask(args.question, k=args.k)
+    answer = _engine(args).ask(args.question, k=_k(args, None))
     if args.json:
         print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
     else:
@@ -281,14 +300,15 @@ def cmd_eval(args) -> int:
 
     cases = load_cases(args.file)
     engine = _engine(args)
-    engine.ask("warm-up", k=args.k)  # model load and index statistics are not part of per-question latency
     llm = _chat_model(args)
+    k = _k(args, llm)
+    engine.ask("warm-up", k=k)  # model load and index statistics are not part of per-question latency
     if llm is None:
-        report = evaluate(cases, lambda q: engine.ask(q, k=args.k))
+        report = evaluate(cases, lambda q: engine.ask(q, k=k))
     else:
-        from rag.llm import answer
+        from rag.llm import answer, answered_by
 
-        report = evaluate(cases, lambda q: answer(q, llm, engine=engine, k=args.k))
+        report = evaluate(cases, lambda q: answer(q, llm, engine=engine, k=k), answered_by)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -311,6 +331,7 @@ def exposure_warning(host: str, auth) -> str | None:
 
 def cmd_chat(args) -> int:
     from embeddings import index_paths
+    from rag.llm import describe
     from ui.chat import ChatApp, parse_auth  # imports gradio: only when the chat is asked for
 
     try:
@@ -328,7 +349,18 @@ def cmd_chat(args) -> int:
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
     report = index_paths([args.corpus], args.index_dir, embedder, progress=_progress_bar())
     print(f"rag chat: {report.summary()}", file=sys.stderr)
-    app = ChatApp(args.index_dir, args.corpus, embedder, k=args.k, max_file_bytes=int(args.max_upload_mb * 2**20))
+    llm = _chat_model(args)
+    label = describe(llm) if llm is not None else "LLM"
+    app = ChatApp(
+        args.index_dir,
+        args.corpus,
+        embedder,
+        k=_k(args, None),
+        max_file_bytes=int(args.max_upload_mb * 2**20),
+        llm=llm,
+        llm_k=_k(args, llm),
+        llm_label=label,
+    )
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
     app.launch(args.host, args.port, auth)
     return 0
