@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import socket
@@ -9,8 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -71,33 +75,62 @@ def corpus(tmp_path) -> Path:
     return target
 
 
-@pytest.fixture(scope="module")
-def chat_server(tmp_path_factory, seed_index, embedder):
-    """The web chat over a copy of the seeds, served on a free loopback port; yields ``(url, ChatApp)``."""
-    import socket
-
-    from ui.chat import ChatApp
-
-    root = tmp_path_factory.mktemp("chat")
-    corpus, index_dir = root / "corpus", root / "index"
-    shutil.copytree(SEEDS, corpus)
+@pytest.fixture
+def cli_env(tmp_path, seed_index, model_cache, monkeypatch) -> Path:
+    """A copy of the seed index that ``ui.cli.main`` uses (via RAG_INDEX_DIR and RAG_CACHE_DIR); its path."""
+    index_dir = tmp_path / "index"
     shutil.copytree(seed_index, index_dir)
-    app = ChatApp(index_dir, corpus, embedder)
-    app.sync()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    blocks = app.launch("127.0.0.1", port, block=False)
-    try:
-        yield f"http://127.0.0.1:{port}/", app
-    finally:
-        blocks.close()
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
+    return index_dir
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A chat being served: its address, its handlers and the running Gradio app."""
+
+    url: str
+    app: Any
+    blocks: Any
+
+
+def chat_app(root: Path, seed_index: Path, embedder, **options):
+    """A :class:`ui.chat.ChatApp` (with ``options``) over copies of the seeds and their index in ``root``."""
+    from ui.chat import ChatApp
+
+    corpus, index_dir = root / "corpus", root / "index"
+    shutil.copytree(SEEDS, corpus)
+    shutil.copytree(seed_index, index_dir)
+    return ChatApp(index_dir, corpus, embedder, **options)
+
+
+@contextlib.contextmanager
+def served_chat(root: Path, seed_index: Path, embedder, *, launch: dict | None = None, **options) -> Iterator[Served]:
+    """:func:`chat_app` served on a free port of the default host; closed afterwards.
+
+    ``options`` go to :class:`ui.chat.ChatApp`, ``launch`` to its ``launch()``.
+    """
+    app = chat_app(root, seed_index, embedder, **options)
+    app.sync()
+    port = free_port()
+    blocks = app.launch(port=port, block=False, **(launch or {}))
+    try:
+        yield Served(f"http://127.0.0.1:{port}/", app, blocks)
+    finally:
+        blocks.close()
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory, seed_index, embedder):
+    """The web chat over a copy of the seeds, served on a free loopback port; yields ``(url, ChatApp)``."""
+    with served_chat(tmp_path_factory.mktemp("chat"), seed_index, embedder) as served:
+        yield served.url, served.app
 
 
 @pytest.fixture(scope="session")

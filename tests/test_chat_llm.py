@@ -8,15 +8,14 @@ the sources the model read), not about the small model's wisdom.
 from __future__ import annotations
 
 import re
-import shutil
 
 import gradio as gr
 import pytest
 
 from rag.llm import NOTES, answered_by, chat_model
-from ui.chat import LLM, ChatApp
+from ui.chat import LLM
 
-from .conftest import SEEDS, TEST_TOKENS, free_port
+from .conftest import TEST_TOKENS, chat_app, free_port, served_chat
 from .test_chat import SHOIGU, SHOIGU_FILE
 
 pytestmark = pytest.mark.slow
@@ -45,10 +44,8 @@ def _assert_checked(text: str, sources: str) -> None:
 
 
 @pytest.fixture
-def llm_app(tmp_path, seed_index, embedder, corpus, llm):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
-    return ChatApp(index_dir, corpus, embedder, llm=llm, llm_label="gemma3-270m (test)")
+def llm_app(tmp_path, seed_index, embedder, llm):
+    return chat_app(tmp_path, seed_index, embedder, llm=llm, llm_label="gemma3-270m (test)")
 
 
 def test_llm_answer_streams_beside_the_passages_it_reads(llm_app):
@@ -85,11 +82,9 @@ def test_extractive_stays_the_default(llm_app):
     assert data["text"].startswith("Friday, 28 February 2025") and not data["notes"]
 
 
-def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder, corpus):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
+def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder):
     url = f"http://127.0.0.1:{free_port()}/v1"
-    app = ChatApp(index_dir, corpus, embedder, llm=chat_model("openai", base_url=url, timeout=5))
+    app = chat_app(tmp_path, seed_index, embedder, llm=chat_model("openai", base_url=url, timeout=5))
     with pytest.raises(gr.Error) as info:
         list(app.respond(SHOIGU, [], LLM))
     assert info.value.message == f"cannot reach {url}: start the server or fix --base-url"
@@ -97,10 +92,8 @@ def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder,
         app.ask(SHOIGU, answerer=LLM)
 
 
-def test_llm_choice_without_a_model_names_the_fix(tmp_path, seed_index, embedder, corpus):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
-    app = ChatApp(index_dir, corpus, embedder)
+def test_llm_choice_without_a_model_names_the_fix(tmp_path, seed_index, embedder):
+    app = chat_app(tmp_path, seed_index, embedder)
     with pytest.raises(gr.Error, match="--llm openai --base-url"):
         list(app.respond(SHOIGU, [], LLM))
     with pytest.raises(gr.Error, match="unknown answerer 'gpt'"):
@@ -114,18 +107,10 @@ def test_llm_choice_without_a_model_names_the_fix(tmp_path, seed_index, embedder
 def llm_client(tmp_path_factory, seed_index, embedder, llm_server):
     from gradio_client import Client
 
-    root = tmp_path_factory.mktemp("chat-llm")
-    corpus, index_dir = root / "corpus", root / "index"
-    shutil.copytree(SEEDS, corpus)
-    shutil.copytree(seed_index, index_dir)
     llm = chat_model("openai", base_url=llm_server, max_tokens=TEST_TOKENS, timeout=180)
-    app = ChatApp(index_dir, corpus, embedder, llm=llm, llm_label="gemma3-270m")
-    port = free_port()
-    blocks = app.launch("127.0.0.1", port, block=False)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-    finally:
-        blocks.close()
+    root = tmp_path_factory.mktemp("chat-llm")
+    with served_chat(root, seed_index, embedder, llm=llm, llm_label="gemma3-270m") as served:
+        yield Client(served.url, verbose=False, download_files=False)
 
 
 def test_served_chat_streams_the_llm_answer(llm_client):

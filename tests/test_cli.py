@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -12,15 +11,6 @@ from ui.cli import main
 from .conftest import DEV_SET
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def cli_env(tmp_path, seed_index, model_cache, monkeypatch):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
-    return index_dir
 
 
 def test_ask_prints_answer_and_sources(cli_env, capsys):
@@ -81,3 +71,4 @@ def test_bad_files_are_skipped_with_reason(cli_env, tmp_path, capsys):
     assert "added     good.txt" in out
     for name in ("empty.txt", "binary.txt", "latin.txt"):
         assert f"skipped   {name}" in out
+

@@ -93,11 +93,8 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_damage_is_reported_with_the_fix_and_rebuild_recovers(case, tmp_path, seed_index, embedder, monkeypatch):
-    index = tmp_path / "index"
-    shutil.copytree(seed_index, index)
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index))
-    monkeypatch.setenv("RAG_CACHE_DIR", str(embedder.cache_dir))
+def test_damage_is_reported_with_the_fix_and_rebuild_recovers(case, cli_env, tmp_path, embedder):
+    index = cli_env
     CASES[case](index, embedder)
 
     for argv in (["ask", "When did Shoigu visit Beijing?"], ["check"]):

@@ -10,23 +10,18 @@ document names; the right password gets answers.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import re
 import shutil
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SEEDS
+from .conftest import SEEDS, load_script, served_chat
 from .test_chat import NEW_ARTICLE, SHOIGU, SHOIGU_FILE
 
-_spec = importlib.util.spec_from_file_location("load_chat", ROOT / "scripts" / "load_chat.py")
-load_chat = sys.modules.setdefault("load_chat", importlib.util.module_from_spec(_spec))
-if not hasattr(load_chat, "start_server"):
-    _spec.loader.exec_module(load_chat)
+load_chat = load_script("load_chat")
 
 USER, PASSWORD = "anna", "Geheim-4711"
 UPLOAD_LIMIT_MB = 1  # the CLI server's --max-upload-mb: small, so a too-big file is quick to make
@@ -267,20 +262,9 @@ def test_upload_handler_refuses_a_file_over_the_limit(tmp_path, embedder):
 @pytest.fixture(scope="module")
 def auth_server(tmp_path_factory, seed_index, embedder):
     """``ChatApp.launch(auth=...)`` with the default host, on a free port; yields ``(url, corpus)``."""
-    from ui.chat import ChatApp
-
     root = tmp_path_factory.mktemp("locked")
-    corpus, index_dir = root / "corpus", root / "index"
-    shutil.copytree(SEEDS, corpus)
-    shutil.copytree(seed_index, index_dir)
-    app = ChatApp(index_dir, corpus, embedder)
-    app.sync()
-    port = load_chat.free_port()
-    blocks = app.launch(port=port, auth=(USER, PASSWORD), block=False)  # host left to its default
-    try:
-        yield f"http://127.0.0.1:{port}/", corpus
-    finally:
-        blocks.close()
+    with served_chat(root, seed_index, embedder, launch={"auth": (USER, PASSWORD)}) as served:
+        yield served.url, served.app.corpus_dir
 
 
 def _stranger_gets_nothing(http, url: str, corpus: Path) -> None:

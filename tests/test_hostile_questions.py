@@ -209,15 +209,6 @@ def test_quoted_markdown_cannot_fetch_or_link(planted, embedder):
 # ---- the command line ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli_index(tmp_path, seed_index, model_cache, monkeypatch):
-    index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
-    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
-    monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
-    return index_dir
-
-
 @pytest.mark.parametrize(
     "question, message",
     [
@@ -226,7 +217,7 @@ def cli_index(tmp_path, seed_index, model_cache, monkeypatch):
     ],
     ids=["100KB", "controls"],
 )
-def test_cli_refuses_with_one_line_and_exit_1(cli_index, capsys, question, message):
+def test_cli_refuses_with_one_line_and_exit_1(cli_env, capsys, question, message):
     started = time.perf_counter()
     assert main(["ask", question]) == 1
     seconds = time.perf_counter() - started
@@ -236,7 +227,7 @@ def test_cli_refuses_with_one_line_and_exit_1(cli_index, capsys, question, messa
     assert "Traceback" not in err and out == ""
 
 
-def test_cli_strips_controls_and_prints_no_escape_sequences(cli_index, capsys):
+def test_cli_strips_controls_and_prints_no_escape_sequences(cli_env, capsys):
     assert main(["ask", "When did Shoigu\x07 visit Beijing?\x1b[2J"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Friday, 28 February 2025") and SHOIGU_FILE in out
@@ -244,7 +235,7 @@ def test_cli_strips_controls_and_prints_no_escape_sequences(cli_index, capsys):
 
 
 @pytest.mark.parametrize("question", INSTRUCTIONS[:3])
-def test_cli_instructions_get_quotes_or_not_found(cli_index, engine, capsys, question):
+def test_cli_instructions_get_quotes_or_not_found(cli_env, engine, capsys, question):
     assert main(["ask", "--json", question]) == 0
     data = json.loads(capsys.readouterr().out)
     answer = as_answer(data)

@@ -10,7 +10,6 @@ time, the server gone afterwards, and no gross memory growth from one round to t
 from __future__ import annotations
 
 import doctest
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -18,11 +17,9 @@ import time
 
 import pytest
 
-from .conftest import ROOT, SEEDS
+from .conftest import SEEDS, load_script, served_chat
 
-_spec = importlib.util.spec_from_file_location("load_chat", ROOT / "scripts" / "load_chat.py")
-load_chat = sys.modules["load_chat"] = importlib.util.module_from_spec(_spec)  # dataclasses look themselves up
-_spec.loader.exec_module(load_chat)
+load_chat = load_script("load_chat")
 
 SESSIONS = 8
 SECONDS = 10
@@ -138,24 +135,15 @@ def test_per_session_state_is_bounded(tmp_path, seed_index, embedder, monkeypatc
     """Gradio keeps state for every client session (~60-70 KB each, measured); the chat caps how many."""
     from gradio_client import Client
 
-    from ui.chat import ChatApp
-
     monkeypatch.setattr("ui.chat.MAX_SESSIONS", 3)
-    corpus, index = tmp_path / "corpus", tmp_path / "index"
-    shutil.copytree(SEEDS, corpus)
-    shutil.copytree(seed_index, index)
-    port = load_chat.free_port()
-    blocks = ChatApp(index, corpus, embedder).launch(port=port, block=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False, analytics_enabled=False)
+    with served_chat(tmp_path, seed_index, embedder) as served:
+        client = Client(served.url, verbose=False, download_files=False, analytics_enabled=False)
         seen = set()
         for _ in range(6):
             client.reset_session()  # a new visitor, as far as the server can tell
             seen.add(client.session_hash)
             assert client.predict(api_name="/documents")["data"]
         client.close()
-        sessions = set(blocks.state_holder.session_data)
+        sessions = set(served.blocks.state_holder.session_data)
         assert len(seen) == 6 and len(sessions) <= 3
         assert client.session_hash in sessions  # the least recently used go first
-    finally:
-        blocks.close()
