@@ -72,3 +72,13 @@ def test_bad_files_are_skipped_with_reason(cli_env, tmp_path, capsys):
     for name in ("empty.txt", "binary.txt", "latin.txt"):
         assert f"skipped   {name}" in out
 
+
+def test_bad_environment_value_is_a_usage_error_not_a_traceback(monkeypatch, capsys):
+    from ui.cli import build_parser
+
+    monkeypatch.setenv("RAG_PORT", "siebzig")
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["chat"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "argument --port: invalid int value: 'siebzig'" in err
+    assert "Traceback" not in err

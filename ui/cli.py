@@ -129,9 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to listen on (env RAG_HOST; default %(default)s: this machine only; "
         "0.0.0.0 serves every network the machine is on, so add --auth)",
     )
-    p.add_argument(
-        "--port", type=int, default=int(env("RAG_PORT") or 7860), help="port (env RAG_PORT; default %(default)s)"
-    )
+    p.add_argument("--port", type=int, default=env("RAG_PORT") or 7860, help="port (env RAG_PORT; default %(default)s)")
     p.add_argument(
         "--corpus",
         type=Path,
