@@ -57,6 +57,9 @@ MAX_UPLOAD_MB = MAX_FILE_BYTES / 2**20  # per file; a news article is kilobytes,
 # Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
 MAX_SESSIONS = 1_000
 EXTRACTIVE, LLM = "extractive", "llm"  # the answerer choices
+# Gradio keeps each uploaded file in its temporary folder; upload() has copied it into the
+# corpus folder by the time it returns, so every hour the copies older than an hour go.
+UPLOAD_CACHE = (3600, 3600)
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
@@ -323,7 +326,7 @@ class ChatApp:
 
     def create_app(self) -> gr.Blocks:
         """The page: chat and sources side by side, the documents panel below."""
-        with gr.Blocks(title="News RAG", analytics_enabled=False) as app:
+        with gr.Blocks(title="News RAG", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as app:
             gr.Markdown("## Ask the news articles\nAnswers quote and cite `[n]` the passages they come from.")
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3):
