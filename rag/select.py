@@ -31,6 +31,9 @@ from .text import detect_language, fold, similar_words, stem, words
 from .types import Hit
 
 WEIGHTS = {"dense": 1.0, "lexical": 0.15, "kind": 0.04, "passage": 0.2}
+# A *when* answer must carry a date, so for *when* the date signal weighs double; the cues of
+# the other kinds (a speech verb, two capitalised words) are weaker signs of an answer.
+KIND_WEIGHT_WHEN = 0.08
 # Cosine between texts of one language runs higher than across languages; without this
 # correction an English question prefers any English fragment (an embedded tweet, say)
 # of a German article over the German sentence that answers it.
@@ -43,6 +46,10 @@ MIN_WORDS = 4  # shorter lines are page furniture ("Leave a Comment", "Kommentar
 # so that no quote is longer than a passage.
 MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
 SHORTLIST = 16  # sentences embedded per question
+# A date this many words or more away from every word of the question is likely another event's
+# ("the visit came a day after talks in Riga on Thursday"): it counts FAR_DATE, not 1.
+DATE_REACH = 8
+FAR_DATE = 0.25
 
 SPEECH = re.compile(
     r"\b(sagte|sagt|sagten|erklärte|erklärt|betonte|schrieb|meinte|fügte|teilte|so|said|says|told|wrote|added)\b"
@@ -132,12 +139,24 @@ def neighbours(sentence: Sentence, snapshot: Snapshot) -> list[Sentence]:
     return out
 
 
-def kind_match(kind: str, text: str, article_date=None) -> float:
-    """1.0 when the sentence holds what the question type asks for, partial credit for weaker signs."""
+def kind_match(kind: str, text: str, article_date=None, asked: Sequence[str] = ()) -> float:
+    """1.0 when the sentence holds what the question type asks for, partial credit for weaker signs.
+
+    For *when*, a date counts fully only if it stands within :data:`DATE_REACH` words of one of
+    the ``asked`` words (the question's content words) found in the sentence: in "X's visit came a
+    day after talks in Riga on Thursday" the Thursday is the talks' date, not the visit's.
+
+    >>> kind_match("when", "Lind traf am Freitag den Premier.", asked=("Lind",))
+    1.0
+    >>> kind_match("when", "Linds Besuch folgte Gesprächen von Delegierten aus Polen und Finnland in Riga am Montag.",
+    ...            asked=("Lind", "besuchte"))
+    0.25
+    """
     if kind == "when":
         refs = resolve(text, article_date)
-        if any(r.precision in ("day", "month") for r in refs):
-            return 1.0
+        dated = [r for r in refs if r.precision in ("day", "month")]
+        if dated:
+            return 1.0 if not asked or any(_date_near(text, r, asked) for r in dated) else FAR_DATE
         return 0.5 if refs else 0.0
     if kind == "who":
         if SPEECH.search(text) and re.search(_CAP, text[1:]):
@@ -153,6 +172,13 @@ def kind_match(kind: str, text: str, article_date=None) -> float:
     if kind == "quantity":
         return 1.0 if _NUMBER.search(text) else 0.0
     return 0.0
+
+
+def _date_near(text: str, ref, asked: Sequence[str]) -> bool:
+    """Whether one of the ``asked`` words stands within DATE_REACH words before or after the date."""
+    before = words(text[: ref.start])[-DATE_REACH:]
+    after = words(text[ref.end :])[:DATE_REACH]
+    return any(similar_words(a, w) for a in asked for w in before + after)
 
 
 @functools.lru_cache(maxsize=256)
@@ -205,7 +231,9 @@ def rank(
         lex = 0.75 * lexical_overlap(question, s.text, idf) + 0.25 * lexical_overlap(question, around, idf)
         # A passage counts by its own match and by its article's best one.
         passage = 0.5 * (hits[s.hit].dense - top_dense) + 0.5 * (doc_best[s.source] - top_dense)
-        return s, lex, kind_match(question.kind, s.text, doc.date), passage
+        return s, lex, kind_match(question.kind, s.text, doc.date, _content_words(question)), passage
+
+    kind_weight = KIND_WEIGHT_WHEN if question.kind == "when" else WEIGHTS["kind"]
 
     def score(rows) -> list[Scored]:
         if not rows:
@@ -218,7 +246,7 @@ def rank(
         return [
             Scored(
                 s,
-                WEIGHTS["dense"] * float(d) + WEIGHTS["lexical"] * lex + WEIGHTS["kind"] * kind
+                WEIGHTS["dense"] * float(d) + WEIGHTS["lexical"] * lex + kind_weight * kind
                 + WEIGHTS["passage"] * passage - FOREIGN_FRAGMENT_PENALTY * f,
                 float(d), lex, kind, passage,
             )

@@ -10,6 +10,8 @@ without a year ("am 14. Oktober") gets the article's year.
 ['Friday, 28 February 2025']
 >>> [t.format("de") for t in resolve("Er kam am Donnerstag an.", dt.date(2025, 2, 28))]
 ['Donnerstag, 27. Februar 2025']
+>>> [t.format("en") for t in resolve("Xi reiste am Mittwochabend nach Usbekistan.", dt.date(2022, 9, 15))]
+['Wednesday, 14 September 2022']
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ DAY_NAMES = {
 RELATIVE_DAYS = {"heute": 0, "today": 0, "gestern": -1, "yesterday": -1, "vorgestern": -2, "morgen": 1,
                  "tomorrow": 1, "übermorgen": 2}  # fmt: skip
 
-_WEEKDAY = re.compile(r"\b(?:am\s+|on\s+|last\s+|vergangenen\s+|letzten\s+)?(" + "|".join(WEEKDAYS) + r")\b", re.I)
+# German glues the time of day to the weekday: "am Mittwochabend", "Freitagnachmittag".
+_WEEKDAY = re.compile(
+    r"\b(?:am\s+|on\s+|last\s+|vergangenen\s+|letzten\s+)?(" + "|".join(WEEKDAYS) + r")"
+    r"(?:früh|morgen|vormittag|mittag|nachmittag|abend|nacht)?\b",
+    re.I,
+)
 _RELATIVE = re.compile(r"\b(" + "|".join(RELATIVE_DAYS) + r")\b", re.I)
 _MONTH_ONLY = re.compile(
     r"\b(?:im|in|diesen|this|last|vergangenen|letzten)\s+("

@@ -10,6 +10,7 @@ import pytest
 from rag import QuestionError
 from rag.evaluate import load_cases
 from rag.questions import analyse, question_kind
+from rag.select import kind_match
 from rag.temporal import resolve
 
 from .conftest import DEV_SET
@@ -22,6 +23,49 @@ def test_weekday_resolves_against_article_date():
     assert [r.date for r in resolve("gestern", friday)] == [dt.date(2025, 2, 27)]
     assert resolve("am 14. Oktober", dt.date(2024, 10, 20))[0].date == dt.date(2024, 10, 14)
     assert resolve("am 20. Dezember", dt.date(2025, 1, 5))[0].date == dt.date(2024, 12, 20)
+
+
+def test_weekday_with_time_of_day_resolves():
+    wednesday_article = dt.date(2022, 9, 16)
+    for text in ("reiste am Mittwochabend ab", "Mittwochmorgen", "on Wednesday evening"):
+        assert [r.date for r in resolve(text, wednesday_article)] == [dt.date(2022, 9, 14)], text
+    assert resolve("die Mittwochsausgabe", wednesday_article) == []  # not a time of day
+
+
+def test_date_far_from_the_asked_words_counts_less():
+    asked = ("Marek", "besuchte", "Tallinn")
+    near = kind_match("when", "Am Dienstag besuchte Marek die Hafenstadt Tallinn.", dt.date(2024, 5, 10), asked)
+    far = kind_match(
+        "when",
+        "Mareks Besuch folgte einem langen Treffen von Delegationen aus Finnland und Polen in Riga am Dienstag.",
+        dt.date(2024, 5, 10),
+        asked,
+    )
+    assert near == 1.0 and far < 0.5
+    assert kind_match("when", "Kein Datum hier, nur Marek in Tallinn.", dt.date(2024, 5, 10), asked) == 0.0
+
+
+@pytest.mark.slow
+def test_when_answer_takes_the_date_of_the_asked_event(tmp_path, embedder, model_cache):
+    """The sentence naming the visit beside another event's date must not give its date to the visit."""
+    from embeddings import index_paths
+    from rag import Engine
+
+    folder = tmp_path / "news"
+    folder.mkdir()
+    (folder / "visit.txt").write_text(
+        "title: Außenministerin Lind in Tallinn\ndate: 2024-05-10\n\n"
+        "Die schwedische Außenministerin Karin Lind traf sich am Freitag in Tallinn mit dem estnischen "
+        "Regierungschef. Beide betonten die enge Zusammenarbeit in der Ostsee.\n"
+        "Linds Besuch erfolgte einen Tag nach einem langen Treffen von Delegationen aus Finnland und Polen "
+        "in Riga am Donnerstag, ohne dass eine Erklärung veröffentlicht wurde.\n"
+        "Laut der Agentur handelt es sich um ihren dritten Besuch in Estland in diesem Jahr.\n",
+        encoding="utf-8",
+    )
+    index = tmp_path / "index"
+    index_paths([folder], index, embedder)
+    answer = Engine(index, embedder=embedder, cache_dir=model_cache).ask("Wann besuchte Lind Tallinn?")
+    assert answer.text.startswith("Freitag, 10. Mai 2024"), answer.text
 
 
 @pytest.mark.parametrize(
