@@ -14,6 +14,8 @@ import functools
 import re
 import unicodedata
 
+from embeddings.dates import MONTHS, WEEKDAYS
+
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
 GERMAN_STOPWORDS = frozenset(
@@ -101,16 +103,40 @@ def transliterate(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", w)
 
 
+_TIME_OF_DAY = re.compile(r"(fruh|morgen|vormittag|mittag|nachmittag|abend|nacht)$")
+# Whole names only: "may" is also a verb, abbreviations are also other words ("dez", "jan").
+_MONTH_NAMES = {fold(name): n for name, n in MONTHS.items() if len(name) > 3 or name == "mai"}
+_DAY_NAMES = {fold(name): n for name, n in WEEKDAYS.items()}
+
+
+def calendar_name(word: str) -> tuple[str, int] | None:
+    """``("day", 0..6)`` for a weekday, ``("month", 1..12)`` for a month, in either language.
+
+    >>> calendar_name("Mittwochabend"), calendar_name("Wednesday"), calendar_name("März"), calendar_name("may")
+    (('day', 2), ('day', 2), ('month', 3), None)
+    """
+    w = fold(word)
+    if w in _MONTH_NAMES:
+        return "month", _MONTH_NAMES[w]
+    w = w if w in _DAY_NAMES else _TIME_OF_DAY.sub("", w)
+    return ("day", _DAY_NAMES[w]) if w in _DAY_NAMES else None
+
+
 @functools.lru_cache(maxsize=1_000_000)  # pure, and the same pairs recur across sentences and questions
 def similar_words(a: str, b: str) -> bool:
     """Whether two words plausibly name the same thing across German and English.
 
     >>> similar_words("Shoigu", "Schoigus"), similar_words("European", "europäischen"), similar_words("Xi", "Xis")
     (True, True, True)
+    >>> similar_words("Wednesday", "Mittwochabend"), similar_words("October", "Oktober"), similar_words("Monday", "Mai")
+    (True, True, False)
     """
     fa, fb = fold(a), fold(b)
     if fa == fb or stem(fa) == stem(fb):
         return True
+    day_or_month = calendar_name(fa)
+    if day_or_month is not None:
+        return day_or_month == calendar_name(fb)
     ta, tb = transliterate(fa), transliterate(fb)
     short = min(len(ta), len(tb))
     if short >= 5 and ta[:5] == tb[:5]:

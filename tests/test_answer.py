@@ -10,8 +10,9 @@ import pytest
 from rag import QuestionError
 from rag.evaluate import load_cases
 from rag.questions import analyse, question_kind
-from rag.select import kind_match
+from rag.select import kind_match, lexical_overlap
 from rag.temporal import resolve
+from rag.text import similar_words
 
 from .conftest import DEV_SET
 
@@ -43,6 +44,15 @@ def test_date_far_from_the_asked_words_counts_less():
     )
     assert near == 1.0 and far < 0.5
     assert kind_match("when", "Kein Datum hier, nur Marek in Tallinn.", dt.date(2024, 5, 10), asked) == 0.0
+
+
+def test_weekdays_and_months_match_across_languages():
+    question = analyse("Where did Lind travel on Wednesday evening?")
+    idf = lambda term: 1.0  # noqa: E731
+    with_day = lexical_overlap(question, "Lind reiste am Mittwochabend nach Riga.", idf)
+    other_day = lexical_overlap(question, "Lind reiste am Donnerstag nach Riga.", idf)
+    assert with_day > other_day
+    assert not similar_words("May", "Mai")  # "may" is also a verb: only whole, unambiguous names
 
 
 @pytest.mark.slow
