@@ -6,7 +6,7 @@ The public surface used by :mod:`rag` and the command line::
     report = index_paths([Path("seeds")], Path(".rag-index"), Embedder())
 """
 
-from .chunking import ChunkingConfig, chunk_document, split_sentences
+from .chunking import ChunkingConfig, chunk_document, split_sentences, trim_span
 from .encoder import DEFAULT_MODEL, Embedder, ModelError
 from .indexer import Corpus, CorpusError, IndexReport, Skipped, index_paths, scan, scan_corpus
 from .readers import MAX_FILE_BYTES, DocumentError, read_document
@@ -53,4 +53,5 @@ __all__ = [
     "scan",
     "scan_corpus",
     "split_sentences",
+    "trim_span",
 ]

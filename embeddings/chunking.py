@@ -53,7 +53,7 @@ def split_sentences(
                 spans.append((cursor, m.end()))
                 cursor = m.end()
         spans.append((cursor, b))
-    trimmed = [span for span in (_trim(text, s, e) for s, e in spans) if span]
+    trimmed = [span for span in (trim_span(text, s, e) for s, e in spans) if span]
     if max_chars is None:
         return trimmed
     return [piece for s, e in trimmed for piece in _hard_split(text, s, e, max_chars)]
@@ -79,7 +79,8 @@ def _is_boundary(text: str, punct: int, after: int, line_end: int) -> bool:
     return word not in ABBREVIATIONS
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+def trim_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """``text[start:end]`` without leading and trailing whitespace, or None when nothing is left."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -93,9 +94,9 @@ def _hard_split(text: str, start: int, end: int, limit: int) -> list[tuple[int, 
     while end - start > limit:
         cut = text.rfind(" ", start + limit // 2, start + limit)
         cut = cut if cut > start else start + limit
-        pieces.append(_trim(text, start, cut))
+        pieces.append(trim_span(text, start, cut))
         start = cut
-    pieces.append(_trim(text, start, end))
+    pieces.append(trim_span(text, start, end))
     return [p for p in pieces if p]
 
 

@@ -33,6 +33,8 @@ WEEKDAYS = {
     "sonntag": 6, "monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5,
     "sunday": 6,
 }  # fmt: skip
+#: German glues the time of day to the weekday: "am Mittwochabend", "Freitagnachmittag".
+TIMES_OF_DAY = ("früh", "morgen", "vormittag", "mittag", "nachmittag", "abend", "nacht")
 
 _MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import ChunkingConfig, chunk_document
-from .readers import MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
+from .readers import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
 from .store import (
     IndexMismatchError,
     IndexNotFoundError,
@@ -88,7 +88,6 @@ class Corpus:
 
 OUTSIDE_LINK = "symbolic link to a file outside the indexed folder; not followed (copy the file in to index it)"
 FOLDER_LINK = "symbolic link to a folder; not followed (index that folder itself, or copy its files in)"
-LINK_LOOP = "symbolic link loop; remove or fix the link"
 BROKEN_LINK = "broken symbolic link (its target does not exist); remove it or restore the file"
 
 

@@ -29,6 +29,7 @@ SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 #: Files larger than this are refused before they are read: a news article is a few KB, and a
 #: 100 MB "article" would take hours to embed and hold the whole text in memory meanwhile.
 MAX_FILE_BYTES = 20 * 1024 * 1024
+LINK_LOOP = "symbolic link loop; remove or fix the link"
 HEADER_KEYS = {
     "title", "date", "published", "author", "source", "url", "lang", "language", "description", "tags",
 }  # fmt: skip
@@ -245,7 +246,7 @@ def read_bytes(path: Path | str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         raise DocumentError(path, "is a directory, not a file") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise DocumentError(path, "symbolic link loop; remove or fix the link") from None
+            raise DocumentError(path, LINK_LOOP) from None
         raise DocumentError(path, f"cannot read ({exc.strerror})") from exc
     too_large = f"the limit is {_size(max_bytes)}; split it into smaller files"
     try:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from embeddings import Snapshot, split_sentences
+from embeddings import Snapshot, split_sentences, trim_span
 
 from .questions import Question
 from .select import MAX_SENTENCE_CHARS, SPEECH, Scored
@@ -150,15 +150,7 @@ def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
         pieces.append((cursor, m.start()))
         cursor = m.end()
     pieces.append((cursor, end))
-    out = []
-    for a, b in pieces:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if a < b:
-            out.append((a, b))
-    return out
+    return [span for a, b in pieces if (span := trim_span(text, a, b))]
 
 
 def short_answer(question: Question, sentence: str, article_date) -> str:

@@ -40,6 +40,12 @@ _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 MAX_FRAGMENT_WORDS = 5
 
 
+def message_text(content) -> str:
+    """The text of a chat message's content: a string, or a list of parts (Gradio's ``{"text": ...}``)."""
+    parts = content if isinstance(content, list) else [content]
+    return " ".join(p if isinstance(p, str) else str(p.get("text", "")) for p in parts if p)
+
+
 def _is_name(word: str) -> bool:
     return word[:1].isupper() and word.casefold() not in STOPWORDS and word.casefold() not in _QUESTION_WORDS
 

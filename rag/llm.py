@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .answer import NOT_FOUND
-from .followup import resolve
+from .followup import message_text, resolve
 from .prompt import EXAMPLES, annotate_dates, build_messages, condense_messages
 from .questions import analyse
 from .types import Answer, Citation
@@ -205,8 +205,7 @@ def _messages(history: Sequence[Any]) -> list[tuple[str, str]]:
             role, text = item
         else:
             role, text = getattr(item, "type", "user"), getattr(item, "content", "")
-        if isinstance(text, list):
-            text = " ".join(p if isinstance(p, str) else str(p.get("text", "")) for p in text if p)
+        text = message_text(text)
         role = "assistant" if role in ("assistant", "ai", "bot") else "user"
         if isinstance(text, str) and text.strip():
             out.append((role, " ".join(text.split())))

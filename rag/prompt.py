@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from .temporal import DAY_NAMES, MONTH_NAMES, resolve
 from .types import Citation
 
-LANGUAGES = {"en": "English", "de": "German"}
 # The model is told to answer with exactly this when the passages do not hold the answer.
 REFUSAL = {"en": "Not found in the passages.", "de": "Nicht in den Passagen gefunden."}
 # Short, and silent on how to open the answer (the examples show it): with "Begin with the number of

@@ -20,7 +20,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from embeddings.dates import MONTHS, WEEKDAYS, find_dates
+from embeddings.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS, find_dates
 
 MONTH_NAMES = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -35,10 +35,9 @@ DAY_NAMES = {
 RELATIVE_DAYS = {"heute": 0, "today": 0, "gestern": -1, "yesterday": -1, "vorgestern": -2, "morgen": 1,
                  "tomorrow": 1, "übermorgen": 2}  # fmt: skip
 
-# German glues the time of day to the weekday: "am Mittwochabend", "Freitagnachmittag".
 _WEEKDAY = re.compile(
     r"\b(?:am\s+|on\s+|last\s+|vergangenen\s+|letzten\s+)?(" + "|".join(WEEKDAYS) + r")"
-    r"(?:früh|morgen|vormittag|mittag|nachmittag|abend|nacht)?\b",
+    r"(?:" + "|".join(TIMES_OF_DAY) + r")?\b",
     re.I,
 )
 _RELATIVE = re.compile(r"\b(" + "|".join(RELATIVE_DAYS) + r")\b", re.I)

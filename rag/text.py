@@ -14,7 +14,7 @@ import functools
 import re
 import unicodedata
 
-from embeddings.dates import MONTHS, WEEKDAYS
+from embeddings.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
@@ -103,7 +103,7 @@ def transliterate(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", w)
 
 
-_TIME_OF_DAY = re.compile(r"(fruh|morgen|vormittag|mittag|nachmittag|abend|nacht)$")
+_TIME_OF_DAY = re.compile("(" + "|".join(fold(t) for t in TIMES_OF_DAY) + ")$")
 # Whole names only: "may" is also a verb, abbreviations are also other words ("dez", "jan").
 _MONTH_NAMES = {fold(name): n for name, n in MONTHS.items() if len(name) > 3 or name == "mai"}
 _DAY_NAMES = {fold(name): n for name, n in WEEKDAYS.items()}
