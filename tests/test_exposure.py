@@ -92,13 +92,13 @@ def _corpus_listing(corpus: Path) -> list[str]:
 
 
 def test_chat_defaults_to_loopback_and_says_so(monkeypatch, capsys):
-    from ui.chat import MAX_UPLOAD_MB
+    from embeddings.readers import MAX_FILE_BYTES
     from ui.cli import build_parser, main
 
     for var in ("RAG_HOST", "RAG_AUTH", "RAG_MAX_UPLOAD_MB"):
         monkeypatch.delenv(var, raising=False)
     args = build_parser().parse_args(["chat"])
-    assert args.host == "127.0.0.1" and args.auth is None and args.max_upload_mb == MAX_UPLOAD_MB
+    assert args.host == "127.0.0.1" and args.auth is None and args.max_upload_mb == MAX_FILE_BYTES / 2**20
     assert build_parser().parse_args(["chat", "--max-upload-mb", "0.5"]).max_upload_mb == 0.5
     with pytest.raises(SystemExit):
         main(["chat", "--help"])

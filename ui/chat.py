@@ -31,7 +31,7 @@ import gradio as gr
 from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths, read_manifest
 from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, parse_document, read_bytes
 from rag import Answer, Engine, QuestionError
-from rag.followup import resolve
+from rag.followup import message_text, resolve
 from rag.llm import PASSAGES, REPLACED, LLMError, answered_by, generate, prepare
 from rag.llm import answer as llm_answer
 from rag.questions import clean
@@ -51,7 +51,6 @@ STREAM_WORDS = 6  # words added per streamed update
 STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive, not enough to wait for it
 LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
 DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked for (rag chat --host)
-MAX_UPLOAD_MB = MAX_FILE_BYTES / 2**20  # per file; a news article is kilobytes, a PDF of one a few megabytes
 # Gradio keeps every client session's state (a copy of the page config, the chat history:
 # 60-70 KB each, measured) until this many sessions exist, then drops the least recently used.
 # Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
@@ -95,9 +94,7 @@ def user_questions(history: Sequence[dict]) -> list[str]:
     for message in history or ():
         if message.get("role") != "user":
             continue
-        content = message.get("content")
-        parts = content if isinstance(content, list) else [content]
-        text = " ".join(p if isinstance(p, str) else str(p.get("text", "")) for p in parts if p)
+        text = message_text(message.get("content"))
         if text.strip():
             out.append(text)
     return out

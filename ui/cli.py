@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from embeddings import DEFAULT_MODEL, CorpusError, DocumentError, ModelError, StoreError
+from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
 from embeddings.encoder import BACKENDS, DEFAULT_BACKEND
 from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
 from rag.evaluate import EvalFileError
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-upload-mb",
         type=float,
-        default=env("RAG_MAX_UPLOAD_MB") or "20",  # ui.chat.MAX_UPLOAD_MB; importing it would load gradio
+        default=env("RAG_MAX_UPLOAD_MB") or f"{MAX_FILE_BYTES / 2**20:g}",
         help="largest file an upload may be, in MB (env RAG_MAX_UPLOAD_MB; default %(default)s)",
     )
     p.add_argument("-k", type=int, help=K_HELP)
@@ -344,8 +344,11 @@ def cmd_chat(args) -> int:
     if warning:
         print(f"rag chat: warning: {warning}", file=sys.stderr)
     embedder = _embedder(args)  # one model for answering and for indexing uploads
+    max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
-    report = index_paths([args.corpus], args.index_dir, embedder, progress=_progress_bar())
+    report = index_paths(
+        [args.corpus], args.index_dir, embedder, progress=_progress_bar(), max_file_bytes=max_file_bytes
+    )
     print(f"rag chat: {report.summary()}", file=sys.stderr)
     llm = _chat_model(args)
     label = describe(llm) if llm is not None else "LLM"
@@ -354,7 +357,7 @@ def cmd_chat(args) -> int:
         args.corpus,
         embedder,
         k=_k(args, None),
-        max_file_bytes=int(args.max_upload_mb * 2**20),
+        max_file_bytes=max_file_bytes,
         llm=llm,
         llm_k=_k(args, llm),
         llm_label=label,
