@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import REBUILD_HINT, StoreError, current_generation, is_approximate, open_snapshot
+from .store import REBUILD_HINT, IndexMismatchError, StoreError, current_generation, is_approximate, open_snapshot
 
 #: Vectors whose norms are checked (all of them in indexes up to this size, a sample beyond).
 NORM_SAMPLE = 20_000
@@ -109,15 +109,33 @@ def check_index(index_dir: Path, *, load_model: bool = False, cache_dir: Path | 
 
 
 def _model_problems(manifest, cache_dir: Path | None) -> list[str]:
+    try:
+        manifest_model(manifest, cache_dir)
+    except IndexMismatchError as exc:
+        return [str(exc)]
+    return []
+
+
+def manifest_model(manifest, cache_dir: Path | None):
+    """The :class:`~embeddings.encoder.Embedder` an index was built with, loaded and checked.
+
+    Raises:
+        IndexMismatchError: the model cannot be loaded here, or makes vectors of another dimension.
+    """
     from .encoder import Embedder, ModelError
 
+    embedder = Embedder(manifest.model, cache_dir=cache_dir, backend=manifest.backend)
     try:
-        dim = Embedder(manifest.model, cache_dir=cache_dir, backend=manifest.backend).dim
+        dim = embedder.dim
     except ModelError as exc:
-        return [f"its model {manifest.model!r} ({manifest.backend}) cannot be loaded ({exc})"]
+        raise IndexMismatchError(
+            f"its model {manifest.model!r} ({manifest.backend}) cannot be loaded here ({exc})"
+        ) from exc
     if dim != manifest.dim:
-        return [f"its model {manifest.model!r} makes {dim}-dimensional vectors, the index holds {manifest.dim}"]
-    return []
+        raise IndexMismatchError(
+            f"its model {manifest.model!r} makes {dim}-dimensional vectors, the index holds {manifest.dim}"
+        )
+    return embedder
 
 
 def _leftovers(index_dir: Path) -> tuple[str, ...]:

@@ -27,6 +27,8 @@ from embeddings import (
     index_paths,
     open_snapshot,
 )
+from embeddings.store import REBUILD_HINT
+from embeddings.verify import manifest_model
 
 from .answer import Thresholds, Vocabulary, compose
 from .bm25 import BM25
@@ -90,19 +92,11 @@ class Engine:
             return embedder  # the usual case: no lock, so questions do not wait while a new snapshot loads
         with self._lock:
             if self._embedder is None or (self._embedder.model_id, self._embedder.backend) != (m.model, m.backend):
-                embedder = Embedder(m.model, cache_dir=self.cache_dir, backend=m.backend)
                 try:
-                    dim = embedder.dim
-                except ModelError as exc:
-                    raise IndexMismatchError(
-                        f"{self.index_dir} was built with model {m.model!r} ({m.backend}), which cannot be "
-                        f"loaded here ({exc}); install it, or rebuild the index with `rag index --rebuild`"
-                    ) from exc
-                if dim != m.dim:
-                    raise IndexMismatchError(
-                        f"{self.index_dir} holds {m.dim}-dimensional vectors but model {m.model!r} makes "
-                        f"{dim}-dimensional ones; rebuild it with `rag index --rebuild`"
-                    )
+                    embedder = manifest_model(m, self.cache_dir)
+                except IndexMismatchError as exc:
+                    fix = "install the model, or " if isinstance(exc.__cause__, ModelError) else ""
+                    raise IndexMismatchError(f"{self.index_dir}: {exc}; {fix}{REBUILD_HINT}") from exc
                 with self._cache_lock:  # model and memo change together: no old vector under the new model
                     self._embedder = embedder
                     self._sentence_cache = {}  # vectors of the previous model are not comparable
