@@ -30,14 +30,15 @@ from embeddings import (
 from embeddings.store import REBUILD_HINT
 from embeddings.verify import manifest_model
 
-from .answer import Thresholds, Vocabulary, compose
+from .answer import Decision, Vocabulary, compose, decide
 from .bm25 import BM25
-from .questions import analyse
+from .config import ScoringConfig
+from .ground import Gates, NameIndex
+from .questions import Question, analyse
 from .retrieve import expand_to_documents, retrieve
-from .select import idf_lookup, rank
+from .select import Scored, idf_lookup, rank
 from .types import Answer, Hit
 
-CANDIDATE_PASSAGES = 10
 SENTENCE_CACHE_SIZE = 20_000
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
@@ -52,6 +53,18 @@ class LoadedIndex:
     snapshot: Snapshot
     bm25: BM25
     vocabulary: Vocabulary
+    names: NameIndex
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an answer is what it is: the ranked sentences with their signals, and each gate's verdict."""
+
+    question: Question
+    answer: Answer
+    ranked: tuple[Scored, ...]
+    decision: Decision
+    config: ScoringConfig
 
 
 class Engine:
@@ -61,7 +74,7 @@ class Engine:
         index_dir: the index folder.
         cache_dir: where the default model is converted to.
         embedder: reuse a loaded model (must be the one the index was built with).
-        thresholds: when to abstain.
+        config: every weight, window and threshold of answering (see :class:`ScoringConfig`).
     """
 
     def __init__(
@@ -70,11 +83,11 @@ class Engine:
         *,
         cache_dir: Path | None = None,
         embedder: Embedder | None = None,
-        thresholds: Thresholds = Thresholds(),
+        config: ScoringConfig = ScoringConfig(),
     ) -> None:
         self.index_dir = Path(index_dir)
         self.cache_dir = cache_dir
-        self.thresholds = thresholds
+        self.config = config
         self._embedder = embedder
         self._loaded: LoadedIndex | None = None
         self._sentence_cache: dict[str, np.ndarray] = {}
@@ -117,6 +130,7 @@ class Engine:
                     snapshot,
                     BM25([c.text for c in chunks]),
                     Vocabulary([d.text for d in snapshot.documents.values()]),
+                    NameIndex.of(snapshot.documents.values()),
                 )
             return self._loaded
 
@@ -125,23 +139,42 @@ class Engine:
         q = analyse(question)
         loaded = self.loaded()
         vector = self._embedder_for(loaded).embed_queries([q.text])[0]
-        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k)
+        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, rrf_k=self.config.rrf_k)
 
     def ask(self, question: str, k: int = 5) -> Answer:
         """Answer ``question`` with up to ``k`` cited passages, or abstain."""
+        return self.explain(question, k).answer
+
+    def explain(self, question: str, k: int = 5) -> Explanation:
+        """Answer ``question`` and keep what decided it (``rag ask --explain``)."""
+        c = self.config
         q = analyse(question)
         loaded = self.loaded()  # one snapshot for the whole question, even if a writer switches meanwhile
         embedder = self._embedder_for(loaded)
         vector = embedder.embed_queries([q.text])[0]
         # Look for evidence a little deeper than the k passages returned: the answering sentence
         # is often in a passage ranked just below k, and then that passage is cited instead.
-        hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, CANDIDATE_PASSAGES))
-        hits = expand_to_documents(hits, vector, loaded.snapshot)
+        hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, c.candidate_passages), rrf_k=c.rrf_k)
+        hits = expand_to_documents(
+            hits, vector, loaded.snapshot, documents=c.expand_documents, max_chunks=c.expand_max_chunks
+        )
         embed = functools.partial(self._embed_sentences, embedder=embedder)
-        ranked = rank(q, vector, hits, loaded.snapshot, embed, idf_lookup(loaded.bm25))
-        return compose(q, ranked, hits, loaded.snapshot, loaded.vocabulary, self.thresholds, k=k)
+        idf = idf_lookup(loaded.bm25)
+        ranked = rank(q, vector, hits, loaded.snapshot, embed, idf, c)
+        gates = Gates(loaded.names, idf, loaded.vocabulary.knows, c, self._embed_terms(embedder))
+        decision = decide(q, ranked, loaded.snapshot, gates, c)
+        answer = compose(q, ranked, hits, loaded.snapshot, decision, k=k)
+        return Explanation(q, answer, tuple(ranked[:5]), decision, c)
 
-    def _embed_sentences(self, texts: list[str], embedder: Embedder) -> np.ndarray:
+    def _embed_terms(self, embedder: Embedder):
+        """Embeds short terms as queries (memoised with the sentences), to compare nouns across languages."""
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return self._embed_sentences(texts, embedder=embedder, queries=True)
+
+        return embed
+
+    def _embed_sentences(self, texts: list[str], embedder: Embedder, queries: bool = False) -> np.ndarray:
         """Document embeddings of sentences, memoised: the same sentences come up again and again.
 
         Safe for concurrent questions: the vectors a question uses are collected in a dict of
@@ -149,13 +182,22 @@ class Engine:
         take them away; the memo is read and written under a lock that is not held while the
         model runs, and only while it still belongs to the model that made the vectors.
         """
+        if queries:  # memoised apart from documents: the model embeds a query differently
+            keys = [f"\x00query\x00{t}" for t in texts]
+            vectors = self._memoised(
+                keys, lambda missing: embedder.embed_queries([m.split("\x00", 2)[2] for m in missing]), embedder
+            )
+            return vectors
+        return self._memoised(texts, embedder.embed_documents, embedder)
+
+    def _memoised(self, texts: list[str], embed, embedder: Embedder) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
         with self._cache_lock:
             memo = self._sentence_cache if self._embedder is embedder else None
             found = {t: memo[t] for t in unique if t in memo} if memo is not None else {}
         missing = [t for t in unique if t not in found]
         if missing:
-            vectors = embedder.embed_documents(missing)
+            vectors = embed(missing)
             found.update(zip(missing, vectors))
             with self._cache_lock:
                 if memo is not None and memo is self._sentence_cache:

@@ -85,11 +85,31 @@ def terms(text: str) -> list[str]:
     return out
 
 
+_GERMAN_ONLY = GERMAN_STOPWORDS - ENGLISH_STOPWORDS
+_ENGLISH_ONLY = ENGLISH_STOPWORDS - GERMAN_STOPWORDS
+# Words of one language that are no stop words but are frequent in questions and news text.
+_GERMAN_CUES = frozenset(
+    "sagte sagt sagten erklärte hat hatte haben ist sind wurde wurden welche welcher welches wessen wieso "  # noqa: SIM905
+    "weshalb nicht auch noch schon gesagt laut gegen zwischen nach".split()
+)
+_ENGLISH_CUES = frozenset(
+    "did does do doing is are were has have had what which who whom whose why how the of and "  # noqa: SIM905
+    "not also still against between after".split()
+)
+
+
 def detect_language(text: str) -> str:
-    """``"de"`` or ``"en"``, by stop words and German letters; English when unsure."""
+    """``"de"`` or ``"en"``: words only one of the languages has, and German letters; English when nothing tells.
+
+    Words both languages share ("was", "will", "in", "so") are not counted: "Was sagte Kirby?" is German.
+
+    >>> detect_language("Was sagte Kirby?"), detect_language("What about Li Shangfu?"), detect_language("Xi")
+    ('de', 'en', 'en')
+    """
     tokens = [w.casefold() for w in words(text)]
-    de = sum(t in GERMAN_STOPWORDS for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
-    en = sum(t in ENGLISH_STOPWORDS for t in tokens)
+    de = sum(t in _GERMAN_ONLY or t in _GERMAN_CUES for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
+    en = sum(t in _ENGLISH_ONLY or t in _ENGLISH_CUES for t in tokens)
+    en += len(re.findall(r"\w(?:'s|’s|n't|n’t)\b", text))
     return "de" if de > en else "en"
 
 

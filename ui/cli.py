@@ -23,7 +23,14 @@ from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
 from rag.evaluate import EvalFileError
 from rag.llm import PASSAGES, PROVIDERS, LLMError
 
-EXPECTED_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError)
+
+class SettingError(ValueError):
+    """A ``--set NAME=VALUE`` that names no setting or gives a value of the wrong type."""
+
+
+EXPECTED_ERRORS = (
+    QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError, SettingError
+)  # fmt: skip
 
 
 K_HELP = f"passages to retrieve and cite (default 5; {PASSAGES} with --llm: the passages the model reads)"
@@ -81,6 +88,63 @@ def _llm_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one number of the scoring configuration (rag.config.ScoringConfig), e.g. --set window=2",
+    )
+
+
+def scoring_config(assignments: list[str]):
+    """A :class:`rag.config.ScoringConfig` with ``NAME=VALUE`` overrides.
+
+    >>> scoring_config(["window=2", "min_dense=0.75"]).window, scoring_config([]).window
+    (2, 1)
+
+    Raises:
+        SettingError: an unknown name or a value of the wrong type (the message names both).
+    """
+    from dataclasses import fields, replace
+
+    from rag.config import ScoringConfig
+
+    config = ScoringConfig()
+    types = {f.name: type(getattr(config, f.name)) for f in fields(config)}
+    changes = {}
+    for item in assignments:
+        name, _, value = item.partition("=")
+        if name not in types:
+            raise SettingError(f"--set {item}: no such setting; the settings are {', '.join(types)}")
+        try:
+            changes[name] = types[name](value)
+        except ValueError:
+            raise SettingError(f"--set {item}: {name} takes a {types[name].__name__}") from None
+    return replace(config, **changes)
+
+
+def format_explanation(x) -> str:
+    """``rag ask --explain``: the ranked sentences with each signal's part of the score, then the gates."""
+    from rag.select import contributions
+
+    lines = [f"question: kind={x.question.kind} language={x.question.language} since={x.question.since}"
+             f" counted={x.question.counted!r}"]  # fmt: skip
+    chosen = x.decision.candidate
+    for n, s in enumerate(x.ranked, 1):
+        mark = "chosen" if s is chosen else "runner-up" if n <= 3 else ""
+        parts = " ".join(f"{k}={v:+.3f}" for k, v in contributions(s, x.question, x.config).items())
+        lines.append(f"{n}. {s.score:.3f} {mark:9} [{s.sentence.source}] {parts}")
+        lines.append(f"   {s.sentence.text[:200]}")
+    lines.append("gates:")
+    for v in x.decision.verdicts:
+        lines.append(f"  {'pass' if v.passed else 'FAIL'} {v.gate}: {v.detail}")
+    decided = x.decision.reason or "all gates passed"
+    lines.append(f"decided by: {decided}{' (abstained)' if x.answer.abstained else ''}")
+    return "\n".join(lines)
+
+
 def _chat_model(args):
     """The LangChain model for --llm, or None. The API key is read here and only passed on, never printed."""
     if not getattr(args, "llm", None):
@@ -111,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print the best sentences with each signal's part of their score, and every gate's verdict",
+    )
+    _set_flag(p)
     _llm_flags(p)
     _common(p)
 
@@ -118,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
+    _set_flag(p)
     _llm_flags(p)
     _common(p)
 
@@ -242,7 +313,7 @@ def _engine(args):
             f"{args.index_dir} was built with the {manifest.backend} backend, not {args.backend}; "
             "drop --backend or rebuild with `rag index --rebuild --backend ...`"
         )
-    return Engine(args.index_dir, cache_dir=args.cache_dir)
+    return Engine(args.index_dir, cache_dir=args.cache_dir, config=scoring_config(getattr(args, "set", [])))
 
 
 def format_answer(answer) -> str:
@@ -285,11 +356,18 @@ def cmd_ask(args) -> int:
     llm = _chat_model(args)
     if llm is not None:
         return _ask_llm(args, llm)
-    answer = _engine(args).ask(args.question, k=_k(args, None))
+    engine = _engine(args)
+    if args.explain:
+        explanation = engine.explain(args.question, k=_k(args, None))
+        answer = explanation.answer
+    else:
+        answer = engine.ask(args.question, k=_k(args, None))
     if args.json:
         print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
     else:
         print(format_answer(answer))
+    if args.explain:
+        print("\n" + format_explanation(explanation))
     return 0
 
 

@@ -1,0 +1,495 @@
+"""Grounding gates: may the best sentence be stated as the answer, or must the bot say "not found"?
+
+A similarity threshold cannot tell a near miss ("When did Belousov meet Xi?" when
+the articles hold Belousov's meeting with Dong Jun and Xi's with Shoigu): those
+questions score as high as real ones. So the gates check what the answer would
+*claim*, in order, and the first that fails decides:
+
+1. ``evidence``: some sentence is related at all (cosine floor);
+2. ``unknown-names``: the question's names are in the index;
+3. ``anchor``: enough of the question's words are in the answering article (off-topic questions
+   share at most a word or two with it);
+4. ``names-in-article``: every name of the question is in the answering article;
+5. ``names-near``: ... and stands near the quoted sentence (within ``name_reach`` sentences);
+6. ``kind``: the answer carries what the question type needs, attached to the asked event:
+   a date near the question's words (a start for "since when"); a number that is not part of a
+   date, counting the asked noun; a name that the question does not already give (who, where);
+   for "what did X say", X as the speaker.
+
+Each gate is a pure function of the question, the candidate sentence and its article.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings import Document
+from embeddings.entities import document_names
+
+from .config import ScoringConfig
+from .questions import Question
+from .temporal import resolve
+from .text import STOPWORDS, fold, stem, transliterate, words
+
+# Words that ask for something rather than name it: they are not expected in the article.
+META_WORDS = frozenset(
+    """article articles artikel text report bericht according laut per ignore ignoriere vergiss forget tell
+    write schreib schreibe please bitte pls exactly genau exact total insgesamt name nenne nennen list liste
+    all alle every jede jeden mentioned erwähnt""".split()  # noqa: SIM905
+)
+SPEECH_VERB = re.compile(
+    r"\b(sagte|sagt|sagten|erklärte|erklärt|betonte|schrieb|meinte|fügte|teilte|antwortete|entgegnete|warnte"
+    r"|kritisierte|bezeichnete|nannte|said|says|told|wrote|added|stated|replied|answered|warned|called)\b",
+    re.I,
+)
+# Counts written as words (not ordinals: "zweiten", "third" count nothing), and vague counts ("wenige Stunden").
+_NUMBER_WORD = re.compile(
+    r"\b(zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|dreißig|vierzig|fünfzig|hundert|tausend"
+    r"|dutzend|dutzende|hunderte|tausende|wenige|wenigen|einige|einigen|mehrere|mehreren|paar"
+    r"|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand"
+    r"|dozen|dozens|hundreds|thousands|few|several)\b",
+    re.I,
+)
+_DIGITS = re.compile(r"\d[\d.,]*")
+_SINCE_MARK = re.compile(
+    r"\b(seit|since|ab dem|ernannt|ernennung|appointed|took office|amtsantritt|im amt|übernahm|became)\b", re.I
+)
+_UNITS = {"sekunde": "second", "minute": "minute", "stunde": "hour", "tage": "day", "tag": "day", "woche": "week",
+          "monat": "month", "jahrzehnt": "decade", "jahr": "year"}  # fmt: skip
+
+
+# Question types whose answer is one item (a date, a number, a person) that must belong to the asked event.
+ATTACHED_KINDS = ("when", "quantity", "who")
+_QUOTE = re.compile(r"[„“”\"»«]")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one gate: ``detail`` says what it found or missed, in words a reader can check."""
+
+    gate: str
+    passed: bool
+    detail: str = ""
+
+
+class NameIndex:
+    """The names of all documents of an index, for "is this question word a name?" at question time.
+
+    >>> index = NameIndex([("Peking", "Schoigu")])
+    >>> index.match("shoigu's"), index.match("Beijing"), index.match("visit")
+    ('Schoigu', None, None)
+    """
+
+    def __init__(self, names: Iterable[Iterable[str]]) -> None:
+        self.by_prefix: dict[str, dict[str, str]] = {}
+        for group in names:
+            for name in group:
+                f = fold(name)
+                self.by_prefix.setdefault(transliterate(f)[:2], {}).setdefault(f, name)
+
+    @classmethod
+    def of(cls, documents: Iterable[Document]) -> NameIndex:
+        return cls(document_names(d) for d in documents)
+
+    def match(self, word: str) -> str | None:
+        """The index name that ``word`` is a spelling of (``Shoigu`` -> ``Schoigu``), else ``None``."""
+        f = _plain(word)
+        if len(f) < 2 or f in STOPWORDS:
+            return None
+        bucket = self.by_prefix.get(transliterate(f)[:2], {})
+        if f in bucket:
+            return bucket[f]
+        return next((name for name_fold, name in bucket.items() if same_name(f, name_fold)), None)
+
+
+def _plain(word: str) -> str:
+    return re.sub(r"['’]s$", "", fold(word))
+
+
+@functools.lru_cache(maxsize=200_000)
+def same_name(a: str, b: str) -> bool:
+    """Whether two words are spellings of one name: transliteration (Schoigu/Shoigu, Belousow/Belousov),
+    a genitive (Schoigus, Shoigu's), nothing looser (names are not fuzzy-matched like words).
+
+    >>> same_name("Shoigu's", "Schoigus"), same_name("Selenskyj", "Zelensky"), same_name("Gedicht", "Gericht")
+    (True, True, False)
+    """
+    fa, fb = _plain(a), _plain(b)
+    if fa == fb:
+        return True
+    ta, tb = transliterate(fa), transliterate(fb)
+    if ta == tb:
+        return True
+    short, long_ = sorted((ta, tb), key=len)
+    return long_ == short + "s" or (len(short) >= 3 and long_ in (short + "es", short + "n"))
+
+
+_DEMONYM = re.compile(r"(ian|ese|ean|ish|can|isch|ische|ischen|ischer|isches)$")
+
+
+def question_names(question: Question, names: NameIndex) -> tuple[str, ...]:
+    """The question's words that are names the index knows, as written, in order.
+
+    A question with capitals beyond its first word is trusted to capitalise its names; one typed
+    in lower case ("when did shoigu visit beijing") is read word by word against the index's names.
+    Adjectives of origin ("Russian", "chinesische") are not names.
+    """
+    tokens = [p for w in words(question.text) for p in w.split("-") if p]
+    capitalised = any(t[:1].isupper() for t in tokens[1:])
+    out: list[str] = []
+    for t in tokens:
+        if capitalised and not t[:1].isupper():
+            continue
+        if not _DEMONYM.search(fold(t)) and names.match(t) is not None and t not in out:
+            out.append(t)
+    return tuple(out)
+
+
+def group_names(asked: Sequence[str], text: str) -> tuple[tuple[str, ...], ...]:
+    """Names that stand side by side in ``text`` are one name ("Dong Jun"); the others stand alone.
+
+    >>> group_names(["Dong", "Jun", "Belousov"], "Dong Jun traf Belousov.")
+    (('Dong', 'Jun'), ('Belousov',))
+    """
+    folded = " ".join(_plain(w) for w in words(text))
+    groups: list[list[str]] = []
+    for name in asked:
+        if groups and f"{_plain(groups[-1][-1])} {_plain(name)}" in folded:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return tuple(tuple(g) for g in groups)
+
+
+def topic_names(doc: Document, spans: Sequence[tuple[int, int]]) -> str:
+    """The text that says what an article is about: its title and first sentence."""
+    lead = doc.text[spans[0][0] : spans[0][1]] if spans else doc.text[:300]
+    return f"{doc.title}\n{lead}"
+
+
+def content_words(question: Question) -> list[str]:
+    """The question's words that carry its meaning: no stop words, no words that only ask ("tell", "Artikel")."""
+    out = []
+    for w in words(question.text):
+        low = re.sub(r"['’]s$", "", w.casefold())
+        if low in STOPWORDS or low in META_WORDS or len(low) < 2:
+            continue
+        out.append(w)
+    return list(dict.fromkeys(out))
+
+
+@functools.lru_cache(maxsize=200_000)
+def same_word(a: str, b: str) -> bool:
+    """Whether two words are forms or spellings of one word, strictly: equal stems, a name's spellings, or a
+    shared beginning of five letters in longer words ("europäischen"/"European"); no edit distance
+    ("Gedicht" is not "Gericht").
+
+    >>> same_word("European", "europäischen"), same_word("Gedicht", "Gericht"), same_word("Übungen", "Übung")
+    (True, False, True)
+    """
+    fa, fb = _plain(a), _plain(b)
+    if fa == fb or stem(fa) == stem(fb) or same_name(fa, fb):
+        return True
+    ta, tb = transliterate(fa), transliterate(fb)
+    return min(len(ta), len(tb)) >= 6 and ta[:5] == tb[:5]
+
+
+def _found(word: str, text_words: Sequence[str]) -> bool:
+    return any(same_word(word, t) for t in text_words)
+
+
+@functools.lru_cache(maxsize=512)
+def _folded_words(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(fold(w) for w in words(text)))
+
+
+def anchor_share(question: Question, article: str, idf: Callable[[str], float]) -> tuple[float, list[str]]:
+    """IDF-weighted share of the question's content words found in ``article``, and the words found."""
+    asked = content_words(question)
+    if not asked:
+        return 0.0, []
+    in_text = _folded_words(article)
+    total = found_weight = 0.0
+    found = []
+    for w in asked:
+        weight = idf(stem(w.casefold()))
+        total += weight
+        if _found(w, in_text):
+            found_weight += weight
+            found.append(w)
+    return (found_weight / total if total else 0.0), found
+
+
+def window(doc_text: str, spans: Sequence[tuple[int, int]], start: int, end: int, reach: int) -> str:
+    """The text of the sentence ``start..end`` with ``reach`` sentences on each side."""
+    i = next((n for n, (a, b) in enumerate(spans) if a <= start < b or (a, b) == (start, end)), None)
+    if i is None:
+        return doc_text[max(0, start - 600) : end + 600]
+    lo, hi = max(0, i - reach), min(len(spans) - 1, i + reach)
+    return doc_text[spans[lo][0] : spans[hi][1]]
+
+
+def numbers(text: str, article_date=None) -> list[tuple[int, int, str]]:
+    """Numbers of ``text`` that are not part of a date or a year: ``(start, end, number)``.
+
+    >>> [n for *_, n in numbers("Am 14. Oktober 2024 kamen 12 Schiffe und zwei Boote.")]
+    ['12', 'zwei']
+    """
+    taken = [(r.start, r.end) for r in resolve(text, article_date)]
+    out = []
+    for m in list(_DIGITS.finditer(text)) + list(_NUMBER_WORD.finditer(text)):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        out.append((m.start(), m.end(), m.group().rstrip(".,")))
+    return sorted(out)
+
+
+# Where-answers: a place noun, or a name after a place preposition or a verb of travel.
+_LOCATION_WORD = re.compile(
+    r"\b(online|im internet|im netz|on the internet|insel|island|hauptstadt|capital|küste|coast|grenze|border"
+    r"|meer|sea|pazifik|pacific|atlantik|region|provinz|province)\b",
+    re.I,
+)
+_PLACE_BEFORE = re.compile(
+    r"\b(in|im|nach|aus|bei|um|an|am|vor|über|durch|von|bis|to|at|from|near|around|off|into|besucht|besuchte"
+    r"|visits|visited|reist|reiste|flog|flew|travels|traveled|travelled)\b",
+    re.I,
+)
+
+
+def _words_before(text: str, name: str, reach: int = 3) -> list[str]:
+    """The ``reach`` words before the first mention of ``name`` in ``text``."""
+    m = re.search(rf"\b{re.escape(name)}\b", text)
+    return words(text[: m.start()])[-reach:] if m else []
+
+
+def _speaker(text: str, verb: re.Match) -> list[str]:
+    """Who says it: the name right after the verb ("…, sagte Xi", "said Kirby"), else the words right
+    before it ("Xi sagte"), as a list of candidate words."""
+    after = words(text[verb.end() :])[:3]
+    named = [w for w in after if w[:1].isupper() and w.casefold() not in STOPWORDS]
+    if named:
+        return named[:2]
+    before = words(text[: verb.start()])[-3:]
+    return [w for w in before if w[:1].isupper()]
+
+
+def counted_after(text: str, end: int, reach: int) -> list[str]:
+    """The words right after a number (what it counts): "mehr als 20 Dörfern im Süden" -> ["Dörfern", ...]."""
+    return words(text[end:])[:reach]
+
+
+class Gates:
+    """The gates for one index (its names and IDF) and one configuration.
+
+    Args:
+        names: the index's names.
+        idf: IDF of a stem in the index.
+        known: whether the index has ever seen a word (any spelling variant).
+        embed: embeds short texts as queries (normalised rows), to compare a counted noun across
+            languages ("villages" / "Dörfern"); ``None`` compares spellings only.
+    """
+
+    def __init__(
+        self,
+        names: NameIndex,
+        idf: Callable[[str], float],
+        known: Callable[[str], bool],
+        config: ScoringConfig,
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+    ) -> None:
+        self.names, self.idf, self.known, self.config, self.embed = names, idf, known, config, embed
+
+    def check(
+        self,
+        question: Question,
+        dense: float,
+        doc: Document,
+        spans: Sequence[tuple[int, int]],
+        start: int,
+        end: int,
+    ) -> list[Verdict]:
+        """Run the gates in order on the sentence ``doc.text[start:end]``; stop at the first that fails."""
+        c = self.config
+        verdicts: list[Verdict] = []
+
+        def add(gate: str, passed: bool, detail: str) -> bool:
+            verdicts.append(Verdict(gate, passed, detail))
+            return passed
+
+        if not add("evidence", dense >= c.min_dense, f"best cosine {dense:.3f}, floor {c.min_dense}"):
+            return verdicts
+        capitalised = [n for n in question.names if self.names.match(n) is None]
+        unknown = [n for n in capitalised if not self.known(n)]
+        share = len(unknown) / len(question.names) if question.names else 0.0
+        paired = any(a in unknown and b in unknown for a, b in zip(question.names, question.names[1:]))
+        if not add(
+            "unknown-names",
+            share <= c.max_unknown_names and not paired,
+            f"not in the index: {', '.join(unknown) or 'none'}",
+        ):
+            return verdicts
+        asked = question_names(question, self.names)
+        anchor, found = anchor_share(question, doc.text, self.idf)
+        # English capitalises only names: such a word found in the article is a name it shares.
+        english_names = question.language == "en" and any(
+            _found(n, _folded_words(doc.text)) for n in question.names if fold(n) not in STOPWORDS
+        )
+        floor = c.min_anchor_named if asked or english_names else c.min_anchor
+        detail = f"{anchor:.2f} of the question's words in {doc.source} ({', '.join(found) or 'none'}), floor {floor}"
+        if not add("anchor", anchor >= floor, detail):
+            return verdicts
+        groups = group_names(asked, doc.text)
+        missing = [" ".join(g) for g in groups if not self._group_in(g, doc, doc.text)]
+        found_all = f"all {len(groups)} in {doc.source}"
+        if not add(
+            "names-in-article", not missing, f"{', '.join(missing)} missing from {doc.source}" if missing else found_all
+        ):
+            return verdicts
+        # The article's own subject (in its title or first sentence) need not be repeated near the answer.
+        topic = topic_names(doc, spans)
+        around = window(doc.text, spans, start, end, c.name_reach) + "\n" + topic
+        far = [" ".join(g) for g in groups if not self._group_in(g, doc, around)]
+        if not add("names-near", not far, f"{', '.join(far) or 'none'} not within {c.name_reach} sentences"):
+            return verdicts
+        sentence = doc.text[start:end]
+        if question.kind in ATTACHED_KINDS and groups:
+            # The date, number or person must belong to the asked event: the sentence that holds it
+            # names the event's participant (one of the question's names that is not the article's subject).
+            own = [g for g in groups if not self._group_in(g, doc, topic)] or list(groups)
+            near = sentence
+            if _QUOTE.search(sentence):  # a quote's speaker is named next to it
+                near = window(doc.text, spans, start, end, 1)
+            held = [" ".join(g) for g in own if self._group_in(g, doc, near)]
+            shown = ", ".join(" ".join(g) for g in own)
+            if not add("attached", bool(held), f"{'found ' + ', '.join(held) if held else 'none of ' + shown}"):
+                return verdicts
+        flat = [n for g in groups for n in g]
+        passed, detail = self._kind(question, sentence, window(doc.text, spans, start, end, 1), doc, flat)
+        add(f"kind:{question.kind}", passed, detail)
+        return verdicts
+
+    def _group_in(self, group: Sequence[str], doc: Document, text: str) -> bool:
+        return any(self._name_in(n, doc, text) for n in group)
+
+    def _name_in(self, name: str, doc: Document, text: str) -> bool:
+        """Whether ``name`` stands in ``text`` (part of ``doc``): in any spelling, as the first part of a
+        compound ("Chinareise"), or as the same name in the other language (a capitalised word whose
+        embedding is within ``name_alias``: Beijing/Peking, Russia/Russland)."""
+        in_text = _folded_words(text)
+        plain = _plain(name)
+        if any(same_name(plain, w) or (len(plain) >= 4 and w.startswith(plain)) for w in in_text):
+            return True
+        if self.embed is None:
+            return False
+        if len(text) <= 5_000:
+            present = list(dict.fromkeys(w for w in words(text) if w[:1].isupper() and len(w) > 1))
+        else:
+            present = [n for n in document_names(doc) if fold(n) in in_text]
+        # A genitive's plain form embeds closer to the other language's name: "Russlands" -> "Russland".
+        present += [n[:-1] for n in present if n.endswith("s") and len(n) > 4]
+        if not present:
+            return False
+        vectors = self.embed([name, *present])
+        return float(np.max(vectors[1:] @ vectors[0])) >= self.config.name_alias
+
+    def _kind(self, q: Question, sentence: str, near: str, doc: Document, asked: Sequence[str]) -> tuple[bool, str]:
+        """Whether the sentence (or, where stated, its neighbours) holds what the question type asks for."""
+        if q.kind == "when":
+            refs = [r for r in resolve(sentence, doc.date) if r.precision in ("day", "month", "year")]
+            if not refs:
+                return False, "no date in the sentence"
+            if q.since and not _SINCE_MARK.search(sentence):
+                return False, "a date, but nothing says it is the start (seit, since, appointed)"
+            return True, f"date: {sentence[refs[0].start : refs[0].end]}"
+        if q.kind == "quantity":
+            found = numbers(sentence, doc.date)
+            if not found:
+                # "how long" may be answered by a time ("bis nächstes Jahr"), not a count.
+                if re.match(r"^(how long|wie lange)\b", q.text, re.I) and resolve(sentence, doc.date):
+                    return True, "a time for how long"
+                return False, "no number in the sentence (dates do not count)"
+            if not q.counted:
+                return True, f"number: {found[0][2]}"
+            for _, e, value in found:
+                after = counted_after(sentence, e, self.config.number_noun_reach)
+                if self._same_noun(q.counted, after):
+                    return True, f"{value} {' '.join(after[:2])} counts {q.counted}"
+            return False, f"numbers ({', '.join(v for *_, v in found)}) count something else than {q.counted}"
+        if q.kind in ("who", "where", "source"):
+            if q.kind == "where" and _LOCATION_WORD.search(sentence):
+                return True, f"a place: {_LOCATION_WORD.search(sentence).group()}"
+            text = sentence if q.kind == "who" else near
+            new = [n for n in document_names(doc) if _found(n, _folded_words(text)) and not self._asked(n, q)]
+            if q.kind == "where":
+                new = [n for n in new if _PLACE_BEFORE.search(" ".join(_words_before(text, n)))]
+            if not new:
+                return False, f"no name in the sentence that the question does not already give ({q.kind})"
+            return True, f"names: {', '.join(new[:3])}"
+        if q.kind == "statement" and asked:
+            speaker = asked[0]
+            for m in SPEECH_VERB.finditer(near):
+                said_by = _speaker(near, m)
+                if said_by and any(same_name(speaker, w) for w in said_by):
+                    return True, f"{speaker} speaks: {m.group()}"
+            if _QUOTE.search(sentence) and re.match(rf"\W*{re.escape(speaker)}", sentence, re.I):
+                return True, f"{speaker} quoted"
+            return False, f"nothing in the sentence is said by {speaker}"
+        return True, "no type to check"
+
+    def _asked(self, name: str, q: Question) -> bool:
+        """Whether the question already gives ``name`` (in any spelling or language)."""
+        tokens = [p for w in words(q.text) for p in w.split("-") if p]
+        if any(same_name(name, t) for t in tokens):
+            return True
+        if self.embed is None:
+            return False
+        candidates = [t for t in tokens if t[:1].isupper() or not t.islower() or fold(t) not in STOPWORDS]
+        candidates = [t for t in candidates if fold(t) not in STOPWORDS and len(t) > 2]
+        if not candidates:
+            return False
+        vectors = self.embed([name, *candidates])
+        return float(np.max(vectors[1:] @ vectors[0])) >= self.config.name_alias
+
+    def _same_noun(self, counted: str, after: Sequence[str]) -> bool:
+        """Whether one of the words after a number is the counted noun (spelling, unit, or meaning across languages)."""
+        head = (words(counted) or [counted])[-1]
+        if any(same_word(head, w) for w in after):
+            return True
+        # A compound names something else than its last part: "Quadratkilometer" are not "Kilometer".
+        if any(_compound_of(head, w) for w in after):
+            return False
+        unit = duration_unit(head)
+        if unit:
+            return any(duration_unit(w) == unit for w in after)
+        if self.embed is None:
+            return False
+        nouns = [w for w in after if w[:1].isupper() or w.casefold() not in STOPWORDS][:3]
+        if not nouns:
+            return False
+        vectors = self.embed([counted, *nouns])
+        return float(np.max(vectors[1:] @ vectors[0])) >= self.config.min_noun_similarity
+
+
+def _compound_of(a: str, b: str) -> bool:
+    fa, fb = fold(a), fold(b)
+    short, long_ = sorted((fa, fb), key=len)
+    return len(short) >= 4 and short != long_ and stem(long_).endswith(stem(short))
+
+
+def duration_unit(word: str) -> str | None:
+    """The unit of time a word names, in English, whatever its language: "Stunden" -> "hour".
+
+    >>> duration_unit("Stunden"), duration_unit("months"), duration_unit("Dörfer")
+    ('hour', 'month', None)
+    """
+    f = fold(word)
+    for german, english in _UNITS.items():
+        if f.startswith((german, english)):
+            return english
+    return None
