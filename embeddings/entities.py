@@ -31,7 +31,7 @@ from .dates import MONTHS, WEEKDAYS
 from .types import Document
 
 _WORD = re.compile(r"[^\W\d_][^\W_]*", re.UNICODE)  # hyphenated compounds split: "Taiwan-Frage"
-_SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[–—-]\s*$")
+_SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[–—]\s*$")
 
 DETERMINERS = frozenset(
     """der die das den dem des ein eine einer eines einem einen kein keine keinem keinen keiner

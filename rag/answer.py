@@ -160,6 +160,7 @@ class Decision:
     verdicts: tuple[Verdict, ...]
     candidate: Scored | None  # the sentence the verdicts are about (the chosen one, or the best when abstaining)
     spans: tuple[tuple[int, int], ...] = ()  # extra spans to quote with the first sentence (a continuation)
+    tried: tuple[tuple[Scored, tuple[Verdict, ...]], ...] = ()  # every sentence the gates saw, with their verdicts
 
     @property
     def abstained(self) -> bool:
@@ -186,26 +187,25 @@ def decide(
     if not ranked:
         return Decision((), (Verdict("evidence", False, "nothing retrieved"),), None)
     best = ranked[0]
-    first_verdicts: tuple[Verdict, ...] = ()
+    tried: list[tuple[Scored, tuple[Verdict, ...]]] = []
     for s in ranked[:4]:
         if s is not best and s.score < best.score - config.adjacent:
             break
         doc = snapshot.documents[s.sentence.source]
         spans = document_sentences(doc.text)
         verdicts = tuple(gates.check(question, s.dense, doc, spans, s.sentence.start, s.sentence.end))
+        tried.append((s, verdicts))
         if all(v.passed for v in verdicts):
-            return Decision(tuple(_evidence(ranked, s, config)), verdicts, s)
+            return Decision(tuple(_evidence(ranked, s, config)), verdicts, s, (), tuple(tried))
         if verdicts[-1].gate.startswith("kind:") and all(v.passed for v in verdicts[:-1]):
             after = _next_span(spans, s.sentence.start, s.sentence.end)
             if after is not None:
                 more = tuple(gates.check(question, s.dense, doc, spans, *after))
                 if all(v.passed for v in more):
-                    return Decision((s,), verdicts[:-1] + more[-1:], s, (after,))
-        if not first_verdicts:
-            first_verdicts = verdicts
+                    return Decision((s,), verdicts[:-1] + more[-1:], s, (after,), tuple(tried))
         if verdicts[0].gate == "evidence" and not verdicts[0].passed:
             break
-    return Decision((), first_verdicts, best)
+    return Decision((), tried[0][1], best, (), tuple(tried))
 
 
 def _next_span(spans: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:

@@ -46,8 +46,7 @@ class ScoringConfig:
     min_dense: float = 0.80  # cosine of question and best sentence below which nothing is relevant
     max_unknown_names: float = 0.5  # share of the question's names absent from the whole index
     min_anchor: float = 0.5  # IDF-weighted share of the question's words in the answering article, when the
-    # question names nothing the index knows (off-topic questions share a word or two by chance) ...
-    min_anchor_named: float = 0.05  # ... and when it does (across languages, often only the names match)
+    # question names nothing it holds (off-topic questions share a word or two by chance)
     name_alias: float = 0.92  # cosine (e5) at which two names are one across languages: Beijing/Peking 0.93,
     # Russia/Russland 0.96, but China/Japan 0.89, Trump/Putin 0.87
     name_reach: int = 2  # sentences around the quoted one where each of the question's names must stand

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import Document
-from embeddings.entities import document_names
+from embeddings.entities import ROLES, document_names
 
 from .config import ScoringConfig
 from .questions import Question
@@ -256,27 +256,57 @@ _LOCATION_WORD = re.compile(
     re.I,
 )
 _PLACE_BEFORE = re.compile(
-    r"\b(in|im|nach|aus|bei|um|an|am|vor|über|durch|von|bis|to|at|from|near|around|off|into|besucht|besuchte"
+    r"\b(in|im|nach|aus|bei|um|to|at|from|near|around|into|besucht|besuchte"
     r"|visits|visited|reist|reiste|flog|flew|travels|traveled|travelled)\b",
     re.I,
 )
 
 
-def _words_before(text: str, name: str, reach: int = 3) -> list[str]:
+def _beside(name: str, asked: Sequence[str], text: str) -> bool:
+    """Whether ``name`` stands right next to one of the ``asked`` names in ``text``: one person's other name
+    ("Xi Jinping" when the question says "Xi")."""
+    folded = [_plain(w) for w in words(text)]
+    plain = _plain(name)
+    for i, w in enumerate(folded):
+        if w == plain and any(
+            0 <= j < len(folded) and any(same_name(a, folded[j]) for a in asked) for j in (i - 1, i + 1)
+        ):
+            return True
+    return False
+
+
+def _words_before(text: str, name: str, reach: int = 2) -> list[str]:
     """The ``reach`` words before the first mention of ``name`` in ``text``."""
     m = re.search(rf"\b{re.escape(name)}\b", text)
     return words(text[: m.start()])[-reach:] if m else []
 
 
+_PRONOUN = frozenset("er sie he she".split())  # noqa: SIM905
+_SKIP_AFTER_VERB = frozenset("der die das the dem den laut".split()) | ROLES  # noqa: SIM905
+
+
 def _speaker(text: str, verb: re.Match) -> list[str]:
-    """Who says it: the name right after the verb ("…, sagte Xi", "said Kirby"), else the words right
-    before it ("Xi sagte"), as a list of candidate words."""
-    after = words(text[verb.end() :])[:3]
-    named = [w for w in after if w[:1].isupper() and w.casefold() not in STOPWORDS]
-    if named:
-        return named[:2]
-    before = words(text[: verb.start()])[-3:]
-    return [w for w in before if w[:1].isupper()]
+    """Who says it, as candidate words: the name right after the verb ("…, sagte Xi", "said spokesman
+    Kirby"), else the words right before it ("Xi sagte"); a pronoun before it ("Er sagte") stands for
+    a name in the text before, returned as the whole preceding text's capitalised words.
+
+    >>> import re
+    >>> t = "Bei einem Treffen mit Tokajew sagte Xi, China helfe."
+    >>> _speaker(t, re.search("sagte", t))
+    ['Xi']
+    >>> t = "Xi betonte, dass China und Russland Freunde seien."
+    >>> _speaker(t, re.search("betonte", t))[-1]
+    'Xi'
+    """
+    if not re.match(r"\s*(,|:|dass\b|that\b)", text[verb.end() :]):
+        phrase = re.split(r"[,.;:!?„“\"»«()]", text[verb.end() : verb.end() + 120], maxsplit=1)[0]
+        after = [w for w in words(phrase)[:5] if w.casefold() not in _SKIP_AFTER_VERB]
+        if after and after[0][:1].isupper() and after[0].casefold() not in STOPWORDS:
+            return [w for w in after[:3] if w[:1].isupper()]
+    before = words(text[: verb.start()])
+    if before and before[-1].casefold() in _PRONOUN:
+        return [w for w in before[:-1] if w[:1].isupper()]
+    return [w for w in before[-3:] if w[:1].isupper()]
 
 
 def counted_after(text: str, end: int, reach: int) -> list[str]:
@@ -335,14 +365,18 @@ class Gates:
         ):
             return verdicts
         asked = question_names(question, self.names)
+        groups = group_names(asked, doc.text)
         anchor, found = anchor_share(question, doc.text, self.idf)
-        # English capitalises only names: such a word found in the article is a name it shares.
-        english_names = question.language == "en" and any(
-            _found(n, _folded_words(doc.text)) for n in question.names if fold(n) not in STOPWORDS
-        )
-        floor = c.min_anchor_named if asked or english_names else c.min_anchor
-        detail = f"{anchor:.2f} of the question's words in {doc.source} ({', '.join(found) or 'none'}), floor {floor}"
-        if not add("anchor", anchor >= floor, detail):
+        # A name of the question found in the article anchors it (across languages often the only shared
+        # word); without one, the article must share at least ``min_anchor`` of the question's words.
+        named = [" ".join(g) for g in groups if self._group_in(g, doc, doc.text)]
+        english = question.language == "en"  # English capitalises only names: one in the article anchors too
+        named += [
+            n for n in question.names if english and fold(n) not in STOPWORDS and _found(n, _folded_words(doc.text))
+        ]
+        detail = f"{anchor:.2f} of the question's words in {doc.source} ({', '.join(found) or 'none'})"
+        detail += f"; names found: {', '.join(named)}" if named else f", floor {c.min_anchor}"
+        if not add("anchor", bool(named) or anchor >= c.min_anchor, detail):
             return verdicts
         groups = group_names(asked, doc.text)
         missing = [" ".join(g) for g in groups if not self._group_in(g, doc, doc.text)]
@@ -395,7 +429,8 @@ class Gates:
         present += [n[:-1] for n in present if n.endswith("s") and len(n) > 4]
         if not present:
             return False
-        vectors = self.embed([name, *present])
+        # Typed in lower case, a name embeds as a word ("beijing"): as a name it is capitalised.
+        vectors = self.embed([name[:1].upper() + name[1:], *present])
         return float(np.max(vectors[1:] @ vectors[0])) >= self.config.name_alias
 
     def _kind(self, q: Question, sentence: str, near: str, doc: Document, asked: Sequence[str]) -> tuple[bool, str]:
@@ -425,7 +460,11 @@ class Gates:
             if q.kind == "where" and _LOCATION_WORD.search(sentence):
                 return True, f"a place: {_LOCATION_WORD.search(sentence).group()}"
             text = sentence if q.kind == "who" else near
-            new = [n for n in document_names(doc) if _found(n, _folded_words(text)) and not self._asked(n, q)]
+            new = [
+                n
+                for n in document_names(doc)
+                if _found(n, _folded_words(text)) and not self._asked(n, q) and not _beside(n, asked, text)
+            ]
             if q.kind == "where":
                 new = [n for n in new if _PLACE_BEFORE.search(" ".join(_words_before(text, n)))]
             if not new:

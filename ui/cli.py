@@ -137,9 +137,10 @@ def format_explanation(x) -> str:
         parts = " ".join(f"{k}={v:+.3f}" for k, v in contributions(s, x.question, x.config).items())
         lines.append(f"{n}. {s.score:.3f} {mark:9} [{s.sentence.source}] {parts}")
         lines.append(f"   {s.sentence.text[:200]}")
-    lines.append("gates:")
-    for v in x.decision.verdicts:
-        lines.append(f"  {'pass' if v.passed else 'FAIL'} {v.gate}: {v.detail}")
+    for s, verdicts in x.decision.tried:
+        lines.append(f"gates on #{x.ranked.index(s) + 1 if s in x.ranked else '?'}: {s.sentence.text[:80]}")
+        for v in verdicts:
+            lines.append(f"  {'pass' if v.passed else 'FAIL'} {v.gate}: {v.detail}")
     decided = x.decision.reason or "all gates passed"
     lines.append(f"decided by: {decided}{' (abstained)' if x.answer.abstained else ''}")
     return "\n".join(lines)
