@@ -188,8 +188,8 @@ def decide(
         return Decision((), (Verdict("evidence", False, "nothing retrieved"),), None)
     best = ranked[0]
     tried: list[tuple[Scored, tuple[Verdict, ...]]] = []
-    for s in ranked[:4]:
-        if s is not best and s.score < best.score - config.adjacent:
+    for s in ranked[: config.try_count]:
+        if s is not best and s.score < best.score - config.try_margin:
             break
         doc = snapshot.documents[s.sentence.source]
         spans = document_sentences(doc.text)
@@ -197,15 +197,27 @@ def decide(
         tried.append((s, verdicts))
         if all(v.passed for v in verdicts):
             return Decision(tuple(_evidence(ranked, s, config)), verdicts, s, (), tuple(tried))
-        if verdicts[-1].gate.startswith("kind:") and all(v.passed for v in verdicts[:-1]):
+        if (
+            question.kind in CONTINUED
+            and verdicts[-1].gate.startswith("kind:")
+            and all(v.passed for v in verdicts[:-1])
+        ):
             after = _next_span(spans, s.sentence.start, s.sentence.end)
-            if after is not None:
+            if after is not None and _REFERS_BACK.match(doc.text[after[0] : after[1]]):
                 more = tuple(gates.check(question, s.dense, doc, spans, *after))
                 if all(v.passed for v in more):
                     return Decision((s,), verdicts[:-1] + more[-1:], s, (after,), tuple(tried))
         if verdicts[0].gate == "evidence" and not verdicts[0].passed:
             break
     return Decision((), tried[0][1], best, (), tuple(tried))
+
+
+# A date or number may follow in the next sentence when that sentence refers back to this one
+# ("Am Donnerstag traf er …"); a person may not: the next sentence's people are usually others.
+CONTINUED = ("when", "quantity")
+_REFERS_BACK = re.compile(
+    r"^\W*(?:\w+\s+){0,3}?(er|sie|es|dies|dieser|diese|dieses|damit|dabei|dort|he|she|it|this|they|there)\b", re.I
+)
 
 
 def _next_span(spans: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:

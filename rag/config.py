@@ -42,6 +42,9 @@ class ScoringConfig:
     tie: float = 0.015  # a second sentence scoring this close to the best is quoted too
     adjacent: float = 0.04  # ... or this close, when it is the sentence right before or after
 
+    try_count: int = 6  # sentences the gates may try, best first: the best may be about another event ...
+    try_margin: float = 0.06  # ... as long as they score within this of the best
+
     # --- grounding gates (abstain when one fails)
     min_dense: float = 0.80  # cosine of question and best sentence below which nothing is relevant
     max_unknown_names: float = 0.5  # share of the question's names absent from the whole index

@@ -166,10 +166,19 @@ def group_names(asked: Sequence[str], text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(g) for g in groups)
 
 
-def topic_names(doc: Document, spans: Sequence[tuple[int, int]]) -> str:
-    """The text that says what an article is about: its title and first sentence."""
+def topic_names(doc: Document, spans: Sequence[tuple[int, int]], frequent: int = 3) -> str:
+    """The text that says what an article is about: its title, its first sentence and its names
+    mentioned ``frequent`` times or more (the people the whole article is about)."""
     lead = doc.text[spans[0][0] : spans[0][1]] if spans else doc.text[:300]
-    return f"{doc.title}\n{lead}"
+    counts = _name_counts(doc.text, document_names(doc))
+    often = " ".join(n for n, count in counts.items() if count >= frequent)
+    return f"{doc.title}\n{lead}\n{often}"
+
+
+@functools.lru_cache(maxsize=512)
+def _name_counts(text: str, names: tuple[str, ...]) -> dict[str, int]:
+    folded = [_plain(w) for w in words(text)]
+    return {n: sum(same_name(n, w) for w in folded) for n in names}
 
 
 def content_words(question: Question) -> list[str]:
@@ -285,6 +294,14 @@ _PRONOUN = frozenset("er sie he she".split())  # noqa: SIM905
 _SKIP_AFTER_VERB = frozenset("der die das the dem den laut".split()) | ROLES  # noqa: SIM905
 
 
+def _subject_like(word: str) -> bool:
+    """A capitalised word that can be a speaker: not a stop word, a weekday or a month ("Am Mittwoch sagte Xi")."""
+    from .text import calendar_name
+
+    low = word.casefold()
+    return word[:1].isupper() and low not in STOPWORDS and low not in _PRONOUN and calendar_name(word) is None
+
+
 def _speaker(text: str, verb: re.Match) -> list[str]:
     """Who says it, as candidate words: the name right after the verb ("…, sagte Xi", "said spokesman
     Kirby"), else the words right before it ("Xi sagte"); a pronoun before it ("Er sagte") stands for
@@ -298,15 +315,42 @@ def _speaker(text: str, verb: re.Match) -> list[str]:
     >>> _speaker(t, re.search("betonte", t))[-1]
     'Xi'
     """
+    before = words(text[: verb.start()])
+    # "Xi sagte Tokajew …": a name right before the verb, with nothing between, is the subject.
+    if before and re.search(r"\w\s+$", text[: verb.start()]) and _subject_like(before[-1]):
+        return [before[-1]]
     if not re.match(r"\s*(,|:|dass\b|that\b)", text[verb.end() :]):
         phrase = re.split(r"[,.;:!?„“\"»«()]", text[verb.end() : verb.end() + 120], maxsplit=1)[0]
         after = [w for w in words(phrase)[:5] if w.casefold() not in _SKIP_AFTER_VERB]
         if after and after[0][:1].isupper() and after[0].casefold() not in STOPWORDS:
             return [w for w in after[:3] if w[:1].isupper()]
-    before = words(text[: verb.start()])
     if before and before[-1].casefold() in _PRONOUN:
         return [w for w in before[:-1] if w[:1].isupper()]
     return [w for w in before[-3:] if w[:1].isupper()]
+
+
+_TOPIC = re.compile(
+    r"\b(?:zur|zum|zu|über|about|regarding|concerning|on)\s+(?:der|die|das|den|dem|the|a|an)?\s*([\w\-]+)", re.I
+)
+
+
+def statement_topic(question: str) -> list[str]:
+    """What a "what did X say about Y" question is about: the parts of Y worth finding ("Taiwan-Frage" -> Taiwan).
+
+    >>> statement_topic("Was hat Li bei seinem Besuch zur Taiwan-Frage gesagt?"), statement_topic("What did Xi say?")
+    (['Taiwan'], [])
+    """
+    m = _TOPIC.search(question)
+    if not m:
+        return []
+    parts = [p for p in m.group(1).split("-") if len(p) >= 4 and p.casefold() not in STOPWORDS]
+    return parts[:1] if len(parts) > 1 else parts  # a compound's first part names it: "Taiwan-Frage"
+
+
+def _compound_in(part: str, text: str) -> bool:
+    """Whether ``part`` begins a word of ``text`` ("Taiwan" in "Taiwanstraße")."""
+    plain = _plain(part)
+    return len(plain) >= 4 and any(w.startswith(plain) for w in _folded_words(text))
 
 
 def counted_after(text: str, end: int, reach: int) -> list[str]:
@@ -395,13 +439,17 @@ class Gates:
         if question.kind in ATTACHED_KINDS and groups:
             # The date, number or person must belong to the asked event: the sentence that holds it
             # names the event's participant (one of the question's names that is not the article's subject).
-            own = [g for g in groups if not self._group_in(g, doc, topic)] or list(groups)
+            own = [g for g in groups if not self._group_in(g, doc, topic)]
             near = sentence
             if _QUOTE.search(sentence):  # a quote's speaker is named next to it
                 near = window(doc.text, spans, start, end, 1)
             held = [" ".join(g) for g in own if self._group_in(g, doc, near)]
             shown = ", ".join(" ".join(g) for g in own)
-            if not add("attached", bool(held), f"{'found ' + ', '.join(held) if held else 'none of ' + shown}"):
+            if not own:
+                detail = "the question names only the article's subject"
+            else:
+                detail = f"found {', '.join(held)}" if held else f"none of {shown}"
+            if not add("attached", not own or bool(held), detail):
                 return verdicts
         flat = [n for g in groups for n in g]
         passed, detail = self._kind(question, sentence, window(doc.text, spans, start, end, 1), doc, flat)
@@ -417,8 +465,13 @@ class Gates:
         embedding is within ``name_alias``: Beijing/Peking, Russia/Russland)."""
         in_text = _folded_words(text)
         plain = _plain(name)
-        if any(same_name(plain, w) or (len(plain) >= 4 and w.startswith(plain)) for w in in_text):
-            return True
+        base = plain[:-1] if plain.endswith("s") and len(plain) > 4 else plain  # "Chinas" -> "china"
+        stem_ = transliterate(base)[:4]
+        for w in in_text:
+            if same_name(plain, w) or (len(base) >= 4 and w.startswith(base)):
+                return True  # a spelling, or a compound: "Chinareise"
+            if len(stem_) == 4 and _DEMONYM.search(w) and transliterate(w).startswith(stem_):
+                return True  # the adjective: "russisch" for Russia, "chinesischen" for China
         if self.embed is None:
             return False
         if len(text) <= 5_000:
@@ -471,6 +524,9 @@ class Gates:
                 return False, f"no name in the sentence that the question does not already give ({q.kind})"
             return True, f"names: {', '.join(new[:3])}"
         if q.kind == "statement" and asked:
+            topic = statement_topic(q.text)
+            if topic and not any(_found(part, _folded_words(near)) or _compound_in(part, near) for part in topic):
+                return False, f"nothing near the sentence is about {' '.join(topic)}"
             speaker = asked[0]
             for m in SPEECH_VERB.finditer(near):
                 said_by = _speaker(near, m)
