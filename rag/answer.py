@@ -18,7 +18,7 @@ from embeddings import Snapshot, split_sentences, trim_span
 from .config import ScoringConfig
 from .ground import Gates, Verdict
 from .questions import Question
-from .select import MAX_SENTENCE_CHARS, SPEECH, Scored, document_sentences
+from .select import CAUSE, MAX_SENTENCE_CHARS, SPEECH, Scored, document_sentences
 from .temporal import resolve
 from .text import STOPWORDS, fold, similar_words, transliterate, words
 from .types import Answer, Citation, Hit
@@ -196,7 +196,8 @@ def decide(
         verdicts = tuple(gates.check(question, s.dense, doc, spans, s.sentence.start, s.sentence.end))
         tried.append((s, verdicts))
         if all(v.passed for v in verdicts):
-            return Decision(tuple(_evidence(ranked, s, config)), verdicts, s, (), tuple(tried))
+            more = _reasons_after(question, s, doc.text, spans)
+            return Decision(tuple(_evidence(ranked, s, config)), verdicts, s, more, tuple(tried))
         if (
             question.kind in CONTINUED
             and verdicts[-1].gate.startswith("kind:")
@@ -218,6 +219,24 @@ CONTINUED = ("when", "quantity")
 _REFERS_BACK = re.compile(
     r"^\W*(?:\w+\s+){0,3}?(er|sie|es|dies|dieser|diese|dieses|damit|dabei|dort|he|she|it|this|they|there)\b", re.I
 )
+
+
+def _reasons_after(
+    question: Question, s: Scored, text: str, spans: Sequence[tuple[int, int]], most: int = 2
+) -> tuple[tuple[int, int], ...]:
+    """For *why*: when the sentence gives no reason, the sentences after it that continue it (they refer
+    back or go on quoting) and may: "„Sie haben die Invasion nicht verurteilt. Sie kaufen weiter Öl.“"."""
+    if question.kind != "why" or CAUSE.search(s.sentence.text):
+        return ()
+    out: list[tuple[int, int]] = []
+    start, end = s.sentence.start, s.sentence.end
+    while len(out) < most and (after := _next_span(spans, start, end)) is not None:
+        following = text[after[0] : after[1]]
+        if not (_REFERS_BACK.match(following) or following.lstrip()[:1] in "„“\"»"):
+            break
+        out.append(after)
+        start, end = after
+    return tuple(out)
 
 
 def _next_span(spans: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:

@@ -25,7 +25,7 @@ class ScoringConfig:
     w_dense: float = 1.0  # cosine of question and sentence: works across languages
     w_lexical: float = 0.15  # IDF-weighted share of the question's words in the sentence
     w_kind: float = 0.04  # the sentence holds what the question type asks for (a speech verb, a number ...)
-    w_kind_when: float = 0.08  # a *when* answer must carry a date, a stronger sign than the other kinds' cues
+    w_kind_strong: float = 0.08  # a *when* answer must carry a date, a *why* answer a reason: stronger signs
     w_passage: float = 0.2  # how well the sentence's passage and article matched as a whole
     around_lexical: float = 0.25  # share of the lexical signal taken from the text around the sentence
     around_chars: int = 300  # how far "around" reaches: "…“, sagte Putin." after a quote

@@ -259,15 +259,14 @@ def numbers(text: str, article_date=None) -> list[tuple[int, int, str]]:
 
 
 # Where-answers: a place noun, or a name after a place preposition or a verb of travel.
-_LOCATION_WORD = re.compile(
+LOCATION_WORD = re.compile(
     r"\b(online|im internet|im netz|on the internet|insel|island|hauptstadt|capital|küste|coast|grenze|border"
     r"|meer|sea|pazifik|pacific|atlantik|region|provinz|province)\b",
     re.I,
 )
-_PLACE_BEFORE = re.compile(
-    r"\b(in|im|nach|aus|bei|um|to|at|from|near|around|into|besucht|besuchte"
-    r"|visits|visited|reist|reiste|flog|flew|travels|traveled|travelled)\b",
-    re.I,
+_PLACE_NAME = re.compile(
+    r"\b(?:in|im|nach|aus|bei|um|to|at|from|near|around|into|besucht|besuchte|visits|visited|reist|reiste|flog|flew"
+    r"|travels|traveled|travelled|von\s+\S+\s+bis)\s+(?:(?:der|die|das|dem|den|the)\s+)?([A-ZÄÖÜ][\w]+)"
 )
 
 
@@ -282,12 +281,6 @@ def _beside(name: str, asked: Sequence[str], text: str) -> bool:
         ):
             return True
     return False
-
-
-def _words_before(text: str, name: str, reach: int = 2) -> list[str]:
-    """The ``reach`` words before the first mention of ``name`` in ``text``."""
-    m = re.search(rf"\b{re.escape(name)}\b", text)
-    return words(text[: m.start()])[-reach:] if m else []
 
 
 _PRONOUN = frozenset("er sie he she".split())  # noqa: SIM905
@@ -510,16 +503,14 @@ class Gates:
                     return True, f"{value} {' '.join(after[:2])} counts {q.counted}"
             return False, f"numbers ({', '.join(v for *_, v in found)}) count something else than {q.counted}"
         if q.kind in ("who", "where", "source"):
-            if q.kind == "where" and _LOCATION_WORD.search(sentence):
-                return True, f"a place: {_LOCATION_WORD.search(sentence).group()}"
+            if q.kind == "where" and LOCATION_WORD.search(sentence):
+                return True, f"a place: {LOCATION_WORD.search(sentence).group()}"
             text = sentence if q.kind == "who" else near
-            new = [
-                n
-                for n in document_names(doc)
-                if _found(n, _folded_words(text)) and not self._asked(n, q) and not _beside(n, asked, text)
-            ]
-            if q.kind == "where":
-                new = [n for n in new if _PLACE_BEFORE.search(" ".join(_words_before(text, n)))]
+            if q.kind == "where":  # a capitalised word after a place preposition or a verb of travel
+                found_ = [m.group(1) for m in _PLACE_NAME.finditer(text)]
+            else:
+                found_ = [n for n in document_names(doc) if _found(n, _folded_words(text))]
+            new = [n for n in dict.fromkeys(found_) if not self._asked(n, q) and not _beside(n, asked, text)]
             if not new:
                 return False, f"no name in the sentence that the question does not already give ({q.kind})"
             return True, f"names: {', '.join(new[:3])}"

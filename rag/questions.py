@@ -43,7 +43,7 @@ _KINDS = [
     ("statement", r"^(worüber|wovon|about what)\b"),
     ("who", r"^(which|what|welche[rsmn]?)\s+(?!(did|does|do|is|was|were|are|has|have|hat|hatte|ist|war)\b)"
             r"(\S+\s+){0,3}?(" + _PERSON_NOUNS + r")\b"),
-    ("where", r"^(where|wo|wohin|woher|in which (\w+ )?(country|city|place|region|town)"
+    ("where", r"^(where|wo|wohin|woher|von wo|in which (\w+ )?(country|city|place|region|town)"
               r"|in welche[rmn]? (land|stadt|ort|region)|which (country|city|place)|welche[rsn]? (land|stadt|ort))\b"),
     ("quantity", r"^(how (many|much|long|far|old|big|large|high)|wie (viele?|lange|weit|alt|gro(ß|ss)|hoch)"
                  r"|auf wie viele|what (number|amount|area|share|percentage)|welche[rsn]? (zahl|anzahl|menge|summe"

@@ -26,7 +26,7 @@ import numpy as np
 from embeddings import ChunkingConfig, Snapshot, split_sentences
 
 from .config import ScoringConfig
-from .ground import numbers
+from .ground import LOCATION_WORD, numbers
 from .questions import Question
 from .temporal import resolve
 from .text import detect_language, fold, similar_words, stem, words
@@ -36,6 +36,8 @@ from .types import Hit
 # so that no quote is longer than a passage.
 MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
 DEFAULT = ScoringConfig()
+# Question types whose answer must hold the sign kind_match looks for (a date, a reason): it weighs more.
+STRONG_KINDS = ("when", "why")
 
 SPEECH = re.compile(
     r"\b(sagte|sagt|sagten|erklärte|erklärt|betonte|schrieb|meinte|fügte|teilte|so|said|says|told|wrote|added)\b"
@@ -44,8 +46,9 @@ _CAP = r"[A-ZÄÖÜ][\w\-]+"
 _NAME_PAIR = re.compile(rf"(?<![.!?„“\"]\s)\b{_CAP}\s+{_CAP}\b")
 _PLACE = re.compile(rf"\b(in|nach|aus|im|bei|at|to|from|von)\s+{_CAP}")
 # Words that give a reason, in German and English: a *why* answer holds one.
-_CAUSE = re.compile(
-    r"\b(weil|da|denn|daher|deshalb|deswegen|wegen|aufgrund|angesichts|angetrieben|getrieben|um\s+\w+\s+zu|damit"
+CAUSE = re.compile(
+    r"\b(weil|da|denn|daher|deshalb|deswegen|wegen|aufgrund|angesichts|angetrieben|getrieben|damit"
+    r"|um\s[^,.;]{0,120}?(?:\bzu\s+\w+|\w+zu\w*en)"
     r"|grund|because|since|due to|owing to|as a result|driven by|so that|in order to|reason|therefore)\b",
     re.I,
 )
@@ -128,6 +131,8 @@ def neighbours(sentence: Sentence, snapshot: Snapshot, reach: int = 1) -> list[S
 
 
 _FURNITURE = re.compile(r"^(leave a comment|kommentar|kommentare|teilen|share|foto|bild|photo|image)\b", re.I)
+# A photo caption names who stands where: "Dong Jun (links) und Belousov am 14. Oktober in Peking."
+_CAPTION = re.compile(r"\((links|rechts|mitte|left|right|center|centre|l\.|r\.)\)", re.I)
 
 
 def is_furniture(text: str) -> bool:
@@ -140,7 +145,7 @@ def is_furniture(text: str) -> bool:
     stripped = text.strip()
     if stripped.endswith(":") and len(words(stripped)) <= 12:
         return True
-    return bool(_FURNITURE.match(stripped))
+    return bool(_FURNITURE.match(stripped) or _CAPTION.search(stripped))
 
 
 def kind_match(
@@ -170,7 +175,7 @@ def kind_match(
             return 1.0
         return 1.0 if _NAME_PAIR.search(text) else 0.0
     if kind == "where":
-        return 1.0 if _PLACE.search(text) else 0.0
+        return 1.0 if _PLACE.search(text) or LOCATION_WORD.search(text) else 0.0
     if kind == "statement":
         quoted = re.search(r"[„“”\"»«]", text) is not None
         return (0.5 if quoted else 0.0) + (0.5 if SPEECH.search(text) else 0.0)
@@ -179,7 +184,7 @@ def kind_match(
     if kind == "quantity":
         return 1.0 if numbers(text, article_date) else 0.0
     if kind == "why":
-        return 1.0 if _CAUSE.search(text) else 0.0
+        return 1.0 if CAUSE.search(text) else 0.0
     return 0.0
 
 
@@ -258,7 +263,7 @@ def rank(
         passage = 0.5 * (hits[s.hit].dense - top_dense) + 0.5 * (doc_best[s.source] - top_dense)
         return s, lex, kind, passage
 
-    kind_weight = c.w_kind_when if question.kind == "when" else c.w_kind
+    kind_weight = c.w_kind_strong if question.kind in STRONG_KINDS else c.w_kind
 
     def score(rows) -> list[Scored]:
         if not rows:
@@ -294,7 +299,7 @@ def rank(
 def contributions(s: Scored, question: Question, config: ScoringConfig = DEFAULT) -> dict[str, float]:
     """Each signal's weighted part of ``s.score`` (they add up to it), for ``--explain``."""
     c = config
-    kind_weight = c.w_kind_when if question.kind == "when" else c.w_kind
+    kind_weight = c.w_kind_strong if question.kind in STRONG_KINDS else c.w_kind
     others = c.w_lexical * s.lexical + kind_weight * s.kind + c.w_passage * s.passage
     dense_part = s.score - others + c.foreign_fragment_penalty * s.foreign
     return {
