@@ -232,7 +232,7 @@ def _reasons_after(
     start, end = s.sentence.start, s.sentence.end
     while len(out) < most and (after := _next_span(spans, start, end)) is not None:
         following = text[after[0] : after[1]]
-        if not (_REFERS_BACK.match(following) or following.lstrip()[:1] in "„“\"»"):
+        if not (_REFERS_BACK.match(following) or following.lstrip()[:1] in '„“"»'):
             break
         out.append(after)
         start, end = after
