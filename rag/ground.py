@@ -508,7 +508,7 @@ class Gates:
             found = numbers(sentence, doc.date)
             if not found:
                 # "how long" may be answered by a time ("bis nächstes Jahr"), not a count.
-                if re.match(r"^(how long|wie lange)\b", q.text, re.I) and resolve(sentence, doc.date):
+                if re.match(r"^\W*(how long|wie lange)\b", q.text, re.I) and resolve(sentence, doc.date):
                     return True, "a time for how long"
                 return False, "no number in the sentence (dates do not count)"
             if not q.counted:

@@ -29,13 +29,14 @@ from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
 from .questions import Question
 from .temporal import resolve
-from .text import detect_language, fold, similar_words, stem, words
+from .text import compound_match, detect_language, fold, similar_words, stem, words
 from .types import Hit
 
 # A "sentence" longer than a chunk (a line with no full stop) is cut as chunking cuts it,
 # so that no quote is longer than a passage.
 MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
 DEFAULT = ScoringConfig()
+HOW_LONG = re.compile(r"^\W*(how long|wie lange)\b", re.I)  # answered by a time as well as by a count
 # Question types whose answer must hold the sign kind_match looks for (a date, a reason): it weighs more.
 STRONG_KINDS = ("when", "why")
 
@@ -149,7 +150,12 @@ def is_furniture(text: str) -> bool:
 
 
 def kind_match(
-    kind: str, text: str, article_date=None, asked: Sequence[str] = (), config: ScoringConfig = DEFAULT
+    kind: str,
+    text: str,
+    article_date=None,
+    asked: Sequence[str] = (),
+    config: ScoringConfig = DEFAULT,
+    how_long: bool = False,
 ) -> float:
     """1.0 when the sentence holds what the question type asks for, partial credit for weaker signs.
 
@@ -182,6 +188,8 @@ def kind_match(
     if kind == "source":
         return 1.0 if _MEDIUM.search(text) else 0.0
     if kind == "quantity":
+        if how_long and resolve(text, article_date):
+            return 1.0  # "how long will the war last" -> "bis weit ins nächste Jahr"
         return 1.0 if numbers(text, article_date) else 0.0
     if kind == "why":
         return 1.0 if CAUSE.search(text) else 0.0
@@ -211,7 +219,7 @@ def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) 
     for w in q_words:
         weight = idf(stem(w.casefold()))
         total += weight
-        if any(similar_words(w, s) for s in s_words):
+        if any(similar_words(w, s) or compound_match(w, s) for s in s_words):
             matched += weight
     return matched / total if total else 0.0
 
@@ -247,7 +255,8 @@ def rank(
 
     def own(s: Sentence) -> tuple[float, float]:
         doc = snapshot.documents[s.source]
-        return lexical_overlap(question, s.text, idf), kind_match(question.kind, s.text, doc.date, asked, c)
+        how_long = bool(HOW_LONG.match(question.text))
+        return lexical_overlap(question, s.text, idf), kind_match(question.kind, s.text, doc.date, asked, c, how_long)
 
     def features(s: Sentence) -> tuple[Sentence, float, float, float]:
         doc = snapshot.documents[s.source]

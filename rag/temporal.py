@@ -68,6 +68,7 @@ _LAST_PERIOD = re.compile(
     r"\s+(monat|month|woche|week)\b",
     re.I,
 )
+_NEXT_YEAR = re.compile(r"\b(nächste[ns]?|kommende[ns]?|next|coming)\s+(jahr|jahres|year)\b", re.I)
 _NUMBER_WORDS = {"einem": 1, "einer": 1, "one": 1, "a": 1, "zwei": 2, "two": 2, "drei": 3, "three": 3, "vier": 4,
                  "four": 4, "fünf": 5, "five": 5, "sechs": 6, "six": 6, "sieben": 7, "seven": 7}  # fmt: skip
 # "vor zwei Tagen", "three days ago", "vor einer Woche".
@@ -202,6 +203,9 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
             if (m.group(2) or "").lower() in ("des vergangenen", "letzten", "vergangenen"):
                 year -= 1
         add(TimeRef(m.start(), m.end(), year, month, None, None, "month", year is not None))
+    for m in _NEXT_YEAR.finditer(sentence):
+        if free(m.start(), m.end()) and article_date is not None:
+            add(TimeRef(m.start(), m.end(), article_date.year + 1, precision="year", resolved=True))
     for m in _YEAR.finditer(sentence):
         if free(m.start(), m.end()):
             add(TimeRef(m.start(), m.end(), int(m.group(1)), precision="year"))

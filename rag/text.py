@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import os.path
 import re
 import unicodedata
 
@@ -164,6 +165,28 @@ def similar_words(a: str, b: str) -> bool:
     if short >= 2 and (tb.startswith(ta) or ta.startswith(tb)) and abs(len(ta) - len(tb)) <= 2:
         return True
     return short >= 5 and _edit_ratio(ta, tb) >= 0.75
+
+
+@functools.lru_cache(maxsize=1_000_000)
+def compound_match(a: str, b: str) -> bool:
+    """Whether one German compound ends with the other word's stem: the head of a compound names its kind
+    ("Infrastrukturprojekt" is a "Projekt", "Militärführung" and "Armeeführung" are both "Führung").
+
+    >>> compound_match("Projekt", "Infrastrukturprojekt"), compound_match("Armeeführung", "Militärführung")
+    (True, True)
+    >>> compound_match("Kilometer", "Quadratkilometer"), compound_match("Tag", "Vortag")
+    (True, False)
+    """
+    sa, sb = stem(fold(a)), stem(fold(b))
+    if sa == sb:
+        return True
+    short, long_ = sorted((sa, sb), key=len)
+    if len(short) >= 5 and long_.endswith(short):
+        return True
+    # Two compounds with one head: a shared ending of six letters or more, each with its own first part.
+    fa, fb = fold(a), fold(b)
+    shared = len(os.path.commonprefix([fa[::-1], fb[::-1]]))
+    return shared >= 6 and min(len(fa), len(fb)) >= shared + 3
 
 
 def _edit_ratio(a: str, b: str) -> float:
