@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import Document
-from embeddings.entities import ROLES, document_names
+from embeddings.entities import NOUN_ENDINGS, ROLES, document_names
 
 from .config import ScoringConfig
 from .questions import Question
@@ -405,6 +405,8 @@ class Gates:
         if not add("evidence", dense >= c.min_dense, f"best cosine {dense:.3f}, floor {c.min_dense}"):
             return verdicts
         capitalised = [n for n in question.names if self.names.match(n) is None]
+        if question.language == "de":  # German capitalises nouns: only a word shaped like a name may be one
+            capitalised = [n for n in capitalised if n.isupper() or not n.casefold().endswith(NOUN_ENDINGS)]
         unknown = [n for n in capitalised if not self.known(n)]
         share = len(unknown) / len(question.names) if question.names else 0.0
         paired = any(a in unknown and b in unknown for a, b in zip(question.names, question.names[1:]))

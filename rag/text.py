@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import functools
-import os.path
 import re
 import unicodedata
 
@@ -185,7 +184,7 @@ def compound_match(a: str, b: str) -> bool:
         return True
     # Two compounds with one head: a shared ending of six letters or more, each with its own first part.
     fa, fb = fold(a), fold(b)
-    shared = len(os.path.commonprefix([fa[::-1], fb[::-1]]))
+    shared = next((i for i, (x, y) in enumerate(zip(reversed(fa), reversed(fb))) if x != y), min(len(fa), len(fb)))
     return shared >= 6 and min(len(fa), len(fb)) >= shared + 3
 
 
