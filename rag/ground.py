@@ -317,9 +317,11 @@ def _speaker(text: str, verb: re.Match) -> list[str]:
     'Xi'
     """
     before = words(text[: verb.start()])
-    # "Xi sagte Tokajew …": a name right before the verb, with nothing between, is the subject.
-    if before and re.search(r"\w\s+$", text[: verb.start()]) and _subject_like(before[-1]):
-        return [before[-1]]
+    # "Xi sagte Tokajew …": a name opening the clause right before the verb is the subject (not one at the
+    # end of a fronted phrase: "Bei einem Treffen mit Tokajew sagte Xi").
+    clause = words(re.split(r"[.;:!?„“\"»«,]", text[: verb.start()])[-1])
+    if clause and len(clause) <= 3 and re.search(r"\w\s+$", text[: verb.start()]) and _subject_like(clause[-1]):
+        return [clause[-1]]
     if not re.match(r"\s*(,|:|dass\b|that\b)", text[verb.end() :]):
         phrase = re.split(r"[,.;:!?„“\"»«()]", text[verb.end() : verb.end() + 120], maxsplit=1)[0]
         after = [w for w in words(phrase)[:5] if w.casefold() not in _SKIP_AFTER_VERB]
