@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 
+from .bylines import attribution
 from .dates import MONTHS, WEEKDAYS
 from .types import Document
 
@@ -163,8 +164,10 @@ NAMES_KEY = "names"  # the document metadata key that holds the names, "|"-separ
 
 
 def with_names(doc: Document) -> Document:
-    """``doc`` with its names stored in its metadata (done once, when it is indexed)."""
-    return replace(doc, metadata={**doc.metadata, NAMES_KEY: "|".join(extract_names(doc.text))})
+    """``doc`` with its names, and its byline's author and outlets, stored in its metadata (done once, when
+    it is indexed)."""
+    found = {NAMES_KEY: "|".join(extract_names(doc.text)), **attribution(doc.text)}
+    return replace(doc, metadata={**found, **doc.metadata})
 
 
 @functools.lru_cache(maxsize=1024)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import ChunkingConfig, Snapshot, split_sentences
+from embeddings.bylines import is_attribution
 
 from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
@@ -38,7 +39,7 @@ MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
 DEFAULT = ScoringConfig()
 HOW_LONG = re.compile(r"^\W*(how long|wie lange)\b", re.I)  # answered by a time as well as by a count
 # Question types whose answer must hold the sign kind_match looks for (a date, a reason): it weighs more.
-STRONG_KINDS = ("when", "why")
+STRONG_KINDS = ("when", "why", "source")
 
 SPEECH = re.compile(
     r"\b(sagte|sagt|sagten|erklärte|erklärt|betonte|schrieb|meinte|fügte|teilte|so|said|says|told|wrote|added)\b"
@@ -87,7 +88,9 @@ class Scored:
     foreign: float = 0.0  # 1 when the sentence is in another language than its article
 
 
-def candidates(hits: Sequence[Hit], snapshot: Snapshot, min_words: int = DEFAULT.min_words) -> list[Sentence]:
+def candidates(
+    hits: Sequence[Hit], snapshot: Snapshot, min_words: int = DEFAULT.min_words, bylines: bool = False
+) -> list[Sentence]:
     """The distinct sentences of the hits' passages, in hit order.
 
     A sentence found again (in the overlap of two passages, or in another file that
@@ -99,7 +102,8 @@ def candidates(hits: Sequence[Hit], snapshot: Snapshot, min_words: int = DEFAULT
         doc = snapshot.documents[hit.chunk.source]
         for s, e in split_sentences(doc.text, hit.chunk.start, hit.chunk.end, max_chars=MAX_SENTENCE_CHARS):
             text = doc.text[s:e]
-            if text in seen or len(words(text)) < min_words or is_furniture(text):
+            furniture = is_furniture(text) and not (bylines and is_attribution(text))
+            if text in seen or len(words(text)) < min_words or furniture:
                 continue
             seen.add(text)
             out.append(Sentence(n, doc.source, s, e, text))
@@ -185,8 +189,8 @@ def kind_match(
     if kind == "statement":
         quoted = re.search(r"[„“”\"»«]", text) is not None
         return (0.5 if quoted else 0.0) + (0.5 if SPEECH.search(text) else 0.0)
-    if kind == "source":
-        return 1.0 if _MEDIUM.search(text) else 0.0
+    if kind == "source":  # a byline names the outlets outright; "laut TASS" inside a sentence less so
+        return 1.0 if is_attribution(text) else 0.5 if _MEDIUM.search(text) else 0.0
     if kind == "quantity":
         if how_long and resolve(text, article_date):
             return 1.0  # "how long will the war last" -> "bis weit ins nächste Jahr"
@@ -244,7 +248,7 @@ def rank(
         idf: inverse document frequency of a stem (high for words the index has never seen).
     """
     c = config
-    sents = candidates(hits, snapshot, c.min_words)
+    sents = candidates(hits, snapshot, c.min_words, bylines=question.kind == "source")
     if not sents:
         return []
     top_dense = max(h.dense for h in hits)
