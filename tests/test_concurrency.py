@@ -13,12 +13,12 @@ import pytest
 from embeddings import open_snapshot, read_document
 from embeddings.verify import check_index
 from rag import Engine
+from scripts import crash_trials
 
-from .conftest import ROOT, SEEDS, load_script
+from .conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.slow
 
-crash_trials = load_script("crash_trials")
 
 NEW_ARTICLE = """title: Neue Brücke in Tromsø eröffnet
 date: 2025-03-03
