@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import load, servers
 
-from .conftest import SEEDS, served_chat
+from .conftest import ROOT, SEEDS, served_chat
 
 SESSIONS = 8
 SECONDS = 10
@@ -33,6 +33,14 @@ MAX_GROWTH_MIB = 50
 
 def test_doctests_of_the_load_library():
     assert doctest.testmod(load).failed == 0
+
+
+def test_the_script_is_a_command_line_over_the_support_package():
+    """``python -m scripts.load_chat`` from the checkout: imports resolve normally, bad arguments are one line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.load_chat", "--sessions", "0"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stderr == "load: error: --sessions, --seconds and --rounds must be positive\n"
 
 
 def test_citation_problem():

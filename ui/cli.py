@@ -71,7 +71,7 @@ def _llm_flags(parser: argparse.ArgumentParser) -> None:
         "--llm",
         choices=PROVIDERS,
         default=env("RAG_LLM") or None,
-        help="write the answer with a language model (needs the llm extra; env RAG_LLM); default: extractive",
+        help="write the answer with a language model (env RAG_LLM); default: extractive",
     )
     parser.add_argument(
         "--base-url",
