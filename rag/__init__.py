@@ -4,6 +4,10 @@ from rag import ask
 answer = ask("When did Shoigu visit Beijing?")
 answer.text                  # 'Friday, 28 February 2025 — „Der chinesische Präsident …“ [1]'
 answer.citations[0].source   # '003_5d407fa9e5e9a813.txt'
+
+The default index is the one ``rag index`` (or the first ``rag ask``/``rag chat``) builds of the
+demo articles; ``ask`` itself builds nothing, except for ``ask(question, corpus="my/articles")``,
+which indexes that folder first. Where the defaults live: :mod:`rag.defaults`.
 """
 
 from __future__ import annotations
