@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import (
-    DEFAULT_MODEL,
     Embedder,
     IndexMismatchError,
+    IndexNotFoundError,
     ModelError,
     Snapshot,
     current_generation,
-    index_paths,
     open_snapshot,
 )
 from embeddings.store import REBUILD_HINT
@@ -33,6 +32,7 @@ from embeddings.verify import manifest_model
 from .answer import Decision, Vocabulary, compose, decide
 from .bm25 import BM25
 from .config import ScoringConfig
+from .defaults import defaults
 from .ground import Gates, NameIndex
 from .questions import Question, analyse
 from .retrieve import expand_to_documents, retrieve
@@ -40,9 +40,10 @@ from .select import Scored, idf_lookup, rank
 from .types import Answer, Hit
 
 SENTENCE_CACHE_SIZE = 20_000
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
-DEFAULT_INDEX_DIR = PROJECT_ROOT / ".rag-index"
+# The defaults when this module was imported (the checkout's seeds/ and .rag-index/, or under the
+# user data folder when installed); rag.defaults.defaults() gives them for the current RAG_HOME.
+DEFAULT_CORPUS = defaults().corpus
+DEFAULT_INDEX_DIR = defaults().index_dir
 
 
 @dataclass(frozen=True)
@@ -207,19 +208,43 @@ class Engine:
         return np.vstack([found[t] for t in texts])
 
 
-_ENGINES: dict[Path, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
+class Engines:
+    """One shared :class:`Engine` per index folder, made on first request; thread-safe.
+
+    ``rag.ask`` and ``rag.as_retriever`` keep one of these so that repeated calls reuse the
+    loaded model and snapshot; tests and applications make their own (or pass an ``Engine``).
+    """
+
+    def __init__(self) -> None:
+        self._engines: dict[Path, Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, index_dir: Path, *, cache_dir: Path | None = None, embedder: Embedder | None = None) -> Engine:
+        """The engine of ``index_dir``; ``cache_dir`` and ``embedder`` are used only when it is made."""
+        path = Path(index_dir).resolve()
+        with self._lock:
+            engine = self._engines.get(path)
+            if engine is None:
+                engine = self._engines[path] = Engine(path, cache_dir=cache_dir, embedder=embedder)
+            return engine
+
+
+SHARED = Engines()
 
 
 def engine_for(index_dir: Path | None = None, *, cache_dir: Path | None = None) -> Engine:
-    """A shared :class:`Engine` per index folder; the default index is built from ``seeds/`` if missing."""
-    path = Path(index_dir or DEFAULT_INDEX_DIR).resolve()
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(path)
-        if engine is None:
-            engine = _ENGINES[path] = Engine(path, cache_dir=cache_dir)
-    if index_dir is None and current_generation(path) is None:
-        embedder = Embedder(DEFAULT_MODEL, cache_dir=cache_dir)
-        index_paths([DEFAULT_CORPUS], path, embedder)
-        engine._embedder = embedder
-    return engine
+    """The shared :class:`Engine` of ``index_dir`` (default: the default index); builds nothing.
+
+    Raises:
+        embeddings.IndexNotFoundError: no index there (the message names the command that builds it).
+    """
+    places = defaults()
+    cache_dir = cache_dir or places.cache_dir
+    if index_dir is None:
+        index_dir = places.index_dir
+        if current_generation(index_dir) is None:
+            raise IndexNotFoundError(
+                f"no index in {index_dir}; build it with `rag index` (the demo articles) or `rag index PATH`, "
+                "or pass ask(..., corpus=PATH)"
+            )
+    return SHARED.get(index_dir, cache_dir=cache_dir)

@@ -13,8 +13,6 @@ import pytest
 from .conftest import ROOT
 from .test_chat import SHOIGU, SHOIGU_FILE
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 90_000
@@ -61,6 +59,7 @@ def _ask(page, question: str) -> None:
     box.press("Enter")
 
 
+@pytest.mark.slow
 def test_typed_question_gets_cited_answer_and_sources(page):
     from playwright.sync_api import expect
 
@@ -77,6 +76,7 @@ def test_typed_question_gets_cited_answer_and_sources(page):
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_follow_up_in_the_same_chat(page):
     from playwright.sync_api import expect
 
@@ -85,6 +85,7 @@ def test_follow_up_in_the_same_chat(page):
     expect(page.locator("#rag-sources")).to_contain_text("When did Belousov visit Beijing?")
 
 
+@pytest.mark.slow
 def test_hostile_article_is_shown_as_text_and_runs_nothing(page, chat_server):
     from playwright.sync_api import expect
 

@@ -78,7 +78,7 @@ def test_sources_escape_article_text():
     assert "<mark>" in html
 
 
-# ---- handlers on the real model (slow) ----------------------------------------------------------
+# ---- handlers (the real model's answers are slow; the fake's handle the rest) ---------------------
 
 
 @pytest.fixture
@@ -87,6 +87,16 @@ def app(tmp_path, seed_index, embedder, corpus):
     shutil.copytree(seed_index, index_dir)
     chat = ChatApp(index_dir, corpus, embedder)
     chat.sync()  # same files, new folder: nothing to embed
+    return chat
+
+
+@pytest.fixture
+def fake_app(tmp_path, fake_index, fake_embedder, corpus):
+    """The handlers over the fake embedder's index: for what does not depend on the model's judgement."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(fake_index, index_dir)
+    chat = ChatApp(index_dir, corpus, fake_embedder)
+    chat.sync()
     return chat
 
 
@@ -128,8 +138,8 @@ def test_api_ask_returns_structured_answer(app):
     assert app.ask("And Belousov?", previous_question=SHOIGU)["question"] == "When did Belousov visit Beijing?"
 
 
-@pytest.mark.slow
-def test_empty_question_is_a_readable_error(app):
+def test_empty_question_is_a_readable_error(fake_app):
+    app = fake_app
     with pytest.raises(gr.Error, match="empty question"):
         list(app.respond("   ", []))
 
@@ -156,7 +166,6 @@ def test_upload_ask_remove(app, tmp_path):
     assert "xylofon.txt" not in {c.source for c in answer.citations}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, content, message",
     [
@@ -167,7 +176,8 @@ def test_upload_ask_remove(app, tmp_path):
         ("tool.exe", b"MZ", "unsupported file type"),
     ],
 )
-def test_bad_upload_is_an_error_and_loses_nothing(app, tmp_path, name, content, message):
+def test_bad_upload_is_an_error_and_loses_nothing(fake_app, tmp_path, name, content, message):
+    app = fake_app
     before = app.documents()
     files_before = sorted(p.name for p in app.corpus_dir.iterdir())
     bad = tmp_path / name
@@ -178,8 +188,8 @@ def test_bad_upload_is_an_error_and_loses_nothing(app, tmp_path, name, content, 
     assert app.documents() == before and sorted(p.name for p in app.corpus_dir.iterdir()) == files_before
 
 
-@pytest.mark.slow
-def test_remove_refuses_unknown_and_outside_names(app):
+def test_remove_refuses_unknown_and_outside_names(fake_app):
+    app = fake_app
     before = app.documents()
     for name in ("nope.txt", "../seeds/003_5d407fa9e5e9a813.txt", "", None):
         with pytest.raises(gr.Error):
@@ -187,8 +197,8 @@ def test_remove_refuses_unknown_and_outside_names(app):
     assert app.documents() == before
 
 
-@pytest.mark.slow
-def test_rescan_picks_up_files_changed_outside(app):
+def test_rescan_picks_up_files_changed_outside(fake_app):
+    app = fake_app
     (app.corpus_dir / "neu.md").write_text("# Neu\n\nTokajew besuchte Astana.\n", encoding="utf-8")
     (app.corpus_dir / "001_9e99df9deeaf148b.txt").unlink()
     rows, status = app.rescan()

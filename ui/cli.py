@@ -6,6 +6,9 @@ Environment variables are read here and nowhere else; each has a flag:
 ``RAG_LLM_BASE_URL`` (``--base-url``) and ``RAG_LLM_MODEL`` (``--llm-model``); for ``rag chat`` also
 ``RAG_HOST``, ``RAG_PORT``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``. ``OPENAI_API_KEY`` is
 read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
+The defaults of those folders come from :mod:`rag.defaults` (the checkout's, or under ``RAG_HOME``
+or the user data folder when installed); the first ``rag ask``, ``rag index`` or ``rag chat``
+without an index copies the demo articles there and indexes them, and says so.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
-from embeddings.encoder import BACKENDS, DEFAULT_BACKEND
-from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
+from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
+from rag import QuestionError
+from rag.defaults import defaults
 from rag.evaluate import EvalFileError
 from rag.llm import PASSAGES, PROVIDERS, LLMError
 
@@ -42,10 +46,11 @@ def _k(args, llm) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
+    places = defaults()
     parser.add_argument(
         "--index-dir",
         type=Path,
-        default=Path(env("RAG_INDEX_DIR") or DEFAULT_INDEX_DIR),
+        default=Path(env("RAG_INDEX_DIR") or places.index_dir),
         help="index folder (env RAG_INDEX_DIR; default: %(default)s)",
     )
     parser.add_argument(
@@ -62,8 +67,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else None,
-        help="where the default model is converted to (env RAG_CACHE_DIR; default ~/.cache/newsrag)",
+        default=Path(env("RAG_CACHE_DIR") or places.cache_dir or default_cache_dir()),
+        help="where the default model is converted to (env RAG_CACHE_DIR; default: %(default)s)",
     )
 
 
@@ -73,7 +78,7 @@ def _llm_flags(parser: argparse.ArgumentParser) -> None:
         "--llm",
         choices=PROVIDERS,
         default=env("RAG_LLM") or None,
-        help="write the answer with a language model (needs the llm extra; env RAG_LLM); default: extractive",
+        help="write the answer with a language model (env RAG_LLM); default: extractive",
     )
     parser.add_argument(
         "--base-url",
@@ -205,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corpus",
         type=Path,
-        default=Path(env("RAG_CORPUS") or DEFAULT_CORPUS),
+        default=Path(env("RAG_CORPUS") or defaults().corpus),
         help="articles folder; uploads are saved here (env RAG_CORPUS; default: %(default)s)",
     )
     p.add_argument(
@@ -246,8 +251,14 @@ def _progress_bar():
     return progress
 
 
+def _demo_corpus() -> Path:
+    """The demo articles' folder (``seeds/`` in a checkout; installed, a copy made on first use)."""
+    return defaults().ensure_corpus()
+
+
 def _embedder(args):
-    from embeddings import Embedder, read_manifest
+    from embeddings import read_manifest
+    from embeddings.encoder import load_embedder
 
     model, backend = args.model, args.backend
     manifest = None if getattr(args, "rebuild", False) else read_manifest(args.index_dir)
@@ -255,7 +266,7 @@ def _embedder(args):
         model = manifest.model if manifest else DEFAULT_MODEL
     if backend is None:
         backend = manifest.backend if manifest else DEFAULT_BACKEND
-    return Embedder(model, cache_dir=args.cache_dir, backend=backend)
+    return load_embedder(model, cache_dir=args.cache_dir, backend=backend)
 
 
 def cmd_index(args) -> int:
@@ -266,7 +277,7 @@ def cmd_index(args) -> int:
     if paths is None:
         # The folders indexed before (for --rebuild even when the live generation is damaged), else seeds/.
         known = recorded_roots(args.index_dir) if args.rebuild else read_manifest(args.index_dir) is not None
-        paths = None if known else [DEFAULT_CORPUS]
+        paths = None if known else [_demo_corpus()]
     report = index_paths(paths, args.index_dir, _embedder(args), rebuild=args.rebuild, progress=_progress_bar())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -298,11 +309,13 @@ def _engine(args):
     from rag import Engine
 
     if read_manifest(args.index_dir) is None:
-        if args.index_dir.resolve() != DEFAULT_INDEX_DIR.resolve():
+        if args.index_dir.resolve() != defaults().index_dir.resolve():
             raise StoreError(
                 f"no index in {args.index_dir}; build one with `rag index PATH --index-dir {args.index_dir}`"
             )
-        index_paths([DEFAULT_CORPUS], args.index_dir, _embedder(args), progress=_progress_bar())
+        corpus = _demo_corpus()
+        print(f"rag: first run: indexing the demo articles in {corpus} into {args.index_dir}", file=sys.stderr)
+        index_paths([corpus], args.index_dir, _embedder(args), progress=_progress_bar())
     manifest = read_manifest(args.index_dir)
     if args.model and manifest and args.model != manifest.model:
         raise StoreError(
@@ -422,6 +435,8 @@ def cmd_chat(args) -> int:
     warning = exposure_warning(args.host, auth)
     if warning:
         print(f"rag chat: warning: {warning}", file=sys.stderr)
+    if args.corpus == defaults().corpus:
+        _demo_corpus()  # installed: the demo articles are copied out of the package on first run
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
