@@ -42,7 +42,7 @@ from rag.questions import clean
 from .guard import Guard, GuardConfig, allowed_hosts
 from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, sources_html
-from .slots import ANSWER_WORKERS, ANSWERS, Busy, Slots, client_key
+from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
 
 EXAMPLES = (
     "When did Shoigu visit Beijing?",
@@ -283,10 +283,10 @@ class ChatApp:
         ``request`` (given by Gradio) says who asks: one answer at a time per client.
         """
         if _answerer(answerer) == LLM:
-            with self._slot(request):
+            with self._slot(request, message):
                 yield from self._respond_llm(message, history)
             return
-        with self._slot(request):
+        with self._slot(request, message):
             answer, asked = self.answer(message, history)
         sources = sources_html(answer, asked if asked != message else None)
         words = answer_markdown(answer.text).split(" ")
@@ -319,17 +319,14 @@ class ChatApp:
         yield llm_markdown(final), sources_html(panel, asked)
 
     @contextlib.contextmanager
-    def _slot(self, request: gr.Request | None) -> Iterator[None]:
-        """Hold one of the client's answer slots; a client over its share gets a one-line refusal."""
-        client = client_key(request)
+    def _slot(self, request: gr.Request | None, question: object = "") -> Iterator[None]:
+        """Run the block as one answer slot of the client (see :mod:`ui.slots`); no slot is a one-line refusal."""
+        chars = len(question) if isinstance(question, str) else 0
         try:
-            self.slots.acquire(client)
+            with self.slots.hold(client_key(request), chars):
+                yield
         except Busy as exc:
             raise public_error(exc) from None
-        try:
-            yield
-        finally:
-            self.slots.release(client)
 
     def _require_llm(self) -> Any:
         if self.llm is None:
@@ -353,12 +350,12 @@ class ChatApp:
         """
         history = [{"role": "user", "content": previous_question}] if previous_question else []
         if _answerer(answerer) == EXTRACTIVE:
-            with self._slot(request):
+            with self._slot(request, question):
                 answer, _asked = self.answer(question, history)
             return asdict(answer)
         llm = self._require_llm()
         try:
-            with self._slot(request):
+            with self._slot(request, question):
                 return asdict(llm_answer(question, llm, engine=self.engine, k=self.llm_k, history=history))
         except (LLMError, *LIBRARY_ERRORS) as exc:
             raise public_error(exc) from None
@@ -444,11 +441,11 @@ class ChatApp:
             files.upload(on_upload, files, [table, status], api_name="upload", **writes).then(**refresh)
             remove.click(on_remove, choice, [table, status], api_name="remove", **writes).then(**refresh)
             rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
-            gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=ANSWER_WORKERS)
+            gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=QUEUE_WORKERS)
             app.load(self._dropdown, None, choice, api_visibility="undocumented")
         for fn in app.fns.values():  # the chat page and /chat share the API's workers (ChatInterface takes no id)
             if fn.api_name in ("chat", "ask"):
-                fn.concurrency_id, fn.concurrency_limit = ANSWERS, ANSWER_WORKERS
+                fn.concurrency_id, fn.concurrency_limit = ANSWERS, QUEUE_WORKERS
         return app
 
     def _api_ask(

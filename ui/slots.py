@@ -1,11 +1,12 @@
-"""How many answers one client may have running at once, across the chat page, ``/chat`` and ``/ask``.
+"""How many answers run at once, in all and per client, across the chat page, ``/chat`` and ``/ask``.
 
-The global limit is the Gradio queue's: every answering route shares one concurrency id
-(:data:`ANSWERS`) with :data:`ANSWER_WORKERS` workers, so the chat and the API together never
-run more answers at once than the machine has cores for. On top of that a client (an
-address; on loopback, where every local program shares 127.0.0.1, a browser session) gets
-:data:`PER_CLIENT` answer at a time: a second question sent before the first is answered
-is refused at once instead of taking a second worker.
+Every answering route shares one Gradio concurrency id (:data:`ANSWERS`, :data:`QUEUE_WORKERS`
+workers), and within it :class:`Slots` lets :data:`ANSWER_WORKERS` answers compute at once (the
+machine's cores) and only one *long* question (over :data:`LONG_CHARS` characters, which cost
+several times a short one) at a time: clients sending the longest allowed questions queue behind
+each other in that one lane, and short questions keep the other core. A client (an address; on
+loopback, where every local program shares 127.0.0.1, a browser session) gets :data:`PER_CLIENT`
+answer at a time: a second question sent before the first is answered is refused at once.
 
 >>> slots = Slots(per_client=1)
 >>> with slots.hold("a"):
@@ -29,8 +30,12 @@ from collections.abc import Iterator
 from typing import Any
 
 ANSWERS = "answers"  # the Gradio concurrency id shared by the chat and the API
-ANSWER_WORKERS = 2  # answers computed at once, in all: the machine's cores (the CPU work is the encoder)
+QUEUE_WORKERS = 8  # Gradio workers for answers: more than ANSWER_WORKERS, so a long question waiting
+# for its lane does not keep a short one from the free core
+ANSWER_WORKERS = 2  # answers computed at once, in all: the machine's cores
+LONG_CHARS = 120  # a question longer than the longest of eval/dev.jsonl (103) takes the long lane
 PER_CLIENT = 1
+WAIT_SECONDS = 60.0  # the longest a question waits for a slot before it is refused as "busy"
 
 
 class Busy(RuntimeError):
@@ -40,10 +45,13 @@ class Busy(RuntimeError):
 class Slots:
     """Per-client counts of running answers."""
 
-    def __init__(self, per_client: int = PER_CLIENT) -> None:
+    def __init__(self, per_client: int = PER_CLIENT, workers: int = ANSWER_WORKERS, wait: float = WAIT_SECONDS) -> None:
         self.per_client = per_client
+        self.wait = wait
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._workers = threading.BoundedSemaphore(workers)
+        self._long = threading.BoundedSemaphore(1)
 
     def acquire(self, client: str) -> None:
         """Count one more answer of ``client``.
@@ -66,17 +74,35 @@ class Slots:
                 self._running.pop(client, None)
 
     @contextlib.contextmanager
-    def hold(self, client: str) -> Iterator[None]:
-        """:meth:`acquire` for the block, :meth:`release` after it."""
+    def hold(self, client: str, chars: int = 0) -> Iterator[None]:
+        """Run the block as one answer of ``client`` to a question of ``chars`` characters.
+
+        Raises:
+            Busy: the client has an answer running, or no slot came free within ``wait`` seconds.
+        """
         self.acquire(client)
         try:
-            yield
+            with contextlib.ExitStack() as held:
+                if chars > LONG_CHARS:
+                    held.enter_context(_taken(self._long, self.wait))
+                held.enter_context(_taken(self._workers, self.wait))
+                yield
         finally:
             self.release(client)
 
     def running(self) -> int:
         with self._lock:
             return sum(self._running.values())
+
+
+@contextlib.contextmanager
+def _taken(semaphore: threading.BoundedSemaphore, wait: float) -> Iterator[None]:
+    if not semaphore.acquire(timeout=wait):
+        raise Busy("the server is busy answering; ask again in a minute")
+    try:
+        yield
+    finally:
+        semaphore.release()
 
 
 def client_key(request: Any) -> str:

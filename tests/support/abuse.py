@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 import statistics
+import string
 import threading
 import time
 import uuid
@@ -94,14 +96,19 @@ def shared_stream_pdf(pages: int = 400, operations: int = 40_000) -> bytes:
     return bytes(out)
 
 
-def longest_question(chars: int) -> str:
-    """A question of exactly ``chars`` characters of distinct capitalised words (names: the costly kind)."""
-    words, n = [], 0
+def longest_question(chars: int, seed: int = 0) -> str:
+    """A question of ``chars`` characters of made-up capitalised words, different for each ``seed``.
+
+    The costly kind: every word is compared with every word of the candidate sentences, and
+    new words each time defeat the caches of those comparisons.
+    """
+    rnd = random.Random(seed)
+    words, n = ["When", "did"], 8
     while n < chars:
-        word = f"Xylofon{len(words)}"
+        word = "".join(rnd.choice(string.ascii_lowercase) for _ in range(rnd.randint(6, 9))).capitalize()
         words.append(word)
         n += len(word) + 1
-    return ("When did " + " ".join(words))[:chars].rstrip() + "?"
+    return " ".join(words)[: chars - 1].rstrip() + "?"
 
 
 # ---- attacks ------------------------------------------------------------------------------------
@@ -206,16 +213,24 @@ def huge_questions(url: str, pid: int | None, count: int = 8, mb: int = 100, tim
     return HugeResult(statuses, before and round(before, 1), after and round(after, 1), round(seconds, 1))
 
 
-def _ask_loop(url: str, stop: threading.Event, latencies: list[float], errors: list[str], question: str = QUESTION):
-    """Ask ``question`` through ``/ask`` again and again until ``stop``; latencies and errors are appended."""
+def _ask_loop(
+    url: str,
+    stop: threading.Event,
+    latencies: list[float],
+    errors: list[str],
+    question: Callable[[int], str] = lambda _n: QUESTION,
+):
+    """Ask ``question(n)`` through ``/ask`` again and again until ``stop``; latencies and errors are appended."""
     from gradio_client import Client
 
     client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
+    n = 0
     try:
         while not stop.is_set():
             start = time.monotonic()
+            n += 1
             try:
-                client.predict(question, "", api_name="/ask")
+                client.predict(question(n), "", api_name="/ask")
                 latencies.append(time.monotonic() - start)
             except Exception as exc:
                 errors.append(" ".join(str(exc).split())[:120] or type(exc).__name__)
@@ -274,10 +289,12 @@ class ExpensiveResult:
     others_requests: int
     others_p50_s: float | None
     others_errors: list[str] = field(default_factory=list)
+    attacker_errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.others_p50_s is not None and self.others_p50_s < 1.0 and not self.others_errors
+        held = self.others_p50_s is not None and self.others_p50_s < 1.0 and not self.others_errors
+        return held and self.attacker_requests > 0
 
 
 def expensive_questions(url: str, chars: int, attackers: int = 4, seconds: float = 20) -> ExpensiveResult:
@@ -286,10 +303,13 @@ def expensive_questions(url: str, chars: int, attackers: int = 4, seconds: float
     stop = threading.Event()
     bad_latencies: list[float] = []
     bad_errors: list[str] = []
-    question = longest_question(chars)
     threads = [
-        threading.Thread(target=_ask_loop, args=(url, stop, bad_latencies, bad_errors, question), daemon=True)
-        for _ in range(attackers)
+        threading.Thread(
+            target=_ask_loop,
+            args=(url, stop, bad_latencies, bad_errors, lambda n, a=a: longest_question(chars, seed=a * 100_000 + n)),
+            daemon=True,
+        )
+        for a in range(attackers)
     ]
     for t in threads:
         t.start()
@@ -303,7 +323,8 @@ def expensive_questions(url: str, chars: int, attackers: int = 4, seconds: float
     for t in [*threads, other]:
         t.join(60)
     p50 = round(statistics.median(latencies), 3) if latencies else None
-    return ExpensiveResult(attackers, len(question), len(bad_latencies), len(latencies), p50, errors[:5])
+    chars = len(longest_question(chars))
+    return ExpensiveResult(attackers, chars, len(bad_latencies), len(latencies), p50, errors[:5], bad_errors[:3])
 
 
 @dataclass(frozen=True)
