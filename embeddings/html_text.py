@@ -4,8 +4,8 @@ Python's ``html.parser`` is quadratic on some input (an unclosed ``<!--`` of 800
 178 s per parse), so pages go through lxml instead, as a stream of events into
 :class:`_Collector`; no tree is built. Two limits keep hostile markup bounded before
 and while it is parsed: a tag may not be longer than :data:`MAX_TAG_CHARS` (one tag with
-millions of attributes took the server from 1.2 to 5.0 GB), and a page may not hold
-more than :data:`MAX_TAGS` tags.
+millions of attributes took the server from 1.2 to 5.0 GB), a page may not hold
+more than :data:`MAX_TAGS` tags, and a comment must be closed (else it hides the rest).
 
 >>> text, meta = html_to_text("<title>T</title><p>Erster Absatz.</p><script>x()</script><p>Zweiter.</p>")
 >>> text, meta
@@ -101,10 +101,12 @@ def html_to_text(html: str) -> tuple[str, dict[str, str]]:
     """Main text of an HTML page plus what its markup says about title and date.
 
     Raises:
-        MarkupError: a tag longer than :data:`MAX_TAG_CHARS` or more than :data:`MAX_TAGS` tags.
+        MarkupError: an unclosed comment, a tag longer than :data:`MAX_TAG_CHARS` or more than :data:`MAX_TAGS` tags.
     """
     from lxml import etree  # lazy: only pages need it
 
+    if html.rfind("<!--") > html.rfind("-->"):  # the parser would drop everything after it, silently
+        raise MarkupError("a comment (<!--) is never closed and hides the rest of the page; fix it or save as .txt")
     if _LONG_TAG.search(html):
         raise MarkupError(f"a tag longer than {MAX_TAG_CHARS // 1024} KB (attribute flood?); save the text as .txt")
     collector = _Collector()

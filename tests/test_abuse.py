@@ -141,14 +141,20 @@ def test_streams_need_a_login_when_there_is_one():
 # ---- parsers with budgets -----------------------------------------------------------------------
 
 
-def test_unclosed_comment_html_parses_in_linear_time():
+def test_long_comments_parse_in_linear_time_and_an_unclosed_one_is_refused():
     from embeddings.html_text import html_to_text
+    from embeddings.readers import DocumentError, parse_document
 
     for size in (200 * 1024, 800 * 1024):
+        page = abuse.unclosed_comment_html(size)
         start = time.process_time()
-        text, meta = html_to_text(abuse.unclosed_comment_html(size).decode())
-        assert time.process_time() - start < 1.0  # html.parser: 178 s for 800 KB
+        text, meta = html_to_text((page + b"-->").decode())
+        assert time.process_time() - start < 1.0  # html.parser: 178 s for 800 KB (unclosed)
         assert text == "Ein Absatz." and meta == {"title": "Kommentar"}
+        start = time.process_time()
+        with pytest.raises(DocumentError, match=r"kommentar\.html: a comment \(<!--\) is never closed"):
+            parse_document(page, "kommentar.html", ".html")
+        assert time.process_time() - start < 1.0
 
 
 def test_attribute_flood_and_tag_flood_are_refused_quickly():
