@@ -314,6 +314,7 @@ def test_tampered_rows_give_the_one_line_rebuild_error(tmp_path, seed_index, mod
     )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "rag index --rebuild" in err, err
+    assert "checksum" not in err  # the checksums were recomputed: the rows themselves were caught
     app = ChatApp(index_dir, SEEDS, embedder)
     with pytest.raises(gr.Error) as caught:
         app.answer("When did Shoigu visit Beijing?")
