@@ -383,6 +383,25 @@ def test_slow_files_are_refused_within_budget_while_questions_are_answered(open_
 
 
 @pytest.mark.slow
+def test_uploaded_temporary_copies_are_removed_when_the_handler_returns(open_server, tmp_path):
+    import tempfile
+    import uuid
+
+    from gradio_client import Client, handle_file
+
+    server, corpus = open_server
+    name = f"kopie{uuid.uuid4().hex[:8]}.txt"
+    path = tmp_path / name
+    path.write_text("title: Kopie\n\nDie Brücke in Xylofon wurde am Montag eröffnet.\n", encoding="utf-8")
+    client = Client(server.url, verbose=False, download_files=False, analytics_enabled=False)
+    client.predict([handle_file(str(path))], api_name="/upload")
+    client.close()
+    assert (corpus / name).exists()
+    cache = Path(tempfile.gettempdir()) / "gradio"  # the server's GRADIO_TEMP_DIR (not set: the default)
+    assert not list(cache.glob(f"**/{name}"))
+
+
+@pytest.mark.slow
 def test_longest_questions_do_not_slow_the_others_down(open_server):
     from rag.questions import MAX_QUESTION_CHARS
 

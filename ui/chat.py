@@ -62,6 +62,7 @@ DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked f
 # Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
 MAX_SESSIONS = 1_000
 MAX_UPLOAD_FILES = 20  # files in one upload request; the guard refuses more before they are stored
+MAX_UPLOAD_BYTES = 100 * 2**20  # one upload request, all files (at least one file of the largest allowed size)
 EXTRACTIVE, LLM = "extractive", "llm"  # the answerer choices
 # Gradio keeps each uploaded file in its temporary folder; the upload event removes its own
 # files when the handler returns, and every 5 minutes files older than 10 minutes go (uploads
@@ -489,7 +490,8 @@ class ChatApp:
             port=port,
             hosts=allowed_hosts(host, allowed),
             auth=auth is not None,
-            max_upload_bytes=self.max_file_bytes * MAX_UPLOAD_FILES + 2**20,
+            max_upload_bytes=max(self.max_file_bytes, min(self.max_file_bytes * MAX_UPLOAD_FILES, MAX_UPLOAD_BYTES))
+            + 2**20,  # the multipart framing
             max_upload_files=MAX_UPLOAD_FILES,
         )
         _raise_file_limit()

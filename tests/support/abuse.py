@@ -407,9 +407,12 @@ def as_rows(results: dict[str, object]) -> list[str]:
     rows = ["| attack | held | figures |", "| --- | --- | --- |"]
     for name, result in results.items():
         figures = {k: v for k, v in vars(result).items() if k not in ("statuses",)}
+        if isinstance(result, RebindResult):
+            figures["refused_4xx"] = f"{sum(400 <= s < 500 for s in result.statuses.values())}/{len(result.statuses)}"
         if hasattr(result, "growth_mib"):
             figures["growth_mib"] = result.growth_mib
-        rows.append(f"| {name} | {'yes' if result.ok else 'NO'} | {json.dumps(figures, ensure_ascii=False)[:300]} |")
+        shown = json.dumps(figures, ensure_ascii=False).replace("|", "/")[:400]
+        rows.append(f"| {name} | {'yes' if result.ok else 'NO'} | {shown} |")
     return rows
 
 
@@ -422,3 +425,56 @@ def warm_up(url: str, timeout: float = 120) -> None:
         client.submit(QUESTION, "", api_name="/ask").result(timeout=timeout)
     finally:
         client.close()
+
+
+def abuse_round(
+    start_server: Callable[..., object],
+    seeds: Path,
+    work: Path,
+    *,
+    cache_dir: Path | None = None,
+    question_chars: int | None = None,
+    log: Callable[[str], object] = lambda _msg: None,
+) -> dict[str, object]:
+    """All the attacks, against two fresh ``rag chat`` servers (one open, one with a login); the results by name.
+
+    ``start_server(corpus, index, cache_dir=..., extra_args=[...])`` starts one and returns an object
+    with ``url``, ``pid`` and ``stop()`` (``scripts/load_chat.py``'s ``start_server``).
+    """
+    import shutil
+
+    from rag.questions import MAX_QUESTION_CHARS
+
+    user, password = "anna", "Abuse-Round-4711"
+    results: dict[str, object] = {}
+    for name, extra in (("open", []), ("login", ["--auth", f"{user}:{password}"])):
+        corpus, index = work / name / "corpus", work / name / "index"
+        shutil.copytree(seeds, corpus)
+        log(f"abuse: starting rag chat ({name})")
+        server = start_server(corpus, index, cache_dir=cache_dir, extra_args=extra)
+        try:
+            if name == "open":
+                warm_up(server.url)
+                victim = sorted(p.name for p in corpus.iterdir())[-2]
+                log("abuse: DNS rebinding")
+                results["rebinding"] = rebinding(server.url, corpus, victim)
+                log("abuse: 8 x 100 MB questions")
+                results["huge questions"] = huge_questions(server.url, server.pid)
+                for label, filename, content in (
+                    ("unclosed-comment HTML", "kommentar.html", unclosed_comment_html()),
+                    ("shared-stream PDF", "seiten.pdf", shared_stream_pdf()),
+                    ("attribute-flood HTML", "attribute.html", attribute_flood_html()),
+                ):
+                    log(f"abuse: {label}")
+                    results[label] = slow_upload(server.url, filename, content, work)
+                log("abuse: 4 clients sending the longest allowed questions")
+                chars = question_chars or MAX_QUESTION_CHARS
+                results["longest questions"] = expensive_questions(server.url, chars, attackers=4, seconds=20)
+            else:
+                log("abuse: 1,012 heartbeat streams, then the right password")
+                results["heartbeat flood"] = stream_flood(server.url, user, password)
+                log("abuse: 1,000 wrong passwords")
+                results["password guessing"] = password_guessing(server.url, user, password)
+        finally:
+            server.stop()
+    return results
