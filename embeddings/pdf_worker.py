@@ -44,16 +44,10 @@ def pdf_text(raw: bytes, *, seconds: float = PDF_SECONDS, memory_bytes: int = PD
     Raises:
         PdfBudgetError: over time or memory, or pypdf could not read the file.
     """
-    cmd = [sys.executable, "-I", str(Path(__file__).resolve()), "--worker"]
+    # The child limits its own memory first thing (no preexec_fn: unsafe in the threaded server).
+    cmd = [sys.executable, "-I", str(Path(__file__).resolve()), "--worker", str(memory_bytes)]
     try:
-        done = subprocess.run(
-            cmd,
-            input=raw,
-            capture_output=True,
-            timeout=seconds,
-            preexec_fn=lambda: _limit_memory(memory_bytes),  # the child runs no threads yet
-            check=False,
-        )
+        done = subprocess.run(cmd, input=raw, capture_output=True, timeout=seconds, check=False)
     except subprocess.TimeoutExpired:  # run() has killed the child and reaped it
         raise PdfBudgetError(
             f"reading it took longer than {seconds:g} s (the limit for one PDF); export it again or convert it to .txt"
@@ -73,10 +67,11 @@ def pdf_text(raw: bytes, *, seconds: float = PDF_SECONDS, memory_bytes: int = PD
     raise PdfBudgetError(f"unreadable PDF (the reader stopped with status {done.returncode}); convert it to .txt")
 
 
-def _worker() -> int:
-    """The child: read stdin as a PDF, print its pages' text (or the error) as JSON."""
+def _worker(memory_bytes: int) -> int:
+    """The child: limit its memory, read stdin as a PDF, print its pages' text (or the error) as JSON."""
     import io
 
+    _limit_memory(memory_bytes)
     raw = sys.stdin.buffer.read()
     try:
         from pypdf import PdfReader
@@ -93,5 +88,5 @@ def _worker() -> int:
     return 0
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
-    sys.exit(_worker())
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    sys.exit(_worker(int(sys.argv[2])))

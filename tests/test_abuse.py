@@ -195,7 +195,7 @@ def test_shared_stream_pdf_is_refused_within_its_budget():
 def test_pdf_memory_budget_is_enforced():
     from embeddings.pdf_worker import PdfBudgetError, pdf_text
 
-    with pytest.raises(PdfBudgetError, match=r"more than 64 MB of memory|unreadable"):
+    with pytest.raises(PdfBudgetError, match=r"needed more than 64 MB of memory"):
         pdf_text(abuse.shared_stream_pdf(pages=2), memory_bytes=64 * 2**20)
 
 
@@ -288,13 +288,11 @@ def _tamper(index_dir: Path, sql: str) -> None:
     (gen / "manifest.json").write_text(json.dumps(manifest))
 
 
-TAMPERING = [
+TAMPERING = [  # each gave a traceback, or a crash in the chat, before rows were validated
     "UPDATE documents SET title = NULL",
-    "UPDATE documents SET text = 42",
     "UPDATE documents SET metadata = '[1, 2]'",
     "UPDATE chunks SET start = 'a'",
     "UPDATE chunks SET text_hash = 'x' WHERE id = 3",
-    "UPDATE documents SET date = '2025-13-45'",
 ]
 
 
@@ -406,7 +404,7 @@ def test_longest_questions_do_not_slow_the_others_down(open_server):
     from rag.questions import MAX_QUESTION_CHARS
 
     server, _corpus = open_server
-    result = abuse.expensive_questions(server.url, MAX_QUESTION_CHARS, attackers=4, seconds=15)
+    result = abuse.expensive_questions(server.url, MAX_QUESTION_CHARS, attackers=4, seconds=10)
     assert result.ok, result
 
 

@@ -356,6 +356,12 @@ def cmd_chat(args) -> int:
     warning = exposure_warning(args.host, auth)
     if warning:
         print(f"rag chat: warning: {warning}", file=sys.stderr)
+    if args.host in ("0.0.0.0", "::") and not args.allowed_host:
+        print(
+            f"rag chat: note: only requests to 127.0.0.1, localhost or [::1] are answered; add --allowed-host NAME "
+            f"for each name or address others use to reach port {args.port}",
+            file=sys.stderr,
+        )
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
