@@ -307,7 +307,7 @@ def _document_row(source, title, date, origin, chash, text, meta) -> Document:
     """
     if not all(isinstance(v, str) for v in (source, title, chash, text, meta)) or not source:
         raise ValueError(f"a documents row of the wrong type ({_short(source)})")
-    if (date is not None and not isinstance(date, str)) or origin not in ("header", "text", ""):
+    if (date is not None and not isinstance(date, str)) or origin not in ("header", "text", "", None):
         raise ValueError(f"a documents row with a bad date ({_short(source)})")
     metadata = json.loads(meta)
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
