@@ -115,7 +115,11 @@ _NUMBER_PHRASE = re.compile(
 )
 
 
-_MARKER = re.compile(r"\[\s*\d+\s*\]")
+# "[1]" and what reads like it: full-width ［1］, super- and subscript ⁽²⁾ ₍₃₎, lenticular 【4】, any digits.
+_MARKER = re.compile(
+    r"[\[\uff3b\u207d\u208d\u3010\u3014\u27e6]\s*[\d\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089]+\s*"
+    r"[\]\uff3d\u207e\u208e\u3011\u3015\u27e7]"
+)
 
 
 def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -128,6 +132,9 @@ def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
     >>> t = "Er sagte [3], es sei vorbei."
     >>> [t[a:b] for a, b in without_markers(t, 0, len(t))]
     ['Er sagte', ', es sei vorbei.']
+    >>> t = "Er sagte ［1］ und ⁽²⁾, es sei vorbei."
+    >>> [t[a:b] for a, b in without_markers(t, 0, len(t))]
+    ['Er sagte', 'und', ', es sei vorbei.']
     """
     pieces, cursor = [], start
     for m in _MARKER.finditer(text, start, end):

@@ -3,6 +3,7 @@
     .venv/bin/python -m scripts.load_chat                          # 50 sessions x 60 s, 2 rounds (~3 min)
     .venv/bin/python -m scripts.load_chat --sessions 8 --seconds 10
     .venv/bin/python -m scripts.load_chat --url http://127.0.0.1:7860/ --pid 4242   # a chat already running
+    .venv/bin/python -m scripts.load_chat --abuse                  # the attacks of issue 13 instead (~3 min)
 
 A thin command line over :mod:`tests.support.load` (sessions, checks, report) and
 :mod:`tests.support.servers` (starting and stopping the chat); run it from the checkout.
@@ -42,6 +43,7 @@ import tempfile
 from pathlib import Path
 
 from tests.support.load import DEV_SET, ROOT, SEEDS, load_questions, markdown, run
+from tests.support.machine import machine
 from tests.support.servers import QUIET_ENV, start_server
 
 
@@ -60,11 +62,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--auth", help="user:password, when the chat asks for a login")
     parser.add_argument("--cache-dir", type=Path, help="model cache for the server (as `rag --cache-dir`)")
     parser.add_argument("--out", type=Path, default=ROOT / "load-out", help="where the results go (default load-out/)")
+    parser.add_argument(
+        "--abuse",
+        action="store_true",
+        help="run the abuse round instead (tests/support/abuse.py): each attack of issue 13, bounded, "
+        "against two fresh servers on 127.0.0.1; writes abuse-results.md",
+    )
     return parser
+
+
+def run_abuse(args) -> int:
+    """The abuse round: a table of attacks, whether the server held and the figures; exit 1 if one did not hold."""
+    from tests.support import abuse
+
+    os.environ.update(QUIET_ENV)
+    work = Path(tempfile.mkdtemp(prefix="load-abuse-"))
+    try:
+        results = abuse.abuse_round(
+            start_server, SEEDS, work, cache_dir=args.cache_dir, log=lambda m: print(m, file=sys.stderr, flush=True)
+        )
+    except RuntimeError as exc:
+        print(f"load: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table = "\n".join([*abuse.as_rows(results), "", f"Machine: {machine()}."]) + "\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "abuse-results.md").write_text(table, encoding="utf-8")
+    print(table)
+    return 0 if all(r.ok for r in results.values()) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.abuse:
+        return run_abuse(args)
     if args.sessions < 1 or args.seconds <= 0 or args.rounds < 1:
         print("load: error: --sessions, --seconds and --rounds must be positive", file=sys.stderr)
         return 1

@@ -15,8 +15,11 @@ sources panel shows the passages it is reading (see :mod:`rag.llm`).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
+import resource
 import tempfile
 import time
 import unicodedata
@@ -36,7 +39,10 @@ from rag.llm import PASSAGES, REPLACED, LLMError, answered_by, generate, prepare
 from rag.llm import answer as llm_answer
 from rag.questions import clean
 
+from .guard import Guard, GuardConfig, allowed_hosts
+from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, sources_html
+from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
 
 EXAMPLES = (
     "When did Shoigu visit Beijing?",
@@ -55,10 +61,15 @@ DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked f
 # 60-70 KB each, measured) until this many sessions exist, then drops the least recently used.
 # Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
 MAX_SESSIONS = 1_000
+MAX_UPLOAD_FILES = 20  # files in one upload request; the guard refuses more before they are stored
+MAX_UPLOAD_BYTES = 100 * 2**20  # one upload request, all files (at least one file of the largest allowed size)
 EXTRACTIVE, LLM = "extractive", "llm"  # the answerer choices
-# Gradio keeps each uploaded file in its temporary folder; upload() has copied it into the
-# corpus folder by the time it returns, so every hour the copies older than an hour go.
-UPLOAD_CACHE = (3600, 3600)
+# Gradio keeps each uploaded file in its temporary folder; the upload event removes its own
+# files when the handler returns, and every 5 minutes files older than 10 minutes go (uploads
+# whose handler never ran: a stranger's POST to /gradio_api/upload).
+UPLOAD_CACHE = (300, 600)
+log = logging.getLogger("rag.chat")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:;,'\"()]+/)+(?=[^\s/:;,'\"()])")
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
@@ -86,6 +97,17 @@ def safe_filename(name: str) -> str:
     while len(f"{stem}.{suffix}".encode()) > MAX_NAME_BYTES:
         stem = stem[:-1]
     return f"{stem}.{suffix.lower()}"
+
+
+def public_error(exc: BaseException) -> gr.Error:
+    """What the client is told about ``exc``: one line, no server folders, HTML-escaped; logged as one line.
+
+    >>> public_error(OSError("/srv/rag/index/gen-3/chunks.sqlite is damaged; rebuild")).message
+    'chunks.sqlite is damaged; rebuild'
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    log.warning("refused: %s", text[:500])
+    return gr.Error(escape(_ABSOLUTE_PATH.sub("", text)[:400], quote=False), print_exception=False)
 
 
 def user_questions(history: Sequence[dict]) -> list[str]:
@@ -138,6 +160,7 @@ class ChatApp:
         self.llm_k = llm_k
         self.llm_label = llm_label
         self.engine = Engine(self.index_dir, embedder=embedder, cache_dir=getattr(embedder, "cache_dir", None))
+        self.slots = Slots()
 
     # ---- indexing -------------------------------------------------------------------------------
 
@@ -197,7 +220,7 @@ class ChatApp:
                 _write_new(self.corpus_dir / name, raw)
             report = self.sync(progress)
         except LIBRARY_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         return self.documents(), _report_line(report)
 
     def _same_as_saved(self, name: str, raw: bytes) -> bool:
@@ -224,7 +247,7 @@ class ChatApp:
             path.unlink(missing_ok=True)
             report = self.sync(progress)
         except LIBRARY_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         return self.documents(), _report_line(report)
 
     def rescan(self, progress: PageProgress | None = None) -> tuple[list[list], str]:
@@ -232,7 +255,7 @@ class ChatApp:
         try:
             report = self.sync(progress)
         except LIBRARY_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         return self.documents(), _report_line(report)
 
     # ---- answering ------------------------------------------------------------------------------
@@ -250,17 +273,22 @@ class ChatApp:
             question = resolve([*earlier, cleaned])
             return self.engine.ask(question, k=self.k), message if question == cleaned else question
         except LIBRARY_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
 
-    def respond(self, message: str, history: Sequence[dict], answerer: str = EXTRACTIVE) -> Iterator[tuple[str, str]]:
+    def respond(
+        self, message: str, history: Sequence[dict], answerer: str = EXTRACTIVE, request: gr.Request | None = None
+    ) -> Iterator[tuple[str, str]]:
         """Stream the answer into the chat: growing text, and the sources panel.
 
-        ``answerer`` is ``"extractive"`` or ``"llm"`` (the model given to the constructor).
+        ``answerer`` is ``"extractive"`` or ``"llm"`` (the model given to the constructor);
+        ``request`` (given by Gradio) says who asks: one answer at a time per client.
         """
         if _answerer(answerer) == LLM:
-            yield from self._respond_llm(message, history)
+            with self._slot(request, message):
+                yield from self._respond_llm(message, history)
             return
-        answer, asked = self.answer(message, history)
+        with self._slot(request, message):
+            answer, asked = self.answer(message, history)
         sources = sources_html(answer, asked if asked != message else None)
         words = answer_markdown(answer.text).split(" ")
         for n in range(STREAM_WORDS, len(words), STREAM_WORDS):
@@ -285,18 +313,30 @@ class ChatApp:
                 else:
                     final = item
         except (LLMError, *LIBRARY_ERRORS) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         assert final is not None
         # A fallback shows the extractive answer with its highlights; otherwise the passages the model read.
         panel = final if answered_by(final) in REPLACED else replace(final, citations=seen)
         yield llm_markdown(final), sources_html(panel, asked)
+
+    @contextlib.contextmanager
+    def _slot(self, request: gr.Request | None, question: object = "") -> Iterator[None]:
+        """Run the block as one answer slot of the client (see :mod:`ui.slots`); no slot is a one-line refusal."""
+        chars = len(question) if isinstance(question, str) else 0
+        try:
+            with self.slots.hold(client_key(request), chars):
+                yield
+        except Busy as exc:
+            raise public_error(exc) from None
 
     def _require_llm(self) -> Any:
         if self.llm is None:
             raise gr.Error("no LLM configured: start the chat with --llm openai --base-url URL (or RAG_LLM)")
         return self.llm
 
-    def ask(self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE) -> dict:
+    def ask(
+        self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request | None = None
+    ) -> dict:
         """API ``ask``: the answer and its sources as data.
 
         Args:
@@ -311,13 +351,15 @@ class ChatApp:
         """
         history = [{"role": "user", "content": previous_question}] if previous_question else []
         if _answerer(answerer) == EXTRACTIVE:
-            answer, _asked = self.answer(question, history)
+            with self._slot(request, question):
+                answer, _asked = self.answer(question, history)
             return asdict(answer)
         llm = self._require_llm()
         try:
-            return asdict(llm_answer(question, llm, engine=self.engine, k=self.llm_k, history=history))
+            with self._slot(request, question):
+                return asdict(llm_answer(question, llm, engine=self.engine, k=self.llm_k, history=history))
         except (LLMError, *LIBRARY_ERRORS) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
 
     # ---- the page -------------------------------------------------------------------------------
 
@@ -385,7 +427,10 @@ class ChatApp:
             writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "full"}
 
             def on_upload(paths, progress=gr.Progress()):
-                return self.upload(paths, progress)
+                try:
+                    return self.upload(paths, progress)
+                finally:  # Gradio's copies of this request's files: saved into the corpus or refused by now
+                    _remove_uploaded(paths)
 
             def on_remove(source, progress=gr.Progress()):
                 return self.remove(source, progress)
@@ -397,16 +442,21 @@ class ChatApp:
             files.upload(on_upload, files, [table, status], api_name="upload", **writes).then(**refresh)
             remove.click(on_remove, choice, [table, status], api_name="remove", **writes).then(**refresh)
             rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
-            gr.api(self._api_ask, api_name="ask")
+            gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=QUEUE_WORKERS)
             app.load(self._dropdown, None, choice, api_visibility="undocumented")
+        for fn in app.fns.values():  # the chat page and /chat share the API's workers (ChatInterface takes no id)
+            if fn.api_name in ("chat", "ask"):
+                fn.concurrency_id, fn.concurrency_limit = ANSWERS, QUEUE_WORKERS
         return app
 
-    def _api_ask(self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE) -> dict:
+    def _api_ask(
+        self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request = None
+    ) -> dict:
         """Answer a question; returns the answer text and its sources (citations) as data.
 
         ``answerer``: "extractive" (default) or "llm" when the chat was started with an LLM.
         """
-        return self.ask(question, previous_question, answerer)
+        return self.ask(question, previous_question, answerer, request)
 
     def _document_names(self) -> list[str]:
         return [row[0] for row in self.documents()]
@@ -418,33 +468,63 @@ class ChatApp:
         self,
         host: str = DEFAULT_HOST,
         port: int = 7860,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | Login | None = None,
         *,
         block: bool = True,
+        allowed: Sequence[str] = (),
     ) -> gr.Blocks:
         """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests).
 
         Args:
             host: the address to listen on; the default is reachable from this machine only.
-            auth: ``(user, password)``: nothing but the login page without it.
+            auth: ``(user, password)`` or a :class:`~ui.passwords.Login`: nothing but the login page without it.
+            allowed: more host names the page may be called by (besides loopback and ``host``).
 
-        Files over ``max_file_bytes`` (the constructor's) are refused by Gradio while they
-        arrive, and :meth:`upload` checks again before reading.
+        Every request passes :class:`~ui.guard.Guard` first (Host and Origin, body size, login
+        attempts, streams). Files over ``max_file_bytes`` (the constructor's) are refused by
+        Gradio while they arrive, and :meth:`upload` checks again before reading.
         """
+        from starlette.middleware import Middleware
+
+        guard = GuardConfig(
+            port=port,
+            hosts=allowed_hosts(host, allowed),
+            auth=auth is not None,
+            max_upload_bytes=max(self.max_file_bytes, min(self.max_file_bytes * MAX_UPLOAD_FILES, MAX_UPLOAD_BYTES))
+            + 2**20,  # the multipart framing
+            max_upload_files=MAX_UPLOAD_FILES,
+        )
+        _raise_file_limit()
         app = self.create_app()
-        app.queue(default_concurrency_limit=2)
+        # api_open=False: /gradio_api/run/* would answer outside the queue and its limits.
+        app.queue(default_concurrency_limit=2, api_open=False)
         app.launch(
             server_name=host,
             server_port=port,
             auth=auth,
             prevent_thread_lock=not block,
             css=SOURCES_CSS,
-            show_error=True,
+            show_error=False,  # gr.Error messages (made by public_error) reach the client; other exceptions do not
             quiet=not block,
+            app_kwargs={"middleware": [Middleware(Guard, config=guard)]},
             max_file_size=self.max_file_bytes,  # refused by gradio before the upload reaches its temp folder
             state_session_capacity=MAX_SESSIONS,
         )
         return app
+
+
+def _remove_uploaded(paths: Sequence[str] | None) -> None:
+    for path in paths or ():
+        with contextlib.suppress(OSError, TypeError):
+            Path(path).unlink(missing_ok=True)
+
+
+def _raise_file_limit() -> None:
+    """Raise the soft limit of open files to the hard one: each open stream holds a descriptor."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
 def _answerer(name: str | None) -> str:
@@ -506,9 +586,20 @@ def _stages(progress: PageProgress | None):
 
 
 def _report_line(report: IndexReport) -> str:
-    lines = [report.summary()]
-    lines += [f"skipped {s.source}: {s.reason}" for s in report.skipped]
+    """The status Markdown after a change: the summary, then each skipped file (names escaped)."""
+    lines = [markdown_text(report.summary())]
+    lines += [f"skipped {markdown_text(s.source)}: {markdown_text(s.reason)}" for s in report.skipped]
     return "  \n".join(lines)
+
+
+def markdown_text(text: str) -> str:
+    r"""``text`` as literal text in Markdown: HTML escaped, Markdown's punctuation backslashed, one line.
+
+    >>> markdown_text("<img src=x onerror=alert(1)>_[a](b)*.txt")
+    '&lt;img src=x onerror=alert\\(1\\)&gt;\\_\\[a\\]\\(b\\)\\*.txt'
+    """
+    text = escape(" ".join(text.split()), quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", text)
 
 
 def _write_new(target: Path, raw: bytes) -> None:

@@ -4,8 +4,8 @@ Environment variables are read here and nowhere else; each has a flag:
 ``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
 ``RAG_CACHE_DIR`` (``--cache-dir``); for ``ask``, ``eval`` and ``chat`` ``RAG_LLM`` (``--llm``),
 ``RAG_LLM_BASE_URL`` (``--base-url``) and ``RAG_LLM_MODEL`` (``--llm-model``); for ``rag chat`` also
-``RAG_HOST``, ``RAG_PORT``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``. ``OPENAI_API_KEY`` is
-read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
+``RAG_HOST``, ``RAG_PORT``, ``RAG_ALLOWED_HOSTS``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``.
+``OPENAI_API_KEY`` is read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
 The defaults of those folders come from :mod:`rag.defaults` (the checkout's, or under ``RAG_HOME``
 or the user data folder when installed); the first ``rag ask``, ``rag index`` or ``rag chat``
 without an index copies the demo articles there and indexes them, and says so.
@@ -208,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=env("RAG_PORT") or 7860, help="port (env RAG_PORT; default %(default)s)")
     p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[h for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()],
+        metavar="NAME",
+        help="a further name the chat may be called by, e.g. the machine's name with --host 0.0.0.0 "
+        "(repeatable; env RAG_ALLOWED_HOSTS, comma-separated); 127.0.0.1, localhost, [::1] and --host always are",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
         default=Path(env("RAG_CORPUS") or defaults().corpus),
@@ -216,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--auth",
         default=env("RAG_AUTH") or None,
-        help="require a login: user:password or a file holding it (env RAG_AUTH; default: no login)",
+        help="require a login: user:password, a user name alone (a password is generated and printed), or a "
+        "file holding user:password or user:scrypt$... from `python -m ui.passwords USER` "
+        "(env RAG_AUTH; default: no login)",
     )
     p.add_argument(
         "--max-upload-mb",
@@ -422,13 +432,16 @@ def exposure_warning(host: str, auth) -> str | None:
 def cmd_chat(args) -> int:
     from embeddings import index_paths
     from rag.llm import describe
-    from ui.chat import ChatApp, parse_auth  # imports gradio: only when the chat is asked for
+    from ui.chat import ChatApp  # imports gradio: only when the chat is asked for
+    from ui.passwords import parse_login
 
     try:
-        auth = parse_auth(args.auth)
+        auth, generated = parse_login(args.auth)
     except ValueError as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return 1
+    if generated:
+        print(f"rag chat: log in as {auth.user} with the password {generated}", file=sys.stderr)
     if args.max_upload_mb <= 0:
         print(f"rag: error: --max-upload-mb must be positive, not {args.max_upload_mb:g}", file=sys.stderr)
         return 1
@@ -437,6 +450,12 @@ def cmd_chat(args) -> int:
         print(f"rag chat: warning: {warning}", file=sys.stderr)
     if args.corpus == defaults().corpus:
         _demo_corpus()  # installed: the demo articles are copied out of the package on first run
+    if args.host in ("0.0.0.0", "::") and not args.allowed_host:
+        print(
+            f"rag chat: note: only requests to 127.0.0.1, localhost or [::1] are answered; add --allowed-host NAME "
+            f"for each name or address others use to reach port {args.port}",
+            file=sys.stderr,
+        )
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
@@ -457,7 +476,7 @@ def cmd_chat(args) -> int:
         llm_label=label,
     )
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
-    app.launch(args.host, args.port, auth)
+    app.launch(args.host, args.port, auth, allowed=args.allowed_host)
     return 0
 
 
