@@ -30,7 +30,7 @@ from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
 from .questions import Question
 from .temporal import resolve
-from .text import compound_match, detect_language, fold, similar_words, stem, words
+from .text import calendar_name, compound_match, detect_language, fold, similar_words, stem, transliterate, words
 from .types import Hit
 
 # A "sentence" longer than a chunk (a line with no full stop) is cut as chunking cuts it,
@@ -214,18 +214,47 @@ def _content_words(question: Question) -> tuple[str, ...]:
 
 
 def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) -> float:
-    """IDF-weighted share of the question's content words that the sentence contains (fuzzy)."""
+    """IDF-weighted share of the question's content words that the sentence contains (fuzzy).
+
+    A question word is compared only with the sentence's words that begin with the same sound
+    (transliterated initial), where fuzzy matches live, and with the words that share its last
+    letters (compounds): the cost grows with the words, not with their product.
+    """
     q_words = _content_words(question)
     if not q_words:
         return 0.0
-    s_words = {fold(w) for w in words(text)}
+    index = _word_index(text)
     total = matched = 0.0
     for w in q_words:
         weight = idf(stem(w.casefold()))
         total += weight
-        if any(similar_words(w, s) or compound_match(w, s) for s in s_words):
+        if _contains(index, w):
             matched += weight
     return matched / total if total else 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_index(text: str) -> tuple[frozenset[str], dict[str, tuple[str, ...]], tuple[str, ...], tuple[str, ...]]:
+    """A sentence's words for :func:`lexical_overlap`: all (folded), by initial, the long ones, the calendar ones."""
+    folded = frozenset(fold(w) for w in words(text))
+    by_initial: dict[str, list[str]] = {}
+    for f in folded:
+        by_initial.setdefault(transliterate(f)[:1], []).append(f)
+    long_ = tuple(f for f in folded if len(f) >= 6)
+    calendar = tuple(f for f in folded if calendar_name(f) is not None)
+    return folded, {k: tuple(v) for k, v in by_initial.items()}, long_, calendar
+
+
+def _contains(index, word: str) -> bool:
+    folded, by_initial, long_, calendar = index
+    f = fold(word)
+    if f in folded:
+        return True
+    if calendar_name(f) is not None:
+        return any(similar_words(f, s) for s in calendar)
+    if any(similar_words(f, s) for s in by_initial.get(transliterate(f)[:1], ())):
+        return True
+    return len(f) >= 5 and any(compound_match(f, s) or stem(f) == stem(s) for s in long_)
 
 
 def rank(
