@@ -22,13 +22,13 @@ The result is stored with the document in the index, so answering never recomput
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from dataclasses import replace
 
 from .bylines import attribution
 from .dates import MONTHS, WEEKDAYS
+from .memo import text_memo
 from .types import Document
 
 _WORD = re.compile(r"[^\W\d_][^\W_]*", re.UNICODE)  # hyphenated compounds split: "Taiwan-Frage"
@@ -170,7 +170,7 @@ def with_names(doc: Document) -> Document:
     return replace(doc, metadata={**found, **doc.metadata})
 
 
-@functools.lru_cache(maxsize=1024)
+@text_memo(max_bytes=4 * 2**20)
 def _names_of_text(text: str) -> tuple[str, ...]:
     return extract_names(text)
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from embeddings import Document
 from embeddings.entities import NOUN_ENDINGS, ROLES, document_names
+from embeddings.memo import text_memo
 
 from .config import ScoringConfig
 from .questions import Question
@@ -175,7 +176,7 @@ def topic_names(doc: Document, spans: Sequence[tuple[int, int]], frequent: int =
     return f"{doc.title}\n{lead}\n{often}"
 
 
-@functools.lru_cache(maxsize=512)
+@text_memo(max_bytes=4 * 2**20)
 def _name_counts(text: str, names: tuple[str, ...]) -> dict[str, int]:
     folded = [_plain(w) for w in words(text)]
     return {n: sum(same_name(n, w) for w in folded) for n in names}
@@ -212,7 +213,7 @@ def _found(word: str, text_words: Sequence[str]) -> bool:
     return any(same_word(word, t) for t in text_words)
 
 
-@functools.lru_cache(maxsize=512)
+@text_memo(max_bytes=32 * 2**20)
 def _folded_words(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(fold(w) for w in words(text)))
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from embeddings import ChunkingConfig, Snapshot, split_sentences
 from embeddings.bylines import is_attribution
+from embeddings.memo import text_memo
 
 from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
@@ -110,13 +111,13 @@ def candidates(
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+@text_memo(max_bytes=64 * 2**20)
 def document_sentences(text: str) -> tuple[tuple[int, int], ...]:
-    """Sentence spans of a whole document (cached: documents are immutable)."""
+    """Sentence spans of a whole document (memoised by a digest, bounded by bytes: documents are immutable)."""
     return tuple(split_sentences(text, max_chars=MAX_SENTENCE_CHARS))
 
 
-@functools.lru_cache(maxsize=4096)
+@text_memo(max_bytes=2**20)
 def document_language(text: str) -> str:
     """Main language of a document."""
     return detect_language(text[:20_000])
