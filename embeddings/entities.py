@@ -73,7 +73,8 @@ def _tokens(text: str) -> list[tuple[str, bool, bool]]:
     for line in text.splitlines():
         found = _WORD.findall(line)
         low = [w.casefold() for w in found]
-        english = sum(w in _ENGLISH for w in low) > sum(w in _GERMAN for w in low)
+        en, de = sum(w in _ENGLISH for w in low), sum(w in _GERMAN for w in low)
+        english = en >= 2 and en > 2 * de  # clearly English: a tie ("in" and "und" alike) is not
         cursor = 0
         first = True
         for m in _WORD.finditer(line):
@@ -106,7 +107,10 @@ def _acronym(word: str) -> bool:
 
 def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
     """The names of ``text`` as written, once each, in order of first appearance (see the module doc)."""
-    tokens = _tokens(text[:max_chars])
+    head = text[:max_chars]
+    if len(text) > max_chars:  # a word cut at the limit is no name ("Peki")
+        head = head[: max(head.rfind(" "), 0)]
+    tokens = _tokens(head)
     votes: Counter[str] = Counter()  # evidence that a word is a name, summed over its occurrences
     bare: Counter[str] = Counter()  # non-initial occurrences without a determiner or adjective before
     seen: Counter[str] = Counter()  # non-initial capitalised occurrences

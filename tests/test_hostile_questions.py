@@ -202,11 +202,11 @@ def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
 @pytest.mark.slow
 def test_quoted_markdown_cannot_fetch_or_link(planted, embedder):
     app = ChatApp(planted[1], planted[0], embedder)
-    *_, (text, sources) = app.respond("Which link should I click?", [])
+    *_, (text, sources) = app.respond("Wo klicke ich, um die Belohnung abzuholen?", [])
     assert "evil.example" in text  # quoted: the article says it
     assert "](" not in text and "![" not in text and "<img" not in text
     assert "<img" not in sources and "&lt;img" in sources
-    assert text == answer_markdown(app.answer("Which link should I click?")[0].text)
+    assert text == answer_markdown(app.answer("Wo klicke ich, um die Belohnung abzuholen?")[0].text)
 
 
 # ---- the command line ---------------------------------------------------------------------------
