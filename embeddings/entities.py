@@ -32,7 +32,8 @@ from .memo import text_memo
 from .types import Document
 
 _WORD = re.compile(r"[^\W\d_][^\W_]*", re.UNICODE)  # hyphenated compounds split: "Taiwan-Frage"
-_SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[–—]\s*$")
+_SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[]\s*$")
+_DASH = re.compile(r"\s[–—]\s*$")  # "Mehr zum Thema – Lawrow besucht Teheran": a clause opens after a dash
 
 DETERMINERS = frozenset(
     """der die das den dem des ein eine einer eines einem einen kein keine keinem keinen keiner
@@ -66,9 +67,9 @@ _ENGLISH = frozenset("the of and to in on is was that with for said has have by 
 _GERMAN = frozenset("der die das und zu im ist war dass mit für sagte hat haben von bei als den dem".split())  # noqa: SIM905
 
 
-def _tokens(text: str) -> list[tuple[str, bool, bool]]:
+def _tokens(text: str) -> list[tuple[str, bool, bool, bool]]:
     """Words with two flags: does the word start a sentence (or a line, a quote, a parenthesis)?
-    Is its line English (where a capital letter inside a sentence does mark a name)?"""
+    Is its line English (where a capital letter inside a sentence does mark a name)? Does it follow a dash?"""
     out = []
     for line in text.splitlines():
         found = _WORD.findall(line)
@@ -79,7 +80,8 @@ def _tokens(text: str) -> list[tuple[str, bool, bool]]:
         first = True
         for m in _WORD.finditer(line):
             initial = first or bool(_SENTENCE_END.search(line[cursor : m.start()]))
-            out.append((m.group(), initial, english))
+            after_dash = bool(_DASH.search(line[cursor : m.start()]))
+            out.append((m.group(), initial and not after_dash, english, after_dash))
             cursor = m.end()
             first = False
     return out
@@ -115,7 +117,7 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
     bare: Counter[str] = Counter()  # non-initial occurrences without a determiner or adjective before
     seen: Counter[str] = Counter()  # non-initial capitalised occurrences
     order: dict[str, None] = {}
-    for i, (word, initial, english) in enumerate(tokens):
+    for i, (word, initial, english, after_dash) in enumerate(tokens):
         if not _capitalised(word):
             continue
         if english and not initial:
@@ -123,7 +125,7 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
         low = word.casefold()
         prev = tokens[i - 1][0] if i else ""
         low_prev = prev.casefold()
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", True, False)
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", True, False, False)
         if _acronym(word):
             votes[word] += 2
         if _role(prev):
@@ -147,6 +149,8 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
                 ):
                     votes[word] += 1
                     votes[follower] += 1
+            if after_dash and nxt[0][:1].islower() and not low.endswith(NOUN_ENDINGS):
+                votes[word] += 1  # "– Lawrow besucht Teheran": a bare word opening a clause, then its verb
             if low_prev in PLACE_PREPOSITIONS and not determined:
                 # "in Peking", "nach Usbekistan"; plural and feminine nouns stand so too ("nach Angaben").
                 votes[word] += 0.5 if low.endswith(("en", "e")) else 1
