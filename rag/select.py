@@ -234,28 +234,57 @@ def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) 
     return matched / total if total else 0.0
 
 
+@dataclass(frozen=True)
+class _Words:
+    """A sentence's words, indexed for :func:`lexical_overlap`."""
+
+    folded: frozenset[str]
+    by_initial: dict[str, tuple[str, ...]]  # by transliterated first letter: where fuzzy spellings match
+    calendar: tuple[str, ...]  # weekday and month names (they match across languages)
+    stems: frozenset[str]  # stems of the words of five letters or more
+    stem_endings: frozenset[str]  # every ending (five letters or more) of those stems: compounds' heads
+    by_ending: dict[str, tuple[str, ...]]  # long words by their last six letters: two compounds, one head
+
+
 @functools.lru_cache(maxsize=4096)
-def _word_index(text: str) -> tuple[frozenset[str], dict[str, tuple[str, ...]], tuple[str, ...], tuple[str, ...]]:
-    """A sentence's words for :func:`lexical_overlap`: all (folded), by initial, the long ones, the calendar ones."""
+def _word_index(text: str) -> _Words:
     folded = frozenset(fold(w) for w in words(text))
     by_initial: dict[str, list[str]] = {}
+    by_ending: dict[str, list[str]] = {}
     for f in folded:
         by_initial.setdefault(transliterate(f)[:1], []).append(f)
-    long_ = tuple(f for f in folded if len(f) >= 6)
-    calendar = tuple(f for f in folded if calendar_name(f) is not None)
-    return folded, {k: tuple(v) for k, v in by_initial.items()}, long_, calendar
+        if len(f) >= 9:
+            by_ending.setdefault(f[-6:], []).append(f)
+    stems = frozenset(stem(f) for f in folded if len(f) >= 5)
+    endings = frozenset(st[i:] for st in stems for i in range(len(st) - 4))
+    return _Words(
+        folded,
+        {k: tuple(v) for k, v in by_initial.items()},
+        tuple(f for f in folded if calendar_name(f) is not None),
+        stems,
+        endings,
+        {k: tuple(v) for k, v in by_ending.items()},
+    )
 
 
-def _contains(index, word: str) -> bool:
-    folded, by_initial, long_, calendar = index
+def _contains(index: _Words, word: str) -> bool:
+    """Whether the sentence has ``word``: the same, a spelling variant, or a compound with it as head
+    (the same matches as :func:`rag.text.similar_words` and :func:`rag.text.compound_match`, found by lookup)."""
     f = fold(word)
-    if f in folded:
+    if f in index.folded:
         return True
     if calendar_name(f) is not None:
-        return any(similar_words(f, s) for s in calendar)
-    if any(similar_words(f, s) for s in by_initial.get(transliterate(f)[:1], ())):
+        return any(similar_words(f, s) for s in index.calendar)
+    if any(similar_words(f, s) for s in index.by_initial.get(transliterate(f)[:1], ())):
         return True
-    return len(f) >= 5 and any(compound_match(f, s) or stem(f) == stem(s) for s in long_)
+    if len(f) < 5:
+        return False
+    st = stem(f)
+    if st in index.stems or (len(st) >= 5 and st in index.stem_endings):
+        return True  # the same stem, or the head of a compound in the sentence
+    if any(st[i:] in index.stems for i in range(1, len(st) - 4)):
+        return True  # the question's compound has a sentence word as its head
+    return any(compound_match(f, s) for s in index.by_ending.get(f[-6:], ()))
 
 
 def rank(
