@@ -127,7 +127,10 @@ def scoring_config(assignments: list[str]):
             changes[name] = types[name](value)
         except ValueError:
             raise SettingError(f"--set {item}: {name} takes a {types[name].__name__}") from None
-    return replace(config, **changes)
+    try:
+        return replace(config, **changes)
+    except ValueError as exc:
+        raise SettingError(f"--set: {exc}") from None
 
 
 def format_explanation(x) -> str:
