@@ -36,7 +36,7 @@ from rag.llm import PASSAGES, REPLACED, LLMError, answered_by, generate, prepare
 from rag.llm import answer as llm_answer
 from rag.questions import clean
 
-from .render import SOURCES_CSS, answer_markdown, sources_html
+from .render import SOURCES_CSS, answer_markdown, claims_markdown, sources_html
 
 EXAMPLES = (
     "When did Shoigu visit Beijing?",
@@ -462,6 +462,7 @@ def llm_markdown(answer: Answer) -> str:
     'Am &lt;b&gt;28.&lt;/b&gt; [1]\\n\\n*Removed citations that point at no passage: [7].*'
     """
     notes = [f"*{escape(note, quote=False)}*" for note in answer.notes]
+    notes += [line for line in [claims_markdown(answer)] if line]  # "1 sentence removed: not supported by [1]"
     return "\n\n".join([answer_markdown(answer.text), *notes])
 
 

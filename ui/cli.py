@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--explain", action="store_true", help="say why: with --llm, each sentence kept or removed")
     _llm_flags(p)
     _common(p)
 
@@ -261,6 +262,7 @@ def format_answer(answer) -> str:
 
 def _ask_llm(args, llm) -> int:
     """Print the model's checked words as they come, then what changed, then the sources."""
+    from rag.claims import explain_claims, removed_summary
     from rag.llm import answer_stream
 
     shown = ""
@@ -277,6 +279,10 @@ def _ask_llm(args, llm) -> int:
             print()
         for note in item.notes:
             print(f"note: {note}")
+        if summary := removed_summary(item.claims):
+            print(f"note: {summary}")
+        if getattr(args, "explain", False):
+            print(explain_claims(item))
         print(format_answer(item) if item.text != shown.strip() else format_answer(item).split("\n", 1)[-1])
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from html import escape
 
 from rag import Answer, Citation
+from rag.claims import removed_summary
 
 
 def passage_html(passage: str, highlight: tuple[int, int] | None) -> str:
@@ -68,6 +69,17 @@ def answer_markdown(text: str) -> str:
     “!\[x]\(http://a.example/p.png) [hier]\(http://b.example)” [2]
     """
     return escape(text, quote=False).replace("![", "!\\[").replace("](", "]\\(")
+
+
+def claims_markdown(answer: Answer) -> str | None:
+    """The claim check's outcome under an LLM answer, in italics, or None when no sentence was removed.
+
+    >>> from rag.types import ClaimCheck
+    >>> claims_markdown(Answer("Xi [1].", False, claims=(ClaimCheck("Li <b> [1].", False, "'Li' not in [1]", (1,)),)))
+    '*1 sentence removed: not supported by [1]*'
+    """
+    summary = removed_summary(answer.claims)
+    return f"*{escape(summary, quote=False)}*" if summary else None
 
 
 SOURCES_CSS = """
