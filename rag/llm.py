@@ -489,7 +489,7 @@ def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
     if check.invalid:
         notes.append(NOTES["removed"].format(numbers=", ".join(f"[{n}]" for n in check.invalid)))
     if not check.valid and is_refusal(check.text):
-        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]))
+        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]), checked)
         return
     kept = claims.text
     problem = None

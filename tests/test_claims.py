@@ -171,10 +171,11 @@ class FakeEmbedder:
 def test_similarity_floor_removes_a_sentence_far_from_every_cited_sentence():
     fake = FakeEmbedder()
     config = ClaimConfig(min_similarity=0.7)
-    close = check("Laut [1] eröffnete Lena Fuchs am Montag das neue Bad [1].", embed_queries=fake, embed_documents=fake, config=config)
+    model = {"embed_queries": fake, "embed_documents": fake, "config": config}
+    close = check("Laut [1] eröffnete Lena Fuchs am Montag das neue Bad [1].", **model)
     assert close.kept and close.similarity is not None and close.similarity >= 0.7
     # Every name of it is in the passage, but it says something else.
-    far = check("Laut [1] schloss Lena Fuchs das Bad [1].", embed_queries=fake, embed_documents=fake, config=config)
+    far = check("Laut [1] schloss Lena Fuchs das Bad [1].", **model)
     assert not far.kept and far.similarity is not None and far.similarity < 0.7
     assert "similarity" in far.reason and "[1]" in far.reason
 
@@ -193,7 +194,12 @@ def test_a_name_in_another_language_is_matched_through_the_model():
 def test_split_claims_keeps_every_word_and_moves_trailing_citations_back():
     text = "Am 14. Oktober kam er an [1]. Xi traf ihn. [2] Dr. Li sagte: „Gut.“ Dann ging er [1, 2]."
     sentences = split_claims(text)
-    assert sentences == ["Am 14. Oktober kam er an [1].", "Xi traf ihn. [2]", "Dr. Li sagte: „Gut.“", "Dann ging er [1, 2]."]
+    assert sentences == [
+        "Am 14. Oktober kam er an [1].",
+        "Xi traf ihn. [2]",
+        "Dr. Li sagte: „Gut.“",
+        "Dann ging er [1, 2].",
+    ]
     assert " ".join(sentences).split() == text.split()
     assert split_claims("") == []
 
