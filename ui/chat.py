@@ -278,6 +278,7 @@ class ChatApp:
             seen = [replace(c, highlight=None) for c in prepared.passages]
             sources = sources_html(Answer("", False, seen, prepared.language), asked)
             shown, final = "", None
+            yield "", sources  # the passages at once; each sentence follows once the claim check passed it
             for item in generate(prepared, llm):
                 if isinstance(item, str):
                     shown += item
