@@ -268,3 +268,15 @@ def test_generated_answer_with_no_supported_sentence_falls_back_to_the_extractiv
     assert streamed == ""  # nothing unchecked was shown
     assert final.text == EXTRACTIVE.text and answered_by(final) == "unsupported"
     assert NOTES["unsupported"] in final.notes and not final.claims[0].kept
+
+
+def test_eval_counts_the_generated_sentences_removed():
+    from rag.evaluate import Case, evaluate
+
+    f = ClaimFilter(ClaimChecker(PASSAGES))
+    f.feed("Lena Fuchs opened the pool [1]. Tom Brandt opened it [1].")
+    f.flush()
+    answer = Answer(f.text, False, [BATH], claims=tuple(f.claims))
+    report = evaluate([Case("a", "Q", "bad.txt", ("fuchs",))], lambda q: answer, answered_by)
+    assert "LLM: generated sentences removed  1/2" in report.table()
+    assert [c["kept"] for c in report.to_dict()["questions"][0]["claims"]] == [True, False]
