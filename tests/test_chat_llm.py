@@ -34,11 +34,13 @@ def _answered_by(notes: list[str]) -> str:
 
 
 def _assert_checked(text: str, sources: str) -> None:
-    """The chat's final message: cited answer whose every [n] is in the panel, or a refusal with its note."""
+    """The chat's final message: cited answer whose every [n] is in the panel, or a refusal with its note
+    (the model's, or the gates': then the model was not asked)."""
     if _markers(text):
         assert _markers(text) <= _source_numbers(sources), (text, sources)
     else:
-        assert "Not found in the indexed articles." in text and NOTES["refused"] in text, text
+        assert "Not found in the indexed articles." in text, text
+        assert NOTES["refused"] in text or NOTES["not_asked"] in text, text
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def llm_app(tmp_path, seed_index, embedder, llm):
 @pytest.mark.slow
 def test_llm_answer_streams_beside_the_passages_it_reads(llm_app):
     updates = list(llm_app.respond(SHOIGU, [], LLM))
-    assert len(updates) >= 3  # tokens arrive one update at a time
+    assert len(updates) >= 2  # the passages first, then each checked sentence, then the final answer
     # while streaming, the panel already lists the passages the model is reading
     assert SHOIGU_FILE in updates[0][1] and _source_numbers(updates[0][1]) == {1, 2, 3}
     _assert_checked(*updates[-1])
@@ -122,7 +124,7 @@ def test_served_chat_streams_the_llm_answer(llm_client):
     job = llm_client.submit(SHOIGU, LLM, api_name="/chat")
     text, sources = job.result(timeout=300)
     updates = job.outputs()
-    assert len(updates) >= 3 and SHOIGU_FILE in sources
+    assert len(updates) >= 2 and SHOIGU_FILE in sources
     _assert_checked(text, sources)
 
 

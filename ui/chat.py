@@ -41,7 +41,7 @@ from rag.questions import clean
 
 from .guard import Guard, GuardConfig, allowed_hosts
 from .passwords import Login
-from .render import SOURCES_CSS, answer_markdown, sources_html
+from .render import SOURCES_CSS, answer_markdown, claims_markdown, sources_html
 from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
 
 EXAMPLES = (
@@ -306,6 +306,7 @@ class ChatApp:
             seen = [replace(c, highlight=None) for c in prepared.passages]
             sources = sources_html(Answer("", False, seen, prepared.language), asked)
             shown, final = "", None
+            yield "", sources  # the passages at once; each sentence follows once the claim check passed it
             for item in generate(prepared, llm):
                 if isinstance(item, str):
                     shown += item
@@ -542,6 +543,7 @@ def llm_markdown(answer: Answer) -> str:
     'Am &lt;b&gt;28.&lt;/b&gt; [1]\\n\\n*Removed citations that point at no passage: [7].*'
     """
     notes = [f"*{escape(note, quote=False)}*" for note in answer.notes]
+    notes += [line for line in [claims_markdown(answer)] if line]  # "1 sentence removed: not supported by [1]"
     return "\n\n".join([answer_markdown(answer.text), *notes])
 
 

@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explain",
         action="store_true",
-        help="also print the best sentences with each signal's part of their score, and every gate's verdict",
+        help="also print why: the best sentences with each signal's part of their score and every gate's verdict; "
+        "with --llm, each generated sentence kept or removed",
     )
     _set_flag(p)
     _llm_flags(p)
@@ -359,6 +360,7 @@ def format_answer(answer) -> str:
 
 def _ask_llm(args, llm) -> int:
     """Print the model's checked words as they come, then what changed, then the sources."""
+    from rag.claims import explain_claims, removed_summary
     from rag.llm import answer_stream
 
     shown = ""
@@ -375,6 +377,10 @@ def _ask_llm(args, llm) -> int:
             print()
         for note in item.notes:
             print(f"note: {note}")
+        if summary := removed_summary(item.claims):
+            print(f"note: {summary}")
+        if getattr(args, "explain", False):
+            print(explain_claims(item))
         print(format_answer(item) if item.text != shown.strip() else format_answer(item).split("\n", 1)[-1])
     return 0
 

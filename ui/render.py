@@ -15,6 +15,7 @@ import re
 from html import escape
 
 from rag import Answer, Citation
+from rag.claims import removed_summary
 
 
 def passage_html(passage: str, highlight: tuple[int, int] | None) -> str:
@@ -80,6 +81,17 @@ def answer_markdown(text: str) -> str:
 
 # What a Markdown renderer with GFM autolinks turns into a link: scheme:// and www.
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|file)://|\bwww\.")
+
+
+def claims_markdown(answer: Answer) -> str | None:
+    """The claim check's outcome under an LLM answer, in italics, or None when no sentence was removed.
+
+    >>> from rag.types import ClaimCheck
+    >>> claims_markdown(Answer("Xi [1].", False, claims=(ClaimCheck("Li <b> [1].", False, "'Li' not in [1]", (1,)),)))
+    '*1 sentence removed: not supported by [1]*'
+    """
+    summary = removed_summary(answer.claims)
+    return f"*{escape(summary, quote=False)}*" if summary else None
 
 
 SOURCES_CSS = """
