@@ -489,7 +489,7 @@ def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
     if check.invalid:
         notes.append(NOTES["removed"].format(numbers=", ".join(f"[{n}]" for n in check.invalid)))
     if not check.valid and is_refusal(check.text):
-        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]), checked)
+        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]), claims=checked)
         return
     kept = claims.text
     problem = None
@@ -509,7 +509,7 @@ def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
         # The extractive answer quotes the passages verbatim: nothing in it can be invented.
         yield replace(prepared.extractive, notes=(*notes, problem), claims=checked)
         return
-    yield Answer(kept, False, list(passages), language, question, tuple(notes), checked)
+    yield Answer(kept, False, list(passages), language, question, tuple(notes), claims=checked)
 
 
 def answer_stream(
