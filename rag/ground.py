@@ -500,7 +500,10 @@ class Gates:
         # An adjective of a name the article holds ("ukrainischen", "Russian") anchors as the name does.
         stems = {transliterate(fold(n))[:4] for n in document_names(doc)}
         named += [w for w in words(question.text) if _DEMONYM.search(fold(w)) and transliterate(fold(w))[:4] in stems]
-        named = list(dict.fromkeys(named))
+        in_groups = {n for g in groups for n in g}
+        named = [
+            n for n in dict.fromkeys(named) if " " in n or n not in in_groups or n in (" ".join(g) for g in groups)
+        ]
         detail = f"{anchor:.2f} of the question's words in {doc.source} ({', '.join(found) or 'none'})"
         detail += f"; names found: {', '.join(named)}" if named else f", floor {c.min_anchor}"
         if not add("anchor", bool(named) or anchor >= c.min_anchor, detail):
