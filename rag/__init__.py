@@ -42,19 +42,18 @@ def ask(
         llm: a LangChain chat model (e.g. ``rag.llm.chat_model("openai", base_url=...)``) to write
             the answer from the passages; its citations are checked (see :mod:`rag.llm`).
             ``None``: the offline extractive answer.
-        history: with ``llm``, the earlier chat turns; a follow-up is made standalone first.
+        history: the earlier chat turns; a follow-up is made standalone first.
 
     Raises:
         QuestionError: empty or over-long question.
         embeddings.StoreError: no index, or a damaged one (the message says how to rebuild).
         rag.llm.LLMError: the model could not be reached (the message says how to fix it).
     """
-    engine = engine_for(Path(index_dir) if index_dir else None)
-    if llm is None:
-        return engine.ask(question, k=k or 5)
-    from .llm import PASSAGES, answer
+    from .answerer import answerers, final_answer
 
-    return answer(question, llm, engine=engine, k=k or PASSAGES, history=history)
+    engine = engine_for(Path(index_dir) if index_dir else None)
+    chosen = next(iter(answerers(engine, k=k, llm=llm, llm_k=k).values()))
+    return final_answer(chosen, question, history)
 
 
 def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Engine | None = None):

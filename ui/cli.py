@@ -259,12 +259,18 @@ def format_answer(answer) -> str:
     return "\n".join(lines)
 
 
-def _ask_llm(args, llm) -> int:
-    """Print the model's checked words as they come, then what changed, then the sources."""
-    from rag.llm import answer_stream
+def _answerer(args, engine):
+    """The answerer the flags ask for: the LLM's with --llm, else the extractive one."""
+    from rag.answerer import answerers
 
+    llm = _chat_model(args)
+    return next(iter(answerers(engine, k=_k(args, None), llm=llm, llm_k=_k(args, llm)).values()))
+
+
+def cmd_ask(args) -> int:
+    """Print the answer's words as they come, then what changed, then the sources."""
     shown = ""
-    for item in answer_stream(args.question, llm, engine=_engine(args), k=_k(args, llm)):
+    for item in _answerer(args, _engine(args)).stream(args.question):
         if isinstance(item, str):
             shown += item
             if not args.json:
@@ -281,32 +287,15 @@ def _ask_llm(args, llm) -> int:
     return 0
 
 
-def cmd_ask(args) -> int:
-    llm = _chat_model(args)
-    if llm is not None:
-        return _ask_llm(args, llm)
-    answer = _engine(args).ask(args.question, k=_k(args, None))
-    if args.json:
-        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
-    else:
-        print(format_answer(answer))
-    return 0
-
-
 def cmd_eval(args) -> int:
+    from rag.answerer import final_answer
     from rag.evaluate import evaluate, load_cases
 
     cases = load_cases(args.file)
     engine = _engine(args)
-    llm = _chat_model(args)
-    k = _k(args, llm)
-    engine.ask("warm-up", k=k)  # model load and index statistics are not part of per-question latency
-    if llm is None:
-        report = evaluate(cases, lambda q: engine.ask(q, k=k))
-    else:
-        from rag.llm import answer, answered_by
-
-        report = evaluate(cases, lambda q: answer(q, llm, engine=engine, k=k), answered_by)
+    answerer = _answerer(args, engine)
+    engine.ask("warm-up")  # model load and index statistics are not part of per-question latency
+    report = evaluate(cases, lambda q: final_answer(answerer, q), answerer.answered_by)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
