@@ -81,6 +81,70 @@ def _llm_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _corpus_flags(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(env("RAG_CORPUS") or DEFAULT_CORPUS),
+        help="the articles folder (env RAG_CORPUS; default: %(default)s)",
+    )
+
+
+def _corpus_folder(args):
+    """The corpus folder with its trash in the index folder, and the function that re-indexes it."""
+    from embeddings import index_paths
+    from embeddings.corpus_folder import CorpusFolder
+
+    if not args.corpus.is_dir():
+        raise CorpusError(f"{args.corpus}: no such folder; give the articles' folder with --corpus")
+    folder = CorpusFolder.for_index(args.corpus, args.index_dir)
+    return folder, lambda: index_paths([args.corpus], args.index_dir, _embedder(args), progress=_progress_bar())
+
+
+def cmd_add(args) -> int:
+    from embeddings.readers import read_bytes
+
+    folder, index = _corpus_folder(args)
+    uploads, refused = [], []
+    for path in args.files:
+        try:
+            uploads.append((path.name, read_bytes(path, folder.max_file_bytes)))
+        except DocumentError as exc:
+            refused.append((str(path), exc.reason))
+    saved, more, report = folder.save(uploads, index, replace=args.replace)
+    for item in saved:
+        print(f"{item.status:9} {item.name}")
+    for name, reason in [*refused, *more]:
+        print(f"refused   {name}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if refused or more else 0
+
+
+def cmd_remove(args) -> int:
+    folder, index = _corpus_folder(args)
+    moved, report = folder.remove(args.names, index)
+    for item in moved:
+        print(f"trashed   {item.name} (rag restore {item.name})")
+    print(report.summary())
+    return 0
+
+
+def cmd_restore(args) -> int:
+    folder, index = _corpus_folder(args)
+    if args.name is None:
+        import datetime as dt
+
+        for item in folder.trashed():
+            when = dt.datetime.fromtimestamp(item.removed_ns / 1e9).isoformat(" ", "seconds")
+            print(f"{item.name}  (removed {when})")
+        return 0
+    item, report = folder.restore(args.name, index)
+    print(f"restored  {item.name}")
+    print(report.summary())
+    return 0
+
+
 def _chat_model(args):
     """The LangChain model for --llm, or None. The API key is read here and only passed on, never printed."""
     if not getattr(args, "llm", None):
@@ -119,6 +183,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
     _llm_flags(p)
+    _common(p)
+
+    p = sub.add_parser("add", help="copy article files into the corpus folder and index them")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--replace", action="store_true", help="replace an article of the same name with this version")
+    _corpus_flags(p)
+    _common(p)
+
+    p = sub.add_parser("remove", help="move files of the corpus folder to the trash and drop them from the index")
+    p.add_argument("names", nargs="+", help="file names relative to the corpus folder")
+    _corpus_flags(p)
+    _common(p)
+
+    p = sub.add_parser("restore", help="bring a removed file back from the trash (without NAME: list the trash)")
+    p.add_argument("name", nargs="?")
+    _corpus_flags(p)
     _common(p)
 
     env = os.environ.get
@@ -356,7 +436,16 @@ def cmd_chat(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "check": cmd_check, "ask": cmd_ask, "eval": cmd_eval, "chat": cmd_chat}
+COMMANDS = {
+    "index": cmd_index,
+    "check": cmd_check,
+    "ask": cmd_ask,
+    "eval": cmd_eval,
+    "chat": cmd_chat,
+    "add": cmd_add,
+    "remove": cmd_remove,
+    "restore": cmd_restore,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
