@@ -158,7 +158,8 @@ class CorpusFolder:
         for other in self.files():
             if other != name and "/" not in other and skeleton(other) == look:
                 raise DocumentError(
-                    filename, f"looks the same as the article {other!r} but is a different name; rename it or replace {other!r}"
+                    filename,
+                    f"looks the same as the article {other!r} but is a different name; rename it or replace {other!r}",
                 )
         target = self.root / name
         if os.path.lexists(target) and not replace and not self._same(target, raw):
@@ -198,9 +199,10 @@ class CorpusFolder:
         writes = {n: raw for n, raw in ready.items() if not self._same(self.root / n, raw)}
         status = {n: "replaced" if os.path.lexists(self.root / n) else "added" for n in writes}
         backups: list[Path] = []
+
         def change(undo: list) -> None:
             for n, raw in writes.items():
-                undo.append(self._write(n, raw, backups))
+                undo.append(self._write(n, raw, backups, replace=status[n] == "replaced"))
 
         result = self.apply(change, index)
         for backup in backups:  # the index has the new versions now
@@ -270,7 +272,7 @@ class CorpusFolder:
                 step()
             raise
 
-    def _write(self, name: str, raw: bytes, backups: list[Path]) -> Callable[[], None]:
+    def _write(self, name: str, raw: bytes, backups: list[Path], *, replace: bool) -> Callable[[], None]:
         """Write ``raw`` as ``name``: hidden temporary file, fsync, then renamed into place; returns the undo.
 
         The file is created with mode 0666 minus the umask, like any file a user saves there
@@ -286,10 +288,17 @@ class CorpusFolder:
                 f.flush()
                 os.fsync(f.fileno())
             backup = None
-            if os.path.lexists(target):  # keep the old version until the index has the new one
-                backup = target.parent / f".replaced-{secrets.token_hex(8)}"
-                os.link(target, backup, follow_symlinks=False)
-            os.replace(tmp, target)
+            if not replace:  # a link never replaces: a file that appeared since the check is kept
+                os.link(tmp, target)
+                Path(tmp).unlink()
+            else:
+                if os.path.lexists(target):  # keep the old version until the index has the new one
+                    backup = target.parent / f".replaced-{secrets.token_hex(8)}"
+                    os.link(target, backup, follow_symlinks=False)
+                os.replace(tmp, target)
+        except FileExistsError:
+            Path(tmp).unlink(missing_ok=True)
+            raise DocumentError(name, "a file with this name appeared in the corpus meanwhile; try again") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

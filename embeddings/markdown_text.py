@@ -5,7 +5,8 @@ A ``.md`` article read as plain text puts ``# Neue Gas-Leitstelle`` and
 the markup; the first heading is the title, the other headings are left out
 of the text (they are not sentences and would be glued to the next one):
 
->>> text, meta = markdown_to_text("# Neue Leitstelle\\n\\nDer **Betreiber** hat [hier](http://x.example) eröffnet.\\n\\n## Mehr\\n\\n- Punkt *eins*")
+>>> md = "# Neue Leitstelle\\n\\nDer **Betreiber** hat [hier](http://x.de) eröffnet.\\n\\n## Mehr\\n\\n- Punkt *eins*"
+>>> text, meta = markdown_to_text(md)
 >>> meta
 {'title': 'Neue Leitstelle'}
 >>> print(text)
@@ -78,7 +79,7 @@ def markdown_to_text(markdown: str) -> tuple[str, dict[str, str]]:
             meta.setdefault("title", inline_text(heading.group(2)).strip())
             out.append("")
             continue
-        if _SETEXT.match(line) and out and out[-1] == "" or _RULE.match(line) or _TABLE_RULE.match(line):
+        if (_SETEXT.match(line) and out and out[-1] == "") or _RULE.match(line) or _TABLE_RULE.match(line):
             out.append("")
             continue
         if _REFERENCE_DEF.match(line):

@@ -5,8 +5,8 @@ edge of the column and a quote of it stops half-way. :func:`reflow` joins
 the lines of a paragraph again and keeps real breaks (blank lines, short
 lines such as headings):
 
->>> reflow("Die Bürgermeisterin eröffnete am Montag die neue Hänge-\\nbrücke über die Zeller. Sie ist 240 Meter\\nlang.")
-'Die Bürgermeisterin eröffnete am Montag die neue Hängebrücke über die Zeller. Sie ist 240 Meter lang.'
+>>> reflow("Die Stadt eröffnete am Montag die neue Hänge-\\nbrücke über die Zeller. Sie ist 240 Meter\\nlang.")
+'Die Stadt eröffnete am Montag die neue Hängebrücke über die Zeller. Sie ist 240 Meter lang.'
 >>> reflow("Neue Leitstelle\\nDer Betreiber der Gasleitung hat in der Stadt eine neue Leitstelle\\neröffnet.")
 'Neue Leitstelle\\nDer Betreiber der Gasleitung hat in der Stadt eine neue Leitstelle eröffnet.'
 """
@@ -69,14 +69,13 @@ def split_pdf_header(text: str, keys: set[str]) -> tuple[dict[str, str], str]:
     """
     lines = text.split("\n")
     meta: dict[str, str] = {}
-    end = 0
-    for end, line in enumerate(lines):
+    used = 0
+    for line in lines:
         m = _HEADER_LINE.match(line.strip())
         if not m or m.group(1).lower() not in keys:
             break
         meta[m.group(1).lower()] = m.group(2).strip().strip("\"'")
-    else:
-        end = len(lines)
+        used += 1
     if not meta:
         return {}, text
-    return meta, "\n".join(lines[end:]).lstrip("\n")
+    return meta, "\n".join(lines[used:]).lstrip("\n")

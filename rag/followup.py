@@ -61,7 +61,8 @@ _REPHRASE = {
 }
 _OTHER_LANGUAGE = {
     "en": "“{question}” follows a question in German; please ask about {name} as a full question in English.",
-    "de": "„{question}“ folgt auf eine englische Frage; bitte fragen Sie nach {name} mit einer ganzen Frage auf Deutsch.",
+    "de": "„{question}“ folgt auf eine englische Frage; "
+    "bitte fragen Sie nach {name} mit einer ganzen Frage auf Deutsch.",
 }
 
 

@@ -118,7 +118,7 @@ def test_remove_moves_to_trash_and_restore_brings_it_back(folder):
     assert content == {} and not (folder.root / "alt.txt").exists()
     assert [t.name for t in folder.trashed()] == ["alt.txt"]
     assert moved[0].path.is_relative_to(folder.trash)
-    restored, content = folder.restore("alt.txt", seen(folder))
+    _restored, content = folder.restore("alt.txt", seen(folder))
     assert content == {"alt.txt": ARTICLE.encode()} and folder.trashed() == []
     with pytest.raises(DocumentError, match="not in the trash"):
         folder.restore("alt.txt", seen(folder))
@@ -159,3 +159,10 @@ def test_remove_refuses_names_that_are_not_files_of_the_folder(folder, name):
     with pytest.raises(DocumentError):
         folder.remove([name], seen(folder))
     assert folder.files() == ["alt.txt"]
+
+
+def test_a_file_appearing_meanwhile_is_not_replaced(folder):
+    with pytest.raises(DocumentError, match="appeared in the corpus meanwhile"):
+        folder._write("alt.txt", NEWER.encode(), [], replace=False)  # checked as new, but it exists now
+    assert (folder.root / "alt.txt").read_text(encoding="utf-8") == ARTICLE
+    assert os.listdir(folder.root) == ["alt.txt"]
