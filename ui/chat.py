@@ -36,6 +36,7 @@ from rag import Answer, Engine, QuestionError
 from rag.answerer import Answerer, answerers, final_answer
 from rag.followup import message_text
 from rag.llm import PASSAGES, LLMError
+from rag.questions import clean
 
 from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
 
@@ -58,6 +59,9 @@ DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked f
 MAX_SESSIONS = 1_000
 EXTRACTIVE, LLM = "extractive", "llm"  # the answerers' names (rag.answerer)
 MAX_PASSAGES = 10  # the settings' slider: more passages than this only add noise below the answer
+# Fewer than two passages: rag.answer.compose (issue 12's code) fails with KeyError at k=1 when the
+# answer quotes a second passage; the slider starts at 2 until that is fixed.
+MIN_PASSAGES = 2
 # Gradio keeps each uploaded file in its temporary folder; upload() has copied it into the
 # corpus folder by the time it returns, so every hour the copies older than an hour go.
 UPLOAD_CACHE = (3600, 3600)
@@ -187,6 +191,7 @@ class ChatApp:
         for upload in files:
             path = Path(upload)
             try:
+                safe_filename(path.name)  # a name that cannot be saved is refused before the file is read
                 uploads.append((path.name, read_bytes(path, self.max_file_bytes)))
             except DocumentError as exc:  # named as the person uploaded it, not by the server's temp path
                 refused.append((path.name, exc.reason))
@@ -359,7 +364,7 @@ class ChatApp:
                         elem_id="rag-answerer",
                     )
                     passages = gr.Slider(
-                        1,
+                        MIN_PASSAGES,
                         MAX_PASSAGES,
                         value=self._passages(next(iter(self.answerers))),
                         step=1,
@@ -541,8 +546,11 @@ def _status(run: Callable[[], tuple[list[list], str]], documents: Callable[[], l
 
 
 def _plain(message: str) -> str:
-    """The message as the answerer reads it (whitespace squeezed), to tell whether it was rewritten."""
-    return " ".join(str(message).split())
+    """The message as the answerer reads it (cleaned), to tell whether it was rewritten."""
+    try:
+        return clean(message)
+    except QuestionError:
+        return message
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
