@@ -194,7 +194,7 @@ def _refused(url: str, files: list[Path]) -> str:
     from gradio_client.exceptions import AppError
 
     try:
-        _table, status = _client(url).predict([handle_file(str(f)) for f in files], False, api_name="/upload")
+        _table, status, _files = _client(url).predict([handle_file(str(f)) for f in files], False, api_name="/upload")
     except AppError as caught:
         return str(caught)
     assert "refused" in status or status.startswith("⚠️"), status

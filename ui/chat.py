@@ -393,6 +393,8 @@ class ChatApp:
                 fill_height=False,
                 save_history=True,
             )
+            # Gradio titles a saved chat by its first question, or shows its raw translation key.
+            chat._generate_chat_title = _chat_title
 
             with gr.Accordion("Documents", open=False, elem_id="rag-documents"):
                 status = gr.Markdown(elem_id="rag-status")
@@ -434,7 +436,9 @@ class ChatApp:
             writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "minimal"}
 
             def on_upload(paths, replace_them, progress=gr.Progress()):
-                return _status(lambda: self.upload(paths, progress, replace=bool(replace_them)), self.documents)
+                # The file box is emptied: it would add the next upload to these files and send all again.
+                run = lambda: self.upload(paths, progress, replace=bool(replace_them))  # noqa: E731
+                return (*_status(run, self.documents), None)
 
             def ask_confirmation(names):
                 names = [n for n in names or () if n]
@@ -453,7 +457,9 @@ class ChatApp:
                 return _status(lambda: self.rescan(progress), self.documents)
 
             refresh = {"fn": self._choices, "outputs": [chosen, trashed], "api_visibility": "undocumented"}
-            files.upload(on_upload, [files, overwrite], [table, status], api_name="upload", **writes).then(**refresh)
+            files.upload(on_upload, [files, overwrite], [table, status, files], api_name="upload", **writes).then(
+                **refresh
+            )
             remove.click(ask_confirmation, chosen, [confirm_row, confirm_text, status], api_visibility="undocumented")
             cancel.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="undocumented")
             confirm.click(on_remove, chosen, [table, status, confirm_row], api_name="remove", **writes).then(**refresh)
@@ -524,6 +530,18 @@ class ChatApp:
             state_session_capacity=MAX_SESSIONS,
         )
         return app
+
+
+def _chat_title(conversation: list[dict]) -> str:
+    """The history list's name of a saved chat: its first question, shortened.
+
+    >>> _chat_title([{"role": "user", "content": [{"type": "text", "text": "  "}]}, {"role": "user", "content": "Wer?"}])
+    'Wer?'
+    """
+    for text in user_questions(conversation):
+        text = " ".join(text.split())
+        return text if len(text) <= 40 else text[:40] + "…"
+    return "(no question yet)"
 
 
 def _latest_conversation(saved):

@@ -172,10 +172,21 @@ def article_html(doc: Document, at: tuple[int, int] | None = None) -> str:
     )
 
 
-SOURCES_CSS = """
-.rag-sources ol { padding-left: 0; list-style: none; }
-.rag-source { margin-bottom: 0.9em; }
-.rag-meta { font-size: 0.85em; opacity: 0.75; }
-.rag-passage { margin: 0.3em 0 0 0; padding-left: 0.6em; border-left: 3px solid #ccc; white-space: pre-wrap; }
-.rag-passage mark { background: #ffe58a; color: inherit; }
+# The highlight sets its own text colour: with ``color: inherit`` dark mode put near-white text on
+# pale yellow (contrast ~1.3:1). Dark grey on amber is ~11:1 in both themes.
+HIGHLIGHT_BACKGROUND, HIGHLIGHT_TEXT = "#fde68a", "#1f2937"
+SOURCES_CSS = f"""
+.rag-sources ol {{ padding-left: 0; list-style: none; }}
+.rag-source {{ margin-bottom: 0.9em; }}
+.rag-meta {{ font-size: 0.85em; opacity: 0.75; }}
+.rag-passage {{ margin: 0.3em 0 0 0; padding-left: 0.6em; border-left: 3px solid #ccc; white-space: pre-wrap; }}
+mark, #rag-chat mark, #rag-article mark {{ background: {HIGHLIGHT_BACKGROUND}; color: {HIGHLIGHT_TEXT}; }}
+#rag-chat blockquote {{ margin: 0.3em 0 0.6em 0; }}
+#rag-chat details summary {{ cursor: pointer; }}
+.rag-article {{ max-width: 72ch; }}
+.rag-article-text {{ white-space: pre-wrap; line-height: 1.6; }}
+#rag-doc-table td, #rag-doc-table th {{ white-space: nowrap; }}
+@media (max-width: 640px) {{
+  #rag-chat {{ height: auto !important; min-height: 60vh; }}
+}}
 """
