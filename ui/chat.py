@@ -535,7 +535,7 @@ class ChatApp:
 def _chat_title(conversation: list[dict]) -> str:
     """The history list's name of a saved chat: its first question, shortened.
 
-    >>> _chat_title([{"role": "user", "content": [{"type": "text", "text": "  "}]}, {"role": "user", "content": "Wer?"}])
+    >>> _chat_title([{"role": "user", "content": [{"type": "text", "text": " "}]}, {"role": "user", "content": "Wer?"}])
     'Wer?'
     """
     for text in user_questions(conversation):
