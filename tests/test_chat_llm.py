@@ -22,11 +22,16 @@ pytestmark = pytest.mark.slow
 
 
 def _markers(text: str) -> set[int]:
-    return {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+    return {int(n) for n in re.findall(r"\[\\?\[?(\d+)\\?\]", text)}
 
 
-def _source_numbers(sources_html: str) -> set[int]:
-    return {int(n) for n in re.findall(r'id="rag-source-(\d+)"', sources_html)}
+def _source_numbers(message: str) -> set[int]:
+    """The numbers of the sources a chat message carries (each source is a quote starting with its [n])."""
+    return {int(n) for n in re.findall(r"^> \*\*\[\\\[(\d+)\\\]\]", message, re.MULTILINE)}
+
+
+def _answer_part(message: str) -> str:
+    return re.split(r"\n\*\*(?:Sources|Quellen)\*\*\n|\n<details>", message, maxsplit=1)[0]
 
 
 def _answered_by(notes: list[str]) -> str:
@@ -35,10 +40,11 @@ def _answered_by(notes: list[str]) -> str:
     return answered_by(Answer("", False, notes=tuple(notes)))
 
 
-def _assert_checked(text: str, sources: str) -> None:
-    """The chat's final message: cited answer whose every [n] is in the panel, or a refusal with its note."""
+def _assert_checked(message: str) -> None:
+    """The chat's final message: cited answer whose every [n] is among its sources, or a refusal with its note."""
+    text = _answer_part(message)
     if _markers(text):
-        assert _markers(text) <= _source_numbers(sources), (text, sources)
+        assert _markers(text) <= _source_numbers(message), message
     else:
         assert "Not found in the indexed articles." in text and NOTES["refused"] in text, text
 
@@ -48,12 +54,12 @@ def llm_app(tmp_path, seed_index, embedder, llm):
     return chat_app(tmp_path, seed_index, embedder, llm=llm, llm_label="gemma3-270m (test)")
 
 
-def test_llm_answer_streams_beside_the_passages_it_reads(llm_app):
+def test_llm_answer_streams_then_carries_the_passages_it_read(llm_app):
     updates = list(llm_app.respond(SHOIGU, [], LLM))
     assert len(updates) >= 3  # tokens arrive one update at a time
-    # while streaming, the panel already lists the passages the model is reading
-    assert SHOIGU_FILE in updates[0][1] and _source_numbers(updates[0][1]) == {1, 2, 3}
-    _assert_checked(*updates[-1])
+    # the final message lists the passages the model read: the cited ones, the others folded
+    assert SHOIGU_FILE in updates[-1] and _source_numbers(updates[-1]) == {1, 2, 3}
+    _assert_checked(updates[-1])
 
 
 def test_api_ask_with_the_llm_returns_checked_data(llm_app):
@@ -69,12 +75,10 @@ def test_llm_follow_up_is_condensed_with_the_chat_history(llm_app):
         {"role": "assistant", "content": "According to [1], Shoigu visited Beijing on Friday, 28 February 2025 [1]."},
     ]
     updates = list(llm_app.respond("And who did he meet there?", history, LLM))
-    text, sources = updates[-1]
-    _assert_checked(text, sources)
+    _assert_checked(updates[-1])
     # The rewritten question is shown when the model changed it, and it was searched for.
-    asked = re.search(r"Understood as: <i>(.*?)</i>", sources)
-    if asked:
-        assert NOTES["condensed"].format(question="").strip() in text
+    if updates[-1].startswith("*Understood as:"):
+        assert NOTES["condensed"].format(question="").strip() in updates[-1]
 
 
 def test_extractive_stays_the_default(llm_app):
@@ -85,17 +89,16 @@ def test_extractive_stays_the_default(llm_app):
 def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder):
     url = f"http://127.0.0.1:{free_port()}/v1"
     app = chat_app(tmp_path, seed_index, embedder, llm=chat_model("openai", base_url=url, timeout=5))
-    with pytest.raises(gr.Error) as info:
-        list(app.respond(SHOIGU, [], LLM))
-    assert info.value.message == f"cannot reach {url}: start the server or fix --base-url"
+    [shown] = app.respond(SHOIGU, [], LLM)  # said in the chat, which stays usable
+    assert shown == f"⚠️ cannot reach {url}: start the server or fix --base-url"
     with pytest.raises(gr.Error, match="cannot reach"):
         app.ask(SHOIGU, answerer=LLM)
 
 
 def test_llm_choice_without_a_model_names_the_fix(tmp_path, seed_index, embedder):
     app = chat_app(tmp_path, seed_index, embedder)
-    with pytest.raises(gr.Error, match="--llm openai --base-url"):
-        list(app.respond(SHOIGU, [], LLM))
+    [shown] = app.respond(SHOIGU, [], LLM)
+    assert shown.startswith("⚠️") and "--llm openai --base-url" in shown
     with pytest.raises(gr.Error, match="unknown answerer 'gpt'"):
         app.ask(SHOIGU, answerer="gpt")
 
@@ -115,10 +118,10 @@ def llm_client(tmp_path_factory, seed_index, embedder, llm_server):
 
 def test_served_chat_streams_the_llm_answer(llm_client):
     job = llm_client.submit(SHOIGU, LLM, api_name="/chat")
-    text, sources = job.result(timeout=300)
+    message = job.result(timeout=300)
     updates = job.outputs()
-    assert len(updates) >= 3 and SHOIGU_FILE in sources
-    _assert_checked(text, sources)
+    assert len(updates) >= 3 and SHOIGU_FILE in message
+    _assert_checked(message)
 
 
 def test_served_ask_takes_the_answerer(llm_client):

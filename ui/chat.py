@@ -417,10 +417,12 @@ class ChatApp:
                     with gr.Column():
                         # Filled per visitor by app.load below, not built into the page: Gradio puts the API
                         # description (with a dropdown's choices) even into the login page it shows strangers.
+                        # Custom values allowed: the choices change with every upload, and the handlers check names.
                         chosen = gr.Dropdown(
                             choices=[],
                             multiselect=True,
                             label="Files in the corpus folder",
+                            allow_custom_value=True,
                             elem_id="rag-remove-choice",
                         )
                         remove = gr.Button("Remove…", variant="stop", elem_id="rag-remove")
@@ -428,7 +430,12 @@ class ChatApp:
                             confirm_text = gr.Markdown()
                             confirm = gr.Button("Yes, move to the trash", variant="stop", elem_id="rag-remove-yes")
                             cancel = gr.Button("Cancel", elem_id="rag-remove-no")
-                        trashed = gr.Dropdown(choices=[], label="Removed files (trash)", elem_id="rag-trash-choice")
+                        trashed = gr.Dropdown(
+                            choices=[],
+                            label="Removed files (trash)",
+                            allow_custom_value=True,
+                            elem_id="rag-trash-choice",
+                        )
                         restore = gr.Button("Restore", elem_id="rag-restore")
                         rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")
 
