@@ -91,10 +91,12 @@ class ExtractiveAnswerer:
     k: int = EXTRACTIVE_K
     name: str = "extractive"
     label: str = "Extractive (quotes the passages)"
+    sources: frozenset[str] | None = None  # search only these files (None: all)
 
     def stream(self, question: str, history: Sequence[Any] = ()) -> Iterator[str | Answer]:
         standalone = resolve([*earlier_questions(history), clean(question)])
-        yield replace(self.engine.ask(standalone, k=self.k), question=standalone)
+        engine = ScopedEngine(self.engine, self.sources) if self.sources is not None else self.engine
+        yield replace(engine.ask(standalone, k=self.k), question=standalone)
 
     def answered_by(self, answer: Answer) -> str | None:
         return None
@@ -109,12 +111,14 @@ class LlmAnswerer:
     k: int | None = None
     label: str = "LLM"
     name: str = "llm"
+    sources: frozenset[str] | None = None  # search only these files (None: all)
 
     def stream(self, question: str, history: Sequence[Any] = ()) -> Iterator[str | Answer]:
         from .llm import PASSAGES, generate, prepare
 
         turns = [t if isinstance(t, dict) else {"role": "user", "content": t} for t in history or ()]
-        prepared = prepare(clean(question), self.llm, engine=self.engine, k=self.k or PASSAGES, history=turns)
+        engine = ScopedEngine(self.engine, self.sources) if self.sources is not None else self.engine
+        prepared = prepare(clean(question), self.llm, engine=engine, k=self.k or PASSAGES, history=turns)
         for item in generate(prepared, self.llm):
             yield replace(item, question=prepared.standalone) if isinstance(item, Answer) else item
 
@@ -122,6 +126,23 @@ class LlmAnswerer:
         from .llm import answered_by
 
         return answered_by(answer)
+
+
+@dataclass(frozen=True)
+class ScopedEngine:
+    """An engine that searches only some files: what :func:`rag.llm.prepare` and the answerers call on it."""
+
+    engine: Any
+    sources: frozenset[str]
+
+    def ask(self, question: str, k: int = EXTRACTIVE_K) -> Answer:
+        return self.engine.ask(question, k=k, sources=self.sources)
+
+    def retrieve(self, question: str, k: int = EXTRACTIVE_K):
+        return self.engine.retrieve(question, k, sources=self.sources)
+
+    def loaded(self):
+        return self.engine.loaded()
 
 
 def answerers(engine: Any, *, k: int | None = None, llm: Any = None, llm_k: int | None = None) -> dict[str, Answerer]:

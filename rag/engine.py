@@ -120,22 +120,22 @@ class Engine:
                 )
             return self._loaded
 
-    def retrieve(self, question: str, k: int = 5) -> list[Hit]:
-        """The ``k`` best passages for ``question`` (hybrid dense + BM25)."""
+    def retrieve(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``question`` (hybrid dense + BM25); with ``sources``, only from those files."""
         q = analyse(question)
         loaded = self.loaded()
         vector = self._embedder_for(loaded).embed_queries([q.text])[0]
-        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k)
+        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, sources=sources)
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        """Answer ``question`` with up to ``k`` cited passages, or abstain."""
+    def ask(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Answer:
+        """Answer ``question`` with up to ``k`` cited passages, or abstain; with ``sources``, only from those files."""
         q = analyse(question)
         loaded = self.loaded()  # one snapshot for the whole question, even if a writer switches meanwhile
         embedder = self._embedder_for(loaded)
         vector = embedder.embed_queries([q.text])[0]
         # Look for evidence a little deeper than the k passages returned: the answering sentence
         # is often in a passage ranked just below k, and then that passage is cited instead.
-        hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, CANDIDATE_PASSAGES))
+        hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, CANDIDATE_PASSAGES), sources=sources)
         hits = expand_to_documents(hits, vector, loaded.snapshot)
         embed = functools.partial(self._embed_sentences, embedder=embedder)
         ranked = rank(q, vector, hits, loaded.snapshot, embed, idf_lookup(loaded.bm25))

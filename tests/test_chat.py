@@ -9,6 +9,7 @@ import gradio as gr
 import pytest
 
 from rag import Answer, Citation
+from rag.answerer import final_answer
 from ui.chat import ChatApp, parse_auth, user_questions
 from ui.render import message_markdown, sources_html
 
@@ -142,6 +143,17 @@ def test_refused_question_is_a_message_not_an_error(app, message, caplog):
 def test_passages_setting_limits_the_sources(app):
     _, text = _stream(app, SHOIGU, passages=2)
     assert 1 <= text.count("> **[\\[") <= 2
+
+
+@pytest.mark.slow
+def test_documents_setting_limits_the_search(app):
+    other = "004_35a91f1ce311ecb5.txt"
+    answer = final_answer(app.answerer(documents=[other]), SHOIGU)
+    assert answer.citations and {c.source for c in answer.citations} == {other}
+    _, text = _stream(app, SHOIGU, documents=[SHOIGU_FILE])
+    assert SHOIGU_FILE in text and other not in text
+    _, text = _stream(app, SHOIGU, documents=[])  # none chosen: all
+    assert text.startswith("Friday, 28 February 2025")
 
 
 @pytest.mark.slow

@@ -245,8 +245,13 @@ class ChatApp:
 
     # ---- answering ------------------------------------------------------------------------------
 
-    def answerer(self, name: str | None = None, passages: int | None = None) -> Answerer:
-        """The answerer called ``name`` (default: the first offered), set to cite ``passages``."""
+    def answerer(
+        self, name: str | None = None, passages: int | None = None, documents: Sequence[str] | None = None
+    ) -> Answerer:
+        """The answerer called ``name`` (default: the first offered), citing ``passages``, searching ``documents``.
+
+        ``documents``: file names to search; empty or ``None`` searches them all.
+        """
         if name in (None, ""):
             name = next(iter(self.answerers))
         if name not in self.answerers:
@@ -254,7 +259,11 @@ class ChatApp:
                 raise gr.Error("no LLM configured: start the chat with --llm openai --base-url URL (or RAG_LLM)")
             raise gr.Error(f"unknown answerer {name!r}: use one of {', '.join(map(repr, self.answerers))}")
         chosen = self.answerers[name]
-        return replace(chosen, k=int(passages)) if passages else chosen
+        if passages:
+            chosen = replace(chosen, k=int(passages))
+        if documents:
+            chosen = replace(chosen, sources=frozenset(documents))
+        return chosen
 
     def answer(
         self, message: str, history: Sequence[dict] = (), answerer: str | None = EXTRACTIVE
@@ -271,7 +280,12 @@ class ChatApp:
         return answer, answer.question or message
 
     def respond(
-        self, message: str, history: Sequence[dict] = (), answerer: str | None = None, passages: int | None = None
+        self,
+        message: str,
+        history: Sequence[dict] = (),
+        answerer: str | None = None,
+        passages: int | None = None,
+        documents: Sequence[str] | None = None,
     ) -> Iterator[str]:
         """Stream the answer into the chat as one Markdown message, its sources included; never raises.
 
@@ -280,7 +294,7 @@ class ChatApp:
         """
         shown = ""
         try:
-            chosen = self.answerer(answerer, passages)
+            chosen = self.answerer(answerer, passages, documents)
             for item in chosen.stream(message, list(history or ())):
                 if isinstance(item, str):
                     shown += item
@@ -371,6 +385,13 @@ class ChatApp:
                         label="Passages per answer",
                         elem_id="rag-passages",
                     )
+                scope = gr.Dropdown(
+                    choices=[],
+                    multiselect=True,
+                    allow_custom_value=True,  # filled per visitor on load; unknown names simply match nothing
+                    label="Search only these documents (none chosen: all)",
+                    elem_id="rag-scope",
+                )
                 # Each answerer has its own good default (the LLM reads fewer passages).
                 choice.change(self._passages, choice, passages, api_visibility="undocumented", queue=False)
             chat = gr.ChatInterface(
@@ -386,7 +407,7 @@ class ChatApp:
                     lines=1,
                     max_lines=6,
                 ),
-                additional_inputs=[choice, passages],
+                additional_inputs=[choice, passages, scope],
                 examples=[[q] for q in self.examples],
                 cache_examples=False,
                 api_name="chat",
@@ -463,7 +484,7 @@ class ChatApp:
             def on_rescan(progress=gr.Progress()):
                 return _status(lambda: self.rescan(progress), self.documents)
 
-            refresh = {"fn": self._choices, "outputs": [chosen, trashed], "api_visibility": "undocumented"}
+            refresh = {"fn": self._choices, "outputs": [chosen, trashed, scope], "api_visibility": "undocumented"}
             files.upload(on_upload, [files, overwrite], [table, status, files], api_name="upload", **writes).then(
                 **refresh
             )
@@ -503,7 +524,12 @@ class ChatApp:
     def _choices(self):
         names = self.folder.files()
         removed = list(dict.fromkeys(t.name for t in self.folder.trashed()))
-        return gr.Dropdown(choices=names, value=[]), gr.Dropdown(choices=removed, value=None)
+        indexed = [row[0] for row in self.documents()]
+        return (
+            gr.Dropdown(choices=names, value=[]),
+            gr.Dropdown(choices=removed, value=None),
+            gr.Dropdown(choices=indexed),  # the reader's choice of documents to search is kept
+        )
 
     def launch(
         self,
