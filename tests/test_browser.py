@@ -67,7 +67,9 @@ def site(chat_server):
 
 @pytest.fixture(scope="module")
 def page(browser, site):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(site[0], wait_until="domcontentloaded")
@@ -116,6 +118,9 @@ def test_answer_carries_its_own_sources_and_focus_returns(page):
     time.sleep(0.5)
     assert page.evaluate("document.activeElement?.closest('#rag-question') != null"), "focus is not in the box"
     _shot(page, "chat-desktop.png")
+    answer.locator("button[title='Copy message']").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("Friday, 28 February 2025") and "Sources" in copied and SHOIGU_FILE in copied
 
 
 @pytest.mark.parametrize("message", ["", "   \t  ", "x" * 2_500], ids=["empty", "whitespace", "too long"])

@@ -339,18 +339,22 @@ def format_answer(answer) -> str:
     return "\n".join(lines)
 
 
-def _answerer(args, engine):
-    """The answerer the flags ask for: the LLM's with --llm, else the extractive one."""
+def _answerer(args, engine=None):
+    """The answerer the flags ask for: the LLM's with --llm, else the extractive one.
+
+    The model is built first, so a bad --llm is reported before the index is opened.
+    """
     from rag.answerer import answerers
 
     llm = _chat_model(args)
+    engine = engine or _engine(args)
     return next(iter(answerers(engine, k=_k(args, None), llm=llm, llm_k=_k(args, llm)).values()))
 
 
 def cmd_ask(args) -> int:
     """Print the answer's words as they come, then what changed, then the sources."""
     shown = ""
-    for item in _answerer(args, _engine(args)).stream(args.question):
+    for item in _answerer(args).stream(args.question):
         if isinstance(item, str):
             shown += item
             if not args.json:
