@@ -114,7 +114,9 @@ def _source_block(citations: Sequence[Citation], outlets: dict[str, str]) -> lis
     for group in by_source.values():
         first = group[0]
         title = escape(" ".join(first.title.split()), quote=False).replace("[", "\\[").replace("]", "\\]")
-        lines.append(f"**[{title}]({article_link(first)})** — {_meta(first, outlets.get(first.source, ''))}")
+        lines.append(
+            f"**[{title}]({article_link(first)})** <small>{_meta(first, outlets.get(first.source, ''))}</small>"
+        )
         lines.append("")
         for c in group:
             lines.append(f"> **[\\[{c.n}\\]]({article_link(c)})** {passage_markdown(c.passage, c.highlight)}")
@@ -188,5 +190,6 @@ mark, #rag-chat mark, #rag-article mark {{ background: {HIGHLIGHT_BACKGROUND}; c
 #rag-doc-table td, #rag-doc-table th {{ white-space: nowrap; }}
 @media (max-width: 640px) {{
   #rag-chat {{ height: auto !important; min-height: 60vh; }}
+  #rag-chat .message p {{ margin: 0.35em 0; }}
 }}
 """
