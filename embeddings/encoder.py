@@ -9,7 +9,7 @@ when a model is actually loaded.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,24 @@ DEFAULT_BACKEND = "onnx-int8"
 
 class ModelError(RuntimeError):
     """The embedding model cannot be found or loaded."""
+
+
+#: Embedders of backends other than :data:`BACKENDS`, by backend name: ``factory(model, cache_dir)``
+#: returns an object with ``model_id``, ``backend``, ``dim``, ``embed_documents`` and ``embed_queries``.
+#: Empty in the product; the fast tests register their fake here (``tests/support/fake_embedder.py``).
+PLUGIN_BACKENDS: dict[str, Callable[[str, Path | None], object]] = {}
+
+
+def load_embedder(model: str, *, backend: str = DEFAULT_BACKEND, cache_dir: Path | None = None):
+    """The embedder for ``model`` on ``backend`` (as an index manifest names them); loads lazily.
+
+    Raises:
+        ModelError: unknown backend.
+    """
+    factory = PLUGIN_BACKENDS.get(backend)
+    if factory is not None:
+        return factory(model, cache_dir)
+    return Embedder(model, cache_dir=cache_dir, backend=backend)
 
 
 def default_cache_dir() -> Path:

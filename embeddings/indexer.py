@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import ChunkingConfig, chunk_document
+from .entities import with_names
 from .readers import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
 from .store import (
     IndexMismatchError,
@@ -219,7 +220,7 @@ def index_paths(
                 if same_chunking and known.get(source, {}).get("sha256") == digest:
                     unchanged.append(source)
                     continue
-                doc = parse_document(raw, source, path.suffix.lower(), path)
+                doc = with_names(parse_document(raw, source, path.suffix.lower(), path))
             except DocumentError as exc:
                 kept = " (the previously indexed version is kept)" if source in known else ""
                 skipped.append(Skipped(source, exc.reason + kept))

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,12 +30,6 @@ import numpy as np
 
 from .convert import publish_once
 
-# onnxruntime keeps a telemetry device id and event database in ~/.cache/Microsoft/DeveloperTools
-# unless ORT_DISABLE_TELEMETRY is set when it is imported. The project runs offline and writes only
-# its index and model cache, so this module (the only one importing onnxruntime) opts out first;
-# a value the user set wins.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
 #: Bump when the exported graph or settings change, so older builds are not reused.
 ONNX_VERSION = 1
 OPSET = 17
@@ -42,6 +37,22 @@ OPSET = 17
 
 class OnnxBuildError(RuntimeError):
     """The model folder cannot be exported to ONNX."""
+
+
+def import_onnxruntime():
+    """``onnxruntime``, imported with its telemetry store switched off.
+
+    onnxruntime writes a device id and an event database into ~/.cache/Microsoft/DeveloperTools
+    when it is imported, unless ``ORT_DISABLE_TELEMETRY`` is set by then (there is no other
+    switch). The project runs offline and writes only its index and model cache, so the first
+    use of the backend (never the import of this module) sets it; a value the user set wins.
+    Every import of onnxruntime in the project goes through here.
+    """
+    if "onnxruntime" not in sys.modules:
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    import onnxruntime
+
+    return onnxruntime
 
 
 def onnx_folder_for(model_folder: Path, cache_dir: Path) -> Path:
@@ -128,6 +139,7 @@ def export_onnx(model_folder: Path, out_dir: Path) -> Path:
 def build_onnx_int8(model_folder: Path, target: Path) -> Path:
     """Export and quantise ``model_folder`` into ``target`` unless it is there already; crash- and race-safe."""
     model_folder, target = Path(model_folder), Path(target)
+    import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def build(out: Path, scratch: Path) -> None:
@@ -170,8 +182,9 @@ class OnnxEncoder:
     """
 
     def __init__(self, folder: Path, *, threads: int | None = None) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        ort = import_onnxruntime()
 
         folder = Path(folder)
         self.settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))

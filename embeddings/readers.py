@@ -19,11 +19,12 @@ import os
 import re
 import stat
 import unicodedata
-from html.parser import HTMLParser
 from pathlib import Path
 
 from .dates import infer_date, parse_date
+from .html_text import MarkupError, html_to_text
 from .markdown_text import markdown_to_text
+from .pdf_worker import PdfBudgetError, pdf_text
 from .reflow import reflow, split_pdf_header
 from .types import Document
 
@@ -134,93 +135,12 @@ def guess_title(text: str, fallback: str) -> str:
     return " ".join(words[:12]) + (" …" if len(words) > 12 else "")
 
 
-class _HTMLText(HTMLParser):
-    """Collects the readable text of an HTML page, preferring <article> or <main>."""
-
-    SKIP = {"script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "svg", "iframe"}
-    BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "main",
-             "blockquote", "pre", "figcaption", "dd", "dt", "title"}  # fmt: skip
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: dict[str, list[str]] = {"all": [], "main": [], "title": [], "h1": []}
-        self.skip = 0
-        self.main = 0
-        self.where: list[str] = []
-        self.meta: dict[str, str] = {}
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag in self.SKIP:
-            self.skip += 1
-        elif tag in ("article", "main"):
-            self.main += 1
-        if tag == "meta":
-            key = (attrs.get("property") or attrs.get("name") or "").lower()
-            if key in ("article:published_time", "date", "pubdate", "og:title") and attrs.get("content"):
-                self.meta[key] = attrs["content"]
-        if tag == "time" and attrs.get("datetime"):
-            self.meta.setdefault("time", attrs["datetime"])
-        if tag in ("title", "h1"):
-            self.where.append(tag)
-        if tag in self.BLOCK:
-            self._emit("\n")
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP and self.skip:
-            self.skip -= 1
-        elif tag in ("article", "main") and self.main:
-            self.main -= 1
-        if tag in ("title", "h1") and self.where:
-            self.where.pop()
-        if tag in self.BLOCK:
-            self._emit("\n")
-
-    def handle_data(self, data):
-        if self.where:
-            self.parts[self.where[-1]].append(data)
-            if self.where[-1] == "title":
-                return
-        if not self.skip:
-            self._emit(data)
-
-    def _emit(self, data: str) -> None:
-        self.parts["all"].append(data)
-        if self.main:
-            self.parts["main"].append(data)
-
-
-def html_to_text(html: str) -> tuple[str, dict[str, str]]:
-    """Main text of an HTML page plus what its markup says about title and date."""
-    parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
-    main = "".join(parser.parts["main"]).strip()
-    body = main if len(main) >= 200 else "".join(parser.parts["all"])
-    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in body.split("\n")]
-    text = "\n".join(line for line in lines if line)
-    meta = {}
-    title = " ".join("".join(parser.parts["title"]).split()) or " ".join("".join(parser.parts["h1"]).split())
-    if title:
-        meta["title"] = title
-    for key in ("article:published_time", "date", "pubdate", "time"):
-        if key in parser.meta:
-            meta["date"] = parser.meta[key]
-            break
-    return text, meta
-
-
 def pdf_to_text(raw: bytes, path: Path | str) -> str:
-    """Text layer of a PDF (no OCR)."""
-    import io
-
+    """Text layer of a PDF (no OCR), read in a child process with a time and memory budget."""
     try:
-        from pypdf import PdfReader
-
-        reader = PdfReader(io.BytesIO(raw))
-        pages = [page.extract_text() or "" for page in reader.pages]
-    except Exception as exc:  # pypdf raises many types for damaged files
-        raise DocumentError(path, f"unreadable PDF ({exc}); export it again or convert it to .txt") from exc
+        pages = pdf_text(raw)
+    except PdfBudgetError as exc:
+        raise DocumentError(path, exc.reason) from None
     return "\n\n".join(p.strip() for p in pages if p.strip())
 
 
@@ -310,7 +230,10 @@ def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None
     else:
         text = normalize_text(decode(raw, where))
         if suffix in (".html", ".htm"):
-            text, meta = html_to_text(text)
+            try:
+                text, meta = html_to_text(text)
+            except MarkupError as exc:
+                raise DocumentError(where, str(exc)) from None
         meta_header, text = split_header(text)
         if suffix == ".md":
             text, meta = markdown_to_text(text)

@@ -279,17 +279,17 @@ def _load_generation(gen: Path) -> Snapshot:
         con = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True)
         try:
             documents = {}
-            for source, title, date, origin, chash, text, meta in con.execute(
+            for row in con.execute(
                 "SELECT source, title, date, date_origin, content_hash, text, metadata FROM documents"
             ):
-                parsed = dt.date.fromisoformat(date) if date else None
-                documents[source] = Document(source, text, title, chash, parsed, origin, json.loads(meta))
+                doc = _document_row(*row)
+                documents[doc.source] = doc
             rows = [
-                ChunkRow(*r) for r in con.execute("SELECT id, source, start, end, text_hash FROM chunks ORDER BY id")
+                _chunk_row(*r) for r in con.execute("SELECT id, source, start, end, text_hash FROM chunks ORDER BY id")
             ]
         finally:
             con.close()
-    except (sqlite3.Error, ValueError) as exc:
+    except (sqlite3.Error, ValueError, TypeError) as exc:
         raise IndexCorruptError(f"{db_path} is damaged ({exc}); {REBUILD_HINT}") from exc
     try:
         faiss_index = _faiss().read_index(str(vec_path))
@@ -297,6 +297,36 @@ def _load_generation(gen: Path) -> Snapshot:
         raise IndexCorruptError(f"{vec_path} is damaged ({str(exc).splitlines()[0]}); {REBUILD_HINT}") from exc
     _check_consistency(gen, manifest, faiss_index, documents, rows)
     return Snapshot(gen, manifest, faiss_index, documents, rows)
+
+
+def _document_row(source, title, date, origin, chash, text, meta) -> Document:
+    """A ``documents`` row as a :class:`Document`; a row of the wrong shape is a ``ValueError``.
+
+    The checksums only say the files are the ones the manifest names: a crafted row with
+    recomputed checksums (a NULL title, a number for a text) must still not reach the answerer.
+    """
+    if not all(isinstance(v, str) for v in (source, title, chash, text, meta)) or not source:
+        raise ValueError(f"a documents row of the wrong type ({_short(source)})")
+    if (date is not None and not isinstance(date, str)) or origin not in ("header", "text", "", None):
+        raise ValueError(f"a documents row with a bad date ({_short(source)})")
+    metadata = json.loads(meta)
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"the metadata of {_short(source)} is not a mapping of text")
+    parsed = dt.date.fromisoformat(date) if date else None
+    return Document(source, text, title, chash, parsed, origin, metadata)
+
+
+def _chunk_row(chunk_id, source, start, end, text_hash) -> ChunkRow:
+    """A ``chunks`` row as a :class:`ChunkRow`; a row of the wrong shape is a ``ValueError``."""
+    if not all(type(v) is int for v in (chunk_id, start, end)) or not all(
+        isinstance(v, str) for v in (source, text_hash)
+    ):
+        raise ValueError(f"chunk {_short(chunk_id)} has a field of the wrong type")
+    return ChunkRow(chunk_id, source, start, end, text_hash)
+
+
+def _short(value) -> str:
+    return repr(value)[:60]
 
 
 def _check_consistency(gen: Path, manifest: Manifest, faiss_index, documents, rows) -> None:
@@ -307,10 +337,15 @@ def _check_consistency(gen: Path, manifest: Manifest, faiss_index, documents, ro
         problems.append(f"{faiss_index.ntotal} vectors for {len(rows)} chunks")
     if set(documents) != set(manifest.files):
         problems.append("documents and manifest list different files")
+    if len({row.id for row in rows}) != len(rows):
+        problems.append("two chunks share an id")
     for row in rows:
         doc = documents.get(row.source)
         if doc is None or not 0 <= row.start <= row.end <= len(doc.text):
             problems.append(f"chunk {row.id} points outside its document")
+            break
+        if hashlib.sha1(doc.text[row.start : row.end].encode("utf-8")).hexdigest() != row.text_hash:
+            problems.append(f"chunk {row.id} does not hold the text it was embedded from")
             break
     if problems:
         raise IndexCorruptError(f"{gen}: {'; '.join(problems)}; {REBUILD_HINT}")

@@ -122,10 +122,10 @@ def manifest_model(manifest, cache_dir: Path | None):
     Raises:
         IndexMismatchError: the model cannot be loaded here, or makes vectors of another dimension.
     """
-    from .encoder import Embedder, ModelError
+    from .encoder import ModelError, load_embedder
 
-    embedder = Embedder(manifest.model, cache_dir=cache_dir, backend=manifest.backend)
     try:
+        embedder = load_embedder(manifest.model, cache_dir=cache_dir, backend=manifest.backend)
         dim = embedder.dim
     except ModelError as exc:
         raise IndexMismatchError(

@@ -8,32 +8,36 @@ framing words and the date arithmetic.
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from embeddings import Snapshot, split_sentences, trim_span
 
+from .config import ScoringConfig
+from .ground import Gates, Verdict
 from .questions import Question
-from .select import MAX_SENTENCE_CHARS, SPEECH, Scored
+from .select import CAUSE, MAX_SENTENCE_CHARS, SPEECH, Scored, document_sentences
 from .temporal import resolve
 from .text import STOPWORDS, fold, similar_words, transliterate, words
 from .types import Answer, Citation, Hit
 
 NOT_FOUND = {"en": "Not found in the indexed articles.", "de": "In den indexierten Artikeln nicht gefunden."}
+# When the article is right but the asked fact is not in it: say so, and what it does hold.
+NOT_SAID = {
+    "en": "The articles do not say that. Closest passage:",
+    "de": "Das sagen die Artikel nicht. Nächstliegende Stelle:",
+}
+
+
+def shows_closest(reason: str) -> bool:
+    """Whether abstaining at this gate still shows the closest sentence: the article was found, the fact was not."""
+    return reason == "names-near" or reason.startswith("kind:")
+
+
 ACCORDING = {"en": "According to the articles", "de": "Laut den Artikeln"}
 QUOTES = {"en": ("“", "”"), "de": ("„", "“")}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Evidence below these is too weak to answer from (calibrated on the dev set, see README)."""
-
-    min_dense: float = 0.80  # cosine of question and best sentence
-    max_unknown_names: float = 0.5  # share of the question's names absent from the index
-    tie: float = 0.015  # a second sentence scoring this close to the best is quoted too
-    adjacent: float = 0.04  # ... or this close, when it is the sentence right before or after
 
 
 class Vocabulary:
@@ -54,26 +58,6 @@ class Vocabulary:
         if f in self.exact:
             return True
         return any(similar_words(f, w) for w in self.by_prefix.get(transliterate(f)[:2], ()))
-
-
-def unknown_names(question: Question, vocabulary: Vocabulary) -> list[str]:
-    """The question's names that appear nowhere in the index (in any spelling variant)."""
-    return [n for n in question.names if not vocabulary.knows(n)]
-
-
-def should_abstain(question: Question, best: Scored | None, vocabulary: Vocabulary, t: Thresholds) -> bool:
-    """Abstain when there is no evidence, it is weak, or the question is about names the index never saw."""
-    if best is None or best.dense < t.min_dense:
-        return True
-    names = question.names
-    if names:
-        missing = set(unknown_names(question, vocabulary))
-        if len(missing) / len(names) > t.max_unknown_names:
-            return True
-        # A multi-word name missing entirely ("Angela Merkel", "Champions League").
-        if any(a in missing and b in missing for a, b in itertools.pairwise(names)):
-            return True
-    return False
 
 
 _QUOTE_MARK = re.compile(r"[„“”\"»«]")
@@ -131,7 +115,11 @@ _NUMBER_PHRASE = re.compile(
 )
 
 
-_MARKER = re.compile(r"\[\s*\d+\s*\]")
+# "[1]" and what reads like it: full-width ［1］, super- and subscript ⁽²⁾ ₍₃₎, lenticular 【4】, any digits.
+_MARKER = re.compile(
+    r"[\[\uff3b\u207d\u208d\u3010\u3014\u27e6]\s*[\d\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089]+\s*"
+    r"[\]\uff3d\u207e\u208e\u3011\u3015\u27e7]"
+)
 
 
 def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -144,6 +132,9 @@ def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
     >>> t = "Er sagte [3], es sei vorbei."
     >>> [t[a:b] for a, b in without_markers(t, 0, len(t))]
     ['Er sagte', ', es sei vorbei.']
+    >>> t = "Er sagte ［1］ und ⁽²⁾, es sei vorbei."
+    >>> [t[a:b] for a, b in without_markers(t, 0, len(t))]
+    ['Er sagte', 'und', ', es sei vorbei.']
     """
     pieces, cursor = [], start
     for m in _MARKER.finditer(text, start, end):
@@ -168,20 +159,112 @@ def short_answer(question: Question, sentence: str, article_date) -> str:
     return ""
 
 
-def _evidence(ranked: Sequence[Scored], t: Thresholds) -> list[Scored]:
-    """The best sentence and at most one more: an adjacent sentence scoring within ``t.adjacent``
-    (the answer often continues there), else a runner-up within ``t.tie``."""
+@dataclass(frozen=True)
+class Decision:
+    """What the gates decided: the sentences to quote (empty: abstain) and each gate's verdict."""
+
+    evidence: tuple[Scored, ...]
+    verdicts: tuple[Verdict, ...]
+    candidate: Scored | None  # the sentence the verdicts are about (the chosen one, or the best when abstaining)
+    spans: tuple[tuple[int, int], ...] = ()  # extra spans to quote with the first sentence (a continuation)
+    tried: tuple[tuple[Scored, tuple[Verdict, ...]], ...] = ()  # every sentence the gates saw, with their verdicts
+
+    @property
+    def abstained(self) -> bool:
+        return not self.evidence
+
+    @property
+    def reason(self) -> str:
+        """The gate that failed (``""`` when answered)."""
+        return next((v.gate for v in self.verdicts if not v.passed), "")
+
+
+def decide(
+    question: Question,
+    ranked: Sequence[Scored],
+    snapshot: Snapshot,
+    gates: Gates,
+    config: ScoringConfig = ScoringConfig(),
+) -> Decision:
+    """Pick the evidence: the best-ranked of the leading sentences that passes every gate, or abstain.
+
+    The sentences within ``config.adjacent`` of the best are tried in rank order; a sentence that
+    lacks only what the question type needs may take it from the next sentence (its continuation).
+    """
+    if not ranked:
+        return Decision((), (Verdict("evidence", False, "nothing retrieved"),), None)
     best = ranked[0]
+    tried: list[tuple[Scored, tuple[Verdict, ...]]] = []
+    for s in ranked[: config.try_count]:
+        if s is not best and s.score < best.score - config.try_margin:
+            break
+        doc = snapshot.documents[s.sentence.source]
+        spans = document_sentences(doc.text)
+        verdicts = tuple(gates.check(question, s.dense, doc, spans, s.sentence.start, s.sentence.end))
+        tried.append((s, verdicts))
+        if all(v.passed for v in verdicts):
+            more = _reasons_after(question, s, doc.text, spans)
+            return Decision(tuple(_evidence(ranked, s, config)), verdicts, s, more, tuple(tried))
+        if (
+            question.kind in CONTINUED
+            and verdicts[-1].gate.startswith("kind:")
+            and all(v.passed for v in verdicts[:-1])
+        ):
+            after = _next_span(spans, s.sentence.start, s.sentence.end)
+            if after is not None and _REFERS_BACK.match(doc.text[after[0] : after[1]]):
+                more = tuple(gates.check(question, s.dense, doc, spans, *after))
+                if all(v.passed for v in more):
+                    return Decision((s,), verdicts[:-1] + more[-1:], s, (after,), tuple(tried))
+        if verdicts[0].gate == "evidence" and not verdicts[0].passed:
+            break
+    return Decision((), tried[0][1], best, (), tuple(tried))
+
+
+# A date or number may follow in the next sentence when that sentence refers back to this one
+# ("Am Donnerstag traf er …"); a person may not: the next sentence's people are usually others.
+CONTINUED = ("when", "quantity")
+_REFERS_BACK = re.compile(
+    r"^\W*(?:\w+\s+){0,3}?(er|sie|es|dies|dieser|diese|dieses|damit|dabei|dort|he|she|it|this|they|there)\b", re.I
+)
+
+
+def _reasons_after(
+    question: Question, s: Scored, text: str, spans: Sequence[tuple[int, int]], most: int = 2
+) -> tuple[tuple[int, int], ...]:
+    """For *why*: when the sentence gives no reason, the sentences after it that continue it (they refer
+    back or go on quoting) and may: "„Sie haben die Invasion nicht verurteilt. Sie kaufen weiter Öl.“"."""
+    if question.kind != "why" or CAUSE.search(s.sentence.text):
+        return ()
+    out: list[tuple[int, int]] = []
+    start, end = s.sentence.start, s.sentence.end
+    while len(out) < most and (after := _next_span(spans, start, end)) is not None:
+        following = text[after[0] : after[1]]
+        if not (_REFERS_BACK.match(following) or following.lstrip()[:1] in '„“"»'):
+            break
+        out.append(after)
+        start, end = after
+    return tuple(out)
+
+
+def _next_span(spans: Sequence[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
+    i = bisect.bisect_left(spans, (start, end))
+    return spans[i + 1] if i + 1 < len(spans) and spans[i] == (start, end) else None
+
+
+def _evidence(ranked: Sequence[Scored], best: Scored, t: ScoringConfig) -> list[Scored]:
+    """The chosen sentence and at most one more: an adjacent sentence scoring within ``t.adjacent``
+    (the answer often continues there), else a runner-up within ``t.tie``."""
 
     def adjacent(other: Scored) -> bool:
         s, b = other.sentence, best.sentence
         return s.source == b.source and (0 <= s.start - b.end <= 3 or 0 <= b.start - s.end <= 3)
 
-    for other in ranked[1:]:
+    others = [r for r in ranked if r is not best]
+    for other in others:
         if adjacent(other) and other.score >= best.score - t.adjacent:
             return [best, other]
-    if len(ranked) > 1 and ranked[1].score >= best.score - t.tie:
-        return [best, ranked[1]]
+    if others and others[0].score >= best.score - t.tie and others[0].score <= best.score + t.tie:
+        return [best, others[0]]
     return [best]
 
 
@@ -190,24 +273,61 @@ def compose(
     ranked: Sequence[Scored],
     hits: Sequence[Hit],
     snapshot: Snapshot,
-    vocabulary: Vocabulary,
-    thresholds: Thresholds = Thresholds(),
+    decision: Decision,
     *,
     k: int = 5,
 ) -> Answer:
-    """Build the answer and cite at most ``k`` passages: those quoted, then the best of the rest."""
+    """Build the answer from ``decision`` and cite at most ``k`` passages: those quoted, then the best of the rest.
+
+    When the decision is to abstain after the answering article was found (the asked fact is
+    not in it), the answer says so and quotes the closest sentence, still with ``abstained=True``.
+    """
     lang = question.language
-    best = ranked[0] if ranked else None
-    if should_abstain(question, best, vocabulary, thresholds):
-        return Answer(NOT_FOUND[lang], True, [], lang, question.text)
-    assert best is not None
-    evidence = _evidence(ranked, thresholds)
+    if decision.abstained:
+        closest = decision.candidate
+        if closest is None or not shows_closest(decision.reason):
+            return Answer(NOT_FOUND[lang], True, [], lang, question.text, reason=decision.reason or "evidence")
+        body = _compose_quotes(question, [closest], (), hits, snapshot, k, with_context=False)
+        if body is None:
+            return Answer(NOT_FOUND[lang], True, [], lang, question.text, reason=decision.reason)
+        text, citations = body
+        return Answer(f"{NOT_SAID[lang]} {text}", True, citations, lang, question.text, reason=decision.reason)
+    body = _compose_quotes(question, list(decision.evidence), decision.spans, hits, snapshot, k)
+    if body is None:  # the evidence was nothing but bracketed numbers
+        return Answer(NOT_FOUND[lang], True, [], lang, question.text, reason="empty-quote")
+    text, citations = body
+    best = decision.evidence[0]
+    sentence = " ".join(
+        snapshot.documents[best.sentence.source].text[a:b]
+        for a, b in [(best.sentence.start, best.sentence.end), *decision.spans]
+    )
+    lead = short_answer(question, sentence, snapshot.documents[best.sentence.source].date)
+    head = f"{lead} —" if lead else f"{ACCORDING[lang]}:"
+    return Answer(f"{head} {text}", False, citations, lang, question.text)
+
+
+def _compose_quotes(
+    question: Question,
+    evidence: list[Scored],
+    continuation: Sequence[tuple[int, int]],
+    hits: Sequence[Hit],
+    snapshot: Snapshot,
+    k: int,
+    *,
+    with_context: bool = True,
+) -> tuple[str, list[Citation]] | None:
+    """The quotes of ``evidence`` (``„…“ [n]`` joined) and the citations; ``None`` when nothing is left to quote."""
+    lang = question.language
+    best = evidence[0]
     # Passages that hold evidence come first, in evidence order; the rest follow by retrieval rank.
     order = list(dict.fromkeys([e.sentence.hit for e in evidence] + list(range(len(hits)))))[: max(k, 1)]
     number = {hit: n for n, hit in enumerate(order, 1)}
     quoted: dict[int, list[tuple[int, int]]] = {}
     for e in evidence:
-        spans = context_spans(question, e, snapshot) if e is best else [(e.sentence.start, e.sentence.end)]
+        if e is best and with_context:
+            spans = context_spans(question, e, snapshot) + list(continuation)
+        else:
+            spans = [(e.sentence.start, e.sentence.end)]
         quoted.setdefault(e.sentence.hit, []).extend(spans)
     citations = []
     for hit_index in order:
@@ -240,8 +360,6 @@ def compose(
         quote = " … ".join(text[x:y] for a, b in sorted(set(spans)) for x, y in without_markers(text, a, b))
         if quote:
             parts.append(f"{opening}{quote}{closing} [{number[hit_index]}]")
-    if not parts:  # the evidence was nothing but bracketed numbers
-        return Answer(NOT_FOUND[lang], True, [], lang, question.text)
-    lead = short_answer(question, best.sentence.text, snapshot.documents[best.sentence.source].date)
-    head = f"{lead} —" if lead else f"{ACCORDING[lang]}:"
-    return Answer(f"{head} {' '.join(parts)}", False, citations, lang, question.text)
+    if not parts:
+        return None
+    return " ".join(parts), citations

@@ -18,30 +18,32 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import (
-    DEFAULT_MODEL,
     Embedder,
     IndexMismatchError,
+    IndexNotFoundError,
     ModelError,
     Snapshot,
     current_generation,
-    index_paths,
     open_snapshot,
 )
 from embeddings.store import REBUILD_HINT
 from embeddings.verify import manifest_model
 
-from .answer import Thresholds, Vocabulary, compose
+from .answer import Decision, Vocabulary, compose, decide
 from .bm25 import BM25
-from .questions import analyse
+from .config import ScoringConfig
+from .defaults import defaults
+from .ground import Gates, NameIndex
+from .questions import Question, analyse
 from .retrieve import expand_to_documents, retrieve
-from .select import idf_lookup, rank
+from .select import Scored, idf_lookup, rank
 from .types import Answer, Hit
 
-CANDIDATE_PASSAGES = 10
 SENTENCE_CACHE_SIZE = 20_000
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
-DEFAULT_INDEX_DIR = PROJECT_ROOT / ".rag-index"
+# The defaults when this module was imported (the checkout's seeds/ and .rag-index/, or under the
+# user data folder when installed); rag.defaults.defaults() gives them for the current RAG_HOME.
+DEFAULT_CORPUS = defaults().corpus
+DEFAULT_INDEX_DIR = defaults().index_dir
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,18 @@ class LoadedIndex:
     snapshot: Snapshot
     bm25: BM25
     vocabulary: Vocabulary
+    names: NameIndex
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an answer is what it is: the ranked sentences with their signals, and each gate's verdict."""
+
+    question: Question
+    answer: Answer
+    ranked: tuple[Scored, ...]
+    decision: Decision
+    config: ScoringConfig
 
 
 class Engine:
@@ -61,7 +75,7 @@ class Engine:
         index_dir: the index folder.
         cache_dir: where the default model is converted to.
         embedder: reuse a loaded model (must be the one the index was built with).
-        thresholds: when to abstain.
+        config: every weight, window and threshold of answering (see :class:`ScoringConfig`).
     """
 
     def __init__(
@@ -70,11 +84,11 @@ class Engine:
         *,
         cache_dir: Path | None = None,
         embedder: Embedder | None = None,
-        thresholds: Thresholds = Thresholds(),
+        config: ScoringConfig = ScoringConfig(),
     ) -> None:
         self.index_dir = Path(index_dir)
         self.cache_dir = cache_dir
-        self.thresholds = thresholds
+        self.config = config
         self._embedder = embedder
         self._loaded: LoadedIndex | None = None
         self._sentence_cache: dict[str, np.ndarray] = {}
@@ -117,6 +131,7 @@ class Engine:
                     snapshot,
                     BM25([c.text for c in chunks]),
                     Vocabulary([d.text for d in snapshot.documents.values()]),
+                    NameIndex.of(snapshot.documents.values()),
                 )
             return self._loaded
 
@@ -125,23 +140,50 @@ class Engine:
         q = analyse(question)
         loaded = self.loaded()
         vector = self._embedder_for(loaded).embed_queries([q.text])[0]
-        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, sources=sources)
+        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, rrf_k=self.config.rrf_k, sources=sources)
 
     def ask(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Answer:
         """Answer ``question`` with up to ``k`` cited passages, or abstain; with ``sources``, only from those files."""
+        return self.explain(question, k, sources=sources).answer
+
+    def explain(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Explanation:
+        """Answer ``question`` and keep what decided it (``rag ask --explain``)."""
+        c = self.config
         q = analyse(question)
         loaded = self.loaded()  # one snapshot for the whole question, even if a writer switches meanwhile
         embedder = self._embedder_for(loaded)
         vector = embedder.embed_queries([q.text])[0]
         # Look for evidence a little deeper than the k passages returned: the answering sentence
         # is often in a passage ranked just below k, and then that passage is cited instead.
-        hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, CANDIDATE_PASSAGES), sources=sources)
-        hits = expand_to_documents(hits, vector, loaded.snapshot)
+        hits = retrieve(
+            q.text,
+            vector,
+            loaded.snapshot,
+            loaded.bm25,
+            k=max(2 * k, c.candidate_passages),
+            rrf_k=c.rrf_k,
+            sources=sources,
+        )
+        hits = expand_to_documents(
+            hits, vector, loaded.snapshot, documents=c.expand_documents, max_chunks=c.expand_max_chunks
+        )
         embed = functools.partial(self._embed_sentences, embedder=embedder)
-        ranked = rank(q, vector, hits, loaded.snapshot, embed, idf_lookup(loaded.bm25))
-        return compose(q, ranked, hits, loaded.snapshot, loaded.vocabulary, self.thresholds, k=k)
+        idf = idf_lookup(loaded.bm25)
+        ranked = rank(q, vector, hits, loaded.snapshot, embed, idf, c)
+        gates = Gates(loaded.names, idf, loaded.vocabulary.knows, c, self._embed_terms(embedder))
+        decision = decide(q, ranked, loaded.snapshot, gates, c)
+        answer = compose(q, ranked, hits, loaded.snapshot, decision, k=k)
+        return Explanation(q, answer, tuple(ranked[:5]), decision, c)
 
-    def _embed_sentences(self, texts: list[str], embedder: Embedder) -> np.ndarray:
+    def _embed_terms(self, embedder: Embedder):
+        """Embeds short terms as queries (memoised with the sentences), to compare nouns across languages."""
+
+        def embed(texts: list[str]) -> np.ndarray:
+            return self._embed_sentences(texts, embedder=embedder, queries=True)
+
+        return embed
+
+    def _embed_sentences(self, texts: list[str], embedder: Embedder, queries: bool = False) -> np.ndarray:
         """Document embeddings of sentences, memoised: the same sentences come up again and again.
 
         Safe for concurrent questions: the vectors a question uses are collected in a dict of
@@ -149,13 +191,22 @@ class Engine:
         take them away; the memo is read and written under a lock that is not held while the
         model runs, and only while it still belongs to the model that made the vectors.
         """
+        if queries:  # memoised apart from documents: the model embeds a query differently
+            keys = [f"\x00query\x00{t}" for t in texts]
+            vectors = self._memoised(
+                keys, lambda missing: embedder.embed_queries([m.split("\x00", 2)[2] for m in missing]), embedder
+            )
+            return vectors
+        return self._memoised(texts, embedder.embed_documents, embedder)
+
+    def _memoised(self, texts: list[str], embed, embedder: Embedder) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
         with self._cache_lock:
             memo = self._sentence_cache if self._embedder is embedder else None
             found = {t: memo[t] for t in unique if t in memo} if memo is not None else {}
         missing = [t for t in unique if t not in found]
         if missing:
-            vectors = embedder.embed_documents(missing)
+            vectors = embed(missing)
             found.update(zip(missing, vectors))
             with self._cache_lock:
                 if memo is not None and memo is self._sentence_cache:
@@ -165,19 +216,43 @@ class Engine:
         return np.vstack([found[t] for t in texts])
 
 
-_ENGINES: dict[Path, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
+class Engines:
+    """One shared :class:`Engine` per index folder, made on first request; thread-safe.
+
+    ``rag.ask`` and ``rag.as_retriever`` keep one of these so that repeated calls reuse the
+    loaded model and snapshot; tests and applications make their own (or pass an ``Engine``).
+    """
+
+    def __init__(self) -> None:
+        self._engines: dict[Path, Engine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, index_dir: Path, *, cache_dir: Path | None = None, embedder: Embedder | None = None) -> Engine:
+        """The engine of ``index_dir``; ``cache_dir`` and ``embedder`` are used only when it is made."""
+        path = Path(index_dir).resolve()
+        with self._lock:
+            engine = self._engines.get(path)
+            if engine is None:
+                engine = self._engines[path] = Engine(path, cache_dir=cache_dir, embedder=embedder)
+            return engine
+
+
+SHARED = Engines()
 
 
 def engine_for(index_dir: Path | None = None, *, cache_dir: Path | None = None) -> Engine:
-    """A shared :class:`Engine` per index folder; the default index is built from ``seeds/`` if missing."""
-    path = Path(index_dir or DEFAULT_INDEX_DIR).resolve()
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(path)
-        if engine is None:
-            engine = _ENGINES[path] = Engine(path, cache_dir=cache_dir)
-    if index_dir is None and current_generation(path) is None:
-        embedder = Embedder(DEFAULT_MODEL, cache_dir=cache_dir)
-        index_paths([DEFAULT_CORPUS], path, embedder)
-        engine._embedder = embedder
-    return engine
+    """The shared :class:`Engine` of ``index_dir`` (default: the default index); builds nothing.
+
+    Raises:
+        embeddings.IndexNotFoundError: no index there (the message names the command that builds it).
+    """
+    places = defaults()
+    cache_dir = cache_dir or places.cache_dir
+    if index_dir is None:
+        index_dir = places.index_dir
+        if current_generation(index_dir) is None:
+            raise IndexNotFoundError(
+                f"no index in {index_dir}; build it with `rag index` (the demo articles) or `rag index PATH`, "
+                "or pass ask(..., corpus=PATH)"
+            )
+    return SHARED.get(index_dir, cache_dir=cache_dir)

@@ -1,7 +1,10 @@
 """Measure answer quality on a question set (``eval/dev.jsonl`` format).
 
-Each line: ``{"id", "question", "source": file name or null, "answers": [regex, ...]}``.
+Each line: ``{"id", "question", "source": file name or null, "answers": [regex, ...]}``, optionally
+``"kind"`` (``when``, ``who``, ``near-miss``, ``off-topic``, ...) and ``"lang"`` (``en``/``de``).
 A question with ``source: null`` has no answer in the corpus and should be abstained on.
+The report breaks accuracy down by language and by kind, so that a gain in one language or
+kind cannot hide a loss in another.
 
 With an LLM answerer, ``answered_by`` (e.g. :func:`rag.llm.answered_by`) labels each
 answer (the model's own, replaced by the extractive fallback, refused, not asked) and
@@ -31,6 +34,8 @@ class Case:
     question: str
     source: str | None
     answers: tuple[str, ...]
+    kind: str = ""  # the question's type as labelled in the file ("when", "near-miss", ...)
+    lang: str = ""  # the question's language as labelled in the file
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ class Report:
     # With an LLM: how many answers each answerer wrote, and how many of them were correct.
     answered_by: dict[str, int] = field(default_factory=dict)
     correct_by: dict[str, int] = field(default_factory=dict)
+    false_abstentions: int = 0  # answerable questions abstained on
+    # (right, total) per language (answerable questions: answered correctly) and per kind (answerable
+    # kinds: answered correctly; unanswerable kinds such as near-miss: abstained).
+    by_language: dict[str, tuple[int, int]] = field(default_factory=dict)
+    by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def table(self) -> str:
         rows = [
@@ -79,6 +89,7 @@ class Report:
             ("answer accuracy", f"{self.answer_accuracy:.3f}"),
             ("abstention accuracy", f"{self.abstention_accuracy:.3f}"),
             ("unanswerable abstained", self.unanswerable_abstained),
+            ("false abstentions", f"{self.false_abstentions}/{self.answerable}"),
             ("latency p50", f"{self.latency_p50_ms:.0f} ms"),
             ("latency p95", f"{self.latency_p95_ms:.0f} ms"),
         ]
@@ -97,6 +108,9 @@ class Report:
                 count = self.answered_by[kind]
                 right = f" ({self.correct_by.get(kind, 0)} correct)" if kind != "not_asked" and count else ""
                 rows.append((label, f"{count}/{self.n}{right}"))
+        for label, groups in (("language", self.by_language), ("kind", self.by_kind)):
+            for name, (right, total) in sorted(groups.items()):
+                rows.append((f"{label} {name}", f"{right / total:.3f} ({right}/{total})"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -107,6 +121,7 @@ class Report:
                 "id": o.case.id,
                 "correct": o.correct,
                 "abstained": o.answer.abstained,
+                **({"reason": o.answer.reason} if o.answer.reason else {}),
                 "sources": o.sources[:3],
                 "answer": o.answer.text,
                 "ms": round(o.seconds * 1000, 1),
@@ -132,7 +147,14 @@ def load_cases(path: Path) -> list[Case]:
             continue
         try:
             row = json.loads(line)
-            case = Case(str(row.get("id", no)), row["question"], row.get("source"), tuple(row.get("answers", ())))
+            case = Case(
+                str(row.get("id", no)),
+                row["question"],
+                row.get("source"),
+                tuple(row.get("answers", ())),
+                str(row.get("kind", "")),
+                str(row.get("lang", "")),
+            )
             for pattern in case.answers:
                 re.compile(pattern)
         except (ValueError, KeyError, TypeError, re.error) as exc:
@@ -179,6 +201,17 @@ def evaluate(
     n_ans = max(len(answerable), 1)
     abstained_right = sum(o.answer.abstained == (o.case.source is None) for o in outcomes)
     times = [o.seconds * 1000 for o in outcomes]
+
+    def tally(key: Callable[[Outcome], str], among: list[Outcome]) -> dict[str, tuple[int, int]]:
+        right: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        for o in among:
+            group = key(o)
+            if group:
+                total[group] += 1
+                right[group] += o.correct if o.case.source is not None else o.answer.abstained
+        return {g: (right[g], total[g]) for g in total}
+
     return Report(
         n=len(outcomes),
         answerable=len(answerable),
@@ -193,4 +226,8 @@ def evaluate(
         outcomes=outcomes,
         answered_by=dict(Counter(o.answered_by for o in outcomes if o.answered_by)),
         correct_by=dict(Counter(o.answered_by for o in answerable if o.answered_by and o.correct)),
+        false_abstentions=sum(o.answer.abstained for o in answerable),
+        # Unlabelled files: the language the engine detected.
+        by_language=tally(lambda o: o.case.lang or o.answer.language, answerable),
+        by_kind=tally(lambda o: o.case.kind or ("unanswerable" if o.case.source is None else ""), outcomes),
     )

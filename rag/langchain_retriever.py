@@ -1,4 +1,4 @@
-"""The index as a LangChain retriever, for use in your own chains (needs the ``llm`` extra).
+"""The index as a LangChain retriever, for use in your own chains.
 
 Imported only by :func:`rag.as_retriever`, so the core never loads LangChain.
 """

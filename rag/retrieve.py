@@ -53,6 +53,7 @@ def retrieve(
     *,
     k: int = 5,
     pool: int = 50,
+    rrf_k: int = RRF_K,
     sources: frozenset[str] | None = None,
 ) -> list[Hit]:
     """The ``k`` best chunks for ``question`` by fused dense and BM25 rank, each chunk text once.
@@ -78,7 +79,7 @@ def retrieve(
         lexical = [(i, s) for i, s in lexical if snapshot.rows[i].source in sources]
     stand_in = same_text_stand_ins([i for i, _ in dense + lexical], snapshot)
     dense_of, lexical_of = distinct_texts(dense, stand_in), distinct_texts(lexical, stand_in)
-    fused = fuse([list(dense_of), list(lexical_of)], [1.0, lexical_coverage(question, bm25)])
+    fused = fuse([list(dense_of), list(lexical_of)], [1.0, lexical_coverage(question, bm25)], k=rrf_k)
     best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
     missing = [i for i in best if i not in dense_of]
     if missing:  # found by BM25 only: compute their cosine too

@@ -24,32 +24,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import ChunkingConfig, Snapshot, split_sentences
+from embeddings.bylines import is_attribution
+from embeddings.memo import text_memo
 
+from .config import ScoringConfig
+from .ground import LOCATION_WORD, numbers
 from .questions import Question
 from .temporal import resolve
-from .text import detect_language, fold, similar_words, stem, words
+from .text import calendar_name, compound_match, detect_language, fold, similar_words, stem, transliterate, words
 from .types import Hit
 
-WEIGHTS = {"dense": 1.0, "lexical": 0.15, "kind": 0.04, "passage": 0.2}
-# A *when* answer must carry a date, so for *when* the date signal weighs double; the cues of
-# the other kinds (a speech verb, two capitalised words) are weaker signs of an answer.
-KIND_WEIGHT_WHEN = 0.08
-# Cosine between texts of one language runs higher than across languages; without this
-# correction an English question prefers any English fragment (an embedded tweet, say)
-# of a German article over the German sentence that answers it.
-CROSS_LINGUAL_BONUS = 0.03
-# A sentence in another language than its article is usually an embed or page furniture
-# (a quoted tweet, "Leave a Comment"); it rarely carries the article's facts.
-FOREIGN_FRAGMENT_PENALTY = 0.06
-MIN_WORDS = 4  # shorter lines are page furniture ("Leave a Comment", "Kommentar (0)")
 # A "sentence" longer than a chunk (a line with no full stop) is cut as chunking cuts it,
 # so that no quote is longer than a passage.
 MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
-SHORTLIST = 16  # sentences embedded per question
-# A date this many words or more away from every word of the question is likely another event's
-# ("the visit came a day after talks in Riga on Thursday"): it counts FAR_DATE, not 1.
-DATE_REACH = 8
-FAR_DATE = 0.25
+DEFAULT = ScoringConfig()
+HOW_LONG = re.compile(r"^\W*(how long|wie lange)\b", re.I)  # answered by a time as well as by a count
+# Question types whose answer must hold the sign kind_match looks for (a date, a reason): it weighs more.
+STRONG_KINDS = ("when", "why", "source")
 
 SPEECH = re.compile(
     r"\b(sagte|sagt|sagten|erklärte|erklärt|betonte|schrieb|meinte|fügte|teilte|so|said|says|told|wrote|added)\b"
@@ -57,9 +48,11 @@ SPEECH = re.compile(
 _CAP = r"[A-ZÄÖÜ][\w\-]+"
 _NAME_PAIR = re.compile(rf"(?<![.!?„“\"]\s)\b{_CAP}\s+{_CAP}\b")
 _PLACE = re.compile(rf"\b(in|nach|aus|im|bei|at|to|from|von)\s+{_CAP}")
-_NUMBER = re.compile(
-    r"\d|\b(zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|hundert|tausend|million|milliarde"
-    r"|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|billion)\w*",
+# Words that give a reason, in German and English: a *why* answer holds one.
+CAUSE = re.compile(
+    r"\b(weil|da|denn|daher|deshalb|deswegen|wegen|aufgrund|angesichts|angetrieben|getrieben|damit"
+    r"|um\s[^,.;]{0,120}?(?:\bzu\s+\w+|\w+zu\w*en)"
+    r"|grund|because|since|due to|owing to|as a result|driven by|so that|in order to|reason|therefore)\b",
     re.I,
 )
 
@@ -93,9 +86,12 @@ class Scored:
     lexical: float
     kind: float
     passage: float
+    foreign: float = 0.0  # 1 when the sentence is in another language than its article
 
 
-def candidates(hits: Sequence[Hit], snapshot: Snapshot) -> list[Sentence]:
+def candidates(
+    hits: Sequence[Hit], snapshot: Snapshot, min_words: int = DEFAULT.min_words, bylines: bool = False
+) -> list[Sentence]:
     """The distinct sentences of the hits' passages, in hit order.
 
     A sentence found again (in the overlap of two passages, or in another file that
@@ -107,42 +103,68 @@ def candidates(hits: Sequence[Hit], snapshot: Snapshot) -> list[Sentence]:
         doc = snapshot.documents[hit.chunk.source]
         for s, e in split_sentences(doc.text, hit.chunk.start, hit.chunk.end, max_chars=MAX_SENTENCE_CHARS):
             text = doc.text[s:e]
-            if text in seen or len(words(text)) < MIN_WORDS:
+            furniture = is_furniture(text) and not (bylines and is_attribution(text))
+            if text in seen or len(words(text)) < min_words or furniture:
                 continue
             seen.add(text)
             out.append(Sentence(n, doc.source, s, e, text))
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+@text_memo(max_bytes=64 * 2**20)
 def document_sentences(text: str) -> tuple[tuple[int, int], ...]:
-    """Sentence spans of a whole document (cached: documents are immutable)."""
+    """Sentence spans of a whole document (memoised by a digest, bounded by bytes: documents are immutable)."""
     return tuple(split_sentences(text, max_chars=MAX_SENTENCE_CHARS))
 
 
-@functools.lru_cache(maxsize=4096)
+@text_memo(max_bytes=2**20)
 def document_language(text: str) -> str:
     """Main language of a document."""
     return detect_language(text[:20_000])
 
 
-def neighbours(sentence: Sentence, snapshot: Snapshot) -> list[Sentence]:
-    """The sentences just before and after ``sentence`` in its document."""
+def neighbours(sentence: Sentence, snapshot: Snapshot, reach: int = 1) -> list[Sentence]:
+    """The ``reach`` sentences just before and after ``sentence`` in its document, nearest first."""
     doc = snapshot.documents[sentence.source]
     spans = document_sentences(doc.text)
     i = bisect.bisect_left(spans, (sentence.start, sentence.end))
     out = []
-    for j in (i - 1, i + 1):
+    for j in (j for d in range(1, reach + 1) for j in (i - d, i + d)):
         if 0 <= j < len(spans) and spans[j] != (sentence.start, sentence.end):
             a, b = spans[j]
             out.append(Sentence(sentence.hit, sentence.source, a, b, doc.text[a:b]))
     return out
 
 
-def kind_match(kind: str, text: str, article_date=None, asked: Sequence[str] = ()) -> float:
+_FURNITURE = re.compile(r"^(leave a comment|kommentar|kommentare|teilen|share|foto|bild|photo|image)\b", re.I)
+# A photo caption names who stands where: "Dong Jun (links) und Belousov am 14. Oktober in Peking."
+_CAPTION = re.compile(r"\((links|rechts|mitte|left|right|center|centre|l\.|r\.)\)", re.I)
+
+
+def is_furniture(text: str) -> bool:
+    """Page furniture, not a statement: a lead-in line that ends in a colon ("Text ist eine Übersetzung vom …:"),
+    a caption credit, a share or comment prompt.
+
+    >>> is_furniture("Text ist eine Übersetzung vom Epoch Times Artikel:"), is_furniture("Er sagte: Ja.")
+    (True, False)
+    """
+    stripped = text.strip()
+    if stripped.endswith(":") and len(words(stripped)) <= 12:
+        return True
+    return bool(_FURNITURE.match(stripped) or _CAPTION.search(stripped))
+
+
+def kind_match(
+    kind: str,
+    text: str,
+    article_date=None,
+    asked: Sequence[str] = (),
+    config: ScoringConfig = DEFAULT,
+    how_long: bool = False,
+) -> float:
     """1.0 when the sentence holds what the question type asks for, partial credit for weaker signs.
 
-    For *when*, a date counts fully only if it stands within :data:`DATE_REACH` words of one of
+    For *when*, a date counts fully only if it stands within ``config.date_reach`` words of one of
     the ``asked`` words (the question's content words) found in the sentence: in "X's visit came a
     day after talks in Riga on Thursday" the Thursday is the talks' date, not the visit's.
 
@@ -156,28 +178,33 @@ def kind_match(kind: str, text: str, article_date=None, asked: Sequence[str] = (
         refs = resolve(text, article_date)
         dated = [r for r in refs if r.precision in ("day", "month")]
         if dated:
-            return 1.0 if not asked or any(_date_near(text, r, asked) for r in dated) else FAR_DATE
+            near = not asked or any(_date_near(text, r, asked, config.date_reach) for r in dated)
+            return 1.0 if near else config.far_date
         return 0.5 if refs else 0.0
     if kind == "who":
         if SPEECH.search(text) and re.search(_CAP, text[1:]):
             return 1.0
         return 1.0 if _NAME_PAIR.search(text) else 0.0
     if kind == "where":
-        return 1.0 if _PLACE.search(text) else 0.0
+        return 1.0 if _PLACE.search(text) or LOCATION_WORD.search(text) else 0.0
     if kind == "statement":
         quoted = re.search(r"[„“”\"»«]", text) is not None
         return (0.5 if quoted else 0.0) + (0.5 if SPEECH.search(text) else 0.0)
-    if kind == "source":
-        return 1.0 if _MEDIUM.search(text) else 0.0
+    if kind == "source":  # a byline names the outlets outright; "laut TASS" inside a sentence less so
+        return 1.0 if is_attribution(text) else 0.5 if _MEDIUM.search(text) else 0.0
     if kind == "quantity":
-        return 1.0 if _NUMBER.search(text) else 0.0
+        if how_long and resolve(text, article_date):
+            return 1.0  # "how long will the war last" -> "bis weit ins nächste Jahr"
+        return 1.0 if numbers(text, article_date) else 0.0
+    if kind == "why":
+        return 1.0 if CAUSE.search(text) else 0.0
     return 0.0
 
 
-def _date_near(text: str, ref, asked: Sequence[str]) -> bool:
-    """Whether one of the ``asked`` words stands within DATE_REACH words before or after the date."""
-    before = words(text[: ref.start])[-DATE_REACH:]
-    after = words(text[ref.end :])[:DATE_REACH]
+def _date_near(text: str, ref, asked: Sequence[str], reach: int) -> bool:
+    """Whether one of the ``asked`` words stands within ``reach`` words before or after the date."""
+    before = words(text[: ref.start])[-reach:]
+    after = words(text[ref.end :])[:reach]
     return any(similar_words(a, w) for a in asked for w in before + after)
 
 
@@ -188,18 +215,76 @@ def _content_words(question: Question) -> tuple[str, ...]:
 
 
 def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) -> float:
-    """IDF-weighted share of the question's content words that the sentence contains (fuzzy)."""
+    """IDF-weighted share of the question's content words that the sentence contains (fuzzy).
+
+    A question word is compared only with the sentence's words that begin with the same sound
+    (transliterated initial), where fuzzy matches live, and with the words that share its last
+    letters (compounds): the cost grows with the words, not with their product.
+    """
     q_words = _content_words(question)
     if not q_words:
         return 0.0
-    s_words = {fold(w) for w in words(text)}
+    index = _word_index(text)
     total = matched = 0.0
     for w in q_words:
         weight = idf(stem(w.casefold()))
         total += weight
-        if any(similar_words(w, s) for s in s_words):
+        if _contains(index, w):
             matched += weight
     return matched / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class _Words:
+    """A sentence's words, indexed for :func:`lexical_overlap`."""
+
+    folded: frozenset[str]
+    by_initial: dict[str, tuple[str, ...]]  # by transliterated first letter: where fuzzy spellings match
+    calendar: tuple[str, ...]  # weekday and month names (they match across languages)
+    stems: frozenset[str]  # stems of the words of five letters or more
+    stem_endings: frozenset[str]  # every ending (five letters or more) of those stems: compounds' heads
+    by_ending: dict[str, tuple[str, ...]]  # long words by their last six letters: two compounds, one head
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_index(text: str) -> _Words:
+    folded = frozenset(fold(w) for w in words(text))
+    by_initial: dict[str, list[str]] = {}
+    by_ending: dict[str, list[str]] = {}
+    for f in folded:
+        by_initial.setdefault(transliterate(f)[:1], []).append(f)
+        if len(f) >= 9:
+            by_ending.setdefault(f[-6:], []).append(f)
+    stems = frozenset(stem(f) for f in folded if len(f) >= 5)
+    endings = frozenset(st[i:] for st in stems for i in range(len(st) - 4))
+    return _Words(
+        folded,
+        {k: tuple(v) for k, v in by_initial.items()},
+        tuple(f for f in folded if calendar_name(f) is not None),
+        stems,
+        endings,
+        {k: tuple(v) for k, v in by_ending.items()},
+    )
+
+
+def _contains(index: _Words, word: str) -> bool:
+    """Whether the sentence has ``word``: the same, a spelling variant, or a compound with it as head
+    (the same matches as :func:`rag.text.similar_words` and :func:`rag.text.compound_match`, found by lookup)."""
+    f = fold(word)
+    if f in index.folded:
+        return True
+    if calendar_name(f) is not None:
+        return any(similar_words(f, s) for s in index.calendar)
+    if any(similar_words(f, s) for s in index.by_initial.get(transliterate(f)[:1], ())):
+        return True
+    if len(f) < 5:
+        return False
+    st = stem(f)
+    if st in index.stems or (len(st) >= 5 and st in index.stem_endings):
+        return True  # the same stem, or the head of a compound in the sentence
+    if any(st[i:] in index.stems for i in range(1, len(st) - 4)):
+        return True  # the question's compound has a sentence word as its head
+    return any(compound_match(f, s) for s in index.by_ending.get(f[-6:], ()))
 
 
 def rank(
@@ -209,54 +294,71 @@ def rank(
     snapshot: Snapshot,
     embed: Callable[[list[str]], np.ndarray],
     idf: Callable[[str], float],
+    config: ScoringConfig = DEFAULT,
 ) -> list[Scored]:
     """Candidate sentences, best first.
+
+    A sentence is scored with its neighbours (``config.window`` on each side): when the
+    answer continues in the next sentence ("Am Donnerstag traf er …"), the sentence that
+    names the subject gets part of the neighbour's lexical and type signals.
 
     Args:
         embed: embeds texts as documents (normalised rows).
         idf: inverse document frequency of a stem (high for words the index has never seen).
     """
-    sents = candidates(hits, snapshot)
+    c = config
+    sents = candidates(hits, snapshot, c.min_words, bylines=question.kind == "source")
     if not sents:
         return []
     top_dense = max(h.dense for h in hits)
     doc_best: dict[str, float] = {}
     for h in hits:
         doc_best[h.chunk.source] = max(doc_best.get(h.chunk.source, -1.0), h.dense)
+    asked = _content_words(question)
+
+    def own(s: Sentence) -> tuple[float, float]:
+        doc = snapshot.documents[s.source]
+        how_long = bool(HOW_LONG.match(question.text))
+        return lexical_overlap(question, s.text, idf), kind_match(question.kind, s.text, doc.date, asked, c, how_long)
 
     def features(s: Sentence) -> tuple[Sentence, float, float, float]:
         doc = snapshot.documents[s.source]
         # Words of the neighbouring sentences count a little: "..., sagte Putin." after a quote.
-        around = doc.text[max(0, s.start - 300) : s.end + 300]
-        lex = 0.75 * lexical_overlap(question, s.text, idf) + 0.25 * lexical_overlap(question, around, idf)
+        around = doc.text[max(0, s.start - c.around_chars) : s.end + c.around_chars]
+        lex, kind = own(s)
+        lex = (1 - c.around_lexical) * lex + c.around_lexical * lexical_overlap(question, around, idf)
+        for n in neighbours(s, snapshot, c.window):
+            n_lex, n_kind = own(n)
+            lex = max(lex, (1 - c.window_weight) * lex + c.window_weight * n_lex)
+            kind = max(kind, c.window_weight * n_kind)
         # A passage counts by its own match and by its article's best one.
         passage = 0.5 * (hits[s.hit].dense - top_dense) + 0.5 * (doc_best[s.source] - top_dense)
-        return s, lex, kind_match(question.kind, s.text, doc.date, _content_words(question)), passage
+        return s, lex, kind, passage
 
-    kind_weight = KIND_WEIGHT_WHEN if question.kind == "when" else WEIGHTS["kind"]
+    kind_weight = c.w_kind_strong if question.kind in STRONG_KINDS else c.w_kind
 
     def score(rows) -> list[Scored]:
         if not rows:
             return []
         dense = embed([s.text for s, *_ in rows]) @ query_vector.ravel()
-        dense = dense + CROSS_LINGUAL_BONUS * np.array(
+        dense = dense + c.cross_lingual_bonus * np.array(
             [detect_language(s.text) != question.language for s, *_ in rows], dtype=np.float32
         )
         foreign = [detect_language(s.text) != document_language(snapshot.documents[s.source].text) for s, *_ in rows]
         return [
             Scored(
                 s,
-                WEIGHTS["dense"] * float(d) + WEIGHTS["lexical"] * lex + kind_weight * kind
-                + WEIGHTS["passage"] * passage - FOREIGN_FRAGMENT_PENALTY * f,
-                float(d), lex, kind, passage,
+                c.w_dense * float(d) + c.w_lexical * lex + kind_weight * kind
+                + c.w_passage * passage - c.foreign_fragment_penalty * f,
+                float(d), lex, kind, passage, float(f),
             )
             for (s, lex, kind, passage), d, f in zip(rows, dense, foreign)
         ]  # fmt: skip
 
     pre = [features(s) for s in sents]
     # Shortlist cheaply before embedding: passage relevance plus the lexical and type signals.
-    pre.sort(key=lambda t: -(WEIGHTS["passage"] * t[3] + 0.3 * t[1] + 0.1 * t[2]))
-    scored = score(pre[:SHORTLIST])
+    pre.sort(key=lambda t: -(c.w_passage * t[3] + 0.3 * t[1] + 0.1 * t[2]))
+    scored = score(pre[: c.shortlist])
     scored.sort(key=lambda x: -x.score)
     # The answer may continue in the next sentence (a quote after its speaker is named): score those too.
     have = {(x.sentence.source, x.sentence.start) for x in scored}
@@ -264,6 +366,21 @@ def rank(
     scored.extend(score([features(n) for n in extra]))
     scored.sort(key=lambda x: -x.score)
     return scored
+
+
+def contributions(s: Scored, question: Question, config: ScoringConfig = DEFAULT) -> dict[str, float]:
+    """Each signal's weighted part of ``s.score`` (they add up to it), for ``--explain``."""
+    c = config
+    kind_weight = c.w_kind_strong if question.kind in STRONG_KINDS else c.w_kind
+    others = c.w_lexical * s.lexical + kind_weight * s.kind + c.w_passage * s.passage
+    dense_part = s.score - others + c.foreign_fragment_penalty * s.foreign
+    return {
+        "dense": dense_part,
+        "lexical": c.w_lexical * s.lexical,
+        "kind": kind_weight * s.kind,
+        "passage": c.w_passage * s.passage,
+        "foreign": -c.foreign_fragment_penalty * s.foreign,
+    }
 
 
 def idf_lookup(bm25) -> Callable[[str], float]:

@@ -12,6 +12,10 @@ without a year ("am 14. Oktober") gets the article's year.
 ['Donnerstag, 27. Februar 2025']
 >>> [t.format("en") for t in resolve("Xi reiste am Mittwochabend nach Usbekistan.", dt.date(2022, 9, 15))]
 ['Wednesday, 14 September 2022']
+>>> [t.format("de") for t in resolve("Anfang des Monats übten die Flotten.", dt.date(2024, 10, 14))]
+['Anfang Oktober 2024']
+>>> [t.format("en") for t in resolve("Im vergangenen Monat übten sie, vor zwei Tagen kam er.", dt.date(2024, 10, 14))]
+['September 2024', 'Saturday, 12 October 2024']
 """
 
 from __future__ import annotations
@@ -48,6 +52,31 @@ _MONTH_ONLY = re.compile(
     re.I,
 )
 _YEAR = re.compile(r"\b(?:im Jahr\s+|in\s+|seit\s+|bis\s+|Anfang\s+|Ende\s+|Mitte\s+)?((?:19|20)\d\d)\b")
+PARTS = {"anfang": "early", "beginn": "early", "early": "early", "mitte": "mid", "mid": "mid", "ende": "late",
+         "late": "late"}  # fmt: skip
+PART_NAMES = {"en": {"early": "early", "mid": "mid", "late": "late"}, "de": {"early": "Anfang", "mid": "Mitte",
+              "late": "Ende"}}  # fmt: skip
+# "Anfang des Monats", "earlier this month", "Ende Oktober": a part of a month.
+_MONTH_PART = re.compile(
+    r"\b(anfang|beginn|mitte|ende|early|mid|late)(?:\s+(?:des|dieses|des laufenden|this|the|of the|of this))?"
+    r"\s+(monats|month|" + "|".join(m for m in MONTHS if len(m) > 3) + r")\b",
+    re.I,
+)
+# "im vergangenen Monat", "last month", "letzte Woche", "last week": the month or week before the article's.
+_LAST_PERIOD = re.compile(
+    r"\b(?:im\s+|in\s+der\s+|in the\s+)?(vergangenen|letzten|vorigen|vergangene|letzte|vorige|last|past|previous)"
+    r"\s+(monat|month|woche|week)\b",
+    re.I,
+)
+_NEXT_YEAR = re.compile(r"\b(nächste[ns]?|kommende[ns]?|next|coming)\s+(jahr|jahres|year)\b", re.I)
+_NUMBER_WORDS = {"einem": 1, "einer": 1, "one": 1, "a": 1, "zwei": 2, "two": 2, "drei": 3, "three": 3, "vier": 4,
+                 "four": 4, "fünf": 5, "five": 5, "sechs": 6, "six": 6, "sieben": 7, "seven": 7}  # fmt: skip
+# "vor zwei Tagen", "three days ago", "vor einer Woche".
+_AGO = re.compile(
+    r"\bvor\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(tagen|wochen|woche)\b"
+    r"|\b(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(days?|weeks?)\s+ago\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,7 @@ class TimeRef:
     weekday: int | None = None
     precision: str = "day"
     resolved: bool = False  # derived from the article date rather than written out
+    part: str = ""  # "early", "mid" or "late" (of the month), or "week" for a week (day = its Monday)
 
     @property
     def date(self) -> dt.date | None:
@@ -76,6 +106,13 @@ class TimeRef:
         """``Friday, 28 February 2025`` / ``Freitag, 28. Februar 2025``; partial dates as far as known."""
         lang = lang if lang in MONTH_NAMES else "en"
         months, days = MONTH_NAMES[lang], DAY_NAMES[lang]
+        if self.part == "week" and self.date:
+            monday = f"{self.day}. {months[self.month - 1]} {self.year}" if lang == "de" else (
+                f"{self.day} {months[self.month - 1]} {self.year}")  # fmt: skip
+            return f"Woche vom {monday}" if lang == "de" else f"week of {monday}"
+        if self.part and self.month and self.precision == "month":
+            year = f" {self.year}" if self.year else ""
+            return f"{PART_NAMES[lang][self.part]} {months[self.month - 1]}{year}"
         if self.date:
             day = days[self.date.weekday()]
             if lang == "de":
@@ -128,6 +165,34 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
             add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, weekday, "day", True))
         else:
             add(TimeRef(m.start(), m.end(), None, None, None, weekday, "day"))
+    for m in _MONTH_PART.finditer(sentence):
+        if not free(m.start(), m.end()):
+            continue
+        word = m.group(2).casefold()
+        month = MONTHS.get(word) or (article_date.month if article_date else None)
+        if month is None:
+            continue
+        year = article_date.year if article_date else None
+        if year and article_date and word in MONTHS and month > article_date.month + 1:
+            year -= 1  # "Ende Dezember" in a January article: last year
+        add(TimeRef(m.start(), m.end(), year, month, None, None, "month", True, PARTS[m.group(1).casefold()]))
+    for m in _LAST_PERIOD.finditer(sentence):
+        if not free(m.start(), m.end()) or article_date is None:
+            continue
+        if m.group(2).casefold() in ("monat", "month"):
+            first = article_date.replace(day=1) - dt.timedelta(days=1)
+            add(TimeRef(m.start(), m.end(), first.year, first.month, None, None, "month", True))
+        else:
+            monday = article_date - dt.timedelta(days=article_date.weekday() + 7)
+            add(TimeRef(m.start(), m.end(), monday.year, monday.month, monday.day, None, "day", True, "week"))
+    for m in _AGO.finditer(sentence):
+        if not free(m.start(), m.end()) or article_date is None:
+            continue
+        count, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        n = int(count) if count.isdigit() else _NUMBER_WORDS[count.casefold()]
+        days = n * (7 if unit.casefold().startswith(("woche", "week")) else 1)
+        d = article_date - dt.timedelta(days=days)
+        add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
     for m in _MONTH_ONLY.finditer(sentence):
         if not free(m.start(), m.end()):
             continue
@@ -138,6 +203,9 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
             if (m.group(2) or "").lower() in ("des vergangenen", "letzten", "vergangenen"):
                 year -= 1
         add(TimeRef(m.start(), m.end(), year, month, None, None, "month", year is not None))
+    for m in _NEXT_YEAR.finditer(sentence):
+        if free(m.start(), m.end()) and article_date is not None:
+            add(TimeRef(m.start(), m.end(), article_date.year + 1, precision="year", resolved=True))
     for m in _YEAR.finditer(sentence):
         if free(m.start(), m.end()):
             add(TimeRef(m.start(), m.end(), int(m.group(1)), precision="year"))

@@ -85,11 +85,31 @@ def terms(text: str) -> list[str]:
     return out
 
 
+_GERMAN_ONLY = GERMAN_STOPWORDS - ENGLISH_STOPWORDS
+_ENGLISH_ONLY = ENGLISH_STOPWORDS - GERMAN_STOPWORDS
+# Words of one language that are no stop words but are frequent in questions and news text.
+_GERMAN_CUES = frozenset(
+    "sagte sagt sagten erklärte hat hatte haben ist sind wurde wurden welche welcher welches wessen wieso "  # noqa: SIM905
+    "weshalb nicht auch noch schon gesagt laut gegen zwischen nach".split()
+)
+_ENGLISH_CUES = frozenset(
+    "did does do doing is are were has have had what which who whom whose why how the of and "  # noqa: SIM905
+    "not also still against between after".split()
+)
+
+
 def detect_language(text: str) -> str:
-    """``"de"`` or ``"en"``, by stop words and German letters; English when unsure."""
+    """``"de"`` or ``"en"``: words only one of the languages has, and German letters; English when nothing tells.
+
+    Words both languages share ("was", "will", "in", "so") are not counted: "Was sagte Kirby?" is German.
+
+    >>> detect_language("Was sagte Kirby?"), detect_language("What about Li Shangfu?"), detect_language("Xi")
+    ('de', 'en', 'en')
+    """
     tokens = [w.casefold() for w in words(text)]
-    de = sum(t in GERMAN_STOPWORDS for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
-    en = sum(t in ENGLISH_STOPWORDS for t in tokens)
+    de = sum(t in _GERMAN_ONLY or t in _GERMAN_CUES for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
+    en = sum(t in _ENGLISH_ONLY or t in _ENGLISH_CUES for t in tokens)
+    en += len(re.findall(r"\w(?:'s|’s|n't|n’t)\b", text))
     return "de" if de > en else "en"
 
 
@@ -144,6 +164,28 @@ def similar_words(a: str, b: str) -> bool:
     if short >= 2 and (tb.startswith(ta) or ta.startswith(tb)) and abs(len(ta) - len(tb)) <= 2:
         return True
     return short >= 5 and _edit_ratio(ta, tb) >= 0.75
+
+
+@functools.lru_cache(maxsize=1_000_000)
+def compound_match(a: str, b: str) -> bool:
+    """Whether one German compound ends with the other word's stem: the head of a compound names its kind
+    ("Infrastrukturprojekt" is a "Projekt", "Militärführung" and "Armeeführung" are both "Führung").
+
+    >>> compound_match("Projekt", "Infrastrukturprojekt"), compound_match("Armeeführung", "Militärführung")
+    (True, True)
+    >>> compound_match("Kilometer", "Quadratkilometer"), compound_match("Tag", "Vortag")
+    (True, False)
+    """
+    sa, sb = stem(fold(a)), stem(fold(b))
+    if sa == sb:
+        return True
+    short, long_ = sorted((sa, sb), key=len)
+    if len(short) >= 5 and long_.endswith(short):
+        return True
+    # Two compounds with one head: a shared ending of six letters or more, each with its own first part.
+    fa, fb = fold(a), fold(b)
+    shared = next((i for i, (x, y) in enumerate(zip(reversed(fa), reversed(fb))) if x != y), min(len(fa), len(fb)))
+    return shared >= 6 and min(len(fa), len(fb)) >= shared + 3
 
 
 def _edit_ratio(a: str, b: str) -> float:

@@ -51,3 +51,4 @@ class Answer:
     language: str = "en"
     question: str = ""
     notes: tuple[str, ...] = ()  # what was changed on the way, e.g. citations removed from an LLM answer
+    reason: str = ""  # when abstained: the gate that decided ("evidence", "anchor", "names-near", "kind:when", ...)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -41,6 +40,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.support.machine import machine, percentiles  # noqa: E402  (one rule for every measurement)
 
 MAN_ROOT = Path("/usr/share/man/de")
 OVERSTRIKE = re.compile(r".\x08")
@@ -71,16 +72,6 @@ def head_chars(text: str, limit: int) -> str:
         out.append(line)
         size += len(line)
     return "".join(out)
-
-
-def percentiles(seconds: list[float]) -> tuple[float, float]:
-    """p50 and p95 in milliseconds.
-
-    >>> percentiles([0.001] * 19 + [0.1])
-    (1.0, 5.95)
-    """
-    a = np.asarray(seconds, dtype=np.float64) * 1000
-    return round(float(np.percentile(a, 50)), 3), round(float(np.percentile(a, 95)), 3)
 
 
 def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
@@ -194,21 +185,6 @@ def markdown_table(results: dict) -> str:
     )
     rows.append(("cold start: `rag ask` to first answer (s)", f"{r['cold_start_s']:.2f}", "", ""))
     return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
-
-
-def machine() -> str:
-    """CPU model, cores and memory, one line."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        mem = next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal"))
-        gib = int(mem.split()[1]) / 2**20
-    except (OSError, StopIteration):
-        gib = 0
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, {gib:.0f} GiB, {platform.system()} {platform.release()}"
 
 
 # ----------------------------------------------------------------------------- corpus

@@ -17,6 +17,8 @@ if [ ! -f "$stamp" ]; then
   # The CPU build of torch lies on this machine's disk; asking for it first keeps pip from
   # pulling a multi-GB CUDA build for packages that depend on torch.
   .venv/bin/python -m pip install -q torch==2.13.0
+  # pip keeps the wheels it builds (llama-cpp-python's 7-minute compile for the dev extra) in its
+  # cache (~/.cache/pip, or PIP_CACHE_DIR): a later setup on the same machine reuses them.
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi

@@ -1,11 +1,15 @@
-"""Shared fixtures. The model and the seed index are real and built once per test session."""
+"""Shared fixtures, in two tiers.
+
+Fast: ``fake_embedder`` (a hashed bag of words, :mod:`tests.support.fake_embedder`) and the
+``fake_index`` / ``fake_engine`` / ``fake_cli_env`` built with it, for tests that need *an*
+index but not the model's judgement. Slow: the real model and the seed index built with it
+(``embedder``, ``seed_index``, ``engine``, ``cli_env``), once per session.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,10 +17,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.support.fake_embedder import BACKEND, HashEmbedder, load_fake
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -25,16 +31,6 @@ STARTUP_SECONDS = 120
 TEST_TOKENS = 60  # short answers keep the suite bounded on two CPU cores
 # The chat template the README's llama.cpp command uses for Gemma 3 270M (see "LLM answers").
 CHAT_FORMAT = "snoozy"
-
-
-def load_script(name: str) -> ModuleType:
-    """A module of ``scripts/`` (not a package), imported once and registered like any module."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the class is made
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +63,44 @@ def engine(seed_index, embedder, model_cache):
     return Engine(seed_index, embedder=embedder, cache_dir=model_cache)
 
 
+@pytest.fixture(scope="session")
+def fake_embedder() -> Iterator[HashEmbedder]:
+    """The fake embedder, registered as backend ``fake`` so that the CLI, ``rag check`` and
+    :class:`rag.Engine` load it for an index built with it, as they load e5 for a real one."""
+    from embeddings import encoder
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(encoder.PLUGIN_BACKENDS, BACKEND, load_fake)
+        yield HashEmbedder()
+
+
+@pytest.fixture(scope="session")
+def fake_index(tmp_path_factory, fake_embedder) -> Path:
+    """An index of the five seed articles made with the fake embedder. Tests must not modify it; copy it first."""
+    from embeddings import index_paths
+
+    path = tmp_path_factory.mktemp("fake-index")
+    index_paths([SEEDS], path, fake_embedder)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_engine(fake_index, fake_embedder):
+    from rag import Engine
+
+    return Engine(fake_index, embedder=fake_embedder)
+
+
+@pytest.fixture
+def fake_cli_env(tmp_path, fake_index, monkeypatch) -> Path:
+    """A copy of the fake index that ``ui.cli.main`` uses (via RAG_INDEX_DIR); its path."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(fake_index, index_dir)
+    monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "no-model-cache"))
+    return index_dir
+
+
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     """A writable copy of the seed articles."""
@@ -83,12 +117,6 @@ def cli_env(tmp_path, seed_index, model_cache, monkeypatch) -> Path:
     monkeypatch.setenv("RAG_INDEX_DIR", str(index_dir))
     monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
     return index_dir
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

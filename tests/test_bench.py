@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conftest import load_script
-
-bench = load_script("bench")
+from scripts import bench
 
 
 def test_strip_overstrike_and_head():

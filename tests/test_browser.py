@@ -18,8 +18,6 @@ import pytest
 from .conftest import ROOT
 from .test_chat import SHOIGU, SHOIGU_FILE
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 90_000
@@ -104,6 +102,7 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name), full_page=False)
 
 
+@pytest.mark.slow
 def test_answer_carries_its_own_sources_and_focus_returns(page):
     from playwright.sync_api import expect
 
@@ -123,6 +122,7 @@ def test_answer_carries_its_own_sources_and_focus_returns(page):
     assert copied.startswith("Friday, 28 February 2025") and "Sources" in copied and SHOIGU_FILE in copied
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("message", ["", "   \t  ", "x" * 2_500], ids=["empty", "whitespace", "too long"])
 def test_inputs_that_used_to_lock_the_page_leave_it_usable(page, message):
     from playwright.sync_api import expect
@@ -141,6 +141,7 @@ def test_inputs_that_used_to_lock_the_page_leave_it_usable(page, message):
     box.fill("")
 
 
+@pytest.mark.slow
 def test_two_answers_keep_their_own_sources_through_retry_undo_and_clear(page):
     from playwright.sync_api import expect
 
@@ -166,6 +167,7 @@ def test_two_answers_keep_their_own_sources_through_retry_undo_and_clear(page):
     _ask(page, BELOUSOV, BELOUSOV_FILE)
 
 
+@pytest.mark.slow
 def test_reload_keeps_the_conversation(page):
     from playwright.sync_api import expect
 
@@ -176,6 +178,7 @@ def test_reload_keeps_the_conversation(page):
     expect(page.get_by_text(SHOIGU[:30]).first).to_be_visible()  # the saved chat, listed by its question
 
 
+@pytest.mark.slow
 def test_citation_opens_the_article_at_the_highlighted_sentence(page):
     from playwright.sync_api import expect
 
@@ -200,6 +203,7 @@ def test_citation_opens_the_article_at_the_highlighted_sentence(page):
     expect(page.locator("#rag-chat")).to_contain_text("Friday, 28 February 2025")
 
 
+@pytest.mark.slow
 def test_phone_sources_sit_right_under_the_answer(browser, site):
 
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
@@ -230,6 +234,7 @@ def _contrast(foreground: str, background: str) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
+@pytest.mark.slow
 def test_highlight_is_readable_in_dark_mode(browser, site):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
     dark = context.new_page()
@@ -264,6 +269,7 @@ def _upload(page, paths: list[Path], replace: bool = False) -> None:
     page.locator("#rag-upload input[type=file]").set_input_files([str(p) for p in paths])
 
 
+@pytest.mark.slow
 def test_mixed_batch_adds_the_good_files_and_keeps_the_reasons(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -281,6 +287,7 @@ def test_mixed_batch_adds_the_good_files_and_keeps_the_reasons(page, tmp_path):
     expect(panel.locator("#rag-doc-table")).to_contain_text("xylofon.txt")
 
 
+@pytest.mark.slow
 def test_replace_an_article_and_the_new_fact_is_cited(page, tmp_path):
     from playwright.sync_api import expect
 
@@ -296,6 +303,7 @@ def test_replace_an_article_and_the_new_fact_is_cited(page, tmp_path):
     expect(_bot(page).last).not_to_contain_text("240 Meter")
 
 
+@pytest.mark.slow
 def test_remove_asks_first_and_restore_brings_it_back(page):
     from playwright.sync_api import expect
 
@@ -321,6 +329,7 @@ def test_remove_asks_first_and_restore_brings_it_back(page):
     expect(table).to_contain_text("xylofon.txt")
 
 
+@pytest.mark.slow
 def test_hostile_article_is_shown_as_text_and_runs_nothing(page, site):
     from playwright.sync_api import expect
 

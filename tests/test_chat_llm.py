@@ -18,8 +18,6 @@ from ui.chat import LLM
 from .conftest import TEST_TOKENS, chat_app, free_port, served_chat
 from .test_chat import SHOIGU, SHOIGU_FILE
 
-pytestmark = pytest.mark.slow
-
 
 def _markers(text: str) -> set[int]:
     return {int(n) for n in re.findall(r"\[\\?\[?(\d+)\\?\]", text)}
@@ -54,6 +52,7 @@ def llm_app(tmp_path, seed_index, embedder, llm):
     return chat_app(tmp_path, seed_index, embedder, llm=llm, llm_label="gemma3-270m (test)")
 
 
+@pytest.mark.slow
 def test_llm_answer_streams_then_carries_the_passages_it_read(llm_app):
     updates = list(llm_app.respond(SHOIGU, [], LLM))
     assert len(updates) >= 3  # tokens arrive one update at a time
@@ -62,6 +61,7 @@ def test_llm_answer_streams_then_carries_the_passages_it_read(llm_app):
     _assert_checked(updates[-1])
 
 
+@pytest.mark.slow
 def test_api_ask_with_the_llm_returns_checked_data(llm_app):
     data = llm_app.ask(SHOIGU, answerer=LLM)
     assert _markers(data["text"]) <= {c["n"] for c in data["citations"]}
@@ -69,6 +69,7 @@ def test_api_ask_with_the_llm_returns_checked_data(llm_app):
         assert data["notes"], data
 
 
+@pytest.mark.slow
 def test_llm_follow_up_is_condensed_with_the_chat_history(llm_app):
     history = [
         {"role": "user", "content": SHOIGU},
@@ -81,12 +82,15 @@ def test_llm_follow_up_is_condensed_with_the_chat_history(llm_app):
         assert NOTES["condensed"].format(question="").strip() in updates[-1]
 
 
+@pytest.mark.slow
 def test_extractive_stays_the_default(llm_app):
     data = llm_app.ask(SHOIGU)
     assert data["text"].startswith("Friday, 28 February 2025") and not data["notes"]
 
 
+@pytest.mark.slow
 def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder):
+    # Slow: the model is asked only when the real model finds evidence (the fake's answer abstains first).
     url = f"http://127.0.0.1:{free_port()}/v1"
     app = chat_app(tmp_path, seed_index, embedder, llm=chat_model("openai", base_url=url, timeout=5))
     [shown] = app.respond(SHOIGU, [], LLM)  # said in the chat, which stays usable
@@ -95,8 +99,8 @@ def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder)
         app.ask(SHOIGU, answerer=LLM)
 
 
-def test_llm_choice_without_a_model_names_the_fix(tmp_path, seed_index, embedder):
-    app = chat_app(tmp_path, seed_index, embedder)
+def test_llm_choice_without_a_model_names_the_fix(tmp_path, fake_index, fake_embedder):
+    app = chat_app(tmp_path, fake_index, fake_embedder)
     [shown] = app.respond(SHOIGU, [], LLM)
     assert shown.startswith("⚠️") and "--llm openai --base-url" in shown
     with pytest.raises(gr.Error, match="unknown answerer 'gpt'"):
@@ -116,6 +120,7 @@ def llm_client(tmp_path_factory, seed_index, embedder, llm_server):
         yield Client(served.url, verbose=False, download_files=False)
 
 
+@pytest.mark.slow
 def test_served_chat_streams_the_llm_answer(llm_client):
     job = llm_client.submit(SHOIGU, LLM, api_name="/chat")
     message = job.result(timeout=300)
@@ -124,6 +129,7 @@ def test_served_chat_streams_the_llm_answer(llm_client):
     _assert_checked(message)
 
 
+@pytest.mark.slow
 def test_served_ask_takes_the_answerer(llm_client):
     data = llm_client.predict(SHOIGU, "", LLM, api_name="/ask")
     assert _markers(data["text"]) <= {c["n"] for c in data["citations"]}

@@ -6,8 +6,6 @@ import pytest
 
 from .test_chat import NEW_ARTICLE, SHOIGU, SHOIGU_FILE
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def client(chat_server):
@@ -21,6 +19,7 @@ def _sources(data: dict) -> set[str]:
     return {c["source"] for c in data["citations"]}
 
 
+@pytest.mark.slow
 def test_api_ask_answers_with_sources(client):
     data = client.predict(SHOIGU, api_name="/ask")
     assert "Friday, 28 February 2025" in data["text"] and "[1]" in data["text"]
@@ -28,17 +27,20 @@ def test_api_ask_answers_with_sources(client):
     assert data["citations"][0]["date"] == "2025-02-28"
 
 
+@pytest.mark.slow
 def test_api_ask_follow_up(client):
     data = client.predict("And Belousov?", SHOIGU, api_name="/ask")
     assert data["question"] == "When did Belousov visit Beijing?" and "14 October 2024" in data["text"]
 
 
+@pytest.mark.slow
 def test_chat_endpoint_returns_the_answer_with_its_sources(client):
     job = client.submit(SHOIGU, api_name="/chat")
     message = job.result(timeout=120)
     assert message.startswith("Friday, 28 February 2025") and SHOIGU_FILE in message
 
 
+@pytest.mark.slow
 def test_upload_ask_remove(client, tmp_path):
     from gradio_client import handle_file
 
@@ -60,6 +62,7 @@ def test_upload_ask_remove(client, tmp_path):
     assert "xylofon.txt" not in _sources(client.predict(question, api_name="/ask"))
 
 
+@pytest.mark.slow
 def test_bad_upload_is_reported_and_nothing_is_lost(client, tmp_path):
     from gradio_client import handle_file
 

@@ -13,12 +13,9 @@ import pytest
 from embeddings import open_snapshot, read_document
 from embeddings.verify import check_index
 from rag import Engine
+from scripts import crash_trials
 
-from .conftest import ROOT, SEEDS, load_script
-
-pytestmark = pytest.mark.slow
-
-crash_trials = load_script("crash_trials")
+from .conftest import ROOT, SEEDS
 
 NEW_ARTICLE = """title: Neue Brücke in Tromsø eröffnet
 date: 2025-03-03
@@ -34,6 +31,7 @@ def _report(proc) -> dict:
     return json.loads(next(line for line in lines if line.startswith("done "))[5:])
 
 
+@pytest.mark.slow
 def test_two_indexers_at_once_are_serialised(tmp_path, model_cache):
     seeds = sorted(SEEDS.iterdir())
     x, y = tmp_path / "x", tmp_path / "y"
@@ -69,6 +67,7 @@ def _answers_are_consistent(answer, *folders) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_readers_keep_answering_during_an_update_and_then_see_it(tmp_path, seed_index, embedder, model_cache):
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)

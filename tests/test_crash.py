@@ -16,10 +16,9 @@ import pytest
 
 from embeddings import IndexLockedError
 from embeddings.store import WriteLock
+from scripts import crash_trials
 
-from .conftest import ROOT, SEEDS, load_script
-
-crash_trials = load_script("crash_trials")
+from .conftest import ROOT, SEEDS
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +26,7 @@ def trials(tmp_path_factory, model_cache):
     return crash_trials.Trials.prepare(tmp_path_factory.mktemp("crash"), SEEDS, cache_dir=model_cache)
 
 
+@pytest.mark.slow
 def test_states_before_and_after_differ_in_every_way(trials):
     """Otherwise "equals A or B" would prove little."""
     a, b = trials.state_a, trials.state_b

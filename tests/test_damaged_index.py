@@ -1,6 +1,7 @@
 """A damaged index: one clear line that says how to rebuild, never a wrong answer or a traceback.
 
-Each case damages a copy of the seed index in one way, then checks that
+Each case damages a copy of the seed index (of the fake embedder; two cases also of the real
+model) in one way, then checks that
 ``rag ask`` and ``rag check`` refuse with the rebuild hint, that the chat shows
 the same message, and that ``rag index --rebuild`` (no paths: the folders the
 index recorded) brings it back.
@@ -21,8 +22,6 @@ from ui.chat import ChatApp
 from ui.cli import main
 
 from .conftest import SEEDS
-
-pytestmark = pytest.mark.slow
 
 HINT = "rag index --rebuild"
 
@@ -93,10 +92,36 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_damage_is_reported_with_the_fix_and_rebuild_recovers(case, cli_env, tmp_path, embedder):
+def test_damage_is_reported_with_the_fix_and_rebuild_recovers(case, fake_cli_env, tmp_path, fake_embedder, monkeypatch):
+    """On an index of the fake embedder: the damage is found before any model would be asked."""
+    index, embedder = fake_cli_env, fake_embedder
+    CASES[case](index, embedder)
+    _assert_refused_with_the_fix(case, index, embedder, tmp_path)
+
+    # The rebuild's model is the one asked for (here through the CLI's environment twins).
+    monkeypatch.setenv("RAG_MODEL", embedder.model_id)
+    monkeypatch.setenv("RAG_BACKEND", embedder.backend)  # an environment default is not checked against choices
+    _rebuild(case)
+    monkeypatch.delenv("RAG_MODEL")
+    monkeypatch.delenv("RAG_BACKEND")
+    rc, out, err = _run(["ask", "When did Shoigu visit Beijing?"])
+    assert rc == 0 and out.strip(), (out, err)
+    assert _run(["check"])[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["vectors with a flipped bit", "manifest of another dimension"])
+def test_rebuild_with_the_real_model_answers_as_before(case, cli_env, tmp_path, embedder):
     index = cli_env
     CASES[case](index, embedder)
+    _assert_refused_with_the_fix(case, index, embedder, tmp_path)
+    _rebuild(case)
+    rc, out, err = _run(["ask", "When did Shoigu visit Beijing?"])
+    assert rc == 0 and out.startswith("Friday, 28 February 2025"), (out, err)
+    assert _run(["check"])[0] == 0
 
+
+def _assert_refused_with_the_fix(case: str, index: Path, embedder, tmp_path: Path) -> None:
     for argv in (["ask", "When did Shoigu visit Beijing?"], ["check"]):
         rc, out, err = _run(argv)
         assert rc == 1 and not out, (case, argv, out)
@@ -105,9 +130,8 @@ def test_damage_is_reported_with_the_fix_and_rebuild_recovers(case, cli_env, tmp
     with pytest.raises(gr.Error, match="rebuild"):
         ChatApp(index, tmp_path / "corpus", embedder).answer("When did Shoigu visit Beijing?")
 
+
+def _rebuild(case: str) -> None:
     # No paths: the folders the index recorded; a foreign manifest's records are not this index's.
     rc, _out, err = _run(["index", "--rebuild", *([str(SEEDS)] if case == "manifest of another index" else [])])
     assert rc == 0, err
-    rc, out, err = _run(["ask", "When did Shoigu visit Beijing?"])
-    assert rc == 0 and out.startswith("Friday, 28 February 2025"), (out, err)
-    assert _run(["check"])[0] == 0

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SEEDS, load_script, served_chat
-from .test_chat import NEW_ARTICLE, SHOIGU, SHOIGU_FILE
+from tests.support.servers import start_server
 
-load_chat = load_script("load_chat")
+from .conftest import SEEDS, served_chat
+from .test_chat import NEW_ARTICLE, SHOIGU, SHOIGU_FILE
 
 USER, PASSWORD = "anna", "Geheim-4711"
 UPLOAD_LIMIT_MB = 1  # the CLI server's --max-upload-mb: small, so a too-big file is quick to make
@@ -135,7 +135,7 @@ def cli_server(tmp_path_factory, seed_index, model_cache):
     corpus, index = root / "corpus", root / "index"
     shutil.copytree(SEEDS, corpus)
     shutil.copytree(seed_index, index)
-    server = load_chat.start_server(
+    server = start_server(
         corpus,
         index,
         cache_dir=model_cache,
@@ -240,7 +240,7 @@ def test_one_bad_file_is_named_and_the_good_one_saved(cli_server, tmp_path):
     assert "xylofon.txt" in {c["source"] for c in data["citations"]}
 
 
-def test_upload_handler_refuses_a_file_over_the_limit(tmp_path, embedder):
+def test_upload_handler_refuses_a_file_over_the_limit(tmp_path, fake_embedder):
     """The handler's own check, for a file that reached it some other way than Gradio's upload route."""
     import gradio as gr
 
@@ -248,7 +248,7 @@ def test_upload_handler_refuses_a_file_over_the_limit(tmp_path, embedder):
 
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
-    app = ChatApp(tmp_path / "index", corpus, embedder, max_file_bytes=2**20 // 4)
+    app = ChatApp(tmp_path / "index", corpus, fake_embedder, max_file_bytes=2**20 // 4)
     article = tmp_path / "artikel.txt"
     article.write_text(NEW_ARTICLE + "Die Brücke ist lang. " * 20_000, encoding="utf-8")  # ~0.4 MB
     with pytest.raises(gr.Error) as refused:

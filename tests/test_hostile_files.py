@@ -34,8 +34,6 @@ from rag.evaluate import load_cases
 from .conftest import DEV_SET, ROOT, SEEDS
 from .test_index import CountingEmbedder
 
-pytestmark = pytest.mark.slow
-
 INDEXED = "indexed"
 SHOIGU_FILE = "003_5d407fa9e5e9a813.txt"
 MB = 2**20
@@ -203,8 +201,9 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory, embedder):
-    """Seeds plus every odd file of ``CASES`` in one corpus, indexed once, with HOME and TMPDIR watched."""
+def hostile(tmp_path_factory, fake_embedder):
+    """Seeds plus every odd file of ``CASES`` in one corpus, indexed once (fake embedder); HOME and TMPDIR watched."""
+    embedder = fake_embedder
     root = tmp_path_factory.mktemp("hostile")
     corpus, index_dir = root / "sandbox" / "corpus", root / "sandbox" / "index"
     outside, home, tmp = root / "outside", root / "home", root / "tmp"
@@ -278,8 +277,8 @@ def test_odd_texts_are_read_faithfully(hostile):
     assert docs["one-line.txt"].text == LONG_LINE
 
 
-def test_running_again_changes_nothing(hostile, embedder):
-    counting = CountingEmbedder(embedder)
+def test_running_again_changes_nothing(hostile, fake_embedder):
+    counting = CountingEmbedder(fake_embedder)
     with deadline(120):
         again = index_paths([hostile.corpus], hostile.index_dir, counting)
     assert counting.embedded == 0 and not (again.added or again.updated or again.removed)
@@ -287,6 +286,7 @@ def test_running_again_changes_nothing(hostile, embedder):
     assert again.skipped == hostile.report.skipped
 
 
+@pytest.mark.slow
 def test_indexing_from_the_command_line_writes_nothing_in_home_or_tmp(tmp_path, embedder, model_cache):
     """A whole ``rag index`` process, started with HOME and TMPDIR in a watched folder, writes only its index.
 
@@ -318,7 +318,8 @@ def test_indexing_from_the_command_line_writes_nothing_in_home_or_tmp(tmp_path, 
 # ---- size limit ---------------------------------------------------------------------------------
 
 
-def test_oversized_file_is_refused_before_it_is_read(tmp_path, embedder):
+def test_oversized_file_is_refused_before_it_is_read(tmp_path, fake_embedder):
+    embedder = fake_embedder
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     write_random_text(corpus / "huge.txt", 100 * MB)
@@ -339,7 +340,8 @@ def test_oversized_file_is_refused_before_it_is_read(tmp_path, embedder):
     assert seconds < 30 and peak < 10 * MB  # the 100 MB were never read into memory
 
 
-def test_the_size_limit_is_an_argument(tmp_path, corpus, embedder):
+def test_the_size_limit_is_an_argument(tmp_path, corpus, fake_embedder):
+    embedder = fake_embedder
     limit = (corpus / SHOIGU_FILE).stat().st_size  # the smallest seed: exactly at the limit is allowed
     report = index_paths([corpus], tmp_path / "index", embedder, max_file_bytes=limit)
     assert report.added == (SHOIGU_FILE,)
@@ -384,6 +386,7 @@ def test_a_one_megabyte_line_is_cut_quickly_into_bounded_chunks(line):
 # ---- duplicates ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_duplicate_content_is_embedded_once_cited_once_and_outlives_its_twin(tmp_path, corpus, embedder, engine):
     """A copy under another name: both files are indexed, the text embedded once, no passage cited twice,
     the answers are those of the seeds alone, and deleting the original leaves the copy answering."""
@@ -419,8 +422,9 @@ def test_duplicate_content_is_embedded_once_cited_once_and_outlives_its_twin(tmp
 
 
 @pytest.fixture
-def chat(tmp_path, seed_index, embedder):
-    """The chat over a sandbox (corpus + index); uploads come from ``tmp_path / "uploads"``."""
+def chat(tmp_path, fake_index, fake_embedder):
+    """The chat over a sandbox (corpus + index, fake embedder); uploads come from ``tmp_path / "uploads"``."""
+    seed_index, embedder = fake_index, fake_embedder
     from ui.chat import ChatApp
 
     corpus, index_dir = tmp_path / "sandbox" / "corpus", tmp_path / "sandbox" / "index"
@@ -499,7 +503,7 @@ def test_two_uploads_under_one_name_keep_the_first_and_say_why_for_the_second(ch
     (uploads / "a_b.txt").write_bytes(_article(2))
     (uploads / "fine.txt").write_bytes(_article(3))
     _, status = chat.upload([str(uploads / "fine.txt"), str(uploads / "a b.txt"), str(uploads / "a_b.txt")])
-    assert "refused a_b.txt: two different files in this batch have this name; rename one" in status
+    assert "refused a\\_b.txt: two different files in this batch have this name; rename one" in status  # Markdown
     assert (chat.corpus_dir / "a_b.txt").read_bytes() == _article(1) and (chat.corpus_dir / "fine.txt").is_file()
 
 

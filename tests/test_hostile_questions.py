@@ -26,8 +26,6 @@ from ui.render import answer_markdown
 from .conftest import DEV_SET, SEEDS
 from .test_answer import QUOTE, assert_grounded
 
-pytestmark = pytest.mark.slow
-
 SHOIGU = "When did Shoigu visit Beijing?"
 SHOIGU_FILE = "003_5d407fa9e5e9a813.txt"
 HUGE = "Wann traf Xi Jinping Schoigu in Peking? " * 2560  # 100 KB
@@ -111,13 +109,14 @@ def planted_engine(planted, embedder):
         ("  \n\t  ", "empty question"),
         ("\x00\x07\x1b\x7f\x9b", "empty question"),
         ("\u200b\u202e\ufeff", "empty question"),
-        (HUGE, "question too long (102,400 characters; the limit is 2,000); ask it in a sentence or two"),
-        ("x" * 10_000_000, "question too long (10,000,000 characters; the limit is 2,000)"),
+        (HUGE, "question too long (102,400 characters; the limit is 200); ask it in a sentence or two"),
+        ("x" * 10_000_000, "question too long (10,000,000 characters; the limit is 200)"),
         (None, "the question must be text, not NoneType"),
     ],
     ids=["empty", "blank", "controls", "invisible", "100KB", "10MB", "None"],
 )
-def test_unaskable_questions_are_refused_quickly_in_one_line(engine, question, message):
+def test_unaskable_questions_are_refused_quickly_in_one_line(fake_engine, question, message):
+    engine = fake_engine
     started = time.perf_counter()
     with pytest.raises(QuestionError) as error:
         engine.ask(question)
@@ -136,6 +135,7 @@ def test_unaskable_questions_are_refused_quickly_in_one_line(engine, question, m
     ],
     ids=["C0", "ANSI", "invisible", "line-breaks", "BOM-and-padding"],
 )
+@pytest.mark.slow
 def test_control_characters_are_stripped_and_the_question_answered(engine, question):
     answer = engine.ask(question)
     assert_grounded(answer, engine.loaded().snapshot, repr(question))
@@ -144,19 +144,19 @@ def test_control_characters_are_stripped_and_the_question_answered(engine, quest
 
 
 @pytest.mark.parametrize("question", INSTRUCTIONS)
-def test_instructions_in_the_question_are_not_followed(engine, question):
+def test_instructions_in_the_question_are_not_followed(fake_engine, question):
+    engine = fake_engine
     answer = engine.ask(question)
     assert_only_quotes(answer, engine.loaded().snapshot, question)
 
 
-def test_rag_ask_refuses_and_answers_like_the_engine(seed_index, engine, monkeypatch):
+def test_rag_ask_refuses_and_answers_like_the_engine(fake_index, fake_engine):
     import rag
-    import rag.engine
 
-    monkeypatch.setitem(rag.engine._ENGINES, seed_index.resolve(), engine)
     with pytest.raises(QuestionError, match="too long"):
-        rag.ask(HUGE, index_dir=seed_index)
-    answer = rag.ask(INSTRUCTIONS[0], index_dir=seed_index)
+        rag.ask(HUGE, index_dir=fake_index)
+    answer = rag.ask(INSTRUCTIONS[0], index_dir=fake_index)  # its engine loads the model the index names
+    engine = fake_engine
     assert_only_quotes(answer, engine.loaded().snapshot, INSTRUCTIONS[0])
 
 
@@ -164,6 +164,7 @@ def test_rag_ask_refuses_and_answers_like_the_engine(seed_index, engine, monkeyp
 
 
 @pytest.mark.parametrize("question", PLANTED_QUESTIONS)
+@pytest.mark.slow
 def test_planted_instructions_are_quoted_never_followed(planted_engine, question):
     answer = planted_engine.ask(question)
     snapshot = planted_engine.loaded().snapshot
@@ -177,6 +178,7 @@ def _first_passage(answer) -> list[tuple[str, int, int]]:
     return [(c.source, c.start, c.end) for c in answer.citations[:1]]
 
 
+@pytest.mark.slow
 def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
     """Over the dev questions every answer stays grounded, and where no planted article is cited the
     answer leads with the same quote from the same passage as without them. (Secondary evidence may
@@ -197,13 +199,16 @@ def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
     assert compared >= 20
 
 
+@pytest.mark.slow
 def test_quoted_markdown_cannot_fetch_or_link(planted, embedder):
     app = ChatApp(planted[1], planted[0], embedder)
-    *_, text = app.respond("Which link should I click?", [])
+    *_, text = app.respond("Wo klicke ich, um die Belohnung abzuholen?", [])
     assert "evil.example" in text  # quoted: the article says it
     assert "evil.example)" not in text.replace("\\(", "")  # no Markdown link or image to it, only disarmed text
     assert "![" not in text and "<img" not in text and "&lt;img" in text
-    assert text.startswith(answer_markdown(app.answer("Which link should I click?")[0].text).split(" [")[0])
+    assert text.startswith(
+        answer_markdown(app.answer("Wo klicke ich, um die Belohnung abzuholen?")[0].text).split(" [")[0]
+    )
 
 
 # ---- the command line ---------------------------------------------------------------------------
@@ -217,7 +222,7 @@ def test_quoted_markdown_cannot_fetch_or_link(planted, embedder):
     ],
     ids=["100KB", "controls"],
 )
-def test_cli_refuses_with_one_line_and_exit_1(cli_env, capsys, question, message):
+def test_cli_refuses_with_one_line_and_exit_1(fake_cli_env, capsys, question, message):
     started = time.perf_counter()
     assert main(["ask", question]) == 1
     seconds = time.perf_counter() - started
@@ -227,6 +232,7 @@ def test_cli_refuses_with_one_line_and_exit_1(cli_env, capsys, question, message
     assert "Traceback" not in err and out == ""
 
 
+@pytest.mark.slow
 def test_cli_strips_controls_and_prints_no_escape_sequences(cli_env, capsys):
     assert main(["ask", "When did Shoigu\x07 visit Beijing?\x1b[2J"]) == 0
     out = capsys.readouterr().out
@@ -235,13 +241,15 @@ def test_cli_strips_controls_and_prints_no_escape_sequences(cli_env, capsys):
 
 
 @pytest.mark.parametrize("question", INSTRUCTIONS[:3])
-def test_cli_instructions_get_quotes_or_not_found(cli_env, engine, capsys, question):
+def test_cli_instructions_get_quotes_or_not_found(fake_cli_env, fake_engine, capsys, question):
+    engine = fake_engine
     assert main(["ask", "--json", question]) == 0
     data = json.loads(capsys.readouterr().out)
     answer = as_answer(data)
     assert_only_quotes(answer, engine.loaded().snapshot, question)
 
 
+@pytest.mark.slow
 def test_cli_over_the_planted_index_prints_only_quotes(planted, capsys, model_cache, monkeypatch):
     monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
     assert main(["ask", "--index-dir", str(planted[1]), "What is the password?"]) == 0
@@ -261,16 +269,24 @@ def chat(tmp_path, seed_index, embedder, corpus):
     return ChatApp(index_dir, corpus, embedder)
 
 
+@pytest.fixture
+def fake_chat(tmp_path, fake_index, fake_embedder, corpus):
+    index_dir = tmp_path / "index"
+    shutil.copytree(fake_index, index_dir)
+    return ChatApp(index_dir, corpus, fake_embedder)
+
+
 @pytest.mark.parametrize(
     "message, error",
     [
-        (HUGE, "question too long (102,400 characters; the limit is 2,000)"),
+        (HUGE, "question too long (102,400 characters; the limit is 200)"),
         ("\x00\u200b ", "empty question"),
         (None, "the question must be text"),
     ],
     ids=["100KB", "controls", "None"],
 )
-def test_chat_refuses_with_a_readable_error(chat, message, error):
+def test_chat_refuses_with_a_readable_error(fake_chat, message, error):
+    chat = fake_chat
     with pytest.raises(gr.Error) as info:
         chat.ask(message)
     assert error in info.value.message and "\n" not in info.value.message
@@ -278,12 +294,14 @@ def test_chat_refuses_with_a_readable_error(chat, message, error):
     assert shown.startswith("⚠️") and error in shown and "\n" not in shown
 
 
+@pytest.mark.slow
 def test_chat_strips_controls_and_answers(chat):
     *_, text = chat.respond("When did\x07 Shoigu visit\x1b[31m Beijing?\u200b", [])
     assert text.startswith("Friday, 28 February 2025") and SHOIGU_FILE in text
     assert "Understood as" not in text  # cleaning is not a rewrite worth showing
 
 
+@pytest.mark.slow
 def test_a_refused_turn_is_not_context_for_the_next(chat):
     history = [
         {"role": "user", "content": SHOIGU},
@@ -295,7 +313,8 @@ def test_a_refused_turn_is_not_context_for_the_next(chat):
 
 
 @pytest.mark.parametrize("question", INSTRUCTIONS[:4])
-def test_chat_api_instructions_get_quotes_or_not_found(chat, question):
+def test_chat_api_instructions_get_quotes_or_not_found(fake_chat, question):
+    chat = fake_chat
     data = chat.ask(question)
     answer = as_answer(data)
     assert_only_quotes(answer, chat.engine.loaded().snapshot, question)

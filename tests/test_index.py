@@ -9,11 +9,9 @@ import pytest
 
 from embeddings import IndexMismatchError, index_paths, open_snapshot
 
-pytestmark = pytest.mark.slow
-
 
 class CountingEmbedder:
-    """Wraps the real model and counts the texts it embeds (not a fake: vectors are real)."""
+    """Wraps an embedder and counts the texts it embeds (the vectors are the inner one's)."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -44,8 +42,8 @@ def _invariants(index_dir, corpus_files: set[str]):
     return snap
 
 
-def test_incremental_add_change_delete(tmp_path, corpus, embedder):
-    counting = CountingEmbedder(embedder)
+def test_incremental_add_change_delete(tmp_path, corpus, fake_embedder):
+    counting = CountingEmbedder(fake_embedder)
     index_dir = tmp_path / "index"
     first = index_paths([corpus], index_dir, counting)
     assert len(first.added) == 5 and first.chunks_embedded == counting.embedded > 0
@@ -72,13 +70,13 @@ def test_incremental_add_change_delete(tmp_path, corpus, embedder):
     snap = _invariants(index_dir, {p.name for p in corpus.iterdir()})
 
     # the deleted file is never retrieved again
-    query = embedder.embed_queries(["Li Shangfu Verteidigungsminister Putin Moskau"])
+    query = fake_embedder.embed_queries(["Li Shangfu Verteidigungsminister Putin Moskau"])
     _, ids = snap.search(query, len(snap))
     assert all(snap.chunk(i).source != "000_1549794ad23df435.txt" for i in ids[0])
 
 
-def test_copy_of_a_file_embeds_nothing(tmp_path, corpus, embedder):
-    counting = CountingEmbedder(embedder)
+def test_copy_of_a_file_embeds_nothing(tmp_path, corpus, fake_embedder):
+    counting = CountingEmbedder(fake_embedder)
     index_dir = tmp_path / "index"
     index_paths([corpus], index_dir, counting)
     shutil.copy(corpus / "003_5d407fa9e5e9a813.txt", corpus / "copy.txt")
@@ -87,7 +85,7 @@ def test_copy_of_a_file_embeds_nothing(tmp_path, corpus, embedder):
     assert report.added == ("copy.txt",) and counting.embedded == 0
 
 
-def test_order_of_runs_does_not_matter(tmp_path, corpus, embedder):
+def test_order_of_runs_does_not_matter(tmp_path, corpus, fake_embedder):
     """Index in two different orders of additions; both end with the same chunks."""
     a, b = tmp_path / "a", tmp_path / "b"
     files = sorted(corpus.iterdir())
@@ -95,10 +93,10 @@ def test_order_of_runs_does_not_matter(tmp_path, corpus, embedder):
     half.mkdir()
     for f in files[:2]:
         shutil.copy(f, half / f.name)
-    index_paths([half], a, embedder)
-    index_paths([corpus], a, embedder)
-    index_paths([corpus], b, embedder)
-    index_paths([corpus], b, embedder)
+    index_paths([half], a, fake_embedder)
+    index_paths([corpus], a, fake_embedder)
+    index_paths([corpus], b, fake_embedder)
+    index_paths([corpus], b, fake_embedder)
 
     def content(path):
         snap = open_snapshot(path)
@@ -107,27 +105,52 @@ def test_order_of_runs_does_not_matter(tmp_path, corpus, embedder):
     assert content(a) == content(b)
 
 
-def test_save_load_gives_identical_results(seed_index, embedder):
-    one, two = open_snapshot(seed_index), open_snapshot(seed_index)
-    queries = embedder.embed_queries(["When did Shoigu visit Beijing?", "Wer ist Kirby?"])
+def test_save_load_gives_identical_results(fake_index, fake_embedder):
+    one, two = open_snapshot(fake_index), open_snapshot(fake_index)
+    queries = fake_embedder.embed_queries(["When did Shoigu visit Beijing?", "Wer ist Kirby?"])
     s1, i1 = one.search(queries, 10)
     s2, i2 = two.search(queries, 10)
     assert np.array_equal(i1, i2) and np.allclose(s1, s2)
     assert [c.text for c in one.chunks()] == [c.text for c in two.chunks()]
     # stored vectors are the model's vectors of the chunk texts
     some = one.ids[:3]
-    fresh = embedder.embed_documents([one.chunk(i).text for i in some])
+    fresh = fake_embedder.embed_documents([one.chunk(i).text for i in some])
     assert np.allclose(one.vectors(some), fresh, atol=1e-5)
 
 
-def test_other_model_needs_rebuild(tmp_path, seed_index, embedder):
+def test_other_model_needs_rebuild(tmp_path, fake_index, fake_embedder):
     index_dir = tmp_path / "index"
-    shutil.copytree(seed_index, index_dir)
+    shutil.copytree(fake_index, index_dir)
 
     class Other(CountingEmbedder):
         pass
 
-    other = Other(embedder)
+    other = Other(fake_embedder)
     other.model_id = "some-other-model"
     with pytest.raises(IndexMismatchError, match="--rebuild"):
         index_paths(None, index_dir, other)
+
+
+@pytest.mark.slow
+def test_stored_vectors_are_the_real_models_vectors(seed_index, embedder):
+    """The real model reproduces the vectors it stored (one text per pass, so no batch mates change them)."""
+    snap = open_snapshot(seed_index)
+    some = snap.ids[:5]
+    assert np.allclose(snap.vectors(some), embedder.embed_documents([snap.chunk(i).text for i in some]), atol=1e-5)
+
+
+def test_a_fake_index_is_never_taken_for_a_real_one(tmp_path, fake_index, monkeypatch):
+    """The fake's index names its model and backend: without the fake registered it cannot be read, and the
+    real model cannot add to it."""
+    from embeddings import Embedder, encoder
+    from embeddings.verify import manifest_model
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(fake_index, index_dir)
+    manifest = open_snapshot(index_dir).manifest
+    assert (manifest.model, manifest.backend) == ("fake-hashed-words", "fake")
+    with pytest.raises(IndexMismatchError, match="--rebuild"):
+        index_paths(None, index_dir, Embedder())
+    monkeypatch.delitem(encoder.PLUGIN_BACKENDS, "fake")
+    with pytest.raises(IndexMismatchError, match="cannot be loaded here"):
+        manifest_model(manifest, tmp_path / "cache")

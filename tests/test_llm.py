@@ -233,7 +233,9 @@ def test_llm_flags_have_environment_twins(monkeypatch, capsys):
     assert err == "rag: error: unknown LLM provider 'gpt': use one of openai, ollama\n"
 
 
+@pytest.mark.slow
 def test_unreachable_server_names_the_fix(engine):
+    # Slow: the model is asked only when the real model finds evidence (the fake's answer abstains first).
     llm = chat_model("openai", base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=5)
     with pytest.raises(LLMError, match=r"cannot reach http://127\.0\.0\.1:\d+/v1: start the server or fix --base-url"):
         answer("When did Shoigu visit Beijing?", llm, engine=engine)
@@ -362,13 +364,10 @@ def test_prompt_injection_in_a_passage_cannot_break_the_guarantees(llm, tmp_path
 # --- the retriever ---------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_readme_retriever_example_runs(engine, monkeypatch, capsys):
-    """The README's ``as_retriever`` example, run as written against the seed index."""
-    import rag.engine
-
-    monkeypatch.setattr(rag.engine, "DEFAULT_INDEX_DIR", engine.index_dir)
-    monkeypatch.setitem(rag.engine._ENGINES, engine.index_dir.resolve(), engine)
+def test_readme_retriever_example_runs(fake_index, tmp_path, monkeypatch, capsys):
+    """The README's ``as_retriever`` example, run as written against the default index (under ``RAG_HOME``)."""
+    monkeypatch.setenv("RAG_HOME", str(tmp_path / "home"))
+    shutil.copytree(fake_index, tmp_path / "home" / "index")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "as_retriever" in b)
     exec(compile(example, "README.md", "exec"), {})
@@ -376,8 +375,8 @@ def test_readme_retriever_example_runs(engine, monkeypatch, capsys):
     assert "003_5d407fa9e5e9a813.txt" in out
 
 
-@pytest.mark.slow
-def test_retriever_documents_carry_provenance(engine):
+def test_retriever_documents_carry_provenance(fake_engine):
+    engine = fake_engine
     from langchain_core.retrievers import BaseRetriever
 
     from rag import as_retriever

@@ -1,4 +1,4 @@
-"""The chat under load: ``scripts/load_chat.py``, short, against a real ``rag chat`` process on loopback.
+"""The chat under load (:mod:`tests.support.load`), short, against a real ``rag chat`` process on loopback.
 
 The full-size run (50 sessions x 60 s, two rounds) is the script's default and is not a test:
 it takes minutes and its timings depend on the machine. Here 8 sessions run for 10 s, twice,
@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from .conftest import SEEDS, load_script, served_chat
+from tests.support import load, servers
 
-load_chat = load_script("load_chat")
+from .conftest import ROOT, SEEDS, served_chat
 
 SESSIONS = 8
 SECONDS = 10
@@ -31,22 +31,30 @@ MAX_GROWTH_MIB = 50
 # ---- pure helpers (fast) ------------------------------------------------------------------------
 
 
-def test_doctests_of_the_script():
-    assert doctest.testmod(load_chat).failed == 0
+def test_doctests_of_the_load_library():
+    assert doctest.testmod(load).failed == 0
+
+
+def test_the_script_is_a_command_line_over_the_support_package():
+    """``python -m scripts.load_chat`` from the checkout: imports resolve normally, bad arguments are one line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.load_chat", "--sessions", "0"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and done.stderr == "load: error: --sessions, --seconds and --rounds must be positive\n"
 
 
 def test_citation_problem():
-    assert load_chat.citation_problem("Am 14. Oktober [1] [3].", [1, 2, 3]) is None
-    assert load_chat.citation_problem("Nicht gefunden.", []) is None  # an abstention cites nothing
-    assert "[2]" in load_chat.citation_problem("Laut [2].", [1])
-    assert load_chat.citation_problem("", [1]) == "empty answer"
+    assert load.citation_problem("Am 14. Oktober [1] [3].", [1, 2, 3]) is None
+    assert load.citation_problem("Nicht gefunden.", []) is None  # an abstention cites nothing
+    assert "[2]" in load.citation_problem("Laut [2].", [1])
+    assert load.citation_problem("", [1]) == "empty answer"
 
 
 def test_session_plans_mix_endpoints_and_follow_ups():
     from itertools import islice
 
-    questions = load_chat.load_questions()
-    plans = [list(islice(load_chat.session_plan(questions, n), 40)) for n in range(4)]
+    questions = load.load_questions()
+    plans = [list(islice(load.session_plan(questions, n), 40)) for n in range(4)]
     assert len({plan[2].question for plan in plans}) == 4  # after the first pair, sessions start at different places
     for plan in plans:
         assert {s.endpoint for s in plan} == {"ask", "chat"}
@@ -57,7 +65,7 @@ def test_session_plans_mix_endpoints_and_follow_ups():
 
 
 def test_summarise_counts_errors_and_overlap():
-    S = load_chat.Sample
+    S = load.Sample
     samples = [
         S(0, "connect", 0.0, 0.1),
         S(0, "ask", 0.1, 0.5),
@@ -65,7 +73,7 @@ def test_summarise_counts_errors_and_overlap():
         S(2, "chat", 0.2, 0.6, follow_up=True),
         S(2, "chat", 0.6, 0.9, "cites [7], but the sources are [1]"),
     ]
-    r = load_chat.summarise(samples, sessions=3, seconds=1.0, stuck=1)
+    r = load.summarise(samples, sessions=3, seconds=1.0, stuck=1)
     assert r.requests == 4 and r.errors == 3  # two failed requests and one stuck session
     assert r.sessions_served == 2 and r.max_in_flight == 2 and r.follow_ups == 1
     assert r.requests_by_endpoint == {"ask": 1, "chat": 2, "connect": 1}
@@ -79,7 +87,7 @@ def test_server_stop_kills_a_process_that_ignores_sigterm(tmp_path):
     assert process.stdout.readline() == b"up\n"
     log = tmp_path / "server.log"
     log.write_text("")
-    server = load_chat.Server(process, "http://127.0.0.1:1/", log)
+    server = servers.Server(process, "http://127.0.0.1:1/", log)
     started = time.monotonic()
     server.stop(timeout=1)
     assert process.poll() is not None and time.monotonic() - started < 10
@@ -92,7 +100,7 @@ def test_server_stop_kills_a_process_that_ignores_sigterm(tmp_path):
 @pytest.mark.slow
 def test_start_server_reports_why_it_cannot_start(tmp_path, model_cache):
     with pytest.raises(RuntimeError, match=r"rag chat exited with status 1:[\s\S]*missing: no such file or folder"):
-        load_chat.start_server(tmp_path / "missing", tmp_path / "index", cache_dir=model_cache, timeout=120)
+        servers.start_server(tmp_path / "missing", tmp_path / "index", cache_dir=model_cache, timeout=120)
 
 
 @pytest.mark.slow
@@ -100,9 +108,9 @@ def test_short_load_run(tmp_path, seed_index, model_cache):
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     shutil.copytree(SEEDS, corpus)
     shutil.copytree(seed_index, index)
-    server = load_chat.start_server(corpus, index, cache_dir=model_cache, timeout=180)
+    server = servers.start_server(corpus, index, cache_dir=model_cache, timeout=180)
     try:
-        report = load_chat.run(
+        report = load.run(
             server.url,
             server.pid,
             sessions=SESSIONS,
@@ -110,13 +118,13 @@ def test_short_load_run(tmp_path, seed_index, model_cache):
             rounds=2,
             grace=60,
             max_growth_mib=MAX_GROWTH_MIB,
-            questions=load_chat.load_questions(),
+            questions=load.load_questions(),
             server="test",
         )
     finally:
         server.stop()
     assert server.process.poll() is not None  # stopped, not left running
-    print(load_chat.markdown(report))
+    print(load.markdown(report))
     for r in report["rounds"]:
         assert r["errors"] == 0, r["error_examples"]
         assert r["stuck_sessions"] == 0
@@ -126,7 +134,7 @@ def test_short_load_run(tmp_path, seed_index, model_cache):
         assert r["max_in_flight"] >= SESSIONS // 2  # sessions were served at the same time, not one by one
         assert r["server_cpu_ms_per_request"] > 0
     assert report["rss_before_mib"] > 0 and report["growth_mib"] is not None
-    assert report["growth_mib"] < MAX_GROWTH_MIB, load_chat.markdown(report)
+    assert report["growth_mib"] < MAX_GROWTH_MIB, load.markdown(report)
     assert report["passed"]
 
 

@@ -20,7 +20,10 @@ each change is an incremental ``index_paths`` run; answering goes on meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import resource
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from html import escape
@@ -38,7 +41,10 @@ from rag.followup import message_text
 from rag.llm import PASSAGES, LLMError
 from rag.questions import clean
 
+from .guard import Guard, GuardConfig, allowed_hosts
+from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
+from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
 
 __all__ = ["ChatApp", "parse_auth", "safe_filename", "user_questions"]
 
@@ -62,9 +68,13 @@ MAX_PASSAGES = 10  # the settings' slider: more passages than this only add nois
 # Fewer than two passages: rag.answer.compose (issue 12's code) fails with KeyError at k=1 when the
 # answer quotes a second passage; the slider starts at 2 until that is fixed.
 MIN_PASSAGES = 2
-# Gradio keeps each uploaded file in its temporary folder; upload() has copied it into the
-# corpus folder by the time it returns, so every hour the copies older than an hour go.
-UPLOAD_CACHE = (3600, 3600)
+MAX_UPLOAD_FILES = 20  # files in one upload request; the guard refuses more before they are stored
+MAX_UPLOAD_BYTES = 100 * 2**20  # one upload request, all files (at least one file of the largest allowed size)
+# Gradio keeps each uploaded file in its temporary folder; the upload event removes its own
+# files when the handler returns, and every 5 minutes files older than 10 minutes go (uploads
+# whose handler never ran: a stranger's POST to /gradio_api/upload).
+UPLOAD_CACHE = (300, 600)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:;,'\"()]+/)+(?=[^\s/:;,'\"()])")
 # Focus the question box whenever it is enabled again (after each answer), and bring the
 # highlighted sentence of an opened article into view.
 PAGE_JS = """
@@ -94,6 +104,17 @@ def user_questions(history: Sequence[dict]) -> list[str]:
         if text.strip():
             out.append(text)
     return out
+
+
+def public_error(exc: BaseException) -> gr.Error:
+    """What the client is told about ``exc``: one line, no server folders, HTML-escaped; logged as one line.
+
+    >>> public_error(OSError("/srv/rag/index/gen-3/chunks.sqlite is damaged; rebuild")).message
+    'chunks.sqlite is damaged; rebuild'
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    log.warning("refused: %s", text[:500])
+    return gr.Error(escape(_ABSOLUTE_PATH.sub("", text)[:400], quote=False), print_exception=False)
 
 
 def refusal_markdown(reason: str) -> str:
@@ -146,6 +167,7 @@ class ChatApp:
         if llm is not None:
             self.answerers[LLM] = replace(self.answerers[LLM], label=f"LLM: {llm_label}")
         self.folder = CorpusFolder.for_index(self.corpus_dir, self.index_dir, max_file_bytes=max_file_bytes)
+        self.slots = Slots()
 
     # ---- indexing -------------------------------------------------------------------------------
 
@@ -198,11 +220,10 @@ class ChatApp:
         try:
             saved, more, report = self.folder.save(uploads, lambda: self.sync(progress), replace=replace)
         except LIBRARY_ERRORS as exc:
-            log.warning("upload failed: %s", exc)
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         refused += more
-        lines = [f"{item.status} {item.name}" for item in saved]
-        lines += [f"refused {name}: {reason}" for name, reason in refused]
+        lines = [f"{item.status} {markdown_text(item.name)}" for item in saved]
+        lines += [f"refused {markdown_text(name)}: {markdown_text(reason)}" for name, reason in refused]
         if refused:
             log.info("upload refused: %s", "; ".join(f"{n}: {r}" for n, r in refused))
         if not saved and refused:
@@ -220,8 +241,8 @@ class ChatApp:
             moved, report = self.folder.remove(names, lambda: self.sync(progress))
         except LIBRARY_ERRORS as exc:
             log.info("remove refused: %s", exc)
-            raise gr.Error(str(exc)) from exc
-        lines = [f"moved to the trash: {t.name} (restore it below)" for t in moved]
+            raise public_error(exc) from None
+        lines = [f"moved to the trash: {markdown_text(t.name)} (restore it below)" for t in moved]
         return self.documents(), "  \n".join([*lines, _report_line(report)])
 
     def restore(self, name: str | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
@@ -232,15 +253,15 @@ class ChatApp:
             item, report = self.folder.restore(name, lambda: self.sync(progress))
         except LIBRARY_ERRORS as exc:
             log.info("restore refused: %s", exc)
-            raise gr.Error(str(exc)) from exc
-        return self.documents(), "  \n".join([f"restored {item.name}", _report_line(report)])
+            raise public_error(exc) from None
+        return self.documents(), "  \n".join([f"restored {markdown_text(item.name)}", _report_line(report)])
 
     def rescan(self, progress: PageProgress | None = None) -> tuple[list[list], str]:
         """Re-read the corpus folder: pick up files added, changed or deleted outside the chat."""
         try:
             report = self.sync(progress)
         except LIBRARY_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         return self.documents(), _report_line(report)
 
     # ---- answering ------------------------------------------------------------------------------
@@ -276,7 +297,7 @@ class ChatApp:
         try:
             answer = final_answer(self.answerer(answerer), message, list(history or ()))
         except LIBRARY_ERRORS as exc:
-            raise gr.Error(str(exc)) from exc
+            raise public_error(exc) from None
         return answer, answer.question or message
 
     def respond(
@@ -286,22 +307,25 @@ class ChatApp:
         answerer: str | None = None,
         passages: int | None = None,
         documents: Sequence[str] | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[str]:
         """Stream the answer into the chat as one Markdown message, its sources included; never raises.
 
         A refused question (empty, too long, a follow-up to rephrase) or a failure (index, model)
-        ends as a message saying why, so the page is never left locked.
+        ends as a message saying why, so the page is never left locked. ``request`` (given by
+        Gradio) says who asks: one answer at a time per client (:mod:`ui.slots`).
         """
         shown = ""
         try:
             chosen = self.answerer(answerer, passages, documents)
-            for item in chosen.stream(message, list(history or ())):
-                if isinstance(item, str):
-                    shown += item
-                    yield answer_markdown(shown)
-                    continue
-                asked = item.question if item.question and item.question != _plain(message) else None
-                yield message_markdown(item, asked, self._outlets(item))
+            with self._slot(request, message):
+                for item in chosen.stream(message, list(history or ())):
+                    if isinstance(item, str):
+                        shown += item
+                        yield answer_markdown(shown)
+                        continue
+                    asked = item.question if item.question and item.question != _plain(message) else None
+                    yield message_markdown(item, asked, self._outlets(item))
         except (gr.Error, *LIBRARY_ERRORS) as exc:
             reason = exc.message if isinstance(exc, gr.Error) else str(exc)
             log.info("question refused: %s", reason)  # one line; the user reads it in the chat
@@ -309,6 +333,16 @@ class ChatApp:
         except Exception as exc:  # a bug: the page must stay usable, the log gets the traceback
             log.exception("answering failed")
             yield refusal_markdown(f"something went wrong ({type(exc).__name__}); please try again")
+
+    @contextlib.contextmanager
+    def _slot(self, request: gr.Request | None, question: object = "") -> Iterator[None]:
+        """Run the block as one answer slot of the client (see :mod:`ui.slots`); no slot is a one-line refusal."""
+        chars = len(question) if isinstance(question, str) else 0
+        try:
+            with self.slots.hold(client_key(request), chars):
+                yield
+        except Busy as exc:
+            raise public_error(exc) from None
 
     def _outlets(self, answer: Answer) -> dict[str, str]:
         """The outlet (``source:``/``publisher:`` header) of each cited article, when its file names one."""
@@ -342,7 +376,9 @@ class ChatApp:
                 span = (int(first), int(last))
         return article_html(doc, span)
 
-    def ask(self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE) -> dict:
+    def ask(
+        self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request | None = None
+    ) -> dict:
         """API ``ask``: the answer and its sources as data.
 
         Args:
@@ -356,7 +392,8 @@ class ChatApp:
             ``notes`` say what was changed in an LLM answer (e.g. replaced by the extractive one).
         """
         history = [{"role": "user", "content": previous_question}] if previous_question else []
-        answer, _asked = self.answer(question, history, answerer or EXTRACTIVE)
+        with self._slot(request, question):
+            answer, _asked = self.answer(question, history, answerer or EXTRACTIVE)
         return asdict(answer)
 
     # ---- the page -------------------------------------------------------------------------------
@@ -466,7 +503,10 @@ class ChatApp:
             def on_upload(paths, replace_them, progress=gr.Progress()):
                 # The file box is emptied: it would add the next upload to these files and send all again.
                 run = lambda: self.upload(paths, progress, replace=bool(replace_them))  # noqa: E731
-                return (*_status(run, self.documents), None)
+                try:
+                    return (*_status(run, self.documents), None)
+                finally:  # Gradio's copies of this request's files: saved into the corpus or refused by now
+                    _remove_uploaded(paths)
 
             def ask_confirmation(names):
                 names = [n for n in names or () if n]
@@ -493,7 +533,7 @@ class ChatApp:
             confirm.click(on_remove, chosen, [table, status, confirm_row], api_name="remove", **writes).then(**refresh)
             restore.click(on_restore, trashed, [table, status], api_name="restore", **writes).then(**refresh)
             rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
-            gr.api(self._api_ask, api_name="ask")
+            gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=QUEUE_WORKERS)
             app.load(**refresh)
             app.load(self._article_view, None, [article_view, article], api_visibility="undocumented")
             # A reload shows the conversation of before (the newest saved one) instead of an empty chat.
@@ -504,14 +544,19 @@ class ChatApp:
                 api_visibility="undocumented",
                 queue=False,
             )
+        for fn in app.fns.values():  # the chat page and /chat share the API's workers (ChatInterface takes no id)
+            if fn.api_name in ("chat", "ask"):
+                fn.concurrency_id, fn.concurrency_limit = ANSWERS, QUEUE_WORKERS
         return app
 
-    def _api_ask(self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE) -> dict:
+    def _api_ask(
+        self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request = None
+    ) -> dict:
         """Answer a question; returns the answer text and its sources (citations) as data.
 
         ``answerer``: "extractive" (default) or "llm" when the chat was started with an LLM.
         """
-        return self.ask(question, previous_question, answerer)
+        return self.ask(question, previous_question, answerer, request)
 
     def _passages(self, name: str) -> int:
         return getattr(self.answerers.get(name), "k", None) or self.k
@@ -535,21 +580,36 @@ class ChatApp:
         self,
         host: str = DEFAULT_HOST,
         port: int = 7860,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | Login | None = None,
         *,
         block: bool = True,
+        allowed: Sequence[str] = (),
     ) -> gr.Blocks:
         """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests).
 
         Args:
             host: the address to listen on; the default is reachable from this machine only.
-            auth: ``(user, password)``: nothing but the login page without it.
+            auth: ``(user, password)`` or a :class:`~ui.passwords.Login`: nothing but the login page without it.
+            allowed: more host names the page may be called by (besides loopback and ``host``).
 
-        Files over ``max_file_bytes`` (the constructor's) are refused by Gradio while they
-        arrive, and :meth:`upload` checks again before reading.
+        Every request passes :class:`~ui.guard.Guard` first (Host and Origin, body size, login
+        attempts, streams). Files over ``max_file_bytes`` (the constructor's) are refused by
+        Gradio while they arrive, and :meth:`upload` checks again before reading.
         """
+        from starlette.middleware import Middleware
+
+        guard = GuardConfig(
+            port=port,
+            hosts=allowed_hosts(host, allowed),
+            auth=auth is not None,
+            max_upload_bytes=max(self.max_file_bytes, min(self.max_file_bytes * MAX_UPLOAD_FILES, MAX_UPLOAD_BYTES))
+            + 2**20,  # the multipart framing
+            max_upload_files=MAX_UPLOAD_FILES,
+        )
+        _raise_file_limit()
         app = self.create_app()
-        app.queue(default_concurrency_limit=2)
+        # api_open=False: /gradio_api/run/* would answer outside the queue and its limits.
+        app.queue(default_concurrency_limit=2, api_open=False)
         app.launch(
             server_name=host,
             server_port=port,
@@ -557,12 +617,27 @@ class ChatApp:
             prevent_thread_lock=not block,
             css=SOURCES_CSS,
             js=PAGE_JS,
-            show_error=True,
+            show_error=False,  # gr.Error messages (made by public_error) reach the client; other exceptions do not
             quiet=not block,
+            app_kwargs={"middleware": [Middleware(Guard, config=guard)]},
             max_file_size=self.max_file_bytes,  # refused by gradio before the upload reaches its temp folder
             state_session_capacity=MAX_SESSIONS,
         )
         return app
+
+
+def _remove_uploaded(paths: Sequence[str] | None) -> None:
+    for path in paths or ():
+        with contextlib.suppress(OSError, TypeError):
+            Path(path).unlink(missing_ok=True)
+
+
+def _raise_file_limit() -> None:
+    """Raise the soft limit of open files to the hard one: each open stream holds a descriptor."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
 def _chat_title(conversation: list[dict]) -> str:
@@ -637,6 +712,17 @@ def _stages(progress: PageProgress | None):
 
 
 def _report_line(report: IndexReport) -> str:
-    lines = [report.summary()]
-    lines += [f"skipped {s.source}: {s.reason}" for s in report.skipped]
+    """The status Markdown after a change: the summary, then each skipped file (names escaped)."""
+    lines = [markdown_text(report.summary())]
+    lines += [f"skipped {markdown_text(s.source)}: {markdown_text(s.reason)}" for s in report.skipped]
     return "  \n".join(lines)
+
+
+def markdown_text(text: str) -> str:
+    r"""``text`` as literal text in Markdown: HTML escaped, Markdown's punctuation backslashed, one line.
+
+    >>> markdown_text("<img src=x onerror=alert(1)>_[a](b)*.txt")
+    '&lt;img src=x onerror=alert\\(1\\)&gt;\\_\\[a\\]\\(b\\)\\*.txt'
+    """
+    text = escape(" ".join(text.split()), quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", text)

@@ -4,8 +4,11 @@ Environment variables are read here and nowhere else; each has a flag:
 ``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
 ``RAG_CACHE_DIR`` (``--cache-dir``); for ``ask``, ``eval`` and ``chat`` ``RAG_LLM`` (``--llm``),
 ``RAG_LLM_BASE_URL`` (``--base-url``) and ``RAG_LLM_MODEL`` (``--llm-model``); for ``rag chat`` also
-``RAG_HOST``, ``RAG_PORT``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``. ``OPENAI_API_KEY`` is
-read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
+``RAG_HOST``, ``RAG_PORT``, ``RAG_ALLOWED_HOSTS``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``.
+``OPENAI_API_KEY`` is read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
+The defaults of those folders come from :mod:`rag.defaults` (the checkout's, or under ``RAG_HOME``
+or the user data folder when installed); the first ``rag ask``, ``rag index`` or ``rag chat``
+without an index copies the demo articles there and indexes them, and says so.
 """
 
 from __future__ import annotations
@@ -18,12 +21,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
-from embeddings.encoder import BACKENDS, DEFAULT_BACKEND
-from rag import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, QuestionError
+from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
+from rag import QuestionError
+from rag.defaults import defaults
 from rag.evaluate import EvalFileError
 from rag.llm import PASSAGES, PROVIDERS, LLMError
 
-EXPECTED_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError)
+
+class SettingError(ValueError):
+    """A ``--set NAME=VALUE`` that names no setting or gives a value of the wrong type."""
+
+
+EXPECTED_ERRORS = (
+    QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError, SettingError
+)  # fmt: skip
 
 
 K_HELP = f"passages to retrieve and cite (default 5; {PASSAGES} with --llm: the passages the model reads)"
@@ -35,10 +46,11 @@ def _k(args, llm) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
+    places = defaults()
     parser.add_argument(
         "--index-dir",
         type=Path,
-        default=Path(env("RAG_INDEX_DIR") or DEFAULT_INDEX_DIR),
+        default=Path(env("RAG_INDEX_DIR") or places.index_dir),
         help="index folder (env RAG_INDEX_DIR; default: %(default)s)",
     )
     parser.add_argument(
@@ -55,8 +67,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path(env("RAG_CACHE_DIR")) if env("RAG_CACHE_DIR") else None,
-        help="where the default model is converted to (env RAG_CACHE_DIR; default ~/.cache/newsrag)",
+        default=Path(env("RAG_CACHE_DIR") or places.cache_dir or default_cache_dir()),
+        help="where the default model is converted to (env RAG_CACHE_DIR; default: %(default)s)",
     )
 
 
@@ -66,7 +78,7 @@ def _llm_flags(parser: argparse.ArgumentParser) -> None:
         "--llm",
         choices=PROVIDERS,
         default=env("RAG_LLM") or None,
-        help="write the answer with a language model (needs the llm extra; env RAG_LLM); default: extractive",
+        help="write the answer with a language model (env RAG_LLM); default: extractive",
     )
     parser.add_argument(
         "--base-url",
@@ -86,7 +98,7 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--corpus",
         type=Path,
-        default=Path(env("RAG_CORPUS") or DEFAULT_CORPUS),
+        default=Path(env("RAG_CORPUS") or defaults().corpus),
         help="the articles folder (env RAG_CORPUS; default: %(default)s)",
     )
 
@@ -96,6 +108,8 @@ def _corpus_folder(args):
     from embeddings import index_paths
     from embeddings.corpus_folder import CorpusFolder
 
+    if args.corpus == defaults().corpus:
+        _demo_corpus()  # installed: the demo articles are copied out of the package on first run
     if not args.corpus.is_dir():
         raise CorpusError(f"{args.corpus}: no such folder; give the articles' folder with --corpus")
     folder = CorpusFolder.for_index(args.corpus, args.index_dir)
@@ -145,6 +159,64 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def _set_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one number of the scoring configuration (rag.config.ScoringConfig), e.g. --set window=2",
+    )
+
+
+def scoring_config(assignments: list[str]):
+    """A :class:`rag.config.ScoringConfig` with ``NAME=VALUE`` overrides.
+
+    >>> scoring_config(["window=2", "min_dense=0.75"]).window, scoring_config([]).window
+    (2, 1)
+
+    Raises:
+        SettingError: an unknown name or a value of the wrong type (the message names both).
+    """
+    from dataclasses import fields, replace
+
+    from rag.config import ScoringConfig
+
+    config = ScoringConfig()
+    types = {f.name: type(getattr(config, f.name)) for f in fields(config)}
+    changes = {}
+    for item in assignments:
+        name, _, value = item.partition("=")
+        if name not in types:
+            raise SettingError(f"--set {item}: no such setting; the settings are {', '.join(types)}")
+        try:
+            changes[name] = types[name](value)
+        except ValueError:
+            raise SettingError(f"--set {item}: {name} takes a {types[name].__name__}") from None
+    return replace(config, **changes)
+
+
+def format_explanation(x) -> str:
+    """``rag ask --explain``: the ranked sentences with each signal's part of the score, then the gates."""
+    from rag.select import contributions
+
+    lines = [f"question: kind={x.question.kind} language={x.question.language} since={x.question.since}"
+             f" counted={x.question.counted!r}"]  # fmt: skip
+    chosen = x.decision.candidate
+    for n, s in enumerate(x.ranked, 1):
+        mark = "chosen" if s is chosen else "runner-up" if n <= 3 else ""
+        parts = " ".join(f"{k}={v:+.3f}" for k, v in contributions(s, x.question, x.config).items())
+        lines.append(f"{n}. {s.score:.3f} {mark:9} [{s.sentence.source}] {parts}")
+        lines.append(f"   {s.sentence.text[:200]}")
+    for s, verdicts in x.decision.tried:
+        lines.append(f"gates on #{x.ranked.index(s) + 1 if s in x.ranked else '?'}: {s.sentence.text[:80]}")
+        for v in verdicts:
+            lines.append(f"  {'pass' if v.passed else 'FAIL'} {v.gate}: {v.detail}")
+    decided = x.decision.reason or "all gates passed"
+    lines.append(f"decided by: {decided}{' (abstained)' if x.answer.abstained else ''}")
+    return "\n".join(lines)
+
+
 def _chat_model(args):
     """The LangChain model for --llm, or None. The API key is read here and only passed on, never printed."""
     if not getattr(args, "llm", None):
@@ -175,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print the best sentences with each signal's part of their score, and every gate's verdict",
+    )
+    _set_flag(p)
     _llm_flags(p)
     _common(p)
 
@@ -182,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
+    _set_flag(p)
     _llm_flags(p)
     _common(p)
 
@@ -211,15 +290,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--port", type=int, default=env("RAG_PORT") or 7860, help="port (env RAG_PORT; default %(default)s)")
     p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[h for h in (env("RAG_ALLOWED_HOSTS") or "").split(",") if h.strip()],
+        metavar="NAME",
+        help="a further name the chat may be called by, e.g. the machine's name with --host 0.0.0.0 "
+        "(repeatable; env RAG_ALLOWED_HOSTS, comma-separated); 127.0.0.1, localhost, [::1] and --host always are",
+    )
+    p.add_argument(
         "--corpus",
         type=Path,
-        default=Path(env("RAG_CORPUS") or DEFAULT_CORPUS),
+        default=Path(env("RAG_CORPUS") or defaults().corpus),
         help="articles folder; uploads are saved here (env RAG_CORPUS; default: %(default)s)",
     )
     p.add_argument(
         "--auth",
         default=env("RAG_AUTH") or None,
-        help="require a login: user:password or a file holding it (env RAG_AUTH; default: no login)",
+        help="require a login: user:password, a user name alone (a password is generated and printed), or a "
+        "file holding user:password or user:scrypt$... from `python -m ui.passwords USER` "
+        "(env RAG_AUTH; default: no login)",
     )
     p.add_argument(
         "--max-upload-mb",
@@ -254,8 +343,14 @@ def _progress_bar():
     return progress
 
 
+def _demo_corpus() -> Path:
+    """The demo articles' folder (``seeds/`` in a checkout; installed, a copy made on first use)."""
+    return defaults().ensure_corpus()
+
+
 def _embedder(args):
-    from embeddings import Embedder, read_manifest
+    from embeddings import read_manifest
+    from embeddings.encoder import load_embedder
 
     model, backend = args.model, args.backend
     manifest = None if getattr(args, "rebuild", False) else read_manifest(args.index_dir)
@@ -263,7 +358,7 @@ def _embedder(args):
         model = manifest.model if manifest else DEFAULT_MODEL
     if backend is None:
         backend = manifest.backend if manifest else DEFAULT_BACKEND
-    return Embedder(model, cache_dir=args.cache_dir, backend=backend)
+    return load_embedder(model, cache_dir=args.cache_dir, backend=backend)
 
 
 def cmd_index(args) -> int:
@@ -274,7 +369,7 @@ def cmd_index(args) -> int:
     if paths is None:
         # The folders indexed before (for --rebuild even when the live generation is damaged), else seeds/.
         known = recorded_roots(args.index_dir) if args.rebuild else read_manifest(args.index_dir) is not None
-        paths = None if known else [DEFAULT_CORPUS]
+        paths = None if known else [_demo_corpus()]
     report = index_paths(paths, args.index_dir, _embedder(args), rebuild=args.rebuild, progress=_progress_bar())
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -306,11 +401,13 @@ def _engine(args):
     from rag import Engine
 
     if read_manifest(args.index_dir) is None:
-        if args.index_dir.resolve() != DEFAULT_INDEX_DIR.resolve():
+        if args.index_dir.resolve() != defaults().index_dir.resolve():
             raise StoreError(
                 f"no index in {args.index_dir}; build one with `rag index PATH --index-dir {args.index_dir}`"
             )
-        index_paths([DEFAULT_CORPUS], args.index_dir, _embedder(args), progress=_progress_bar())
+        corpus = _demo_corpus()
+        print(f"rag: first run: indexing the demo articles in {corpus} into {args.index_dir}", file=sys.stderr)
+        index_paths([corpus], args.index_dir, _embedder(args), progress=_progress_bar())
     manifest = read_manifest(args.index_dir)
     if args.model and manifest and args.model != manifest.model:
         raise StoreError(
@@ -322,7 +419,7 @@ def _engine(args):
             f"{args.index_dir} was built with the {manifest.backend} backend, not {args.backend}; "
             "drop --backend or rebuild with `rag index --rebuild --backend ...`"
         )
-    return Engine(args.index_dir, cache_dir=args.cache_dir)
+    return Engine(args.index_dir, cache_dir=args.cache_dir, config=scoring_config(getattr(args, "set", [])))
 
 
 def format_answer(answer) -> str:
@@ -352,9 +449,10 @@ def _answerer(args, engine=None):
 
 
 def cmd_ask(args) -> int:
-    """Print the answer's words as they come, then what changed, then the sources."""
+    """Print the answer's words as they come, then what changed, then the sources (and with --explain, why)."""
+    answerer = _answerer(args)
     shown = ""
-    for item in _answerer(args).stream(args.question):
+    for item in answerer.stream(args.question):
         if isinstance(item, str):
             shown += item
             if not args.json:
@@ -362,12 +460,14 @@ def cmd_ask(args) -> int:
             continue
         if args.json:
             print(json.dumps(asdict(item), indent=2, ensure_ascii=False))
-            return 0
+            continue
         if shown:
             print()
         for note in item.notes:
             print(f"note: {note}")
         print(format_answer(item) if item.text != shown.strip() else format_answer(item).split("\n", 1)[-1])
+    if args.explain:  # the extractive evidence, which the LLM also reads
+        print("\n" + format_explanation(answerer.engine.explain(args.question, k=_k(args, None))))
     return 0
 
 
@@ -378,7 +478,7 @@ def cmd_eval(args) -> int:
     cases = load_cases(args.file)
     engine = _engine(args)
     answerer = _answerer(args, engine)
-    engine.ask("warm-up")  # model load and index statistics are not part of per-question latency
+    engine.ask("warm-up", k=_k(args, None))  # model load and index statistics are not part of per-question latency
     report = evaluate(cases, lambda q: final_answer(answerer, q), answerer.answered_by)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -403,19 +503,30 @@ def exposure_warning(host: str, auth) -> str | None:
 def cmd_chat(args) -> int:
     from embeddings import index_paths
     from rag.llm import describe
-    from ui.chat import ChatApp, parse_auth  # imports gradio: only when the chat is asked for
+    from ui.chat import ChatApp  # imports gradio: only when the chat is asked for
+    from ui.passwords import parse_login
 
     try:
-        auth = parse_auth(args.auth)
+        auth, generated = parse_login(args.auth)
     except ValueError as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return 1
+    if generated:
+        print(f"rag chat: log in as {auth.user} with the password {generated}", file=sys.stderr)
     if args.max_upload_mb <= 0:
         print(f"rag: error: --max-upload-mb must be positive, not {args.max_upload_mb:g}", file=sys.stderr)
         return 1
     warning = exposure_warning(args.host, auth)
     if warning:
         print(f"rag chat: warning: {warning}", file=sys.stderr)
+    if args.corpus == defaults().corpus:
+        _demo_corpus()  # installed: the demo articles are copied out of the package on first run
+    if args.host in ("0.0.0.0", "::") and not args.allowed_host:
+        print(
+            f"rag chat: note: only requests to 127.0.0.1, localhost or [::1] are answered; add --allowed-host NAME "
+            f"for each name or address others use to reach port {args.port}",
+            file=sys.stderr,
+        )
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
@@ -436,7 +547,7 @@ def cmd_chat(args) -> int:
         llm_label=label,
     )
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
-    app.launch(args.host, args.port, auth)
+    app.launch(args.host, args.port, auth, allowed=args.allowed_host)
     return 0
 
 

@@ -69,9 +69,20 @@ def answer_markdown(text: str) -> str:
     >>> answer_markdown('„<img src=x onerror=alert(1)>“ [1]')
     '„&lt;img src=x onerror=alert(1)&gt;“ [1]'
     >>> print(answer_markdown('“![x](http://a.example/p.png) [hier](http://b.example)” [2]'))
-    “!\[x]\(http://a.example/p.png) [hier]\(http://b.example)” [2]
+    “!\[x]\(http&#58;//a.example/p.png) [hier]\(http&#58;//b.example)” [2]
+
+    Bare addresses in a quote stay text too (the renderer would make ``http://…`` and
+    ``www.…`` links): the ``:`` or ``.`` that it looks for is written as an entity.
+
+    >>> answer_markdown('„Siehe https://evil.example/x und www.evil.example“ [1]')
+    '„Siehe https&#58;//evil.example/x und www&#46;evil.example“ [1]'
     """
-    return escape(text, quote=False).replace("![", "!\\[").replace("](", "]\\(")
+    text = escape(text, quote=False).replace("![", "!\\[").replace("](", "]\\(")
+    return _AUTOLINK.sub(lambda m: f"{m.group(1)}&#58;//" if m.group(1) else f"{m.group(0)[:-1]}&#46;", text)
+
+
+# What a Markdown renderer with GFM autolinks turns into a link: scheme:// and www.
+_AUTOLINK = re.compile(r"(?i)\b(https?|ftp|file)://|\bwww\.")
 
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")

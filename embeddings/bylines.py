@@ -1,0 +1,64 @@
+"""Bylines and attribution lines: who wrote an article and which outlets it names as its sources.
+
+News pages end (or begin) with short lines that are not statements of the story:
+``Minh Duc (Laut TASS, Moscow Times, Barron's)``, ``Quelle: https://…``,
+``— Global Times (@globaltimesnews) February 28, 2025``, ``Text ist eine Übersetzung vom
+Epoch Times Artikel:``. They are kept as document metadata (``author``, ``outlets``) when the
+article is indexed, so "which outlet…" can be answered, and :func:`is_attribution` lets answering
+treat them as the evidence for such questions only.
+
+>>> attribution("Der Minister kam an.\\nMinh Duc (Laut TASS, Moscow Times, Barron's)\\n")
+{'author': 'Minh Duc', 'outlets': "TASS, Moscow Times, Barron's"}
+>>> attribution("Text ist eine Übersetzung vom Epoch Times Artikel:\\nEr sagte Nein.")
+{'outlets': 'Epoch Times'}
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_WORDS = 14  # an attribution line is short; a sentence that names a source is a statement
+
+_CREDIT = re.compile(
+    r"^\s*(?P<author>[^\W\d_][\w.'’ -]{1,60}?)\s*\((?:laut|nach|quelle|quellen|source|sources|via|mit material von"
+    r"|with reporting from)\s*:?\s*(?P<outlets>[^)]{2,120})\)\s*$",
+    re.I,
+)
+_TRANSLATION = re.compile(
+    r"^\s*(?:text ist eine|dieser text ist eine|this (?:text|article) is a) (?:übersetzung|translation)"
+    r"\s+(?:vom|von|des|of|from)(?: the| dem| einem)?\s+(?P<outlets>.{2,60}?)"
+    r"(?:\s+(?:artikel|article|beitrag))?\s*:?\s*$",
+    re.I,
+)
+_EMBED_CREDIT = re.compile(r"^\s*[—–-]\s*(?P<outlets>[^(@\n]{2,60}?)\s*\(@\w+\)")
+_SOURCE_LINE = re.compile(r"^\s*(?:quelle|source|sources|quellen)\s*:\s*(?P<outlets>\S.{0,150})$", re.I)
+
+
+def attribution(text: str) -> dict[str, str]:
+    """``author`` and ``outlets`` from the attribution lines of ``text`` (empty when it has none)."""
+    found: dict[str, str] = {}
+    outlets: list[str] = []
+    for line in text.splitlines():
+        if len(line.split()) > MAX_WORDS:
+            continue
+        if m := _CREDIT.match(line):
+            found.setdefault("author", m.group("author").strip())
+            outlets += [o.strip() for o in m.group("outlets").split(",") if o.strip()]
+        elif (m := _TRANSLATION.match(line)) or (m := _EMBED_CREDIT.match(line)):
+            outlets.append(m.group("outlets").strip())
+        elif (m := _SOURCE_LINE.match(line)) and not m.group("outlets").startswith("http"):
+            outlets += [o.strip() for o in m.group("outlets").split(",") if o.strip()]
+    if outlets:
+        found["outlets"] = ", ".join(dict.fromkeys(outlets))
+    return found
+
+
+def is_attribution(line: str) -> bool:
+    """Whether a line is a byline or attribution line (see the module doc).
+
+    >>> is_attribution("Minh Duc (Laut TASS, Moscow Times)"), is_attribution("Laut TASS kam er am Montag an.")
+    (True, False)
+    """
+    return len(line.split()) <= MAX_WORDS and any(
+        p.match(line) for p in (_CREDIT, _TRANSLATION, _EMBED_CREDIT, _SOURCE_LINE)
+    )

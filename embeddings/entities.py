@@ -1,0 +1,191 @@
+"""Names of people, places and organisations in a German or English article, found by rules at index time.
+
+German capitalises every noun, so a capital letter alone says nothing. A word
+counts as a name when its context says so:
+
+* an acronym (``TASS``, ``CIA``);
+* a title or role stands right before it (``Präsident Putin``, ``Sprecher Lin Jian``,
+  ``Verteidigungsminister Dong Jun``, ``spokesperson Lin Jian``);
+* it is part of a run of capitalised words that no article precedes (``Xi Jinping``,
+  ``Sergei Schoigu``), or follows a place preposition without an article (``in Peking``,
+  ``nach Usbekistan``);
+* over the article, it stands mostly without an article or adjective before it, and
+  it does not end like a German common noun (``-ung``, ``-heit``, ``-schaft``, ...).
+
+A genitive (``Schoigus``) is folded into its name when the plain form is a name too.
+The result is stored with the document in the index, so answering never recomputes it.
+
+>>> extract_names("Der chinesische Präsident Xi Jinping traf am Freitag in Peking Sergei Schoigu. "
+...               "Die Nachrichtenagentur TASS meldete, Schoigus Besuch sei wichtig.")
+('Xi', 'Jinping', 'Peking', 'Sergei', 'Schoigu', 'TASS')
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import replace
+
+from .bylines import attribution
+from .dates import MONTHS, WEEKDAYS
+from .memo import text_memo
+from .types import Document
+
+_WORD = re.compile(r"[^\W\d_][^\W_]*", re.UNICODE)  # hyphenated compounds split: "Taiwan-Frage"
+_SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[]\s*$")
+_DASH = re.compile(r"\s[–—]\s*$")  # "Mehr zum Thema – Lawrow besucht Teheran": a clause opens after a dash
+
+DETERMINERS = frozenset(
+    """der die das den dem des ein eine einer eines einem einen kein keine keinem keinen keiner
+    sein seine seinem seinen seiner ihr ihre ihrem ihren ihrer unser unsere diese dieser diesem diesen
+    dieses jede jeder jedem jeden jenes welche welcher welchem welchen alle beiden beide viele mehrere
+    zum zur vom beim im am ins aufs the a an this that these those its his her their our""".split()  # noqa: SIM905
+)
+ROLES = frozenset(
+    """präsident präsidentin präsidenten präsidents kanzler kanzlerin minister ministerin ministers
+    sprecher sprecherin botschafter botschafterin general generals staatschef staatschefs premier
+    premierminister regierungschef regierungschefin kommandeur oberbefehlshaber vorsitzende vorsitzenden
+    sekretär sekretärs direktor direktors experte experten chef chefin herr frau dr prof außenminister
+    verteidigungsminister president minister secretary spokesman spokeswoman spokesperson ambassador
+    chancellor commander director leader mr mrs ms dr prof senator governor analyst expert""".split()  # noqa: SIM905
+)
+# Prepositions after which a word without an article is usually a place: "in Peking", "nach Moskau".
+PLACE_PREPOSITIONS = frozenset("in nach aus von bei um gegen durch über to from at into".split())  # noqa: SIM905
+# Endings of German common nouns (and of adjectives used as nouns); names rarely end so.
+NOUN_ENDINGS = (
+    "ung", "ungen", "heit", "heiten", "keit", "keiten", "schaft", "schaften", "tion", "tionen", "tät", "täten",
+    "nis", "nisse", "ismus", "ium", "ien", "chen", "lein", "ling", "ment", "ments", "ur", "ik", "enz", "anz",
+    "tum", "sal", "ler", "ner", "ter", "ger", "zer", "ser", "ungs", "ende", "enden",
+)  # fmt: skip
+_COMMON = frozenset(
+    """ich du er sie es wir ihr man the a an and or but if in on at to of for with by from as is was
+    mehr zum thema kommentar teilen leave comment share text foto bild video quelle source""".split()  # noqa: SIM905
+)
+
+
+_ENGLISH = frozenset("the of and to in on is was that with for said has have by from at as".split())  # noqa: SIM905
+_GERMAN = frozenset("der die das und zu im ist war dass mit für sagte hat haben von bei als den dem".split())  # noqa: SIM905
+
+
+def _tokens(text: str) -> list[tuple[str, bool, bool, bool]]:
+    """Words with two flags: does the word start a sentence (or a line, a quote, a parenthesis)?
+    Is its line English (where a capital letter inside a sentence does mark a name)? Does it follow a dash?"""
+    out = []
+    for line in text.splitlines():
+        found = _WORD.findall(line)
+        low = [w.casefold() for w in found]
+        en, de = sum(w in _ENGLISH for w in low), sum(w in _GERMAN for w in low)
+        english = en >= 2 and en > 2 * de  # clearly English: a tie ("in" and "und" alike) is not
+        cursor = 0
+        first = True
+        for m in _WORD.finditer(line):
+            initial = first or bool(_SENTENCE_END.search(line[cursor : m.start()]))
+            after_dash = bool(_DASH.search(line[cursor : m.start()]))
+            out.append((m.group(), initial and not after_dash, english, after_dash))
+            cursor = m.end()
+            first = False
+    return out
+
+
+def _capitalised(word: str) -> bool:
+    low = word.casefold()
+    return word[:1].isupper() and low not in _COMMON and low not in DETERMINERS
+
+
+def _role(word: str) -> bool:
+    """A title or role word ("Präsident", "Verteidigungsminister"): it announces a name but is none."""
+    low = word.casefold()
+    return low in ROLES or low.endswith(("minister", "ministerin", "präsident", "präsidentin", "sprecher", "chef"))
+
+
+def _calendar(word: str) -> bool:
+    low = word.casefold()
+    return (low in MONTHS and len(low) > 3) or any(low.startswith(day) for day in WEEKDAYS)
+
+
+def _acronym(word: str) -> bool:
+    return len(word) >= 2 and word.isupper() and word.isalpha()
+
+
+def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
+    """The names of ``text`` as written, once each, in order of first appearance (see the module doc)."""
+    head = text[:max_chars]
+    if len(text) > max_chars:  # a word cut at the limit is no name ("Peki")
+        head = head[: max(head.rfind(" "), 0)]
+    tokens = _tokens(head)
+    votes: Counter[str] = Counter()  # evidence that a word is a name, summed over its occurrences
+    bare: Counter[str] = Counter()  # non-initial occurrences without a determiner or adjective before
+    seen: Counter[str] = Counter()  # non-initial capitalised occurrences
+    order: dict[str, None] = {}
+    for i, (word, initial, english, after_dash) in enumerate(tokens):
+        if not _capitalised(word):
+            continue
+        if english and not initial:
+            votes[word] += 1
+        low = word.casefold()
+        prev = tokens[i - 1][0] if i else ""
+        low_prev = prev.casefold()
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ("", True, False, False)
+        if _acronym(word):
+            votes[word] += 2
+        if _role(prev):
+            votes[word] += 2
+        if not initial:
+            seen[word] += 1
+            adjective = prev[:1].islower() and low_prev.endswith(("en", "er", "es", "em", "e"))
+            determined = low_prev in DETERMINERS or adjective
+            if not determined:
+                bare[word] += 1
+                # "Xi Jinping": two capitalised words with no article before; not a genitive and its noun
+                # ("Schoigus Reise"), and not a noun-like second word ("Epoch Times Artikel").
+                follower = nxt[0]
+                if (
+                    _capitalised(follower)
+                    and not nxt[1]
+                    and not _acronym(word)
+                    and not word.endswith("s")
+                    and not follower.casefold().endswith(NOUN_ENDINGS)
+                    and not _role(follower)
+                ):
+                    votes[word] += 1
+                    votes[follower] += 1
+            if after_dash and nxt[0][:1].islower() and not low.endswith(NOUN_ENDINGS):
+                votes[word] += 1  # "– Lawrow besucht Teheran": a bare word opening a clause, then its verb
+            if low_prev in PLACE_PREPOSITIONS and not determined:
+                # "in Peking", "nach Usbekistan"; plural and feminine nouns stand so too ("nach Angaben").
+                votes[word] += 0.5 if low.endswith(("en", "e")) else 1
+        order.setdefault(word, None)
+    names = []
+    for word in order:
+        low = word.casefold()
+        if _role(word) or _calendar(word) or (low.endswith(NOUN_ENDINGS) and not _acronym(word) and votes[word] < 2):
+            continue
+        mostly_bare = seen[word] >= 2 and bare[word] / seen[word] >= 0.75
+        if votes[word] >= 1 or mostly_bare:
+            names.append(word)
+    plain = set(names)
+    # A genitive folds into its name: "Schoigus" when "Schoigu" is a name (and the plain form is not missing).
+    return tuple(n for n in names if not (n.endswith("s") and n[:-1] in plain))
+
+
+NAMES_KEY = "names"  # the document metadata key that holds the names, "|"-separated
+
+
+def with_names(doc: Document) -> Document:
+    """``doc`` with its names, and its byline's author and outlets, stored in its metadata (done once, when
+    it is indexed)."""
+    found = {NAMES_KEY: "|".join(extract_names(doc.text)), **attribution(doc.text)}
+    return replace(doc, metadata={**found, **doc.metadata})
+
+
+@text_memo(max_bytes=4 * 2**20)
+def _names_of_text(text: str) -> tuple[str, ...]:
+    return extract_names(text)
+
+
+def document_names(doc: Document) -> tuple[str, ...]:
+    """The names stored with ``doc``; computed (and memoised) for an index written before names were stored."""
+    stored = doc.metadata.get(NAMES_KEY)
+    if stored is not None:
+        return tuple(n for n in stored.split("|") if n)
+    return _names_of_text(doc.text)

@@ -1,0 +1,312 @@
+"""Grounding: the answer states only a fact its sentence holds about the asked event, or abstains.
+
+Every article here is invented (names, places, dates and numbers that no seed article holds),
+so the gates are shown to work on text they were not tuned on. The fast tests drive the gates
+with an obvious fake embedder (or none); the slow ones index the invented articles with the
+real model and ask through :class:`rag.Engine`, and hold the dev-set figures above floors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zlib
+
+import numpy as np
+import pytest
+
+from embeddings import Document
+from embeddings.entities import extract_names, with_names
+from rag.answer import decide
+from rag.config import ScoringConfig
+from rag.ground import (
+    Gates,
+    NameIndex,
+    group_names,
+    numbers,
+    question_names,
+    same_name,
+    statement_topic,
+)
+from rag.questions import analyse
+from rag.select import Scored, Sentence, document_sentences, is_furniture
+from rag.temporal import resolve
+from rag.text import detect_language
+
+from .conftest import DEV_SET, ROOT
+
+DEV2_SET = ROOT / "eval" / "dev2.jsonl"
+
+# Three invented articles about invented people: two events share a person (Marek Lind), the
+# third shares a place; each fact belongs to one event only.
+HARBOUR = (
+    (
+        "Lind besucht Tallinn\n\nDer estnische Hafenminister Marek Lind traf am Dienstag in Tallinn mit der "
+        "finnischen Verkehrsministerin Aino Saari zusammen.\n"
+    )
+    + """Lind sagte, die neue Fährlinie werde ab dem Frühjahr zwölf Abfahrten pro Tag anbieten.
+Am Mittwoch besuchte er dann die Werft in Paldiski.
+Dort arbeiten nach Angaben der Betreiber mehr als 300 Menschen.
+Saari betonte, Finnland wolle die Zusammenarbeit bei der Küstenwache vertiefen.
+"""
+)
+STORM = """Sturm über der Ostsee
+
+Der Sturm „Helga“ hat am Freitag an der Küste von Riga mehr als 40 Bäume entwurzelt.
+Die Feuerwehr meldete zwei verletzte Fischer, die Straße nach Jūrmala war sechs Stunden gesperrt.
+Bürgermeisterin Ilze Ozola erklärte, der Schaden liege bei rund zwei Millionen Euro.
+"""
+FORUM = """Ostsee-Forum in Helsinki
+
+Beim Ostsee-Forum in Helsinki sprach der lettische Premier Juris Kalns über Energiepreise.
+Kalns kritisierte die hohen Netzentgelte und forderte eine gemeinsame Strombörse.
+Am Rande des Forums traf Kalns den estnischen Hafenminister Marek Lind.
+"""
+ARTICLES = {"harbour.txt": (HARBOUR, dt.date(2024, 3, 8)), "storm.txt": (STORM, dt.date(2024, 3, 1)),
+            "forum.txt": (FORUM, dt.date(2024, 2, 20))}  # fmt: skip
+
+
+def _document(source: str) -> Document:
+    text, date = ARTICLES[source]
+    return with_names(Document(source, text, text.splitlines()[0], "0" * 64, date, "text"))
+
+
+DOCS = {s: _document(s) for s in ARTICLES}
+NAMES = NameIndex.of(DOCS.values())
+
+
+def fake_embed(texts: list[str]) -> np.ndarray:
+    """An obvious fake: a hashed bag of lower-cased words, normalised. Equal words, equal vectors."""
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for i, t in enumerate(texts):
+        for w in re.findall(r"\w+", t.casefold()):
+            out[i, zlib.crc32(w.encode()) % 64] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1, norms)
+
+
+def known(word: str) -> bool:
+    return any(word.casefold() in d.text.casefold() for d in DOCS.values())
+
+
+GATES = Gates(NAMES, lambda term: 1.0, known, ScoringConfig(), fake_embed)
+
+
+def check(question: str, source: str, sentence: str):
+    """The gates' verdicts on ``sentence`` of ``source`` for ``question``."""
+    doc = DOCS[source]
+    start = doc.text.index(sentence)
+    spans = document_sentences(doc.text)
+    return GATES.check(analyse(question), 0.9, doc, spans, start, start + len(sentence))
+
+
+def failed(verdicts) -> str:
+    return next((v.gate for v in verdicts if not v.passed), "")
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def test_names_are_found_by_context_not_by_capital_letters():
+    names = set(extract_names(HARBOUR + FORUM))
+    assert {"Marek", "Lind", "Aino", "Saari", "Tallinn", "Juris", "Kalns"} <= names
+    # German nouns are capitalised too, but they are not names.
+    assert not names & {"Hafenminister", "Fährlinie", "Abfahrten", "Werft", "Zusammenarbeit", "Dienstag"}
+
+
+def test_name_spellings_match_strictly():
+    assert same_name("Shoigu's", "Schoigus") and same_name("Belousov", "Belousow") and same_name("Linds", "Lind")
+    assert not same_name("Gedicht", "Gericht") and not same_name("Lind", "Linde")
+
+
+def test_lower_case_questions_find_their_names():
+    q = analyse("when did marek lind visit paldiski?")
+    assert question_names(q, NAMES) == ("marek", "lind", "paldiski")
+    assert group_names(question_names(q, NAMES), HARBOUR) == (("marek", "lind"), ("paldiski",))
+
+
+# ----------------------------------------------------------------------------- the gates
+
+
+def test_a_name_of_another_event_is_a_near_miss():
+    """Lind met Saari in Tallinn and Kalns in Helsinki: 'When did Lind meet Kalns in Tallinn?' has no answer."""
+    verdicts = check(
+        "When did Marek Lind meet Juris Kalns in Tallinn?",
+        "harbour.txt",
+        "Der estnische Hafenminister Marek Lind traf am Dienstag in Tallinn mit der finnischen Verkehrsministerin "
+        "Aino Saari zusammen.",
+    )
+    assert failed(verdicts) == "names-in-article"
+    ok = check(
+        "When did Marek Lind meet Aino Saari?",
+        "harbour.txt",
+        "Der estnische Hafenminister Marek Lind traf am Dienstag in Tallinn mit der finnischen Verkehrsministerin "
+        "Aino Saari zusammen.",
+    )
+    assert failed(ok) == "", ok
+
+
+def test_a_number_next_to_another_noun_does_not_answer_how_many():
+    sentence = "Der Sturm „Helga“ hat am Freitag an der Küste von Riga mehr als 40 Bäume entwurzelt."
+    assert failed(check("Wie viele Bäume hat der Sturm Helga entwurzelt?", "storm.txt", sentence)) == ""
+    assert failed(check("Wie viele Häuser hat der Sturm in Riga zerstört?", "storm.txt", sentence)) == "kind:quantity"
+    # A date is no count: "am 14." is not fourteen of anything.
+    assert [n for *_, n in numbers("Am 14. März 2024 kamen zwölf Schiffe.")] == ["zwölf"]
+
+
+def test_a_date_needs_the_asked_events_participant_in_its_sentence():
+    sentence = "Am Mittwoch besuchte er dann die Werft in Paldiski."
+    assert failed(check("When did Lind visit the shipyard in Paldiski?", "harbour.txt", sentence)) == ""
+    other = "Saari betonte, Finnland wolle die Zusammenarbeit bei der Küstenwache vertiefen."
+    assert failed(check("Wann sprach Saari über die Küstenwache?", "harbour.txt", other)) == "kind:when"
+
+
+def test_since_when_needs_a_start():
+    sentence = (
+        "Der estnische Hafenminister Marek Lind traf am Dienstag in Tallinn mit der finnischen "
+        "Verkehrsministerin Aino Saari zusammen."
+    )
+    assert failed(check("Seit wann ist Marek Lind Hafenminister?", "harbour.txt", sentence)) == "kind:when"
+
+
+def test_what_someone_said_needs_them_as_the_speaker():
+    sentence = "Lind sagte, die neue Fährlinie werde ab dem Frühjahr zwölf Abfahrten pro Tag anbieten."
+    assert failed(check("Was sagte Lind über die Fährlinie?", "harbour.txt", sentence)) == ""
+    assert failed(check("Was sagte Aino Saari über die Fährlinie?", "harbour.txt", sentence)) == "kind:statement"
+    assert statement_topic("What did Lind say about the ferry line?") == ["ferry"]
+
+
+def test_off_topic_questions_share_too_few_words():
+    sentence = "Saari betonte, Finnland wolle die Zusammenarbeit bei der Küstenwache vertiefen."
+    # Unknown capitalised words may be names the index lacks, or nouns; either way nothing is stated.
+    assert failed(check("Schreib mir ein Gedicht über den Herbst.", "harbour.txt", sentence)) in (
+        "unknown-names",
+        "anchor",
+    )
+    assert failed(check("Schreib mir bitte eine Krankmeldung.", "harbour.txt", sentence)) == "anchor"
+    assert failed(check("What is the boiling point of water?", "harbour.txt", sentence)) == "anchor"
+
+
+def test_the_answer_may_continue_in_the_next_sentence():
+    """'Am Mittwoch besuchte er …' follows the sentence that names Lind: the date is taken from there."""
+    doc = DOCS["harbour.txt"]
+    first = "Lind sagte, die neue Fährlinie werde ab dem Frühjahr zwölf Abfahrten pro Tag anbieten."
+    start = doc.text.index(first)
+    s = Scored(Sentence(0, doc.source, start, start + len(first), first), 0.95, 0.9, 0.5, 0.0, 0.0)
+
+    class Snapshot:
+        documents = DOCS
+
+    decision = decide(analyse("When did Lind visit the shipyard?"), [s], Snapshot(), GATES)
+    assert not decision.abstained
+    quoted = [doc.text[a:b] for a, b in decision.spans]
+    assert quoted == ["Am Mittwoch besuchte er dann die Werft in Paldiski."]
+
+
+# ----------------------------------------------------------------------------- words and dates
+
+
+def test_relative_dates_resolve_against_the_article():
+    day = dt.date(2024, 10, 14)
+    assert [r.format("en") for r in resolve("Anfang des Monats übten die Flotten.", day)] == ["early October 2024"]
+    assert [r.format("de") for r in resolve("Im vergangenen Monat übten sie.", day)] == ["September 2024"]
+    assert [r.date for r in resolve("vor zwei Tagen", day)] == [dt.date(2024, 10, 12)]
+    assert [r.date for r in resolve("three days ago", day)] == [dt.date(2024, 10, 11)]
+    assert [r.format("en") for r in resolve("letzte Woche", day)] == ["week of 7 October 2024"]
+
+
+def test_language_has_no_tie_for_english():
+    assert detect_language("Was sagte Kirby?") == "de"
+    assert detect_language("Was hat Lind gesagt?") == "de"
+    assert detect_language("What about Li Shangfu?") == "en"
+
+
+def test_question_types_beyond_the_first_word():
+    assert analyse("after the storm, where did the fishermen go?").kind == "where"
+    assert analyse("Warum traf Lind Saari?").kind == "why"
+    assert analyse("Hat Lind die Werft besucht?").kind == "yesno"
+    assert analyse("Worüber sprachen Lind und Saari?").kind == "statement"
+    assert analyse("How many trees did the storm uproot?").counted == "trees"
+
+
+def test_page_furniture_and_captions_are_not_quoted():
+    assert is_furniture("Text ist eine Übersetzung vom Artikel:")
+    assert is_furniture("Marek Lind (links) und Aino Saari am 5. März 2024 in Tallinn.")
+    assert not is_furniture("Lind sagte: Die Fähre kommt.")
+
+
+# ----------------------------------------------------------------------------- the real model
+
+
+@pytest.fixture(scope="module")
+def invented_engine(tmp_path_factory, embedder, model_cache):
+    from embeddings import index_paths
+    from rag import Engine
+
+    corpus = tmp_path_factory.mktemp("invented")
+    for source, (text, date) in ARTICLES.items():
+        (corpus / source).write_text(f"date: {date.isoformat()}\n\n{text}", encoding="utf-8")
+    index = tmp_path_factory.mktemp("invented-index")
+    index_paths([corpus], index, embedder)
+    return Engine(index, embedder=embedder, cache_dir=model_cache)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "question",
+    [
+        "When did Marek Lind meet Juris Kalns in Tallinn?",  # met Saari in Tallinn, Kalns in Helsinki
+        "Wie viele Häuser hat der Sturm Helga in Riga zerstört?",  # 40 trees, not houses
+        "Was sagte Aino Saari über die Strombörse?",  # Kalns spoke of it
+        "Seit wann ist Ilze Ozola Bürgermeisterin?",
+        "Tell me a joke about ferries.",
+    ],
+)
+def test_near_miss_and_off_topic_questions_abstain(invented_engine, question):
+    answer = invented_engine.ask(question)
+    assert answer.abstained, answer.text
+    assert answer.reason
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "pattern"),
+    [
+        ("When did Marek Lind meet Aino Saari?", r"Tuesday, 5 March 2024"),
+        ("Wie viele Bäume hat der Sturm Helga entwurzelt?", r"40"),
+        ("Was forderte Kalns beim Ostsee-Forum?", r"Strombörse"),
+        ("Wie hoch ist der Schaden durch den Sturm laut Ozola?", r"zwei Millionen Euro"),
+    ],
+)
+def test_invented_articles_are_answered(invented_engine, question, pattern):
+    answer = invented_engine.ask(question)
+    assert not answer.abstained, answer.text
+    assert re.search(pattern, answer.text), answer.text
+
+
+@pytest.mark.slow
+def test_explain_shows_the_gate_that_decided(invented_engine):
+    x = invented_engine.explain("When did Marek Lind meet Juris Kalns in Tallinn?")
+    assert x.answer.abstained and x.decision.reason == x.answer.reason
+    assert any(not v.passed for _, verdicts in x.decision.tried for v in verdicts)
+
+
+def _floors(path, engine):
+    from rag.evaluate import evaluate, load_cases
+
+    report = evaluate(load_cases(path), lambda q: engine.ask(q))
+    kinds = {k: right / total for k, (right, total) in report.by_kind.items()}
+    return report, kinds
+
+
+@pytest.mark.slow
+def test_dev_sets_stay_above_their_floors(engine):
+    """Floors just under the figures measured when the gates landed (see the README): a regression fails."""
+    report, kinds = _floors(DEV2_SET, engine)
+    assert report.answer_accuracy >= 0.83, report.table()
+    assert kinds["near-miss"] >= 10 / 12 and kinds["off-topic"] == 1.0, report.table()
+    assert report.false_abstentions <= 1, report.table()
+    dev, _ = _floors(DEV_SET, engine)
+    assert dev.answer_accuracy >= 0.86 and dev.unanswerable_abstained == "3/3", dev.table()
+    json.dumps(report.to_dict())  # the report serialises (rag eval --json)
