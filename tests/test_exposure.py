@@ -232,7 +232,7 @@ def test_one_bad_file_is_named_and_the_good_one_saved(cli_server, tmp_path):
     good, bad = tmp_path / "xylofon.txt", tmp_path / "kaputt.txt"
     good.write_text(NEW_ARTICLE, encoding="utf-8")
     bad.write_bytes(b"\xff\xfe\x00" + bytes(range(256)))  # a UTF-16 byte-order mark, then no UTF-16
-    assert "refused kaputt.txt: broken UTF-16" in _refused(url, [good, bad])
+    assert "refused kaputt.txt: broken UTF\\-16" in _refused(url, [good, bad])  # Markdown-escaped
     assert _corpus_listing(corpus) == sorted([*before, "xylofon.txt"])  # the bad one was not saved
     assert "xylofon.txt" in {row[0] for row in client.predict(api_name="/documents")["data"]}
     assert client.predict(SHOIGU, api_name="/ask")["citations"][0]["source"] == SHOIGU_FILE
