@@ -212,12 +212,13 @@ def decide(
         ):
             after = _next_span(spans, s.sentence.start, s.sentence.end)
             if after is not None and _REFERS_BACK.match(doc.text[after[0] : after[1]]):
-                more = tuple(gates.check(question, s.dense, doc, spans, *after))
+                context = (s.sentence.start, s.sentence.end)
+                more = tuple(gates.check(question, s.dense, doc, spans, *after, context=context))
                 if all(v.passed for v in more):
                     return Decision((s,), verdicts[:-1] + more[-1:], s, (after,), tuple(tried))
         if verdicts[0].gate == "evidence" and not verdicts[0].passed:
             break
-    return Decision((), tried[0][1], best, (), tuple(tried))
+    return Decision((), tried[0][1] if tried else (), best, (), tuple(tried))
 
 
 # A date or number may follow in the next sentence when that sentence refers back to this one
@@ -259,7 +260,7 @@ def _evidence(ranked: Sequence[Scored], best: Scored, t: ScoringConfig) -> list[
         s, b = other.sentence, best.sentence
         return s.source == b.source and (0 <= s.start - b.end <= 3 or 0 <= b.start - s.end <= 3)
 
-    others = [r for r in ranked if r is not best]
+    others = list(ranked[ranked.index(best) + 1 :])  # not the better-ranked ones: they failed the gates
     for other in others:
         if adjacent(other) and other.score >= best.score - t.adjacent:
             return [best, other]

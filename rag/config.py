@@ -58,6 +58,14 @@ class ScoringConfig:
     min_noun_similarity: float = 0.875  # cosine of the asked noun and the counted one (e5, across languages):
     # villages/Dörfern 0.885, warships/Kriegsschiffe 0.90, but villages/Kilometer 0.86, cubic meters/US-Dollar 0.82
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not value == value or value < 0:  # NaN compares unequal to itself
+                raise ValueError(f"ScoringConfig.{f.name} = {value!r}: must be a number >= 0")
+        if self.try_count < 1 or self.shortlist < 1:
+            raise ValueError("ScoringConfig: try_count and shortlist must be at least 1")
+
     def explain(self) -> str:
         """``name=value`` for every field, one line (for logs and ``--explain``)."""
         return " ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))

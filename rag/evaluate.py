@@ -18,7 +18,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .types import Answer
@@ -100,6 +100,7 @@ class Report:
             "echo": "LLM: replaced, repeated the prompt",
             "numbers": "LLM: replaced, invented a number",
             "leak": "LLM: replaced, copied an example",
+            "unsupported": "LLM: replaced, no sentence supported",
             "refused": "LLM: refused (no answer in passages)",
             "not_asked": "LLM: not asked (no evidence)",
         }
@@ -111,6 +112,10 @@ class Report:
         for label, groups in (("language", self.by_language), ("kind", self.by_kind)):
             for name, (right, total) in sorted(groups.items()):
                 rows.append((f"{label} {name}", f"{right / total:.3f} ({right}/{total})"))
+        claims = [c for o in self.outcomes for c in o.answer.claims]
+        if claims:
+            removed = sum(not c.kept for c in claims)
+            rows.append(("LLM: generated sentences removed", f"{removed}/{len(claims)}"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -126,6 +131,7 @@ class Report:
                 "answer": o.answer.text,
                 "ms": round(o.seconds * 1000, 1),
                 **({"answered_by": o.answered_by, "notes": list(o.answer.notes)} if o.answered_by else {}),
+                **({"claims": [asdict(c) for c in o.answer.claims]} if o.answer.claims else {}),
             }
             for o in self.outcomes
         ]

@@ -5,9 +5,12 @@ each article's title and date, and relative dates such as "am Freitag"
 resolved in place) and is asked to answer in the question's language, citing
 ``[n]``. Its output is checked while it streams: a ``[n]`` that points at no
 passage is dropped (and noted); an answer without a single valid citation is
-replaced by the extractive answer, with a note. When the index holds no good
-evidence the model is not asked at all (``gate=True``), so it cannot make
-something up.
+replaced by the extractive answer, with a note. Each sentence is then held back
+until :mod:`rag.claims` has checked it against the passages it cites (names,
+dates, numbers, meaning): an unsupported sentence is removed, and an answer left
+with none is replaced by the extractive answer; ``Answer.claims`` says which
+sentences were kept or removed and why. When the extractive answerer abstains
+the model is not asked at all (``gate=True``), so it cannot make something up.
 
 Any LangChain chat model works; :func:`chat_model` builds the two shipped
 configurations (an OpenAI-compatible endpoint such as llama.cpp's server or
@@ -34,12 +37,14 @@ For a chat UI::
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .answer import NOT_FOUND
+from .claims import ClaimChecker, ClaimFilter
 from .followup import message_text, resolve
 from .prompt import EXAMPLES, annotate_dates, build_messages, condense_messages
 from .questions import analyse
@@ -369,21 +374,24 @@ NOTES = {
     "so the extractive answer is shown instead.",
     "leak": "The model's answer repeats names from the prompt's worked examples ({names}), "
     "so the extractive answer is shown instead.",
+    "unsupported": "No sentence of the model's answer is supported by the passage it cites, "
+    "so the extractive answer is shown instead.",
     "refused": "The model found no answer in the passages.",
     "condensed": "Searched for: {question}",
 }
 #: What :func:`answered_by` reports, in the order ``rag eval`` lists them.
-ANSWERED_BY = ("model", "fallback", "empty", "echo", "numbers", "leak", "refused", "not_asked")
+ANSWERED_BY = ("model", "fallback", "empty", "echo", "numbers", "leak", "unsupported", "refused", "not_asked")
 #: The kinds of :data:`ANSWERED_BY` where the extractive answer replaced the model's.
-REPLACED = ("fallback", "empty", "echo", "numbers", "leak")
+REPLACED = ("fallback", "empty", "echo", "numbers", "leak", "unsupported")
 
 
 def answered_by(answer: Answer) -> str:
     """Who wrote a final answer of :func:`answer_stream`, read from its notes.
 
     ``"model"``: the model's own answer with valid citations; ``"fallback"``, ``"empty"``, ``"echo"``,
-    ``"numbers"``, ``"leak"``: replaced by the extractive answer (no valid citation, nothing but
-    citations, a repeated prompt, an invented number, a name copied from a worked example);
+    ``"numbers"``, ``"leak"``, ``"unsupported"``: replaced by the extractive answer (no valid citation,
+    nothing but citations, a repeated prompt, an invented number, a name copied from a worked example,
+    no sentence supported by its cited passage);
     ``"refused"``: the model said the passages hold no answer; ``"not_asked"``: no good evidence,
     so the model was not asked.
 
@@ -404,7 +412,9 @@ class Prepared:
     """What the model is to be asked, worked out before it is asked.
 
     ``passages`` are numbered as the model sees them (``[1]`` first); ``extractive`` is the
-    answer to fall back on; ``final`` is set when the model is not to be asked at all.
+    answer to fall back on; ``final`` is set when the model is not to be asked at all;
+    ``claim_checker`` builds the :class:`rag.claims.ClaimChecker` for the passages (by default
+    one without a model: the lexical checks only).
     """
 
     question: str
@@ -414,6 +424,7 @@ class Prepared:
     extractive: Answer
     notes: tuple[str, ...] = ()
     final: Answer | None = None
+    claim_checker: Callable[[Sequence[Citation]], ClaimChecker] | None = None
 
 
 def prepare(
@@ -434,15 +445,20 @@ def prepare(
     standalone = condense_question(history, question, llm) if history else question
     if standalone != question:
         notes.append(NOTES["condensed"].format(question=standalone))
-    extractive = replace(engine.ask(standalone, k=k), language=language, question=question)
+    asked = engine.ask(standalone, k=k)
+    extractive = replace(asked, language=language, question=question)
     if extractive.abstained and gate:
-        final = replace(extractive, text=NOT_FOUND[language], notes=(*notes, NOTES["not_asked"]))
+        # Abstention first: the extractive gates say the fact is not in the articles, so the model is not
+        # asked to invent one. The extractive text (which may say what the articles do hold) is kept.
+        text = asked.text if asked.language == language else NOT_FOUND[language]
+        final = replace(extractive, text=text, notes=(*notes, NOTES["not_asked"]))
         return Prepared(question, standalone, language, (), extractive, tuple(notes), final)
     passages = tuple(extractive.citations or _citations_from_hits(engine, standalone, k))
     final = None
     if not passages:
         final = replace(extractive, text=NOT_FOUND[language], abstained=True, notes=tuple(notes))
-    return Prepared(question, standalone, language, passages, extractive, tuple(notes), final)
+    checker = functools.partial(ClaimChecker.for_engine, engine=engine)
+    return Prepared(question, standalone, language, passages, extractive, tuple(notes), final, checker)
 
 
 def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
@@ -457,35 +473,43 @@ def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
     passages, language, question = prepared.passages, prepared.language, prepared.question
     notes = list(prepared.notes)
     checker = CitationFilter(len(passages))
+    # Each sentence is held back until the claim check has passed it (rag.claims).
+    claim_checker = (prepared.claim_checker or ClaimChecker)(passages)
+    claims = ClaimFilter(claim_checker)
     for token in stream_text(llm, build_messages(prepared.standalone, passages)):
         shown = checker.feed(token)
-        if shown:
-            yield shown
-    tail = checker.flush()
-    if tail:
-        yield tail
+        passed = claims.feed(shown) if shown else ""
+        if passed:
+            yield passed
+    passed = claims.feed(checker.flush()) + claims.flush()
+    if passed:
+        yield passed
     check = checker.result()
+    checked = tuple(claims.claims)
     if check.invalid:
         notes.append(NOTES["removed"].format(numbers=", ".join(f"[{n}]" for n in check.invalid)))
     if not check.valid and is_refusal(check.text):
-        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]))
+        yield Answer(NOT_FOUND[language], True, [], language, question, (*notes, NOTES["refused"]), claims=checked)
         return
+    kept = claims.text
     problem = None
     if not check.valid:
         problem = NOTES["fallback"]
-    elif not _WORD.search(_CITATION.sub(" ", check.text)):
-        problem = NOTES["empty"]
     elif _ECHO.search(check.text):
         problem = NOTES["echo"]
-    elif invented := unsupported_numbers(check.text, passages):
+    elif not _CITATION.search(kept):
+        problem = NOTES["unsupported"]
+    elif not _WORD.search(_CITATION.sub(" ", kept)):
+        problem = NOTES["empty"]
+    elif invented := unsupported_numbers(kept, passages):
         problem = NOTES["numbers"].format(numbers=", ".join(invented))
-    elif copied := leaked_names(check.text, [f"{c.title} {c.passage}" for c in passages]):
+    elif copied := leaked_names(kept, [f"{c.title} {c.passage}" for c in passages]):
         problem = NOTES["leak"].format(names=", ".join(copied))
     if problem:
         # The extractive answer quotes the passages verbatim: nothing in it can be invented.
-        yield replace(prepared.extractive, notes=(*notes, problem))
+        yield replace(prepared.extractive, notes=(*notes, problem), claims=checked)
         return
-    yield Answer(check.text, False, list(passages), language, question, tuple(notes))
+    yield Answer(kept, False, list(passages), language, question, tuple(notes), claims=checked)
 
 
 def answer_stream(

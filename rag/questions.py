@@ -16,9 +16,10 @@ from embeddings.readers import normalize_text
 
 from .text import STOPWORDS, detect_language, terms, words
 
-# The most expensive question of this length (made-up words, each compared with every word of the
-# candidate sentences) costs about 0.4 s of CPU, 0.57 s at worst on a loaded machine (2,000: 5-6 s).
-MAX_QUESTION_CHARS = 200
+# The most expensive question of this length (made-up words, each looked up in every candidate
+# sentence's word index) costs about 0.25 s of CPU on a loaded machine (2,000 characters: ~1 s;
+# before the word index, 200 characters cost 0.4 s and 2,000 cost 5-6 s).
+MAX_QUESTION_CHARS = 500
 
 _PERSON_NOUNS = (
     r"minister|secretary|president|premier|chancellor|journalists?|reporters?|ambassador|spokes(?:man|woman|person)"

@@ -50,7 +50,7 @@ _NAME_PAIR = re.compile(rf"(?<![.!?„“\"]\s)\b{_CAP}\s+{_CAP}\b")
 _PLACE = re.compile(rf"\b(in|nach|aus|im|bei|at|to|from|von)\s+{_CAP}")
 # Words that give a reason, in German and English: a *why* answer holds one.
 CAUSE = re.compile(
-    r"\b(weil|da|denn|daher|deshalb|deswegen|wegen|aufgrund|angesichts|angetrieben|getrieben|damit"
+    r"\b(weil|da|denn|daher|deshalb|deswegen|wegen|aufgrund|angesichts|(?:an)?getrieben (?:durch|von)|damit"
     r"|um\s[^,.;]{0,120}?(?:\bzu\s+\w+|\w+zu\w*en)"
     r"|grund|because|since|due to|owing to|as a result|driven by|so that|in order to|reason|therefore)\b",
     re.I,
@@ -137,7 +137,7 @@ def neighbours(sentence: Sentence, snapshot: Snapshot, reach: int = 1) -> list[S
 
 
 _FURNITURE = re.compile(r"^(leave a comment|kommentar|kommentare|teilen|share|foto|bild|photo|image)\b", re.I)
-# A photo caption names who stands where: "Dong Jun (links) und Belousov am 14. Oktober in Peking."
+# A photo caption names who stands where: "Aino Saari (links) und Marek Lind am 5. März in Tallinn."
 _CAPTION = re.compile(r"\((links|rechts|mitte|left|right|center|centre|l\.|r\.)\)", re.I)
 
 
@@ -145,12 +145,12 @@ def is_furniture(text: str) -> bool:
     """Page furniture, not a statement: a lead-in line that ends in a colon ("Text ist eine Übersetzung vom …:"),
     a caption credit, a share or comment prompt.
 
-    >>> is_furniture("Text ist eine Übersetzung vom Epoch Times Artikel:"), is_furniture("Er sagte: Ja.")
+    >>> is_furniture("Text ist eine Übersetzung vom Nordkurier Artikel:"), is_furniture("Er sagte: Ja.")
     (True, False)
     """
     stripped = text.strip()
-    if stripped.endswith(":") and len(words(stripped)) <= 12:
-        return True
+    if stripped.endswith(":") and len(words(stripped)) <= 12 and not SPEECH.search(stripped):
+        return True  # a lead-in, unless someone speaks: "Putin sagte:"
     return bool(_FURNITURE.match(stripped) or _CAPTION.search(stripped))
 
 

@@ -190,6 +190,8 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
             continue
         count, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
         n = int(count) if count.isdigit() else _NUMBER_WORDS[count.casefold()]
+        if n > 3_650:  # "vor 1000000 Tagen" is no date
+            continue
         days = n * (7 if unit.casefold().startswith(("woche", "week")) else 1)
         d = article_date - dt.timedelta(days=days)
         add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
@@ -204,8 +206,9 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
                 year -= 1
         add(TimeRef(m.start(), m.end(), year, month, None, None, "month", year is not None))
     for m in _NEXT_YEAR.finditer(sentence):
-        if free(m.start(), m.end()) and article_date is not None:
-            add(TimeRef(m.start(), m.end(), article_date.year + 1, precision="year", resolved=True))
+        if free(m.start(), m.end()):  # a time even when the article's date is unknown (then no year)
+            year = article_date.year + 1 if article_date else None
+            add(TimeRef(m.start(), m.end(), year, precision="year", resolved=year is not None))
     for m in _YEAR.finditer(sentence):
         if free(m.start(), m.end()):
             add(TimeRef(m.start(), m.end(), int(m.group(1)), precision="year"))

@@ -38,6 +38,21 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class ClaimCheck:
+    """One sentence of a generated answer, checked against the passages it cites (:mod:`rag.claims`).
+
+    ``kept`` says whether it is shown; ``reason`` why not (or ``"supported"``); ``cited`` are
+    its ``[n]``; ``similarity`` is its best cosine with a cited passage sentence, when measured.
+    """
+
+    sentence: str
+    kept: bool
+    reason: str
+    cited: tuple[int, ...] = ()
+    similarity: float | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     """A short answer in the question's language, with numbered citations.
 
@@ -52,3 +67,4 @@ class Answer:
     question: str = ""
     notes: tuple[str, ...] = ()  # what was changed on the way, e.g. citations removed from an LLM answer
     reason: str = ""  # when abstained: the gate that decided ("evidence", "anchor", "names-near", "kind:when", ...)
+    claims: tuple[ClaimCheck, ...] = ()  # an LLM answer's sentences, each kept or removed (rag.claims)

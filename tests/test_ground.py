@@ -310,3 +310,67 @@ def test_dev_sets_stay_above_their_floors(engine):
     dev, _ = _floors(DEV_SET, engine)
     assert dev.answer_accuracy >= 0.86 and dev.unanswerable_abstained == "3/3", dev.table()
     json.dumps(report.to_dict())  # the report serialises (rag eval --json)
+
+
+# ----------------------------------------------------------------------------- edges the review found
+
+
+def test_a_date_without_the_asked_events_participant_is_not_attached():
+    """A dated sentence of the same article that does not name the asked person fails ``attached``."""
+    sentence = "Der Sturm „Helga“ hat am Freitag an der Küste von Riga mehr als 40 Bäume entwurzelt."
+    verdicts = check("When did Ilze Ozola speak about the storm damage?", "storm.txt", sentence)
+    assert failed(verdicts) == "attached", verdicts
+
+
+def test_a_name_the_index_never_saw_makes_a_near_miss():
+    sentence = (
+        "Der estnische Hafenminister Marek Lind traf am Dienstag in Tallinn mit der finnischen "
+        "Verkehrsministerin Aino Saari zusammen."
+    )
+    assert failed(check("When did Lind meet Scholz?", "harbour.txt", sentence)) == "names-in-article"
+    assert failed(check("Wann traf Lind Scholz?", "harbour.txt", sentence)) == "names-in-article"
+    # German nouns the index never saw are not names: "mit Datum" asks for a date.
+    assert failed(check("An welchem Tag (mit Datum) traf Lind Saari?", "harbour.txt", sentence)) == ""
+
+
+def test_names_that_end_like_adjectives_or_nouns_stay_names():
+    names = NameIndex([("Adrian", "Wagner", "Russland", "Russian")])
+    assert question_names(analyse("When did Adrian meet Wagner?"), names) == ("Adrian", "Wagner")
+    assert question_names(analyse("When did the Russian minister come?"), names) == ()
+
+
+def test_odd_inputs_give_verdicts_not_exceptions():
+    empty = Document("empty.txt", "", "", "0" * 64, None)
+    undated = Document("undated.txt", "Lind kam. Er blieb zwei Tage.", "", "0" * 64, None)
+    for doc in (empty, undated):
+        gates = Gates(NameIndex.of([doc]), lambda term: 1.0, lambda w: False, ScoringConfig(), fake_embed)
+        for question in ("When did Lind come?", "How many days did Lind stay?", "?!", "Was sagte (Lind)?"):
+            q = analyse(question)
+            verdicts = gates.check(q, 0.9, doc, document_sentences(doc.text), 0, len(doc.text))
+            assert verdicts and all(isinstance(v.passed, bool) for v in verdicts)
+    assert resolve("vor 1000000 Tagen", dt.date(2024, 1, 1)) == []
+
+
+def test_the_settings_are_checked():
+    with pytest.raises(ValueError, match="try_count"):
+        ScoringConfig(try_count=0)
+    with pytest.raises(ValueError, match="min_dense"):
+        ScoringConfig(min_dense=float("nan"))
+
+
+def test_memo_keeps_no_text_and_holds_its_byte_budget():
+    from embeddings.memo import text_memo
+
+    calls = []
+
+    @text_memo(max_bytes=20_000)
+    def spans(text):
+        calls.append(text)
+        return tuple(range(len(text) // 100))
+
+    for i in range(50):
+        spans(f"{i} " + "x" * 5_000)
+    entries, _ = spans.info()
+    assert 0 < entries < 50  # older results went when the budget was spent
+    spans("49 " + "x" * 5_000)
+    assert len(calls) == 50  # the newest is still there

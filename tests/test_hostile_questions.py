@@ -109,8 +109,8 @@ def planted_engine(planted, embedder):
         ("  \n\t  ", "empty question"),
         ("\x00\x07\x1b\x7f\x9b", "empty question"),
         ("\u200b\u202e\ufeff", "empty question"),
-        (HUGE, "question too long (102,400 characters; the limit is 200); ask it in a sentence or two"),
-        ("x" * 10_000_000, "question too long (10,000,000 characters; the limit is 200)"),
+        (HUGE, "question too long (102,400 characters; the limit is 500); ask it in a sentence or two"),
+        ("x" * 10_000_000, "question too long (10,000,000 characters; the limit is 500)"),
         (None, "the question must be text, not NoneType"),
     ],
     ids=["empty", "blank", "controls", "invisible", "100KB", "10MB", "None"],
@@ -279,7 +279,7 @@ def fake_chat(tmp_path, fake_index, fake_embedder, corpus):
 @pytest.mark.parametrize(
     "message, error",
     [
-        (HUGE, "question too long (102,400 characters; the limit is 200)"),
+        (HUGE, "question too long (102,400 characters; the limit is 500)"),
         ("\x00\u200b ", "empty question"),
         (None, "the question must be text"),
     ],

@@ -144,15 +144,18 @@ def _generated(reply: str) -> tuple[str, Answer]:
         ("Lena Fuchs opened it on Monday.", "fallback", _EXTRACTIVE.text),
         ("[1] [2] [3] [4]", "empty", _EXTRACTIVE.text),
         ("[1] Bad in Birkental (article date: Tuesday, 4 March 2025)", "echo", _EXTRACTIVE.text),
-        ("According to [1], it opened on 17 March 2025 [1].", "numbers", _EXTRACTIVE.text),
-        ("According to [1], Mayor Jana Roth opened it [1].", "leak", _EXTRACTIVE.text),
+        ("According to [1], it opened on 17 March 2025 [1].", "unsupported", _EXTRACTIVE.text),
+        ("According to [1], Mayor Jana Roth opened it [1].", "unsupported", _EXTRACTIVE.text),
+        ("According to [1], Lena Fuchs opened it [1]. Tom Brandt was there [2].", "model", None),
         ("Not found in the passages.", "refused", "Not found in the indexed articles."),
     ],
 )
 def test_every_reply_ends_in_a_checked_answer(reply, kind, shown):
     streamed, final = _generated(reply)
     assert answered_by(final) == kind
-    assert streamed == check_citations(reply, 2).text  # what streamed had its bad markers removed already
+    # What streamed is the sentences the claim check kept, their bad markers removed already.
+    assert streamed == " ".join(c.sentence for c in final.claims if c.kept)
+    assert all(c.sentence in check_citations(reply, 2).text for c in final.claims)
     cited = {int(n) for n in re.findall(r"\[(\d+)\]", final.text)}
     assert cited <= {c.n for c in final.citations}
     if kind == "model":
@@ -319,7 +322,9 @@ def test_cli_streams_llm_answer_and_never_prints_the_key(llm_server, seed_index,
     assert "Sources:" in out and "003_5d407fa9e5e9a813.txt" in out
     assert "sk-test-secret-123" not in out + err
     port = free_port()
-    assert main(["ask", "--llm", "openai", "--base-url", f"http://127.0.0.1:{port}/v1", "Wer?"]) == 1
+    # A question the articles answer, so that the model is asked (no evidence: it never is).
+    unreachable = f"http://127.0.0.1:{port}/v1"
+    assert main(["ask", "--llm", "openai", "--base-url", unreachable, "Wann besuchte Schoigu Peking?"]) == 1
     out, err = capsys.readouterr()
     assert "cannot reach" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "sk-test-secret-123" not in out + err

@@ -193,7 +193,10 @@ def scoring_config(assignments: list[str]):
             changes[name] = types[name](value)
         except ValueError:
             raise SettingError(f"--set {item}: {name} takes a {types[name].__name__}") from None
-    return replace(config, **changes)
+    try:
+        return replace(config, **changes)
+    except ValueError as exc:
+        raise SettingError(f"--set: {exc}") from None
 
 
 def format_explanation(x) -> str:
@@ -250,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--explain",
         action="store_true",
-        help="also print the best sentences with each signal's part of their score, and every gate's verdict",
+        help="also print why: the best sentences with each signal's part of their score and every gate's verdict; "
+        "with --llm, each generated sentence kept or removed",
     )
     _set_flag(p)
     _llm_flags(p)
@@ -450,6 +454,8 @@ def _answerer(args, engine=None):
 
 def cmd_ask(args) -> int:
     """Print the answer's words as they come, then what changed, then the sources (and with --explain, why)."""
+    from rag.claims import explain_claims, removed_summary
+
     answerer = _answerer(args)
     shown = ""
     for item in answerer.stream(args.question):
@@ -465,6 +471,10 @@ def cmd_ask(args) -> int:
             print()
         for note in item.notes:
             print(f"note: {note}")
+        if summary := removed_summary(item.claims):
+            print(f"note: {summary}")
+        if args.explain and item.claims:  # an LLM answer: each generated sentence kept or removed
+            print(explain_claims(item))
         print(format_answer(item) if item.text != shown.strip() else format_answer(item).split("\n", 1)[-1])
     if args.explain:  # the extractive evidence, which the LLM also reads
         print("\n" + format_explanation(answerer.engine.explain(args.question, k=_k(args, None))))

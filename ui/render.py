@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from embeddings import Document
 from rag import Answer, Citation
+from rag.claims import removed_summary
 
 
 def passage_html(passage: str, highlight: tuple[int, int] | None) -> str:
@@ -156,6 +157,8 @@ def message_markdown(answer: Answer, asked: str | None = None, outlets: dict[str
     parts.append(_linked(answer.text, answer.citations))
     for note in answer.notes:
         parts.append(f"\n*{escape(note, quote=False)}*")
+    if claims := claims_markdown(answer):  # "1 sentence removed: not supported by [1]"
+        parts.append(f"\n{claims}")
     used = set(cited_numbers(answer.text))
     cited = [c for c in answer.citations if c.n in used]
     others = [c for c in answer.citations if c.n not in used]
@@ -203,4 +206,16 @@ mark, #rag-chat mark, #rag-article mark {{ background: {HIGHLIGHT_BACKGROUND}; c
   #rag-chat {{ height: auto !important; min-height: 60vh; }}
   #rag-chat .message p {{ margin: 0.35em 0; }}
 }}
+
 """
+
+
+def claims_markdown(answer: Answer) -> str | None:
+    """The claim check's outcome under an LLM answer, in italics, or None when no sentence was removed.
+
+    >>> from rag.types import ClaimCheck
+    >>> claims_markdown(Answer("Xi [1].", False, claims=(ClaimCheck("Li <b> [1].", False, "'Li' not in [1]", (1,)),)))
+    '*1 sentence removed: not supported by [1]*'
+    """
+    summary = removed_summary(answer.claims)
+    return f"*{escape(summary, quote=False)}*" if summary else None
