@@ -23,7 +23,9 @@ from pathlib import Path
 
 from .dates import infer_date, parse_date
 from .html_text import MarkupError, html_to_text
+from .markdown_text import markdown_to_text
 from .pdf_worker import PdfBudgetError, pdf_text
+from .reflow import reflow, split_pdf_header
 from .types import Document
 
 SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
@@ -222,7 +224,9 @@ def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None
     if suffix == ".pdf":
         if not raw.startswith(b"%PDF"):
             raise DocumentError(where, "not a PDF (missing %PDF signature)")
-        text = normalize_text(pdf_to_text(raw, where))
+        # Header first: reflowing would join its lines into one.
+        meta, text = split_pdf_header(normalize_text(pdf_to_text(raw, where)), HEADER_KEYS)
+        text = reflow(text)
     else:
         text = normalize_text(decode(raw, where))
         if suffix in (".html", ".htm"):
@@ -231,6 +235,8 @@ def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None
             except MarkupError as exc:
                 raise DocumentError(where, str(exc)) from None
         meta_header, text = split_header(text)
+        if suffix == ".md":
+            text, meta = markdown_to_text(text)
         meta.update(meta_header)
     if not text.strip():
         reason = "PDF without a text layer (scanned?); OCR it first" if suffix == ".pdf" else "no text"

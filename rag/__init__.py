@@ -56,7 +56,7 @@ def ask(
         llm: a LangChain chat model (e.g. ``rag.llm.chat_model("openai", base_url=...)``) to write
             the answer from the passages; its citations are checked (see :mod:`rag.llm`).
             ``None``: the offline extractive answer.
-        history: with ``llm``, the earlier chat turns; a follow-up is made standalone first.
+        history: the earlier chat turns; a follow-up is made standalone first.
         engine: answer with this :class:`Engine` (and its index) instead.
 
     Raises:
@@ -65,12 +65,11 @@ def ask(
             damaged one (the message says how to rebuild).
         rag.llm.LLMError: the model could not be reached (the message says how to fix it).
     """
-    engine = engine or _engine(index_dir, corpus)
-    if llm is None:
-        return engine.ask(question, k=k or 5)
-    from .llm import PASSAGES, answer
+    from .answerer import answerers, final_answer
 
-    return answer(question, llm, engine=engine, k=k or PASSAGES, history=history)
+    engine = engine or _engine(index_dir, corpus)
+    chosen = next(iter(answerers(engine, k=k, llm=llm, llm_k=k).values()))
+    return final_answer(chosen, question, history)
 
 
 def _engine(index_dir: Path | str | None, corpus: Path | str | None) -> Engine:

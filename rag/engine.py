@@ -135,18 +135,18 @@ class Engine:
                 )
             return self._loaded
 
-    def retrieve(self, question: str, k: int = 5) -> list[Hit]:
-        """The ``k`` best passages for ``question`` (hybrid dense + BM25)."""
+    def retrieve(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``question`` (hybrid dense + BM25); with ``sources``, only from those files."""
         q = analyse(question)
         loaded = self.loaded()
         vector = self._embedder_for(loaded).embed_queries([q.text])[0]
-        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, rrf_k=self.config.rrf_k)
+        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, rrf_k=self.config.rrf_k, sources=sources)
 
-    def ask(self, question: str, k: int = 5) -> Answer:
-        """Answer ``question`` with up to ``k`` cited passages, or abstain."""
-        return self.explain(question, k).answer
+    def ask(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Answer:
+        """Answer ``question`` with up to ``k`` cited passages, or abstain; with ``sources``, only from those files."""
+        return self.explain(question, k, sources=sources).answer
 
-    def explain(self, question: str, k: int = 5) -> Explanation:
+    def explain(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Explanation:
         """Answer ``question`` and keep what decided it (``rag ask --explain``)."""
         c = self.config
         q = analyse(question)
@@ -155,7 +155,15 @@ class Engine:
         vector = embedder.embed_queries([q.text])[0]
         # Look for evidence a little deeper than the k passages returned: the answering sentence
         # is often in a passage ranked just below k, and then that passage is cited instead.
-        hits = retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=max(2 * k, c.candidate_passages), rrf_k=c.rrf_k)
+        hits = retrieve(
+            q.text,
+            vector,
+            loaded.snapshot,
+            loaded.bm25,
+            k=max(2 * k, c.candidate_passages),
+            rrf_k=c.rrf_k,
+            sources=sources,
+        )
         hits = expand_to_documents(
             hits, vector, loaded.snapshot, documents=c.expand_documents, max_chunks=c.expand_max_chunks
         )

@@ -11,6 +11,14 @@ putting the new name in place of the previous question's main name:
 >>> rewrite("Who is Lin Jian?", "When did Shoigu visit Beijing?")  # a full question stays as it is
 'Who is Lin Jian?'
 
+A follow-up with a pronoun ("Who did he meet there?", "Wen traf er dort?") gets
+the previous question's person and place; when there is none to take, or an
+elliptical follow-up is in another language than the question it follows, a
+:class:`FollowUpError` asks, in the user's language, to rephrase:
+
+>>> rewrite("Who did he meet there?", "When did Shoigu visit Beijing?")
+'Who did Shoigu meet in Beijing?'
+
 Pure string work, no model: a follow-up that does not fit the pattern is
 returned unchanged, which is never worse than guessing.
 """
@@ -20,7 +28,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .text import STOPWORDS
+from .questions import QuestionError
+from .text import STOPWORDS, detect_language
 
 # Openers of an elliptical follow-up ("And X?", "What about X?", "Und was ist mit X?").
 _LEAD = re.compile(
@@ -38,6 +47,31 @@ _PREPOSITIONS = frozenset(_PREPOSITION_WORDS.split())
 _QUESTION_WORDS = frozenset(_QUESTION_OPENERS.split())
 _WORD = re.compile(r"[^\W\d_][\w'’.-]*")
 MAX_FRAGMENT_WORDS = 5
+# Pronouns that stand for the previous question's person or place. Possessives ("his", "seine") and
+# "sie"/"her" (also "they", "you", "her book") are left alone: replacing them would garble more than it fixes.
+_PERSON_PRONOUNS = {"he": "en", "she": "en", "him": "en", "er": "de", "ihn": "de", "ihm": "de"}
+_PLACE_PRONOUNS = {"there": "en", "dort": "de", "dorthin": "de"}
+# "Is there ...", "there were ...": existential "there" points at no place.
+_EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|be|been)\s+there\b|\bthere\s+(?:is|are|was|were|been|be)\b", re.I)
+_OPENER_LANGUAGE = {"and": "en", "what": "en", "how": "en", "und": "de", "was": "de"}
+_REPHRASE = {
+    "en": "“{question}”: I cannot tell who or where “{word}” means here. Please ask again with the name.",
+    "de": "„{question}“: Ich kann nicht erkennen, wen oder was „{word}“ hier meint. Bitte fragen Sie noch "
+    "einmal mit dem Namen.",
+}
+_OTHER_LANGUAGE = {
+    "en": "“{question}” follows a question in German; please ask about {name} as a full question in English.",
+    "de": "„{question}“ folgt auf eine englische Frage; "
+    "bitte fragen Sie nach {name} mit einer ganzen Frage auf Deutsch.",
+}
+
+
+class FollowUpError(QuestionError):
+    """A follow-up that cannot be made standalone; the message asks the user to rephrase, in their language."""
+
+    def __init__(self, message: str, language: str) -> None:
+        super().__init__(message)
+        self.language = language
 
 
 def message_text(content) -> str:
@@ -102,8 +136,16 @@ def rewrite(question: str, previous: str | None) -> str:
     'What about Dong Jun?'
     """
     fragment = _fragment(question)
-    if fragment is None or not previous:
+    if fragment is None:
+        return _replace_pronouns(question, previous)
+    if not previous:
         return question
+    opener = _LEAD.match(" ".join(question.split()))
+    if opener is not None:
+        language = _OPENER_LANGUAGE.get(opener.group().split()[0].casefold(), "en")
+        if language != detect_language(previous) and _name_spans(previous):
+            name = " ".join(w for w in fragment.split() if _is_name(w))
+            raise FollowUpError(_OTHER_LANGUAGE[language].format(question=question.strip(), name=name), language)
     spans = _name_spans(previous)
     if not spans:
         return question
@@ -129,6 +171,62 @@ def rewrite(question: str, previous: str | None) -> str:
     return previous[:start] + fragment + previous[end:]
 
 
+def _people_and_places(question: str) -> tuple[str | None, str | None]:
+    """The previous question's person (first name not after a preposition) and place phrase ("in Peking").
+
+    >>> _people_and_places("Wann besuchte Schoigu Peking?")
+    ('Schoigu', 'in Peking')
+    >>> _people_and_places("Where did Putin meet Xi Jinping in Moscow?")
+    ('Putin', 'in Moscow')
+    """
+    spans = _name_spans(question)
+    subjects = [s for s in spans if not s[2]]
+    placed = [s for s in spans if s[2]]
+    person = place = None
+    if subjects:
+        start, end, _ = subjects[0]
+        run = question[start:end].split()
+        # "Schoigu Peking": a German subject and object side by side; the last word is the place then.
+        if len(run) > 1 and not placed and len(subjects) == 1 and detect_language(question) == "de":
+            person, place = run[0], f"in {run[-1]}"
+        else:
+            person = question[start:end]
+    if placed:
+        start, end, _ = placed[-1]
+        place = question[question.rfind(" ", 0, start - 1) + 1 : end]
+    elif place is None and len(subjects) > 1:
+        start, end, _ = subjects[-1]
+        place = f"in {question[start:end]}"
+    return person, place
+
+
+def _replace_pronouns(question: str, previous: str | None) -> str:
+    """``question`` with "he"/"er" and "there"/"dort" replaced by the previous question's person and place.
+
+    A question that names someone itself ("Where did Cunningham write his article?") is left alone.
+
+    Raises:
+        FollowUpError: a pronoun with no person or place to stand for.
+    """
+    found = [m for m in _WORD.finditer(question) if m.group().casefold() in _PERSON_PRONOUNS | _PLACE_PRONOUNS]
+    found = [m for m in found if m.group().casefold() in _PERSON_PRONOUNS or not _EXISTENTIAL.search(question)]
+    if not found or _name_spans(question):
+        return question
+    person, place = _people_and_places(previous) if previous else (None, None)
+    out, last = [], 0
+    for m in found:
+        word = m.group().casefold()
+        value = person if word in _PERSON_PRONOUNS else place
+        if word == "dorthin" and value:
+            value = "nach " + value.split(" ", 1)[-1]
+        if not value:
+            language = _PERSON_PRONOUNS.get(word) or _PLACE_PRONOUNS[word]
+            raise FollowUpError(_REPHRASE[language].format(question=question.strip(), word=m.group()), language)
+        out += [question[last : m.start()], value]
+        last = m.end()
+    return "".join([*out, question[last:]])
+
+
 def resolve(questions: Iterable[str]) -> str:
     """The last of a chat's user questions made standalone, each turn read against the one before.
 
@@ -137,6 +235,7 @@ def resolve(questions: Iterable[str]) -> str:
 
     Raises:
         ValueError: no questions.
+        FollowUpError: a follow-up that cannot be read against the one before (the message asks to rephrase).
     """
     resolved: str | None = None
     for question in questions:

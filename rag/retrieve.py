@@ -54,8 +54,12 @@ def retrieve(
     k: int = 5,
     pool: int = 50,
     rrf_k: int = RRF_K,
+    sources: frozenset[str] | None = None,
 ) -> list[Hit]:
     """The ``k`` best chunks for ``question`` by fused dense and BM25 rank, each chunk text once.
+
+    With ``sources``, only chunks of those documents are ranked (both rankings then go through
+    the whole index, so that a small chosen set is not lost below ``pool``).
 
     Args:
         query_vector: the question's embedding (normalised).
@@ -64,10 +68,15 @@ def retrieve(
     """
     if not len(snapshot):
         return []
+    if sources is not None:
+        pool = len(snapshot)
     dense_scores, dense_ids = snapshot.search(query_vector, pool)
     positions, lexical_scores = bm25.top(question, pool)
     dense = [(int(i), float(s)) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0]
     lexical = [(int(snapshot.ids[p]), float(s)) for p, s in zip(positions, lexical_scores)]
+    if sources is not None:
+        dense = [(i, s) for i, s in dense if snapshot.rows[i].source in sources]
+        lexical = [(i, s) for i, s in lexical if snapshot.rows[i].source in sources]
     stand_in = same_text_stand_ins([i for i, _ in dense + lexical], snapshot)
     dense_of, lexical_of = distinct_texts(dense, stand_in), distinct_texts(lexical, stand_in)
     fused = fuse([list(dense_of), list(lexical_of)], [1.0, lexical_coverage(question, bm25)], k=rrf_k)

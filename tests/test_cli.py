@@ -86,6 +86,38 @@ def test_bad_environment_value_is_a_usage_error_not_a_traceback(monkeypatch, cap
     assert "Traceback" not in err
 
 
+BRIDGE = (
+    "title: Neue Brücke in Xylofon\ndate: 2025-03-03\n\n"
+    "Die Bürgermeisterin von Xylofon, Ramona Quast, eröffnete am Montag die neue Hängebrücke über die Zeller. "
+    "Die Brücke ist 240 Meter lang und verbindet die Altstadt mit dem Bahnhof.\n"
+)
+
+
+def test_add_replace_remove_restore(cli_env, corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_CORPUS", str(corpus))
+    upload = tmp_path / "bruecke.txt"
+    upload.write_text(BRIDGE, encoding="utf-8")
+    assert main(["add", str(upload)]) == 0
+    assert "added     bruecke.txt" in capsys.readouterr().out
+    assert main(["ask", "Wie lang ist die Hängebrücke in Xylofon?"]) == 0
+    assert "240 Meter" in capsys.readouterr().out
+
+    upload.write_text(BRIDGE.replace("240 Meter", "310 Meter"), encoding="utf-8")
+    assert main(["add", str(upload)]) == 1  # the name is taken: one line saying how to replace
+    assert "replace it" in capsys.readouterr().err
+    assert main(["add", "--replace", str(upload)]) == 0
+    assert main(["ask", "Wie lang ist die Hängebrücke in Xylofon?"]) == 0
+    assert "310 Meter" in capsys.readouterr().out
+
+    assert main(["remove", "bruecke.txt"]) == 0
+    assert not (corpus / "bruecke.txt").exists()
+    assert main(["restore"]) == 0 and "bruecke.txt" in capsys.readouterr().out
+    assert main(["restore", "bruecke.txt"]) == 0
+    assert "310 Meter" in (corpus / "bruecke.txt").read_text(encoding="utf-8")
+    assert main(["remove", "nicht-da.txt"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 def test_ask_prints_an_answer_and_its_sources_or_not_found(fake_cli_env, capsys):
     """The output's shape, whatever the answer: every ``[n]`` in the text has its source block."""
     assert main(["ask", "When did Shoigu visit Beijing?"]) == 0

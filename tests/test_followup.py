@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.followup import resolve, rewrite
+from rag.followup import FollowUpError, resolve, rewrite
+from rag.questions import QuestionError
+from rag.text import detect_language
 
 
 @pytest.mark.parametrize(
@@ -51,3 +53,47 @@ def test_chain_reads_each_turn_against_the_resolved_one_before():
 def test_resolve_needs_a_question():
     with pytest.raises(ValueError):
         resolve([])
+
+
+@pytest.mark.parametrize(
+    "question, previous, expected",
+    [
+        ("Who did he meet there?", "When did Shoigu visit Beijing?", "Who did Shoigu meet in Beijing?"),
+        ("Wen traf er dort?", "Wann besuchte Schoigu Peking?", "Wen traf Schoigu in Peking?"),
+        ("Mit wem sprach er dort?", "Wann war Schoigu in Peking?", "Mit wem sprach Schoigu in Peking?"),
+        ("When did she arrive?", "Where did Annalena Baerbock speak?", "When did Annalena Baerbock arrive?"),
+    ],
+)
+def test_pronoun_follow_up_takes_the_previous_person_and_place(question, previous, expected):
+    rewritten = rewrite(question, previous)
+    assert rewritten == expected
+    assert detect_language(rewritten) == detect_language(question)  # still in the user's language
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Is there a bridge in Xylofon?",  # existential "there" and a name of its own
+        "In which publication did Philip Cunningham write his article?",  # names its person itself
+        "Where is there a bridge?",
+    ],
+)
+def test_pronouns_that_point_at_nothing_earlier_pass_through(question):
+    assert rewrite(question, "When did Shoigu visit Beijing?") == question
+
+
+@pytest.mark.parametrize(
+    "question, previous, language",
+    [
+        ("Who did he meet?", None, "en"),  # nobody to stand for
+        ("Wen traf er dort?", "wann war das?", "de"),
+        ("What about Li Shangfu?", "Wann besuchte Schoigu Peking?", "en"),  # would become a German question
+        ("Und Belousow?", "When did Shoigu visit Beijing?", "de"),
+    ],
+)
+def test_unreadable_follow_up_asks_to_rephrase_in_the_users_language(question, previous, language):
+    with pytest.raises(FollowUpError) as caught:
+        rewrite(question, previous)
+    assert caught.value.language == language
+    assert detect_language(str(caught.value)) == language
+    assert isinstance(caught.value, QuestionError)  # callers that show question errors show this too

@@ -454,12 +454,12 @@ UPLOAD_NAMES = [
     ("..", "no usable file name"),
     ("nul\x00byte.txt", "file name contains a NUL byte"),
     ("evil.sh", "unsupported file type .sh"),
-    (SHOIGU_FILE, "another file with this name is in the corpus; remove that document first, or rename yours"),
+    (SHOIGU_FILE, "an article with this name is in the corpus; replace it, or rename yours"),
 ]
 
 
 @pytest.mark.parametrize("name, outcome", UPLOAD_NAMES, ids=[repr(n)[:40] for n, _ in UPLOAD_NAMES])
-def test_upload_names_stay_in_the_corpus_and_never_replace_an_article(chat, name, outcome):
+def test_upload_names_stay_in_the_corpus_and_never_replace_an_article_unasked(chat, name, outcome):
     import gradio as gr
 
     root = chat.corpus_dir.parent.parent
@@ -497,16 +497,14 @@ def test_uploading_the_same_article_again_changes_nothing(chat):
     assert "added 0" in status and "unchanged 5" in status and open_snapshot(chat.index_dir).generation == generation
 
 
-def test_two_uploads_under_one_name_are_refused_together(chat):
-    import gradio as gr
-
+def test_two_uploads_under_one_name_keep_the_first_and_say_why_for_the_second(chat):
     uploads = chat.corpus_dir.parent.parent / "uploads"
     (uploads / "a b.txt").write_bytes(_article(1))
     (uploads / "a_b.txt").write_bytes(_article(2))
     (uploads / "fine.txt").write_bytes(_article(3))
-    with pytest.raises(gr.Error, match="two different uploads would both be saved under this name"):
-        chat.upload([str(uploads / "fine.txt"), str(uploads / "a b.txt"), str(uploads / "a_b.txt")])
-    assert sorted(p.name for p in chat.corpus_dir.iterdir()) == sorted(p.name for p in SEEDS.iterdir())
+    _, status = chat.upload([str(uploads / "fine.txt"), str(uploads / "a b.txt"), str(uploads / "a_b.txt")])
+    assert "refused a\\_b.txt: two different files in this batch have this name; rename one" in status  # Markdown
+    assert (chat.corpus_dir / "a_b.txt").read_bytes() == _article(1) and (chat.corpus_dir / "fine.txt").is_file()
 
 
 def test_oversized_upload_is_refused_before_it_is_read(chat):
@@ -520,17 +518,6 @@ def test_oversized_upload_is_refused_before_it_is_read(chat):
     with pytest.raises(gr.Error, match=r"gross\.txt: too large \(2,\d{3} bytes; the limit is 1,000 bytes"):
         small.upload([str(upload)])
     assert not (chat.corpus_dir / "gross.txt").exists()
-
-
-def test_a_file_appearing_meanwhile_is_not_replaced(tmp_path):
-    from embeddings import DocumentError
-    from ui.chat import _write_new
-
-    target = tmp_path / "artikel.txt"
-    target.write_bytes(b"first")
-    with pytest.raises(DocumentError, match="appeared in the corpus meanwhile"):
-        _write_new(target, b"second")
-    assert target.read_bytes() == b"first" and [p.name for p in tmp_path.iterdir()] == ["artikel.txt"]
 
 
 # ---- read_bytes ---------------------------------------------------------------------------------

@@ -202,11 +202,13 @@ def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
 @pytest.mark.slow
 def test_quoted_markdown_cannot_fetch_or_link(planted, embedder):
     app = ChatApp(planted[1], planted[0], embedder)
-    *_, (text, sources) = app.respond("Wo klicke ich, um die Belohnung abzuholen?", [])
+    *_, text = app.respond("Wo klicke ich, um die Belohnung abzuholen?", [])
     assert "evil.example" in text  # quoted: the article says it
-    assert "](" not in text and "![" not in text and "<img" not in text
-    assert "<img" not in sources and "&lt;img" in sources
-    assert text == answer_markdown(app.answer("Wo klicke ich, um die Belohnung abzuholen?")[0].text)
+    assert "evil.example)" not in text.replace("\\(", "")  # no Markdown link or image to it, only disarmed text
+    assert "![" not in text and "<img" not in text and "&lt;img" in text
+    assert text.startswith(
+        answer_markdown(app.answer("Wo klicke ich, um die Belohnung abzuholen?")[0].text).split(" [")[0]
+    )
 
 
 # ---- the command line ---------------------------------------------------------------------------
@@ -285,17 +287,18 @@ def fake_chat(tmp_path, fake_index, fake_embedder, corpus):
 )
 def test_chat_refuses_with_a_readable_error(fake_chat, message, error):
     chat = fake_chat
-    for call in (lambda: list(chat.respond(message, [])), lambda: chat.ask(message)):
-        with pytest.raises(gr.Error) as info:
-            call()
-        assert error in info.value.message and "\n" not in info.value.message
+    with pytest.raises(gr.Error) as info:
+        chat.ask(message)
+    assert error in info.value.message and "\n" not in info.value.message
+    [shown] = chat.respond(message, [])  # the chat says why, and stays usable
+    assert shown.startswith("⚠️") and error in shown and "\n" not in shown
 
 
 @pytest.mark.slow
 def test_chat_strips_controls_and_answers(chat):
-    *_, (text, sources) = chat.respond("When did\x07 Shoigu visit\x1b[31m Beijing?\u200b", [])
-    assert text.startswith("Friday, 28 February 2025") and SHOIGU_FILE in sources
-    assert "Understood as" not in sources  # cleaning is not a rewrite worth showing
+    *_, text = chat.respond("When did\x07 Shoigu visit\x1b[31m Beijing?\u200b", [])
+    assert text.startswith("Friday, 28 February 2025") and SHOIGU_FILE in text
+    assert "Understood as" not in text  # cleaning is not a rewrite worth showing
 
 
 @pytest.mark.slow

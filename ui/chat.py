@@ -1,28 +1,29 @@
-"""The web chat: a thin Gradio shell over :class:`rag.Engine` and :func:`embeddings.index_paths`.
+"""The web chat: a thin Gradio shell over :mod:`rag.answerer` and :mod:`embeddings.corpus_folder`.
 
-``ChatApp`` holds the state (engine, shared model, corpus folder); its
-handlers are plain methods, tested without a server. ``create_app()`` wires
-them into a ``gr.Blocks`` page, ``launch()`` serves it. The index mirrors the
-corpus folder: uploads are saved into it, removing a document deletes its
-file, and each change is an incremental ``index_paths`` run. Answering goes
-on meanwhile, because the engine reads immutable snapshots and switches to
-the new one when the writer is done.
+``ChatApp`` holds the state (engine, answerers, corpus folder); its handlers
+are plain methods, tested without a server. ``create_app()`` wires them into
+a ``gr.Blocks`` page, ``launch()`` serves it.
 
-With a LangChain chat model (``llm=``), the page offers a choice of answerer:
-the extractive one, or the model, whose checked words stream in while the
-sources panel shows the passages it is reading (see :mod:`rag.llm`).
+The chat never locks: :meth:`ChatApp.respond` turns every refusal or failure
+into a message in the conversation (and one log line), so the box is usable
+again at once. Each answer is one self-contained message: the text with
+``[n]`` linked to the article, then the sources it cites (one title per
+article), then the other retrieved passages folded. So Undo, Retry, Clear,
+copying and the browser-saved history keep every answer with its own sources.
+A source's link opens the whole article on the page (``?article=…&at=…``),
+the answering sentence highlighted.
+
+The index mirrors the corpus folder: uploads are saved into it, removing a
+document moves its file to the trash in the index folder (restorable), and
+each change is an incremental ``index_paths`` run; answering goes on meanwhile.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import resource
-import tempfile
-import time
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from html import escape
@@ -32,17 +33,22 @@ from typing import Any
 import gradio as gr
 
 from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths, read_manifest
-from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, parse_document, read_bytes
+from embeddings.corpus_folder import CorpusFolder, safe_filename
+from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, read_bytes
 from rag import Answer, Engine, QuestionError
-from rag.followup import message_text, resolve
-from rag.llm import PASSAGES, REPLACED, LLMError, answered_by, generate, prepare
-from rag.llm import answer as llm_answer
+from rag.answerer import Answerer, answerers, final_answer
+from rag.followup import message_text
+from rag.llm import PASSAGES, LLMError
 from rag.questions import clean
 
 from .guard import Guard, GuardConfig, allowed_hosts
 from .passwords import Login
-from .render import SOURCES_CSS, answer_markdown, claims_markdown, sources_html
+from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
 from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
+
+__all__ = ["ChatApp", "parse_auth", "safe_filename", "user_questions"]
+
+log = logging.getLogger("rag.chat")
 
 EXAMPLES = (
     "When did Shoigu visit Beijing?",
@@ -50,64 +56,42 @@ EXAMPLES = (
     "Wer ist der Sprecher des chinesischen Außenministeriums?",
     "Where did Putin meet Xi Jinping?",
 )
-DOC_HEADERS = ["file", "title", "date", "chunks"]
-MAX_NAME_CHARS = 120
-MAX_NAME_BYTES = 240  # file systems allow 255 bytes per name; umlauts and CJK take 2-3 bytes each
-STREAM_WORDS = 6  # words added per streamed update
-STREAM_DELAY = 0.02  # seconds between updates: enough to see the answer arrive, not enough to wait for it
-LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, OSError)
+DOC_HEADERS = ["file", "title", "date", "passages"]
+LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, LLMError, OSError)
 DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked for (rag chat --host)
 # Gradio keeps every client session's state (a copy of the page config, the chat history:
 # 60-70 KB each, measured) until this many sessions exist, then drops the least recently used.
 # Its default, 10,000, lets the server grow by ~600 MB; 1,000 caps it near 60 MB.
 MAX_SESSIONS = 1_000
+EXTRACTIVE, LLM = "extractive", "llm"  # the answerers' names (rag.answerer)
+MAX_PASSAGES = 10  # the settings' slider: more passages than this only add noise below the answer
+# Fewer than two passages: rag.answer.compose (issue 12's code) fails with KeyError at k=1 when the
+# answer quotes a second passage; the slider starts at 2 until that is fixed.
+MIN_PASSAGES = 2
 MAX_UPLOAD_FILES = 20  # files in one upload request; the guard refuses more before they are stored
 MAX_UPLOAD_BYTES = 100 * 2**20  # one upload request, all files (at least one file of the largest allowed size)
-EXTRACTIVE, LLM = "extractive", "llm"  # the answerer choices
 # Gradio keeps each uploaded file in its temporary folder; the upload event removes its own
 # files when the handler returns, and every 5 minutes files older than 10 minutes go (uploads
 # whose handler never ran: a stranger's POST to /gradio_api/upload).
 UPLOAD_CACHE = (300, 600)
-log = logging.getLogger("rag.chat")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:;,'\"()]+/)+(?=[^\s/:;,'\"()])")
+# Focus the question box whenever it is enabled again (after each answer), and bring the
+# highlighted sentence of an opened article into view.
+PAGE_JS = """
+() => {
+  const box = () => document.querySelector('#rag-question textarea');
+  new MutationObserver(() => {
+    const b = box();
+    if (b && !b.disabled && b.dataset.ragWasDisabled === '1') { b.dataset.ragWasDisabled = '0'; b.focus(); }
+    if (b && b.disabled) { b.dataset.ragWasDisabled = '1'; }
+    const mark = document.querySelector('#rag-article mark#rag-highlight:not([data-seen])');
+    if (mark) { mark.dataset.seen = '1'; mark.scrollIntoView({block: 'center'}); }
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['disabled']});
+}
+"""
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
-
-
-def safe_filename(name: str) -> str:
-    """A file name that stays inside the corpus folder: no folders, NULs, control characters or leading dots.
-
-    >>> safe_filename("../../etc/pass\\x00wd.txt")
-    'pass_wd.txt'
-    >>> safe_filename("Nachricht über Peking (1).md")
-    'Nachricht_über_Peking_1_.md'
-
-    Raises:
-        DocumentError: nothing usable is left, or the type is not one the index reads.
-    """
-    base = unicodedata.normalize("NFC", name.replace("\\", "/")).split("/")[-1]
-    base = re.sub(r"[^\w.-]+", "_", base).lstrip("._")
-    stem, dot, suffix = base.rpartition(".")
-    if not dot or not stem:
-        raise DocumentError(name, f"no usable file name; upload a {', '.join(SUFFIXES)} file")
-    if f".{suffix.lower()}" not in SUFFIXES:
-        raise DocumentError(name, f"unsupported file type .{suffix}; upload {', '.join(SUFFIXES)}")
-    stem = stem[: MAX_NAME_CHARS - len(suffix) - 1]
-    while len(f"{stem}.{suffix}".encode()) > MAX_NAME_BYTES:
-        stem = stem[:-1]
-    return f"{stem}.{suffix.lower()}"
-
-
-def public_error(exc: BaseException) -> gr.Error:
-    """What the client is told about ``exc``: one line, no server folders, HTML-escaped; logged as one line.
-
-    >>> public_error(OSError("/srv/rag/index/gen-3/chunks.sqlite is damaged; rebuild")).message
-    'chunks.sqlite is damaged; rebuild'
-    """
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    log.warning("refused: %s", text[:500])
-    return gr.Error(escape(_ABSOLUTE_PATH.sub("", text)[:400], quote=False), print_exception=False)
 
 
 def user_questions(history: Sequence[dict]) -> list[str]:
@@ -122,6 +106,26 @@ def user_questions(history: Sequence[dict]) -> list[str]:
     return out
 
 
+def public_error(exc: BaseException) -> gr.Error:
+    """What the client is told about ``exc``: one line, no server folders, HTML-escaped; logged as one line.
+
+    >>> public_error(OSError("/srv/rag/index/gen-3/chunks.sqlite is damaged; rebuild")).message
+    'chunks.sqlite is damaged; rebuild'
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    log.warning("refused: %s", text[:500])
+    return gr.Error(escape(_ABSOLUTE_PATH.sub("", text)[:400], quote=False), print_exception=False)
+
+
+def refusal_markdown(reason: str) -> str:
+    """Why a question got no answer, as a chat message (escaped).
+
+    >>> refusal_markdown("empty question; ask something")
+    '⚠️ empty question; ask something'
+    """
+    return f"⚠️ {answer_markdown(reason)}"
+
+
 class ChatApp:
     """The chat over one index that mirrors one corpus folder.
 
@@ -129,10 +133,10 @@ class ChatApp:
         index_dir: the index folder (built from ``corpus_dir`` by :meth:`sync` if missing).
         corpus_dir: where the articles are, and where uploads are saved.
         embedder: the model, shared by answering and indexing so it is loaded once.
-        k: passages cited per extractive answer.
+        k: passages cited per extractive answer (the page's default).
         examples: questions offered as clickable examples.
         max_file_bytes: larger uploads are refused (and files in the folder skipped) without being read.
-        llm: a LangChain chat model; the page then offers it as a second answerer.
+        llm: a LangChain chat model; the page then offers it as a second answerer (and the default).
         llm_k: passages given to the LLM.
         llm_label: how the page names it, e.g. ``"local at http://127.0.0.1:8080/v1"``.
     """
@@ -158,8 +162,11 @@ class ChatApp:
         self.examples = list(examples)
         self.llm = llm
         self.llm_k = llm_k
-        self.llm_label = llm_label
         self.engine = Engine(self.index_dir, embedder=embedder, cache_dir=getattr(embedder, "cache_dir", None))
+        self.answerers: dict[str, Answerer] = answerers(self.engine, k=k, llm=llm, llm_k=llm_k)
+        if llm is not None:
+            self.answerers[LLM] = replace(self.answerers[LLM], label=f"LLM: {llm_label}")
+        self.folder = CorpusFolder.for_index(self.corpus_dir, self.index_dir, max_file_bytes=max_file_bytes)
         self.slots = Slots()
 
     # ---- indexing -------------------------------------------------------------------------------
@@ -177,7 +184,7 @@ class ChatApp:
         )
 
     def documents(self) -> list[list]:
-        """Rows of the documents panel: file, title, date, chunks."""
+        """Rows of the documents panel: file, title, date, passages."""
         if read_manifest(self.index_dir) is None:
             return []
         snapshot = self.engine.loaded().snapshot
@@ -187,68 +194,67 @@ class ChatApp:
             for source, doc in sorted(snapshot.documents.items())
         ]
 
-    def upload(self, files: Sequence[str] | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
-        """Save uploaded files into the corpus folder and index them.
+    def upload(
+        self, files: Sequence[str] | None, progress: PageProgress | None = None, *, replace: bool = False
+    ) -> tuple[list[list], str]:
+        """Save uploaded files into the corpus folder and index them; a bad file does not stop the good ones.
 
-        Every file is checked first (size, type, readable as an article); if one fails, or
-        its (sanitised) name is taken by a different file in the folder or another upload,
-        nothing is saved, so a bad upload cannot disturb the index. An upload identical to
-        the file already there is accepted and changes nothing.
+        Each file is checked (size, type, readable as an article, name free or ``replace``) and
+        only those that pass are written and indexed; if indexing fails the folder is put back.
 
         Returns:
-            The documents table and a one-line report.
+            The documents table and a report: one line per file, then the index summary.
         Raises:
-            gr.Error: a bad file (the message names it and says why).
+            gr.Error: no file could be saved (the message names each and says why).
         """
         if not files:
             raise gr.Error("choose one or more .txt, .md, .html or .pdf files first")
-        ready: dict[str, bytes] = {}
+        uploads, refused = [], []
+        for upload in files:
+            path = Path(upload)
+            try:
+                safe_filename(path.name)  # a name that cannot be saved is refused before the file is read
+                uploads.append((path.name, read_bytes(path, self.max_file_bytes)))
+            except DocumentError as exc:  # named as the person uploaded it, not by the server's temp path
+                refused.append((path.name, exc.reason))
         try:
-            for upload in files:
-                path = Path(upload)
-                name = safe_filename(path.name)
-                try:
-                    raw = read_bytes(path, self.max_file_bytes)
-                except DocumentError as exc:  # named as the person uploaded it, not by the server's temp path
-                    raise DocumentError(path.name, exc.reason) from exc
-                parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
-                if ready.get(name, raw) != raw:
-                    raise DocumentError(name, "two different uploads would both be saved under this name; rename one")
-                if not self._same_as_saved(name, raw):
-                    ready[name] = raw
-            for name, raw in ready.items():
-                _write_new(self.corpus_dir / name, raw)
-            report = self.sync(progress)
+            saved, more, report = self.folder.save(uploads, lambda: self.sync(progress), replace=replace)
         except LIBRARY_ERRORS as exc:
             raise public_error(exc) from None
-        return self.documents(), _report_line(report)
+        refused += more
+        lines = [f"{item.status} {markdown_text(item.name)}" for item in saved]
+        lines += [f"refused {markdown_text(name)}: {markdown_text(reason)}" for name, reason in refused]
+        if refused:
+            log.info("upload refused: %s", "; ".join(f"{n}: {r}" for n, r in refused))
+        if not saved and refused:
+            raise gr.Error("; ".join(f"{name}: {reason}" for name, reason in refused))
+        return self.documents(), "  \n".join([*lines, _report_line(report)])
 
-    def _same_as_saved(self, name: str, raw: bytes) -> bool:
-        """True if the corpus folder holds exactly these bytes under ``name``; refuses to replace anything else."""
-        target = self.corpus_dir / name
-        if not os.path.lexists(target):
-            return False
-        if target.is_file() and not target.is_symlink() and read_bytes(target, self.max_file_bytes) == raw:
-            return True
-        raise DocumentError(
-            name, "another file with this name is in the corpus; remove that document first, or rename yours"
-        )
-
-    def remove(self, source: str | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
-        """Delete a document's file from the corpus folder and drop it from the index."""
-        if not source:
+    def remove(
+        self, sources: str | Sequence[str] | None, progress: PageProgress | None = None
+    ) -> tuple[list[list], str]:
+        """Move files of the corpus folder (indexed or not) to the trash and drop them from the index."""
+        names = [sources] if isinstance(sources, str) else list(sources or ())
+        if not [n for n in names if n]:
             raise gr.Error("choose a document to remove")
-        known = {row[0] for row in self.documents()}
-        root = self.corpus_dir.resolve()
-        path = (root / source).resolve()
-        if source not in known or not path.is_relative_to(root):
-            raise gr.Error(f"{source}: not a document of the corpus folder {self.corpus_dir}")
         try:
-            path.unlink(missing_ok=True)
-            report = self.sync(progress)
+            moved, report = self.folder.remove(names, lambda: self.sync(progress))
         except LIBRARY_ERRORS as exc:
+            log.info("remove refused: %s", exc)
             raise public_error(exc) from None
-        return self.documents(), _report_line(report)
+        lines = [f"moved to the trash: {markdown_text(t.name)} (restore it below)" for t in moved]
+        return self.documents(), "  \n".join([*lines, _report_line(report)])
+
+    def restore(self, name: str | None, progress: PageProgress | None = None) -> tuple[list[list], str]:
+        """Bring a removed file back from the trash and index it again."""
+        if not name:
+            raise gr.Error("choose a removed file to restore")
+        try:
+            item, report = self.folder.restore(name, lambda: self.sync(progress))
+        except LIBRARY_ERRORS as exc:
+            log.info("restore refused: %s", exc)
+            raise public_error(exc) from None
+        return self.documents(), "  \n".join([f"restored {markdown_text(item.name)}", _report_line(report)])
 
     def rescan(self, progress: PageProgress | None = None) -> tuple[list[list], str]:
         """Re-read the corpus folder: pick up files added, changed or deleted outside the chat."""
@@ -260,65 +266,73 @@ class ChatApp:
 
     # ---- answering ------------------------------------------------------------------------------
 
-    def answer(self, message: str, history: Sequence[dict] = ()) -> tuple[Answer, str]:
+    def answerer(
+        self, name: str | None = None, passages: int | None = None, documents: Sequence[str] | None = None
+    ) -> Answerer:
+        """The answerer called ``name`` (default: the first offered), citing ``passages``, searching ``documents``.
+
+        ``documents``: file names to search; empty or ``None`` searches them all.
+        """
+        if name in (None, ""):
+            name = next(iter(self.answerers))
+        if name not in self.answerers:
+            if name == LLM:
+                raise gr.Error("no LLM configured: start the chat with --llm openai --base-url URL (or RAG_LLM)")
+            raise gr.Error(f"unknown answerer {name!r}: use one of {', '.join(map(repr, self.answerers))}")
+        chosen = self.answerers[name]
+        if passages:
+            chosen = replace(chosen, k=int(passages))
+        if documents:
+            chosen = replace(chosen, sources=frozenset(documents))
+        return chosen
+
+    def answer(
+        self, message: str, history: Sequence[dict] = (), answerer: str | None = EXTRACTIVE
+    ) -> tuple[Answer, str]:
         """The answer to ``message`` read in the context of the chat, and the question actually asked.
 
-        The question is ``message`` itself unless it was a follow-up and rewritten.
-        Control characters are stripped first; an empty or over-long message is an error, and
-        earlier turns that were refused as questions are not read as context.
+        Raises:
+            gr.Error: the question is refused (empty, too long, a follow-up to rephrase) or the index failed.
         """
         try:
-            earlier = [text for text in map(_askable, user_questions(history)) if text]
-            cleaned = clean(message)
-            question = resolve([*earlier, cleaned])
-            return self.engine.ask(question, k=self.k), message if question == cleaned else question
+            answer = final_answer(self.answerer(answerer), message, list(history or ()))
         except LIBRARY_ERRORS as exc:
             raise public_error(exc) from None
+        return answer, answer.question or message
 
     def respond(
-        self, message: str, history: Sequence[dict], answerer: str = EXTRACTIVE, request: gr.Request | None = None
-    ) -> Iterator[tuple[str, str]]:
-        """Stream the answer into the chat: growing text, and the sources panel.
+        self,
+        message: str,
+        history: Sequence[dict] = (),
+        answerer: str | None = None,
+        passages: int | None = None,
+        documents: Sequence[str] | None = None,
+        request: gr.Request | None = None,
+    ) -> Iterator[str]:
+        """Stream the answer into the chat as one Markdown message, its sources included; never raises.
 
-        ``answerer`` is ``"extractive"`` or ``"llm"`` (the model given to the constructor);
-        ``request`` (given by Gradio) says who asks: one answer at a time per client.
+        A refused question (empty, too long, a follow-up to rephrase) or a failure (index, model)
+        ends as a message saying why, so the page is never left locked. ``request`` (given by
+        Gradio) says who asks: one answer at a time per client (:mod:`ui.slots`).
         """
-        if _answerer(answerer) == LLM:
-            with self._slot(request, message):
-                yield from self._respond_llm(message, history)
-            return
-        with self._slot(request, message):
-            answer, asked = self.answer(message, history)
-        sources = sources_html(answer, asked if asked != message else None)
-        words = answer_markdown(answer.text).split(" ")
-        for n in range(STREAM_WORDS, len(words), STREAM_WORDS):
-            yield " ".join(words[:n]), sources
-            time.sleep(STREAM_DELAY)
-        yield " ".join(words), sources
-
-    def _respond_llm(self, message: str, history: Sequence[dict]) -> Iterator[tuple[str, str]]:
-        """The model's checked words as they arrive beside the passages it reads; then the final answer and notes."""
-        llm = self._require_llm()
+        shown = ""
         try:
-            prepared = prepare(message, llm, engine=self.engine, k=self.llm_k, history=list(history or ()))
-            asked = prepared.standalone if prepared.standalone != message else None
-            # The extractive answer's highlights say nothing about what the model used.
-            seen = [replace(c, highlight=None) for c in prepared.passages]
-            sources = sources_html(Answer("", False, seen, prepared.language), asked)
-            shown, final = "", None
-            yield "", sources  # the passages at once; each sentence follows once the claim check passed it
-            for item in generate(prepared, llm):
-                if isinstance(item, str):
-                    shown += item
-                    yield answer_markdown(shown), sources
-                else:
-                    final = item
-        except (LLMError, *LIBRARY_ERRORS) as exc:
-            raise public_error(exc) from None
-        assert final is not None
-        # A fallback shows the extractive answer with its highlights; otherwise the passages the model read.
-        panel = final if answered_by(final) in REPLACED else replace(final, citations=seen)
-        yield llm_markdown(final), sources_html(panel, asked)
+            chosen = self.answerer(answerer, passages, documents)
+            with self._slot(request, message):
+                for item in chosen.stream(message, list(history or ())):
+                    if isinstance(item, str):
+                        shown += item
+                        yield answer_markdown(shown)
+                        continue
+                    asked = item.question if item.question and item.question != _plain(message) else None
+                    yield message_markdown(item, asked, self._outlets(item))
+        except (gr.Error, *LIBRARY_ERRORS) as exc:
+            reason = exc.message if isinstance(exc, gr.Error) else str(exc)
+            log.info("question refused: %s", reason)  # one line; the user reads it in the chat
+            yield "\n\n".join(x for x in (answer_markdown(shown), refusal_markdown(reason)) if x)
+        except Exception as exc:  # a bug: the page must stay usable, the log gets the traceback
+            log.exception("answering failed")
+            yield refusal_markdown(f"something went wrong ({type(exc).__name__}); please try again")
 
     @contextlib.contextmanager
     def _slot(self, request: gr.Request | None, question: object = "") -> Iterator[None]:
@@ -330,10 +344,37 @@ class ChatApp:
         except Busy as exc:
             raise public_error(exc) from None
 
-    def _require_llm(self) -> Any:
-        if self.llm is None:
-            raise gr.Error("no LLM configured: start the chat with --llm openai --base-url URL (or RAG_LLM)")
-        return self.llm
+    def _outlets(self, answer: Answer) -> dict[str, str]:
+        """The outlet (``source:``/``publisher:`` header) of each cited article, when its file names one."""
+        try:
+            documents = self.engine.loaded().snapshot.documents
+        except LIBRARY_ERRORS:
+            return {}
+        out = {}
+        for c in answer.citations:
+            doc = documents.get(c.source)
+            meta = doc.metadata if doc else {}
+            outlet = meta.get("source") or meta.get("publisher") or meta.get("outlet")
+            if outlet:
+                out[c.source] = outlet
+        return out
+
+    def article(self, source: str | None, at: str | None = None) -> str:
+        """HTML of the whole article ``source`` with the characters ``at`` (``"start-end"``) highlighted."""
+        if not source:
+            return ""
+        try:
+            doc = self.engine.loaded().snapshot.documents.get(source)
+        except LIBRARY_ERRORS as exc:
+            return f'<p class="rag-empty">{escape(str(exc))}</p>'
+        if doc is None:
+            return f'<p class="rag-empty">{escape(source)}: not in the index (removed?)</p>'
+        span = None
+        if at and "-" in at:
+            first, _, last = at.partition("-")
+            if first.isdigit() and last.isdigit():
+                span = (int(first), int(last))
+        return article_html(doc, span)
 
     def ask(
         self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request | None = None
@@ -351,100 +392,158 @@ class ChatApp:
             ``notes`` say what was changed in an LLM answer (e.g. replaced by the extractive one).
         """
         history = [{"role": "user", "content": previous_question}] if previous_question else []
-        if _answerer(answerer) == EXTRACTIVE:
-            with self._slot(request, question):
-                answer, _asked = self.answer(question, history)
-            return asdict(answer)
-        llm = self._require_llm()
-        try:
-            with self._slot(request, question):
-                return asdict(llm_answer(question, llm, engine=self.engine, k=self.llm_k, history=history))
-        except (LLMError, *LIBRARY_ERRORS) as exc:
-            raise public_error(exc) from None
+        with self._slot(request, question):
+            answer, _asked = self.answer(question, history, answerer or EXTRACTIVE)
+        return asdict(answer)
 
     # ---- the page -------------------------------------------------------------------------------
 
     def create_app(self) -> gr.Blocks:
-        """The page: chat and sources side by side, the documents panel below."""
+        """The page: settings, the chat (answers carry their sources), the documents panel; an article view on top."""
         with gr.Blocks(title="News RAG", analytics_enabled=False, delete_cache=UPLOAD_CACHE) as app:
+            with gr.Column(visible=False, elem_id="rag-article-view") as article_view:
+                gr.Markdown("[← Back to the chat](./)", elem_id="rag-back")
+                article = gr.HTML("", elem_id="rag-article")
             gr.Markdown("## Ask the news articles\nAnswers quote and cite `[n]` the passages they come from.")
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=3):
-                    sources = gr.HTML(sources_html(None), render=False, elem_id="rag-sources")
-                    choice = []
-                    if self.llm is not None:
-                        choice = [
-                            gr.Radio(
-                                [("Extractive (quotes the passages)", EXTRACTIVE), (f"LLM: {self.llm_label}", LLM)],
-                                value=LLM,
-                                label="Answerer",
-                                elem_id="rag-answerer",
-                            )
-                        ]
-                    gr.ChatInterface(
-                        self.respond,
-                        chatbot=gr.Chatbot(elem_id="rag-chat", height=480, label="Chat"),
-                        textbox=gr.Textbox(placeholder="Ask a question in English or German", elem_id="rag-question"),
-                        additional_inputs=choice,
-                        additional_outputs=[sources],
-                        # with an additional input Gradio wants each example as a list
-                        examples=[[q] for q in self.examples] if choice else self.examples,
-                        cache_examples=False,
-                        api_name="chat",
-                        fill_height=False,
+            with gr.Accordion("Settings", open=False, elem_id="rag-settings"):
+                with gr.Row():
+                    choice = gr.Radio(
+                        [(a.label, name) for name, a in self.answerers.items()],
+                        value=next(iter(self.answerers)),
+                        label="Answerer",
+                        interactive=len(self.answerers) > 1,
+                        elem_id="rag-answerer",
                     )
-                with gr.Column(scale=2):
-                    gr.Markdown("### Sources")
-                    sources.render()
+                    passages = gr.Slider(
+                        MIN_PASSAGES,
+                        MAX_PASSAGES,
+                        value=self._passages(next(iter(self.answerers))),
+                        step=1,
+                        label="Passages per answer",
+                        elem_id="rag-passages",
+                    )
+                scope = gr.Dropdown(
+                    choices=[],
+                    multiselect=True,
+                    allow_custom_value=True,  # filled per visitor on load; unknown names simply match nothing
+                    label="Search only these documents (none chosen: all)",
+                    elem_id="rag-scope",
+                )
+                # Each answerer has its own good default (the LLM reads fewer passages).
+                choice.change(self._passages, choice, passages, api_visibility="undocumented", queue=False)
+            chat = gr.ChatInterface(
+                self.respond,
+                chatbot=gr.Chatbot(
+                    elem_id="rag-chat", height=560, label="Chat", buttons=["copy"], layout="panel", autoscroll=True
+                ),
+                textbox=gr.Textbox(
+                    placeholder="Ask a question in English or German",
+                    elem_id="rag-question",
+                    submit_btn="Send",
+                    autofocus=True,
+                    lines=1,
+                    max_lines=6,
+                ),
+                additional_inputs=[choice, passages, scope],
+                examples=[[q] for q in self.examples],
+                cache_examples=False,
+                api_name="chat",
+                fill_height=False,
+                save_history=True,
+            )
+            # Gradio titles a saved chat by its first question, or shows its raw translation key.
+            chat._generate_chat_title = _chat_title
 
-            with gr.Accordion("Documents", open=True, elem_id="rag-documents"):
+            with gr.Accordion("Documents", open=False, elem_id="rag-documents"):
+                status = gr.Markdown(elem_id="rag-status")
                 table = gr.Dataframe(
                     value=self.documents,
                     headers=DOC_HEADERS,
                     interactive=False,
-                    wrap=True,
-                    column_widths=["28%", "52%", "12%", "8%"],
+                    wrap=False,
+                    max_chars=70,
                     elem_id="rag-doc-table",
                 )
-                status = gr.Markdown(elem_id="rag-status")
                 with gr.Row():
-                    files = gr.File(
-                        label="Add articles", file_count="multiple", file_types=list(SUFFIXES), elem_id="rag-upload"
-                    )
                     with gr.Column():
-                        # Custom values allowed: the choices change with every upload, and remove() checks the name.
+                        files = gr.File(
+                            label="Add articles", file_count="multiple", file_types=list(SUFFIXES), elem_id="rag-upload"
+                        )
+                        overwrite = gr.Checkbox(
+                            label="Replace articles of the same name with the uploaded version", elem_id="rag-replace"
+                        )
+                    with gr.Column():
                         # Filled per visitor by app.load below, not built into the page: Gradio puts the API
                         # description (with a dropdown's choices) even into the login page it shows strangers.
-                        choice = gr.Dropdown(
+                        # Custom values allowed: the choices change with every upload, and the handlers check names.
+                        chosen = gr.Dropdown(
                             choices=[],
-                            label="Document",
+                            multiselect=True,
+                            label="Files in the corpus folder",
                             allow_custom_value=True,
                             elem_id="rag-remove-choice",
                         )
-                        remove = gr.Button("Remove document", variant="stop", elem_id="rag-remove")
+                        remove = gr.Button("Remove…", variant="stop", elem_id="rag-remove")
+                        with gr.Row(visible=False, elem_id="rag-confirm") as confirm_row:
+                            confirm_text = gr.Markdown()
+                            confirm = gr.Button("Yes, move to the trash", variant="stop", elem_id="rag-remove-yes")
+                            cancel = gr.Button("Cancel", elem_id="rag-remove-no")
+                        trashed = gr.Dropdown(
+                            choices=[],
+                            label="Removed files (trash)",
+                            allow_custom_value=True,
+                            elem_id="rag-trash-choice",
+                        )
+                        restore = gr.Button("Restore", elem_id="rag-restore")
                         rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")
 
             # Writers share one queue slot (they would wait for the index lock anyway); the chat has its own.
-            writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "full"}
+            writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "minimal"}
 
-            def on_upload(paths, progress=gr.Progress()):
+            def on_upload(paths, replace_them, progress=gr.Progress()):
+                # The file box is emptied: it would add the next upload to these files and send all again.
+                run = lambda: self.upload(paths, progress, replace=bool(replace_them))  # noqa: E731
                 try:
-                    return self.upload(paths, progress)
+                    return (*_status(run, self.documents), None)
                 finally:  # Gradio's copies of this request's files: saved into the corpus or refused by now
                     _remove_uploaded(paths)
 
-            def on_remove(source, progress=gr.Progress()):
-                return self.remove(source, progress)
+            def ask_confirmation(names):
+                names = [n for n in names or () if n]
+                if not names:
+                    return gr.Row(visible=False), "", "⚠️ choose the files to remove first"
+                listed = ", ".join(f"`{answer_markdown(n)}`" for n in names)
+                return gr.Row(visible=True), f"Move {listed} to the trash? You can restore them below.", gr.skip()
+
+            def on_remove(names, progress=gr.Progress()):
+                return (*_status(lambda: self.remove(names, progress), self.documents), gr.Row(visible=False))
+
+            def on_restore(name, progress=gr.Progress()):
+                return _status(lambda: self.restore(name, progress), self.documents)
 
             def on_rescan(progress=gr.Progress()):
-                return self.rescan(progress)
+                return _status(lambda: self.rescan(progress), self.documents)
 
-            refresh = {"fn": self._dropdown, "outputs": choice, "api_visibility": "undocumented"}
-            files.upload(on_upload, files, [table, status], api_name="upload", **writes).then(**refresh)
-            remove.click(on_remove, choice, [table, status], api_name="remove", **writes).then(**refresh)
+            refresh = {"fn": self._choices, "outputs": [chosen, trashed, scope], "api_visibility": "undocumented"}
+            files.upload(on_upload, [files, overwrite], [table, status, files], api_name="upload", **writes).then(
+                **refresh
+            )
+            remove.click(ask_confirmation, chosen, [confirm_row, confirm_text, status], api_visibility="undocumented")
+            cancel.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="undocumented")
+            confirm.click(on_remove, chosen, [table, status, confirm_row], api_name="remove", **writes).then(**refresh)
+            restore.click(on_restore, trashed, [table, status], api_name="restore", **writes).then(**refresh)
             rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
             gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=QUEUE_WORKERS)
-            app.load(self._dropdown, None, choice, api_visibility="undocumented")
+            app.load(**refresh)
+            app.load(self._article_view, None, [article_view, article], api_visibility="undocumented")
+            # A reload shows the conversation of before (the newest saved one) instead of an empty chat.
+            app.load(
+                _latest_conversation,
+                chat.saved_conversations,
+                [chat.conversation_id, chat.chatbot, chat.chatbot_state],
+                api_visibility="undocumented",
+                queue=False,
+            )
         for fn in app.fns.values():  # the chat page and /chat share the API's workers (ChatInterface takes no id)
             if fn.api_name in ("chat", "ask"):
                 fn.concurrency_id, fn.concurrency_limit = ANSWERS, QUEUE_WORKERS
@@ -459,11 +558,23 @@ class ChatApp:
         """
         return self.ask(question, previous_question, answerer, request)
 
-    def _document_names(self) -> list[str]:
-        return [row[0] for row in self.documents()]
+    def _passages(self, name: str) -> int:
+        return getattr(self.answerers.get(name), "k", None) or self.k
 
-    def _dropdown(self):
-        return gr.Dropdown(choices=self._document_names(), value=None)
+    def _article_view(self, request: gr.Request):
+        params = request.query_params if request is not None else {}
+        html = self.article(params.get("article"), params.get("at"))
+        return gr.Column(visible=bool(html)), html
+
+    def _choices(self):
+        names = self.folder.files()
+        removed = list(dict.fromkeys(t.name for t in self.folder.trashed()))
+        indexed = [row[0] for row in self.documents()]
+        return (
+            gr.Dropdown(choices=names, value=[]),
+            gr.Dropdown(choices=removed, value=None),
+            gr.Dropdown(choices=indexed),  # the reader's choice of documents to search is kept
+        )
 
     def launch(
         self,
@@ -505,6 +616,7 @@ class ChatApp:
             auth=auth,
             prevent_thread_lock=not block,
             css=SOURCES_CSS,
+            js=PAGE_JS,
             show_error=False,  # gr.Error messages (made by public_error) reach the client; other exceptions do not
             quiet=not block,
             app_kwargs={"middleware": [Middleware(Guard, config=guard)]},
@@ -528,23 +640,43 @@ def _raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
-def _answerer(name: str | None) -> str:
-    if name in (None, "", EXTRACTIVE):
-        return EXTRACTIVE
-    if name == LLM:
-        return LLM
-    raise gr.Error(f"unknown answerer {name!r}: use {EXTRACTIVE!r} or {LLM!r}")
+def _chat_title(conversation: list[dict]) -> str:
+    """The history list's name of a saved chat: its first question, shortened.
 
-
-def llm_markdown(answer: Answer) -> str:
-    """The final LLM answer for the chat window: the text, then what was changed, in italics (all escaped).
-
-    >>> llm_markdown(Answer("Am <b>28.</b> [1]", False, notes=("Removed citations that point at no passage: [7].",)))
-    'Am &lt;b&gt;28.&lt;/b&gt; [1]\\n\\n*Removed citations that point at no passage: [7].*'
+    >>> _chat_title([{"role": "user", "content": [{"type": "text", "text": " "}]}, {"role": "user", "content": "Wer?"}])
+    'Wer?'
     """
-    notes = [f"*{escape(note, quote=False)}*" for note in answer.notes]
-    notes += [line for line in [claims_markdown(answer)] if line]  # "1 sentence removed: not supported by [1]"
-    return "\n\n".join([answer_markdown(answer.text), *notes])
+    for text in user_questions(conversation):
+        text = " ".join(text.split())
+        return text if len(text) <= 40 else text[:40] + "…"
+    return "(no question yet)"
+
+
+def _latest_conversation(saved):
+    """``(conversation id, chatbot, chat state)`` for the newest saved conversation, or an empty chat."""
+    if saved and saved[0]:
+        return 0, saved[0], saved[0]
+    return None, [], []
+
+
+def _status(run: Callable[[], tuple[list[list], str]], documents: Callable[[], list[list]]) -> tuple[Any, str]:
+    """Run a documents-panel handler; a refusal goes into the status area (it stays), not into a toast."""
+    try:
+        return run()
+    except gr.Error as exc:
+        try:
+            rows = documents()
+        except LIBRARY_ERRORS:
+            rows = gr.skip()
+        return rows, refusal_markdown(exc.message)
+
+
+def _plain(message: str) -> str:
+    """The message as the answerer reads it (cleaned), to tell whether it was rewritten."""
+    try:
+        return clean(message)
+    except QuestionError:
+        return message
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -565,14 +697,6 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     if not sep or not user or not password:
         raise ValueError("--auth takes user:password or a file holding user:password")
     return user, password
-
-
-def _askable(question: str) -> str | None:
-    """The cleaned question, or ``None`` if it would be refused (empty, too long)."""
-    try:
-        return clean(question)
-    except QuestionError:
-        return None
 
 
 def _stages(progress: PageProgress | None):
@@ -602,21 +726,3 @@ def markdown_text(text: str) -> str:
     """
     text = escape(" ".join(text.split()), quote=False)
     return re.sub(r"([\\`*_{}\[\]()#+!|~-])", r"\\\1", text)
-
-
-def _write_new(target: Path, raw: bytes) -> None:
-    """Write a file that must not exist yet: to a hidden name, then hard-linked into place (never replacing).
-
-    The indexer never sees half a file, and if another file appeared under the name
-    meanwhile it is kept and this write is refused.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.link(tmp, target)
-    except FileExistsError:
-        raise DocumentError(target.name, "a file with this name appeared in the corpus meanwhile; try again") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)

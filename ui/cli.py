@@ -93,6 +93,72 @@ def _llm_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _corpus_flags(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path(env("RAG_CORPUS") or defaults().corpus),
+        help="the articles folder (env RAG_CORPUS; default: %(default)s)",
+    )
+
+
+def _corpus_folder(args):
+    """The corpus folder with its trash in the index folder, and the function that re-indexes it."""
+    from embeddings import index_paths
+    from embeddings.corpus_folder import CorpusFolder
+
+    if args.corpus == defaults().corpus:
+        _demo_corpus()  # installed: the demo articles are copied out of the package on first run
+    if not args.corpus.is_dir():
+        raise CorpusError(f"{args.corpus}: no such folder; give the articles' folder with --corpus")
+    folder = CorpusFolder.for_index(args.corpus, args.index_dir)
+    return folder, lambda: index_paths([args.corpus], args.index_dir, _embedder(args), progress=_progress_bar())
+
+
+def cmd_add(args) -> int:
+    from embeddings.readers import read_bytes
+
+    folder, index = _corpus_folder(args)
+    uploads, refused = [], []
+    for path in args.files:
+        try:
+            uploads.append((path.name, read_bytes(path, folder.max_file_bytes)))
+        except DocumentError as exc:
+            refused.append((str(path), exc.reason))
+    saved, more, report = folder.save(uploads, index, replace=args.replace)
+    for item in saved:
+        print(f"{item.status:9} {item.name}")
+    for name, reason in [*refused, *more]:
+        print(f"refused   {name}: {reason}", file=sys.stderr)
+    print(report.summary())
+    return 1 if refused or more else 0
+
+
+def cmd_remove(args) -> int:
+    folder, index = _corpus_folder(args)
+    moved, report = folder.remove(args.names, index)
+    for item in moved:
+        print(f"trashed   {item.name} (rag restore {item.name})")
+    print(report.summary())
+    return 0
+
+
+def cmd_restore(args) -> int:
+    folder, index = _corpus_folder(args)
+    if args.name is None:
+        import datetime as dt
+
+        for item in folder.trashed():
+            when = dt.datetime.fromtimestamp(item.removed_ns / 1e9).isoformat(" ", "seconds")
+            print(f"{item.name}  (removed {when})")
+        return 0
+    item, report = folder.restore(args.name, index)
+    print(f"restored  {item.name}")
+    print(report.summary())
+    return 0
+
+
 def _set_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set",
@@ -200,6 +266,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
     _set_flag(p)
     _llm_flags(p)
+    _common(p)
+
+    p = sub.add_parser("add", help="copy article files into the corpus folder and index them")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--replace", action="store_true", help="replace an article of the same name with this version")
+    _corpus_flags(p)
+    _common(p)
+
+    p = sub.add_parser("remove", help="move files of the corpus folder to the trash and drop them from the index")
+    p.add_argument("names", nargs="+", help="file names relative to the corpus folder")
+    _corpus_flags(p)
+    _common(p)
+
+    p = sub.add_parser("restore", help="bring a removed file back from the trash (without NAME: list the trash)")
+    p.add_argument("name", nargs="?")
+    _corpus_flags(p)
     _common(p)
 
     env = os.environ.get
@@ -358,13 +440,25 @@ def format_answer(answer) -> str:
     return "\n".join(lines)
 
 
-def _ask_llm(args, llm) -> int:
-    """Print the model's checked words as they come, then what changed, then the sources."""
-    from rag.claims import explain_claims, removed_summary
-    from rag.llm import answer_stream
+def _answerer(args, engine=None):
+    """The answerer the flags ask for: the LLM's with --llm, else the extractive one.
 
+    The model is built first, so a bad --llm is reported before the index is opened.
+    """
+    from rag.answerer import answerers
+
+    llm = _chat_model(args)
+    engine = engine or _engine(args)
+    return next(iter(answerers(engine, k=_k(args, None), llm=llm, llm_k=_k(args, llm)).values()))
+
+
+def cmd_ask(args) -> int:
+    """Print the answer's words as they come, then what changed, then the sources (and with --explain, why)."""
+    from rag.claims import explain_claims, removed_summary
+
+    answerer = _answerer(args)
     shown = ""
-    for item in answer_stream(args.question, llm, engine=_engine(args), k=_k(args, llm)):
+    for item in answerer.stream(args.question):
         if isinstance(item, str):
             shown += item
             if not args.json:
@@ -372,52 +466,30 @@ def _ask_llm(args, llm) -> int:
             continue
         if args.json:
             print(json.dumps(asdict(item), indent=2, ensure_ascii=False))
-            return 0
+            continue
         if shown:
             print()
         for note in item.notes:
             print(f"note: {note}")
         if summary := removed_summary(item.claims):
             print(f"note: {summary}")
-        if getattr(args, "explain", False):
+        if args.explain and item.claims:  # an LLM answer: each generated sentence kept or removed
             print(explain_claims(item))
         print(format_answer(item) if item.text != shown.strip() else format_answer(item).split("\n", 1)[-1])
-    return 0
-
-
-def cmd_ask(args) -> int:
-    llm = _chat_model(args)
-    if llm is not None:
-        return _ask_llm(args, llm)
-    engine = _engine(args)
-    if args.explain:
-        explanation = engine.explain(args.question, k=_k(args, None))
-        answer = explanation.answer
-    else:
-        answer = engine.ask(args.question, k=_k(args, None))
-    if args.json:
-        print(json.dumps(asdict(answer), indent=2, ensure_ascii=False))
-    else:
-        print(format_answer(answer))
-    if args.explain:
-        print("\n" + format_explanation(explanation))
+    if args.explain:  # the extractive evidence, which the LLM also reads
+        print("\n" + format_explanation(answerer.engine.explain(args.question, k=_k(args, None))))
     return 0
 
 
 def cmd_eval(args) -> int:
+    from rag.answerer import final_answer
     from rag.evaluate import evaluate, load_cases
 
     cases = load_cases(args.file)
     engine = _engine(args)
-    llm = _chat_model(args)
-    k = _k(args, llm)
-    engine.ask("warm-up", k=k)  # model load and index statistics are not part of per-question latency
-    if llm is None:
-        report = evaluate(cases, lambda q: engine.ask(q, k=k))
-    else:
-        from rag.llm import answer, answered_by
-
-        report = evaluate(cases, lambda q: answer(q, llm, engine=engine, k=k), answered_by)
+    answerer = _answerer(args, engine)
+    engine.ask("warm-up", k=_k(args, None))  # model load and index statistics are not part of per-question latency
+    report = evaluate(cases, lambda q: final_answer(answerer, q), answerer.answered_by)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -489,7 +561,16 @@ def cmd_chat(args) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "check": cmd_check, "ask": cmd_ask, "eval": cmd_eval, "chat": cmd_chat}
+COMMANDS = {
+    "index": cmd_index,
+    "check": cmd_check,
+    "ask": cmd_ask,
+    "eval": cmd_eval,
+    "chat": cmd_chat,
+    "add": cmd_add,
+    "remove": cmd_remove,
+    "restore": cmd_restore,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

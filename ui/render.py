@@ -12,8 +12,11 @@ False
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html import escape
+from urllib.parse import quote
 
+from embeddings import Document
 from rag import Answer, Citation
 from rag.claims import removed_summary
 
@@ -83,6 +86,130 @@ def answer_markdown(text: str) -> str:
 _AUTOLINK = re.compile(r"(?i)\b(https?|ftp|file)://|\bwww\.")
 
 
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+
+
+def article_link(c: Citation) -> str:
+    """The page's address of the whole article of ``c``, pointing at its answering sentence (or passage).
+
+    >>> article_link(Citation(1, "a b.txt", "T", "Vorher. Satz.", 10, 23, 0.5, None, (8, 13)))
+    '?article=a%20b.txt&at=18-23'
+    """
+    start, end = (c.start + c.highlight[0], c.start + c.highlight[1]) if c.highlight else (c.start, c.end)
+    return f"?article={quote(c.source, safe='')}&at={start}-{end}"
+
+
+def cited_numbers(text: str) -> list[int]:
+    """The ``[n]`` numbers in ``text``, in order of first use."""
+    return list(dict.fromkeys(int(n) for n in _MARKER.findall(text)))
+
+
+def _linked(text: str, citations: Sequence[Citation]) -> str:
+    """Escaped answer text whose ``[n]`` markers link to their articles."""
+    links = {c.n: article_link(c) for c in citations}
+    return _MARKER.sub(
+        lambda m: f"[\\[{m.group(1)}\\]]({links[int(m.group(1))]})" if int(m.group(1)) in links else m.group(),
+        answer_markdown(text),
+    )
+
+
+def _meta(c: Citation, outlet: str = "") -> str:
+    return " · ".join(escape(x) for x in (c.source, c.date or "", outlet) if x)
+
+
+def _source_block(citations: Sequence[Citation], outlets: dict[str, str]) -> list[str]:
+    """Per article: its title once (a link to the article), file, date, outlet; then each passage under its [n]."""
+    lines: list[str] = []
+    by_source: dict[str, list[Citation]] = {}
+    for c in citations:
+        by_source.setdefault(c.source, []).append(c)
+    for group in by_source.values():
+        first = group[0]
+        title = escape(" ".join(first.title.split()), quote=False).replace("[", "\\[").replace("]", "\\]")
+        lines.append(
+            f"**[{title}]({article_link(first)})** <small>{_meta(first, outlets.get(first.source, ''))}</small>"
+        )
+        lines.append("")
+        for c in group:
+            lines.append(f"> **[\\[{c.n}\\]]({article_link(c)})** {passage_markdown(c.passage, c.highlight)}")
+            lines.append("")
+    return lines
+
+
+def passage_markdown(passage: str, highlight: tuple[int, int] | None) -> str:
+    """A passage on one line for a Markdown quote: escaped, the answering sentence in ``<mark>``, links disarmed."""
+    html = passage_html(" ".join(passage.split("\n")), highlight)
+    return html.replace("![", "!\\[").replace("](", "]\\(").replace("*", "\\*").replace("_", "\\_")
+
+
+def message_markdown(answer: Answer, asked: str | None = None, outlets: dict[str, str] | None = None) -> str:
+    """An answer as one chat message: text with linked ``[n]``, then its sources, the cited ones first.
+
+    Sources the answer cites are listed under "Sources" (one title per article); the other
+    retrieved passages are folded under "Also retrieved". The message is self-contained, so
+    Undo, Retry, Clear and a reload keep each answer with its own sources, and copying it copies them.
+    """
+    german = answer.language == "de"
+    outlets = outlets or {}
+    parts = []
+    if asked:
+        parts.append(f"*{'Verstanden als' if german else 'Understood as'}: {answer_markdown(asked)}*\n")
+    parts.append(_linked(answer.text, answer.citations))
+    for note in answer.notes:
+        parts.append(f"\n*{escape(note, quote=False)}*")
+    if claims := claims_markdown(answer):  # "1 sentence removed: not supported by [1]"
+        parts.append(f"\n{claims}")
+    used = set(cited_numbers(answer.text))
+    cited = [c for c in answer.citations if c.n in used]
+    others = [c for c in answer.citations if c.n not in used]
+    if cited:
+        parts += ["", f"**{'Quellen' if german else 'Sources'}**", "", *_source_block(cited, outlets)]
+    if others:
+        label = "Außerdem gefunden" if german else "Also retrieved"
+        parts += ["", f"<details><summary>{label} ({len(others)})</summary>", "", *_source_block(others, outlets)]
+        parts += ["</details>"]
+    return "\n".join(parts).strip()
+
+
+def article_html(doc: Document, at: tuple[int, int] | None = None) -> str:
+    """The whole article: title, file, date, outlet, then the text with ``at`` (offsets into it) highlighted."""
+    text = doc.text
+    start, end = at if at and 0 <= at[0] < at[1] <= len(text) else (0, 0)
+    body = escape(text[:start]) + (f'<mark id="rag-highlight">{escape(text[start:end])}</mark>' if end else "")
+    body += escape(text[end:])
+    outlet = doc.metadata.get("source") or doc.metadata.get("publisher") or doc.metadata.get("outlet") or ""
+    meta = " · ".join(escape(x) for x in (doc.source, doc.date.isoformat() if doc.date else "", outlet) if x)
+    return (
+        '<div class="rag-article">'
+        f'<h2 class="rag-article-title">{escape(doc.title)}</h2>'
+        f'<p class="rag-meta">{meta}</p>'
+        f'<div class="rag-article-text">{body}</div>'
+        "</div>"
+    )
+
+
+# The highlight sets its own text colour: with ``color: inherit`` dark mode put near-white text on
+# pale yellow (contrast ~1.3:1). Dark grey on amber is ~11:1 in both themes.
+HIGHLIGHT_BACKGROUND, HIGHLIGHT_TEXT = "#fde68a", "#1f2937"
+SOURCES_CSS = f"""
+.rag-sources ol {{ padding-left: 0; list-style: none; }}
+.rag-source {{ margin-bottom: 0.9em; }}
+.rag-meta {{ font-size: 0.85em; opacity: 0.75; }}
+.rag-passage {{ margin: 0.3em 0 0 0; padding-left: 0.6em; border-left: 3px solid #ccc; white-space: pre-wrap; }}
+mark, #rag-chat mark, #rag-article mark {{ background: {HIGHLIGHT_BACKGROUND}; color: {HIGHLIGHT_TEXT}; }}
+#rag-chat blockquote {{ margin: 0.3em 0 0.6em 0; }}
+#rag-chat details summary {{ cursor: pointer; }}
+.rag-article {{ max-width: 72ch; }}
+.rag-article-text {{ white-space: pre-wrap; line-height: 1.6; }}
+#rag-doc-table td, #rag-doc-table th {{ white-space: nowrap; }}
+@media (max-width: 640px) {{
+  #rag-chat {{ height: auto !important; min-height: 60vh; }}
+  #rag-chat .message p {{ margin: 0.35em 0; }}
+}}
+
+"""
+
+
 def claims_markdown(answer: Answer) -> str | None:
     """The claim check's outcome under an LLM answer, in italics, or None when no sentence was removed.
 
@@ -92,12 +219,3 @@ def claims_markdown(answer: Answer) -> str | None:
     """
     summary = removed_summary(answer.claims)
     return f"*{escape(summary, quote=False)}*" if summary else None
-
-
-SOURCES_CSS = """
-.rag-sources ol { padding-left: 0; list-style: none; }
-.rag-source { margin-bottom: 0.9em; }
-.rag-meta { font-size: 0.85em; opacity: 0.75; }
-.rag-passage { margin: 0.3em 0 0 0; padding-left: 0.6em; border-left: 3px solid #ccc; white-space: pre-wrap; }
-.rag-passage mark { background: #ffe58a; color: inherit; }
-"""

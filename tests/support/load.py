@@ -34,7 +34,9 @@ FOLLOW_UPS = (
 )
 FOLLOW_UP_EVERY = 4  # one follow-up pair after every few plain questions
 CITATION = re.compile(r"\[(\d+)\]")
-SOURCE_ID = re.compile(r'id="rag-source-(\d+)"')
+# A chat answer lists each source it carries as a quote starting with its linked number: "> **[\[1\]](?article=…".
+SOURCE_ID = re.compile(r"^> \*\*\[\\\[(\d+)\\\]\]", re.MULTILINE)
+SOURCES_HEADING = re.compile(r"\n\*\*(?:Sources|Quellen)\*\*\n|\n<details>")
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -251,9 +253,11 @@ def run_step(client, step: Step, chat_history: list[str], timeout: float) -> str
         return problem
     expected = resolve([*chat_history, step.question]) if step.follows else None
     chat_history.append(step.question)
-    text, sources = client.submit(step.question, api_name="/chat").result(timeout=timeout)
-    problem = citation_problem(text, [int(n) for n in SOURCE_ID.findall(sources)])
-    if problem is None and expected and escape(expected) not in sources:
+    message = client.submit(step.question, api_name="/chat").result(timeout=timeout)
+    text = SOURCES_HEADING.split(message, maxsplit=1)[0]  # the answer; its sources follow in the same message
+    text = re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)  # linked [n] back to plain [n]
+    problem = citation_problem(text, [int(n) for n in SOURCE_ID.findall(message)])
+    if problem is None and expected and escape(expected, quote=False) not in message:
         problem = f"follow-up {step.question!r} was not read as {expected!r} (another session's history?)"
     return problem
 
