@@ -321,7 +321,9 @@ def _compose_quotes(
     lang = question.language
     best = evidence[0]
     # Passages that hold evidence come first, in evidence order; the rest follow by retrieval rank.
-    order = list(dict.fromkeys([e.sentence.hit for e in evidence] + list(range(len(hits)))))[: max(k, 1)]
+    # Every quoted passage is cited, even when k is smaller than the number of passages quoted.
+    quoted_hits = list(dict.fromkeys(e.sentence.hit for e in evidence))
+    order = list(dict.fromkeys(quoted_hits + list(range(len(hits)))))[: max(k, len(quoted_hits), 1)]
     number = {hit: n for n, hit in enumerate(order, 1)}
     quoted: dict[int, list[tuple[int, int]]] = {}
     for e in evidence:

@@ -374,3 +374,12 @@ def test_memo_keeps_no_text_and_holds_its_byte_budget():
     assert 0 < entries < 50  # older results went when the budget was spent
     spans("49 " + "x" * 5_000)
     assert len(calls) == 50  # the newest is still there
+
+
+@pytest.mark.slow
+def test_one_passage_asked_for_still_cites_every_quote(invented_engine):
+    """k=1 with a two-sentence quote from two passages: both are cited, every [n] exists."""
+    for question in ("When did Marek Lind meet Aino Saari?", "Was forderte Kalns beim Ostsee-Forum?"):
+        answer = invented_engine.ask(question, k=1)
+        numbers_cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
+        assert numbers_cited <= {c.n for c in answer.citations}, answer
