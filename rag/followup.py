@@ -208,6 +208,8 @@ def _replace_pronouns(question: str, previous: str | None) -> str:
     Raises:
         FollowUpError: a pronoun with no person or place to stand for.
     """
+    if not previous and len(_WORD.findall(question)) > 6:
+        return question  # a first question long enough to hold what its pronoun refers to ("Kherson: … there")
     found = [m for m in _WORD.finditer(question) if m.group().casefold() in _PERSON_PRONOUNS | _PLACE_PRONOUNS]
     found = [m for m in found if m.group().casefold() in _PERSON_PRONOUNS or not _EXISTENTIAL.search(question)]
     if not found or _name_spans(question):

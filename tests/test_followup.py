@@ -97,3 +97,8 @@ def test_unreadable_follow_up_asks_to_rephrase_in_the_users_language(question, p
     assert caught.value.language == language
     assert detect_language(str(caught.value)) == language
     assert isinstance(caught.value, QuestionError)  # callers that show question errors show this too
+
+
+def test_a_first_question_whose_pronoun_refers_inside_it_is_asked_as_it_is():
+    question = "the harbour strike in tallinn: how many ferries had been cancelled there so far?"
+    assert resolve([question]) == question
