@@ -187,7 +187,8 @@ def _people_and_places(question: str) -> tuple[str | None, str | None]:
         start, end, _ = subjects[0]
         run = question[start:end].split()
         # "Schoigu Peking": a German subject and object side by side; the last word is the place then.
-        if len(run) > 1 and not placed and len(subjects) == 1 and detect_language(question) == "de":
+        # Only a pair: "Belousow Xi Jinping" is a person and a person, not a person and a place "Jinping".
+        if len(run) == 2 and not placed and len(subjects) == 1 and detect_language(question) == "de":
             person, place = run[0], f"in {run[-1]}"
         else:
             person = question[start:end]

@@ -102,3 +102,8 @@ def test_unreadable_follow_up_asks_to_rephrase_in_the_users_language(question, p
 def test_a_first_question_whose_pronoun_refers_inside_it_is_asked_as_it_is():
     question = "the harbour strike in tallinn: how many ferries had been cancelled there so far?"
     assert resolve([question]) == question
+
+
+def test_there_needs_a_place_not_the_end_of_a_name():
+    with pytest.raises(FollowUpError):
+        resolve(["Wann traf Belousow Xi Jinping?", "Und wen traf er dort?"])
