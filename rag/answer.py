@@ -20,7 +20,7 @@ from .ground import Gates, Verdict
 from .questions import Question
 from .select import CAUSE, MAX_SENTENCE_CHARS, SPEECH, Scored, document_sentences
 from .temporal import resolve
-from .text import STOPWORDS, fold, similar_words, transliterate, words
+from .text import QUOTE_MARK, STOPWORDS, fold, similar_words, transliterate, words
 from .types import Answer, Citation, Hit
 
 NOT_FOUND = {"en": "Not found in the indexed articles.", "de": "In den indexierten Artikeln nicht gefunden."}
@@ -60,7 +60,7 @@ class Vocabulary:
         return any(similar_words(f, w) for w in self.by_prefix.get(transliterate(f)[:2], ()))
 
 
-_QUOTE_MARK = re.compile(r"[„“”\"»«]")
+_QUOTE_MARK = QUOTE_MARK
 _CAPITALISED = re.compile(r"(?<!^)\b[A-ZÄÖÜ][\w\-]{2,}")
 
 

@@ -33,9 +33,9 @@ from embeddings.entities import ROLES, document_names
 from embeddings.memo import text_memo
 
 from .config import ScoringConfig
-from .questions import Question
+from .questions import HOW_LONG, Question
 from .temporal import resolve
-from .text import STOPWORDS, fold, stem, transliterate, words
+from .text import QUOTE_MARK, STOPWORDS, fold, stem, transliterate, words
 
 # Words that ask for something rather than name it: they are not expected in the article.
 META_WORDS = frozenset(
@@ -68,7 +68,7 @@ _UNITS = {"sekunde": "second", "minute": "minute", "stunde": "hour", "tage": "da
 ABSTRACT_ENDINGS = ("ung", "ungen", "heit", "keit", "schaft", "tion", "tionen", "tät", "nis", "ismus", "ium", "chen")
 # Question types whose answer is one item (a date, a number, a person) that must belong to the asked event.
 ATTACHED_KINDS = ("when", "quantity", "who")
-_QUOTE = re.compile(r"[„“”\"»«]")
+_QUOTE = QUOTE_MARK
 
 
 @dataclass(frozen=True)
@@ -587,7 +587,7 @@ class Gates:
             found = numbers(sentence, doc.date)
             if not found:
                 # "how long" may be answered by a time ("bis nächstes Jahr"), not a count.
-                if re.match(r"^\W*(how long|wie lange)\b", q.text, re.I) and resolve(sentence, doc.date):
+                if HOW_LONG.match(q.text) and resolve(sentence, doc.date):
                     return True, "a time for how long"
                 return False, "no number in the sentence (dates do not count)"
             if not q.counted:

@@ -99,6 +99,7 @@ def _too_long(n: int) -> str:
     return f"question too long ({n:,} characters; the limit is {MAX_QUESTION_CHARS:,}); ask it in a sentence or two"
 
 
+HOW_LONG = re.compile(r"^\W*(how long|wie lange)\b", re.I)  # answered by a time as well as by a count
 _SINCE = re.compile(r"\b(seit wann|since when|how long has|how long have|wie lange (ist|sind|schon))\b", re.I)
 _COUNTED = re.compile(
     r"\b(?:how many|how much|wie viele?|what number of|welche (?:zahl|anzahl|menge|fläche|summe)(?: an| von)?"

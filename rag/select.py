@@ -29,16 +29,25 @@ from embeddings.memo import text_memo
 
 from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
-from .questions import Question
+from .questions import HOW_LONG, Question
 from .temporal import resolve
-from .text import calendar_name, compound_match, detect_language, fold, similar_words, stem, transliterate, words
+from .text import (
+    QUOTE_MARK,
+    calendar_name,
+    compound_match,
+    detect_language,
+    fold,
+    similar_words,
+    stem,
+    transliterate,
+    words,
+)
 from .types import Hit
 
 # A "sentence" longer than a chunk (a line with no full stop) is cut as chunking cuts it,
 # so that no quote is longer than a passage.
 MAX_SENTENCE_CHARS = ChunkingConfig().max_chars
 DEFAULT = ScoringConfig()
-HOW_LONG = re.compile(r"^\W*(how long|wie lange)\b", re.I)  # answered by a time as well as by a count
 # Question types whose answer must hold the sign kind_match looks for (a date, a reason): it weighs more.
 STRONG_KINDS = ("when", "why", "source")
 
@@ -188,7 +197,7 @@ def kind_match(
     if kind == "where":
         return 1.0 if _PLACE.search(text) or LOCATION_WORD.search(text) else 0.0
     if kind == "statement":
-        quoted = re.search(r"[„“”\"»«]", text) is not None
+        quoted = QUOTE_MARK.search(text) is not None
         return (0.5 if quoted else 0.0) + (0.5 if SPEECH.search(text) else 0.0)
     if kind == "source":  # a byline names the outlets outright; "laut TASS" inside a sentence less so
         return 1.0 if is_attribution(text) else 0.5 if _MEDIUM.search(text) else 0.0

@@ -47,6 +47,7 @@ ENGLISH_STOPWORDS = frozenset(
 )
 
 STOPWORDS = GERMAN_STOPWORDS | ENGLISH_STOPWORDS
+QUOTE_MARK = re.compile(r"[„“”\"»«]")  # German, English and French quotation marks
 
 
 @functools.lru_cache(maxsize=200_000)
