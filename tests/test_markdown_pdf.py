@@ -8,6 +8,8 @@ from embeddings import read_document, split_sentences
 from embeddings.markdown_text import markdown_to_text
 from embeddings.reflow import reflow
 
+from .support.pdf import assemble
+
 MARKDOWN = """---
 title: Neue Gas-Leitstelle in Xylofon
 date: 2025-03-03
@@ -54,15 +56,7 @@ def text_pdf(lines: list[str]) -> bytes:
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for n, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
 
 
 def test_markdown_is_read_without_markup_and_front_matter_is_metadata(tmp_path):

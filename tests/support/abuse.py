@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .pdf import assemble
+
 QUESTION = "When did Shoigu visit Beijing?"
 REBIND_HOST = "rebind.attacker.example"
 
@@ -84,16 +86,7 @@ def shared_stream_pdf(pages: int = 400, operations: int = 40_000) -> bytes:
         b" /Resources << /Font << /F1 3 0 R >> >> >>"
     )
     objects += [page] * pages
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
 
 
 def longest_question(chars: int, seed: int = 0) -> str:
