@@ -21,6 +21,7 @@ Each gate is a pure function of the question, the candidate sentence and its art
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -300,8 +301,9 @@ def anchor_share(question: Question, article: str, idf: Callable[[str], float]) 
 
 def window(doc_text: str, spans: Sequence[tuple[int, int]], start: int, end: int, reach: int) -> str:
     """The text of the sentence ``start..end`` with ``reach`` sentences on each side."""
-    i = next((n for n, (a, b) in enumerate(spans) if a <= start < b or (a, b) == (start, end)), None)
-    if i is None:
+    # Spans are sorted and do not overlap: the only one that can hold ``start`` is the last that begins at it or before.
+    i = bisect.bisect_right(spans, (start, end)) - 1
+    if i < 0 or not (spans[i][0] <= start < spans[i][1] or spans[i] == (start, end)):
         return doc_text[max(0, start - 600) : end + 600]
     lo, hi = max(0, i - reach), min(len(spans) - 1, i + reach)
     return doc_text[spans[lo][0] : spans[hi][1]]
@@ -571,8 +573,7 @@ class Gates:
         if not present:
             return False
         # Typed in lower case, a name embeds as a word ("beijing"): as a name it is capitalised.
-        vectors = self.embed([name[:1].upper() + name[1:], *present])
-        return float(np.max(vectors[1:] @ vectors[0])) >= self.config.name_alias
+        return self._closest(name[:1].upper() + name[1:], present) >= self.config.name_alias
 
     def _kind(self, q: Question, sentence: str, near: str, doc: Document, asked: Sequence[str]) -> tuple[bool, str]:
         """Whether the sentence (or, where stated, its neighbours) holds what the question type asks for."""
@@ -634,6 +635,11 @@ class Gates:
             return False, f"nothing in the sentence is said by {speaker}"
         return True, "no type to check"
 
+    def _closest(self, text: str, others: Sequence[str]) -> float:
+        """The highest cosine (e5, as queries) between ``text`` and any of ``others`` (not empty)."""
+        vectors = self.embed([text, *others])
+        return float(np.max(vectors[1:] @ vectors[0]))
+
     def _asked(self, name: str, q: Question) -> bool:
         """Whether the question already gives ``name`` (in any spelling or language)."""
         tokens = [p for w in words(q.text) for p in w.split("-") if p]
@@ -645,8 +651,7 @@ class Gates:
         candidates = [t for t in candidates if fold(t) not in STOPWORDS and len(t) > 2]
         if not candidates:
             return False
-        vectors = self.embed([name, *candidates])
-        return float(np.max(vectors[1:] @ vectors[0])) >= self.config.name_alias
+        return self._closest(name, candidates) >= self.config.name_alias
 
     def _same_noun(self, counted: str, after: Sequence[str]) -> bool:
         """Whether one of the words after a number is the counted noun (spelling, unit, or meaning across languages)."""
@@ -664,8 +669,7 @@ class Gates:
         nouns = [w for w in after if w[:1].isupper() or w.casefold() not in STOPWORDS][:3]
         if not nouns:
             return False
-        vectors = self.embed([counted, *nouns])
-        return float(np.max(vectors[1:] @ vectors[0])) >= self.config.min_noun_similarity
+        return self._closest(counted, nouns) >= self.config.min_noun_similarity
 
 
 def _compound_of(a: str, b: str) -> bool:
