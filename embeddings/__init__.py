@@ -2,56 +2,65 @@
 
 The public surface used by :mod:`rag` and the command line::
 
-    from embeddings import Embedder, index_paths, open_snapshot
+    from embeddings import Embedder, index_paths, open_store
     report = index_paths([Path("seeds")], Path(".rag-index"), Embedder())
 """
 
 from .chunking import ChunkingConfig, chunk_document, split_sentences, trim_span
 from .encoder import DEFAULT_MODEL, Embedder, ModelError
+from .generations import current_generation
 from .indexer import Corpus, CorpusError, IndexReport, Skipped, index_paths, scan, scan_corpus
-from .readers import MAX_FILE_BYTES, DocumentError, read_document
-from .store import (
+from .manifest import (
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
     Manifest,
-    Snapshot,
     StoreError,
-    current_generation,
-    open_snapshot,
-    read_manifest,
 )
+from .readers import MAX_FILE_BYTES, DocumentError, read_document
+from .store import EmbeddedStore, EmbeddedView, Snapshot, open_snapshot, read_manifest
+from .store_api import STORE_ENV, ChunkRow, IndexPart, Store, StoreView, StoreWriter, open_store, store_spec
 from .types import Chunk, Document
 
 __all__ = [
     "DEFAULT_MODEL",
     "MAX_FILE_BYTES",
+    "STORE_ENV",
     "Chunk",
+    "ChunkRow",
     "ChunkingConfig",
     "Corpus",
     "CorpusError",
     "Document",
     "DocumentError",
+    "EmbeddedStore",
+    "EmbeddedView",
     "Embedder",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexPart",
     "IndexReport",
     "Manifest",
     "ModelError",
     "Skipped",
     "Snapshot",
+    "Store",
     "StoreError",
+    "StoreView",
+    "StoreWriter",
     "chunk_document",
     "current_generation",
     "index_paths",
     "open_snapshot",
+    "open_store",
     "read_document",
     "read_manifest",
     "scan",
     "scan_corpus",
     "split_sentences",
+    "store_spec",
     "trim_span",
 ]

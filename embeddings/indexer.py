@@ -14,25 +14,17 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .chunking import ChunkingConfig, chunk_document
 from .entities import with_names
+from .manifest import IndexMismatchError, IndexNotFoundError, Manifest
 from .readers import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
-from .store import (
-    IndexMismatchError,
-    IndexNotFoundError,
-    IndexWriter,
-    Manifest,
-    Snapshot,
-    WriteLock,
-    current_generation,
-    open_snapshot,
-    recorded_roots,
-)
+from .store import recorded_roots
+from .store_api import Store, StoreView, open_store
 from .types import Chunk, Document
 
 #: ``progress(stage, done, total)``; stages are "read", "embed" and "write" (the new generation).
@@ -162,7 +154,7 @@ def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
 
 def index_paths(
     paths: Sequence[Path] | None,
-    index_dir: Path,
+    index_dir: Path | str | Store,
     embedder,
     *,
     chunking: ChunkingConfig = ChunkingConfig(),
@@ -177,7 +169,7 @@ def index_paths(
     Args:
         paths: folders and files; ``None`` re-scans the folders the index was built from
             (with ``rebuild``, as recorded by any readable generation: a damaged index can be rebuilt).
-        index_dir: the index folder (created if missing).
+        index_dir: the index folder (created if missing), a store spec (``milvus:…``) or a :class:`Store`.
         embedder: an :class:`~embeddings.encoder.Embedder` (or anything with
             ``model_id``, ``backend``, ``dim`` and ``embed_documents``).
         chunking: how to cut documents; a change re-chunks every file.
@@ -190,31 +182,36 @@ def index_paths(
         CorpusError: bad paths. IndexMismatchError: the index was built with another model.
     """
     started = time.perf_counter()
-    index_dir = Path(index_dir)
-    with WriteLock(index_dir, timeout=lock_timeout):
-        base = None
-        if not rebuild and current_generation(index_dir) is not None:
-            base = open_snapshot(index_dir)
-        if paths is None:
-            roots = base.manifest.roots if base is not None else recorded_roots(index_dir)
-            if not roots:
-                raise IndexNotFoundError(f"no index in {index_dir} to refresh; give the folder to index")
-            paths = [Path(r) for r in roots]
-        corpus = scan_corpus(paths)
-        files = corpus.files
-        roots = tuple(str(Path(p).resolve()) for p in paths)
-        chunk_cfg = asdict(chunking)
-        manifest = _check_compatible(base, embedder, chunk_cfg, index_dir)
-        writer = IndexWriter(index_dir, base, manifest)
+    store = index_dir if isinstance(index_dir, Store) else open_store(index_dir)
+    live = None if rebuild else store.manifest()
+    if paths is None:
+        roots = live.roots if live is not None else _recorded_roots(store)
+        if not roots:
+            raise IndexNotFoundError(f"no index in {store.spec} to refresh; give the folder to index")
+        paths = [Path(r) for r in roots]
+    corpus = scan_corpus(paths)
+    files = corpus.files
+    roots = tuple(str(Path(p).resolve()) for p in paths)
+    chunk_cfg = asdict(chunking)
+    manifest = _check_compatible(None if rebuild else live, embedder, chunk_cfg, store.spec)
+    with store.writer(manifest=manifest, rebuild=rebuild, lock_timeout=lock_timeout) as writer:
+        base = writer.base
+        if base is not None:  # the live version may have changed while we waited for the lock
+            _check_compatible(base.manifest, embedder, chunk_cfg, store.spec)
         same_chunking = base is not None and base.manifest.chunking == chunk_cfg
         known = base.manifest.files if base else {}
 
         added, updated, unchanged, skipped = [], [], [], list(corpus.skipped)
         pending: list[tuple[Document, list[Chunk]]] = []
+        infos: dict[str, dict] = {}
         for n, (source, path) in enumerate(sorted(files.items()), 1):
             if progress:
                 progress("read", n, len(files))
             try:
+                stat = _file_info(path)
+                if same_chunking and stat is not None and _same_file(known.get(source), stat):
+                    unchanged.append(source)  # same size and modification time (ns): not read again
+                    continue
                 raw = read_bytes(path, max_file_bytes)
                 digest = hashlib.sha256(raw).hexdigest()
                 if same_chunking and known.get(source, {}).get("sha256") == digest:
@@ -227,14 +224,18 @@ def index_paths(
                 continue
             (updated if source in known else added).append(source)
             pending.append((doc, chunk_document(doc, chunking)))
+            if stat is not None:
+                infos[source] = stat
 
         removed = sorted(s for s in known if s not in files)
-        vectors, embedded, reused = _embed_pending(pending, base, embedder, progress, batch_size)
+        # An index of an older format is upgraded: every file is written anew, its vectors reused.
+        reuse = getattr(writer, "reuse", base)
+        vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
         for source in removed:
             writer.remove(source)
         for doc, chunks in pending:
-            writer.add(doc, chunks, vectors[doc.source])
-        generation = base.generation if base else 0
+            writer.add(doc, chunks, vectors[doc.source], file_info=infos.get(doc.source))
+        generation = base.manifest.generation if base else 0
         if writer.changed or base is None or tuple(base.manifest.roots) != roots:
             if progress:
                 progress("write", 0, 1)
@@ -249,30 +250,46 @@ def index_paths(
             skipped=tuple(skipped),
             chunks_embedded=embedded,
             chunks_reused=reused,
-            chunks_total=len(writer.rows),
+            chunks_total=writer.count(),
             seconds=time.perf_counter() - started,
             generation=generation,
         )
 
 
-def _check_compatible(base: Snapshot | None, embedder, chunking: dict, index_dir: Path) -> Manifest:
-    if base is not None:
-        m = base.manifest
-        if (m.model, m.backend) != (embedder.model_id, embedder.backend):
+def _file_info(path: Path) -> dict | None:
+    """Size and modification time of a file, to skip reading it when neither changed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _same_file(entry: dict | None, info: dict) -> bool:
+    return entry is not None and entry.get("size") == info["size"] and entry.get("mtime_ns") == info["mtime_ns"]
+
+
+def _recorded_roots(store: Store) -> tuple[str, ...]:
+    index_dir = getattr(store, "index_dir", None)
+    return recorded_roots(index_dir) if index_dir is not None else ()
+
+
+def _check_compatible(live: Manifest | None, embedder, chunking: dict, where: str) -> Manifest:
+    if live is not None:
+        if (live.model, live.backend) != (embedder.model_id, embedder.backend):
             raise IndexMismatchError(
-                f"{index_dir} was built with model {m.model!r} ({m.backend}), not {embedder.model_id!r} "
+                f"{where} was built with model {live.model!r} ({live.backend}), not {embedder.model_id!r} "
                 f"({embedder.backend}); use the same --model, or rebuild with `rag index --rebuild`"
             )
-        return Manifest(**{**m.__dict__, "chunking": chunking})
+        return replace(live, chunking=chunking)
     return Manifest(model=embedder.model_id, dim=embedder.dim, backend=embedder.backend, chunking=chunking)
 
 
-def _embed_pending(pending, base: Snapshot | None, embedder, progress, batch_size):
+def _embed_pending(pending, base: StoreView | None, embedder, progress, batch_size):
     """Vectors for every pending chunk, reusing stored vectors of identical texts."""
     stored: dict[str, int] = {}
     if base is not None:
-        for row in base.rows.values():
-            stored.setdefault(row.text_hash, row.id)
+        stored = base.ids_with_text(c.text_hash for _doc, chunks in pending for c in chunks)
     todo: dict[str, str] = {}  # text hash -> text, each distinct text once
     for _doc, chunks in pending:
         for chunk in chunks:

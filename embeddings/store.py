@@ -1,219 +1,488 @@
-"""The on-disk index: FAISS vectors, SQLite metadata and a JSON manifest, written atomically.
+"""The embedded store: FAISS + SQLite segments in one folder, versions switched atomically.
 
-Layout of an index folder::
+The default implementation of :mod:`embeddings.store_api`. An index folder holds
+generations (see :mod:`embeddings.generations`) that list immutable segments (see
+:mod:`embeddings.segments`). An update writes one new segment with the changed
+files' chunks and a new generation whose manifest records which older chunk ids are
+deleted; nothing else is copied. When segments pile up or a segment is mostly deleted,
+the writer merges them (:data:`MAX_SEGMENTS`, :data:`MAX_DELETED`).
 
-    LOCK                 writers hold an flock on it (released by the kernel if they die)
-    CURRENT              name of the live generation; replaced with os.replace
-    gen-000007/
-        manifest.json    model, dimension, chunking, every article's SHA-256, and the SHA-256
-                         of the two files below (checked before either is parsed)
-        chunks.sqlite    documents (full text, title, date) and chunks (offsets)
-        vectors.faiss    normalised vectors keyed by chunk id (inner product = cosine): exact
-                         (flat) while small, an IVF index with a direct map from FLAT_LIMIT on
-
-A generation is never modified after it is written. A writer builds the next
-one in a temporary folder, renames it into place and only then switches
-``CURRENT``; a crash at any point leaves the previous state or the new one.
-Readers open whatever ``CURRENT`` names and keep that snapshot. A damaged
-file (truncated, overwritten, from another index) fails its checksum and is
-reported with how to rebuild; it is never parsed, so it cannot give answers.
-No pickle.
+Readers open whatever ``CURRENT`` names and keep that view; segments already opened
+by an earlier view are reused, so after an update a reader loads only the new
+segment. A damaged file fails its checksum and is reported with how to rebuild; it
+is never parsed, so it cannot give answers. No pickle.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import fcntl
-import hashlib
-import json
-import math
 import os
-import re
 import shutil
-import sqlite3
-import time
-from dataclasses import dataclass, field, replace
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from . import lexical
+from .faiss_index import FLAT_LIMIT, build_faiss_index, calibrate_probes, is_approximate, ivf_lists  # noqa: F401
+from .generations import (
+    WriteLock,
+    collect_garbage,
+    current_generation,
+    fsync_files,
+    highest_number,
+    switch_current,
+)
+from .legacy import LegacyVectors, legacy_generation
+from .manifest import (
+    FORMAT_VERSION,
+    REBUILD_HINT,
+    IndexCorruptError,
+    IndexLockedError,  # noqa: F401  (re-exported)
+    IndexMismatchError,
+    IndexNotFoundError,
+    Manifest,
+    SegmentEntry,
+    StoreError,
+    file_sha256,  # noqa: F401  (re-exported)
+)
+from .segments import Segment, check_chunk, write_segment
+from .store_api import ChunkRow, IndexPart
 from .types import Chunk, Document
 
-#: 2 added the checksums of the data files. Format 1 indexes are still read (and written as 2 on the next change).
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
-#: Below this many vectors the index is exact (txtai's threshold); from it on, IVF.
-FLAT_LIMIT = 5_000
-REBUILD_HINT = "rebuild it with `rag index --rebuild`"
-DATA_FILES = ("chunks.sqlite", "vectors.faiss")
-_GENERATION_NAME = re.compile(r"gen-\d{6,}")
+#: More segments than this and the writer merges all but the largest into one.
+MAX_SEGMENTS = 8
+#: A segment with more than this share of its chunks deleted is rewritten.
+MAX_DELETED = 0.3
 
 
-class StoreError(RuntimeError):
-    """Base class of index problems; the message says what to do."""
+class DocumentMap(Mapping):
+    """The documents of a view, read from their segments on demand."""
+
+    def __init__(self, view: EmbeddedView) -> None:
+        self._view = view
+
+    def __getitem__(self, source: str) -> Document:
+        doc = self._view.document(source)
+        if doc is None:
+            raise KeyError(source)
+        return doc
+
+    def __contains__(self, source) -> bool:
+        return source in self._view.manifest.files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._view.manifest.files))
+
+    def __len__(self) -> int:
+        return len(self._view.manifest.files)
 
 
-class IndexNotFoundError(StoreError):
-    """There is no index in the folder yet."""
+class EmbeddedView:
+    """A consistent, read-only view of one generation; safe to share between threads."""
 
-
-class IndexCorruptError(StoreError):
-    """Index files are missing, truncated or inconsistent."""
-
-
-class IndexMismatchError(StoreError):
-    """The index was built with another model, dimension or format than asked for."""
-
-
-class IndexLockedError(StoreError):
-    """Another process is writing the index and did not finish in time."""
-
-
-def _faiss():
-    import faiss
-
-    return faiss
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What built an index, and the files in it."""
-
-    model: str
-    dim: int
-    backend: str = "torch"
-    chunking: dict = field(default_factory=dict)
-    roots: tuple[str, ...] = ()
-    files: dict[str, dict] = field(default_factory=dict)  # source -> {"sha256", "chunks", "size"}
-    generation: int = 0
-    next_id: int = 0
-    format: int = FORMAT_VERSION
-    created: str = ""
-    checksums: dict[str, str] = field(default_factory=dict)  # file of the generation -> SHA-256
-
-    def to_json(self) -> str:
-        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        data["roots"] = list(self.roots)
-        return json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, where: Path) -> Manifest:
-        try:
-            data = json.loads(text)
-            data["roots"] = tuple(data.get("roots", ()))
-            known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-            manifest = cls(**known)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise IndexCorruptError(f"{where}: unreadable manifest ({exc}); {REBUILD_HINT}") from exc
-        if manifest.format not in READABLE_FORMATS:
-            raise IndexMismatchError(
-                f"{where}: index format {manifest.format}, this version reads {FORMAT_VERSION}; {REBUILD_HINT}"
-            )
-        if manifest.format >= 2 and set(manifest.checksums) != set(DATA_FILES):
-            raise IndexCorruptError(f"{where}: the checksums of the index files are missing; {REBUILD_HINT}")
-        return manifest
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    """A chunk as stored: where it is in which document, and the hash of its text."""
-
-    id: int
-    source: str
-    start: int
-    end: int
-    text_hash: str
-
-
-class Snapshot:
-    """A read-only view of one generation, fully loaded into memory.
-
-    Safe to share between threads: nothing in it changes after construction.
-    """
-
-    def __init__(self, path: Path, manifest: Manifest, faiss_index, documents: dict[str, Document], rows):
+    def __init__(self, path: Path, manifest: Manifest, segments: Sequence[Segment]) -> None:
         self.path = path
         self.manifest = manifest
-        self.faiss_index = faiss_index
-        self.documents = documents
-        self.rows: dict[int, ChunkRow] = {r.id: r for r in rows}
-        self.ids = np.fromiter(self.rows, dtype=np.int64, count=len(self.rows))
-        self._by_source: dict[str, list[int]] | None = None
+        self.version = path.name
+        self.segments = tuple(segments)
+        self.documents = DocumentMap(self)
+        self._by_name = {s.name: s for s in self.segments}
+        self._deleted = {e.name: np.asarray(sorted(e.deleted), dtype=np.int64) for e in manifest.segments if e.deleted}
+        self._stats = lexical.Stats.of([s.postings for s in self.segments])
+        self._idf: dict[str, float | None] = {}
+        self._idf_lock = threading.Lock()
 
     @property
     def generation(self) -> int:
         return self.manifest.generation
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self.manifest.chunk_count
+
+    # -- lookups by id
+    def _segment_of(self, chunk_id: int) -> Segment:
+        probe = np.asarray([chunk_id], dtype=np.int64)
+        for seg in self.segments:
+            if seg.holds(probe)[0] and not self._is_deleted(seg, probe)[0]:
+                return seg
+        raise KeyError(chunk_id)
+
+    def _is_deleted(self, seg: Segment, ids: np.ndarray) -> np.ndarray:
+        deleted = self._deleted.get(seg.name)
+        return np.isin(ids, deleted) if deleted is not None else np.zeros(len(ids), bool)
+
+    def _group(self, ids: Sequence[int]) -> dict[str, list[int]]:
+        """Segment name -> the live ids of ``ids`` it holds (KeyError for an id no segment holds)."""
+        ids_a = np.asarray(ids, dtype=np.int64)
+        placed = np.zeros(len(ids_a), bool)
+        out: dict[str, list[int]] = {}
+        for seg in self.segments:
+            here = seg.holds(ids_a) & ~placed & ~self._is_deleted(seg, ids_a)
+            if here.any():
+                out[seg.name] = ids_a[here].tolist()
+                placed |= here
+        if not placed.all():
+            raise KeyError(int(ids_a[~placed][0]))
+        return out
+
+    def row(self, chunk_id: int) -> ChunkRow:
+        return self.rows([chunk_id])[int(chunk_id)]
+
+    def rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        out: dict[int, ChunkRow] = {}
+        for name, group in self._group(ids).items():
+            out.update(self._by_name[name].rows(group))
+        missing = [int(i) for i in ids if int(i) not in out]
+        if missing:
+            raise IndexCorruptError(f"{self.path}: chunk {missing[0]} has no row; {REBUILD_HINT}")
+        return out
 
     def chunk(self, chunk_id: int) -> Chunk:
-        row = self.rows[int(chunk_id)]
-        doc = self.documents[row.source]
-        return Chunk(row.source, doc.title, row.start, row.end, doc.text[row.start : row.end])
+        row = self.row(chunk_id)
+        doc = self.document(row.source)
+        text = check_chunk(row, doc, self.path)
+        return Chunk(row.source, doc.title, row.start, row.end, text)
+
+    def document(self, source: str) -> Document | None:
+        entry = self.manifest.files.get(source)
+        if entry is None:
+            return None
+        seg = self._by_name.get(entry.get("segment", ""))
+        doc = seg.document(source) if seg is not None else None
+        if doc is None:
+            raise IndexCorruptError(f"{self.path}: {source!r} is listed but not stored; {REBUILD_HINT}")
+        return doc
 
     def ids_of(self, source: str) -> list[int]:
-        """Chunk ids of one document, in text order."""
-        if self._by_source is None:
-            by_source: dict[str, list[int]] = {}
-            for row in sorted(self.rows.values(), key=lambda r: (r.source, r.start)):
-                by_source.setdefault(row.source, []).append(row.id)
-            self._by_source = by_source
-        return self._by_source.get(source, [])
+        entry = self.manifest.files.get(source)
+        seg = self._by_name.get(entry.get("segment", "")) if entry else None
+        return seg.ids_of(source) if seg is not None else []
 
-    def chunks(self) -> list[Chunk]:
-        return [self.chunk(i) for i in self.ids]
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` chunk ids by cosine for each query row: ``(scores, ids)``, id -1 where fewer exist."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if not len(self.rows):
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self.faiss_index.search(queries, min(k, len(self.rows)))
-
-    def vectors(self, ids) -> np.ndarray:
-        """Stored vectors of the given chunk ids."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if not len(ids):
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        if not ids:
             return np.zeros((0, self.manifest.dim), np.float32)
-        return np.vstack([self.faiss_index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        found: dict[int, np.ndarray] = {}
+        for name, group in self._group(ids).items():
+            found.update(zip(group, self._by_name[name].vectors(group)))
+        return np.vstack([found[i] for i in ids]).astype(np.float32)
 
+    def ids_with_text(self, text_hashes: Iterable[str]) -> dict[str, int]:
+        hashes = list(dict.fromkeys(text_hashes))
+        out: dict[str, int] = {}
+        for seg in self.segments:
+            for h, ids in seg.ids_with_text([h for h in hashes if h not in out]).items():
+                live = [i for i, dead in zip(ids, self._is_deleted(seg, np.asarray(ids, np.int64))) if not dead]
+                if live:
+                    out[h] = live[0]
+        return out
 
-# ----------------------------------------------------------------------------- reading
+    # -- search
+    def _source_ids(self, sources: frozenset[str]) -> np.ndarray:
+        ids = [i for s in sorted(sources) for i in self.ids_of(s)]
+        return np.asarray(ids, dtype=np.int64)
 
+    def dense_search(
+        self, vector: np.ndarray, k: int, sources: frozenset[str] | None = None
+    ) -> list[tuple[int, float]]:
+        query = np.ascontiguousarray(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        if sources is not None:
+            ids = self._source_ids(sources)
+            if not len(ids):
+                return []
+            scores = self.vectors(ids) @ query[0]
+            order = np.argsort(-scores, kind="stable")[:k]
+            return [(int(ids[o]), float(scores[o])) for o in order]
+        found: list[tuple[int, float]] = []
+        for seg in self.segments:
+            deleted = self._deleted.get(seg.name)
+            extra = 0 if deleted is None else len(deleted)
+            depth = min(len(seg), k + extra)
+            if depth <= 0:
+                continue
+            scores, ids = seg.index.search(query, depth)
+            keep = ids[0] >= 0
+            if deleted is not None:
+                keep &= ~np.isin(ids[0], deleted)
+            found.extend(zip(ids[0][keep].tolist(), scores[0][keep].tolist()))
+        found.sort(key=lambda p: (-p[1], p[0]))
+        return found[:k]
 
-def current_generation(index_dir: Path) -> str | None:
-    """Name of the live generation folder, or None when there is no index."""
-    try:
-        raw = (Path(index_dir) / "CURRENT").read_bytes()
-    except FileNotFoundError:
-        return None
-    name = raw.decode("ascii", errors="replace").strip()
-    if not _GENERATION_NAME.fullmatch(name):
-        raise IndexCorruptError(f"{index_dir}/CURRENT is damaged ({name[:40]!r}); {REBUILD_HINT}")
-    return name
+    def lexical_search(
+        self, query_terms: Sequence[str], k: int, sources: frozenset[str] | None = None
+    ) -> list[tuple[int, float]]:
+        allowed = self._source_ids(sources) if sources is not None else None
+        found: list[tuple[int, float]] = []
+        for seg in self.segments:
+            scores = lexical.score(seg.postings, self._stats, query_terms)
+            mask = np.zeros(len(seg), bool)
+            deleted = self._deleted.get(seg.name)
+            if deleted is not None:
+                mask |= np.isin(seg.ids, deleted)
+            if allowed is not None:
+                mask |= ~np.isin(seg.ids, allowed)
+            scores[mask] = 0
+            positions = lexical.top(scores, k)
+            found.extend(zip(seg.ids[positions].tolist(), scores[positions].tolist()))
+        found.sort(key=lambda p: (-p[1], p[0]))
+        return found[:k]
 
-
-def open_snapshot(index_dir: Path) -> Snapshot:
-    """Load the live generation of ``index_dir``.
-
-    Raises:
-        IndexNotFoundError: no index there.
-        IndexCorruptError / IndexMismatchError: the files cannot be trusted.
-    """
-    index_dir = Path(index_dir)
-    for _attempt in range(5):
-        name = current_generation(index_dir)
-        if name is None:
-            raise IndexNotFoundError(f"no index in {index_dir}; build one with `rag index PATH`")
+    def idf(self, term: str) -> float | None:
         try:
-            return _load_generation(index_dir / name)
-        except FileNotFoundError:
-            # A writer may have replaced and collected this generation between our two reads.
-            if current_generation(index_dir) == name:
-                raise IndexCorruptError(f"{index_dir / name} is incomplete; {REBUILD_HINT}") from None
-    raise IndexCorruptError(f"{index_dir} keeps changing under the reader; try again")
+            return self._idf[term]
+        except KeyError:
+            value = self._stats.idf(term)
+            with self._idf_lock:
+                self._idf[term] = value
+            return value
+
+    @property
+    def max_idf(self) -> float:
+        return self._stats.max_idf
+
+    def parts(self) -> tuple[IndexPart, ...]:
+        return tuple(IndexPart(f"{self.path.parent}/{s.name}", s.words(), s.names()) for s in self.segments)
+
+
+class EmbeddedStore:
+    """The index in one folder (see the module docstring); cheap to make, loads on :meth:`view`."""
+
+    def __init__(self, index_dir: Path, *, flat_limit: int = FLAT_LIMIT) -> None:
+        self.index_dir = Path(index_dir)
+        self.spec = str(index_dir)
+        self.flat_limit = flat_limit
+        self._segments: dict[str, Segment] = {}
+        self._lock = threading.Lock()
+
+    def version(self) -> str | None:
+        return current_generation(self.index_dir)
+
+    def manifest(self) -> Manifest | None:
+        """The live manifest; ``None`` when there is no index, or one of an older format to upgrade."""
+        if legacy_generation(self.index_dir) is not None:
+            return None
+        return read_manifest(self.index_dir)
+
+    def view(self) -> EmbeddedView:
+        """The live generation. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError."""
+        for _attempt in range(5):
+            name = current_generation(self.index_dir)
+            if name is None:
+                raise IndexNotFoundError(f"no index in {self.index_dir}; build one with `rag index PATH`")
+            try:
+                return self._open(self.index_dir / name)
+            except FileNotFoundError:
+                # A writer may have replaced and collected this generation between our two reads.
+                if current_generation(self.index_dir) == name:
+                    raise IndexCorruptError(f"{self.index_dir / name} is incomplete; {REBUILD_HINT}") from None
+        raise IndexCorruptError(f"{self.index_dir} keeps changing under the reader; try again")
+
+    def _open(self, gen: Path) -> EmbeddedView:
+        path = gen / "manifest.json"
+        manifest = Manifest.from_json(path.read_text(encoding="utf-8"), path)
+        with self._lock:
+            segments = []
+            for entry in manifest.segments:
+                seg = self._segments.get(entry.name)
+                if seg is None or seg.entry.checksums != entry.checksums:
+                    seg = Segment(self.index_dir / entry.name, entry, manifest.dim)
+                segments.append(seg)
+            self._segments = {s.name: s for s in segments}  # older views keep their own references
+        listed = {e.name for e in manifest.segments}
+        for source, entry in manifest.files.items():
+            if entry.get("segment") not in listed:
+                raise IndexCorruptError(f"{path}: {source!r} is in no segment of this version; {REBUILD_HINT}")
+        return EmbeddedView(gen, manifest, segments)
+
+    @contextmanager
+    def writer(self, *, manifest: Manifest, rebuild: bool = False, lock_timeout: float | None = None):
+        """Lock the folder and stage changes on the live view (or on nothing, with ``rebuild``)."""
+        with WriteLock(self.index_dir, timeout=lock_timeout):
+            base, reuse = None, None
+            old = None if rebuild else legacy_generation(self.index_dir)
+            if old is not None:
+                reuse = LegacyVectors(old)  # upgrade: every file written anew, vectors taken from here
+            elif not rebuild and current_generation(self.index_dir) is not None:
+                base = self.view()
+            writer = SegmentWriter(self, base, manifest)
+            writer.reuse = reuse or base
+            yield writer
+
+    def verify(self, *, deep: bool = True) -> list[str]:
+        """Problems in the live version: checksums always; with ``deep``, every chunk against its text."""
+        try:
+            view = EmbeddedStore(self.index_dir, flat_limit=self.flat_limit).view()  # fresh: checksums re-read
+        except StoreError as exc:
+            return [str(exc)]
+        problems = []
+        if deep:
+            for seg in view.segments:
+                try:
+                    for row in seg.all_rows():
+                        check_chunk(row, seg.document(row.source), seg.folder)
+                except StoreError as exc:
+                    problems.append(str(exc))
+        return problems
+
+
+class SegmentWriter:
+    """Stages changes on top of a base view; :meth:`commit` writes one new segment and a new generation."""
+
+    def __init__(self, store: EmbeddedStore, base: EmbeddedView | None, manifest: Manifest) -> None:
+        if base is not None and (base.manifest.model, base.manifest.dim) != (manifest.model, manifest.dim):
+            raise IndexMismatchError(
+                f"{store.index_dir} was built with {base.manifest.model} ({base.manifest.dim} dimensions); "
+                f"{REBUILD_HINT}"
+            )
+        self.store = store
+        self.base = base
+        self.manifest = manifest
+        self.files: dict[str, dict] = dict(base.manifest.files) if base else {}
+        self.deleted: dict[str, set[int]] = {e.name: set(e.deleted) for e in base.manifest.segments} if base else {}
+        self.pending: dict[str, tuple[Document, list[Chunk], np.ndarray]] = {}
+        self.next_id = max(manifest.next_id, base.manifest.next_id if base else 0)
+        self.changed = False
+
+    def remove(self, source: str) -> int:
+        gone = 0
+        staged = self.pending.pop(source, None)
+        if staged is not None:
+            gone += len(staged[1])
+            self.changed = True
+        entry = self.files.pop(source, None)
+        if entry is not None:
+            self.changed = True
+            seg = entry.get("segment")
+            if self.base is not None and seg in self.deleted:
+                ids = self.base.ids_of(source)
+                self.deleted[seg].update(ids)
+                gone += len(ids)
+        return gone
+
+    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, *, file_info: dict | None = None) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{doc.source}: {len(chunks)} chunks but {len(vectors)} vectors")
+        self.remove(doc.source)
+        self.pending[doc.source] = (doc, list(chunks), np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
+        self.files[doc.source] = {**(file_info or {}), "sha256": doc.content_hash, "chunks": len(chunks)}
+        self.changed = True
+
+    def count(self) -> int:
+        if not self.pending and self.manifest.segments and not self.changed:
+            return self.manifest.chunk_count
+        base = 0
+        if self.base is not None:
+            base = sum(e.count - len(self.deleted[e.name]) for e in self.base.manifest.segments)
+        return base + sum(len(c) for _d, c, _v in self.pending.values())
+
+    def commit(self, roots: tuple[str, ...]) -> Manifest:
+        """Write the staged state as the next generation and make it live."""
+        index_dir = self.store.index_dir
+        index_dir.mkdir(parents=True, exist_ok=True)
+        entries = []
+        if self.base is not None:
+            for e in self.base.manifest.segments:
+                deleted = tuple(sorted(self.deleted[e.name]))
+                if len(deleted) < e.count:
+                    entries.append(replace(e, deleted=deleted))
+        files = {s: dict(v) for s, v in self.files.items()}
+        if self.pending:
+            documents, rows, vectors = [], [], []
+            for doc, chunks, vecs in self.pending.values():
+                documents.append(doc)
+                for chunk in chunks:
+                    rows.append(ChunkRow(self.next_id, doc.source, chunk.start, chunk.end, chunk.text_hash))
+                    self.next_id += 1
+                vectors.append(vecs)
+            entry = self._write(documents, rows, np.vstack(vectors) if rows else np.zeros((0, self.manifest.dim)))
+            entries.append(entry)
+            for doc in documents:
+                files[doc.source]["segment"] = entry.name
+        entries = self._merge(entries, files)
+        generation = (
+            max(self.manifest.generation, self.base.generation if self.base else 0, highest_number(index_dir, "gen"))
+            + 1
+        )
+        manifest = replace(
+            self.manifest,
+            roots=tuple(roots),
+            files=dict(sorted(files.items())),
+            generation=generation,
+            next_id=self.next_id,
+            format=FORMAT_VERSION,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            segments=tuple(entries),
+        )
+        name = f"gen-{generation:06d}"
+        tmp = index_dir / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+        fsync_files(tmp)
+        os.rename(tmp, index_dir / name)  # numbered above every folder present, so it never exists yet
+        switch_current(index_dir, name)
+        self.manifest = manifest
+        self.pending.clear()
+        self.changed = False
+        collect_garbage(index_dir)
+        return manifest
+
+    def _write(self, documents: list[Document], rows: list[ChunkRow], vectors: np.ndarray) -> SegmentEntry:
+        index_dir = self.store.index_dir
+        name = f"seg-{highest_number(index_dir, 'seg') + 1:06d}"
+        tmp = index_dir / f".tmp-{name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        entry = write_segment(tmp, documents, rows, vectors, flat_limit=self.store.flat_limit)
+        fsync_files(tmp)
+        os.rename(tmp, index_dir / name)
+        return replace(entry, name=name)
+
+    def _merge(self, entries: list[SegmentEntry], files: dict[str, dict]) -> list[SegmentEntry]:
+        """Merge segments when there are too many, or one is mostly deleted (see the module docstring)."""
+        worn = [e for e in entries if e.count and len(e.deleted) / e.count > MAX_DELETED]
+        if len(entries) > MAX_SEGMENTS:
+            largest = max(entries, key=lambda e: e.live)
+            chosen = [e for e in entries if e is not largest or e in worn]
+        elif worn and len(entries) > 1:
+            small = [e for e in entries if e not in worn and e.live < max(x.live for x in entries) / 10]
+            chosen = worn + small
+        else:
+            chosen = worn
+        if not chosen:
+            return entries
+        documents, rows, vectors = self._collect(chosen, files)
+        keep = [e for e in entries if e not in chosen]
+        if not rows:
+            return keep
+        merged = self._write(documents, rows, vectors)
+        for doc in documents:
+            files[doc.source]["segment"] = merged.name
+        return [*keep, merged]
+
+    def _collect(self, chosen: list[SegmentEntry], files: dict[str, dict]):
+        """The live documents, rows and vectors of ``chosen`` segments (new ones are opened from disk)."""
+        documents, rows, vectors = [], [], []
+        for entry in chosen:
+            seg = self.store._segments.get(entry.name)
+            if seg is None or seg.entry.checksums != entry.checksums:
+                seg = Segment(self.store.index_dir / entry.name, entry, self.manifest.dim)
+            dead = set(entry.deleted)
+            live_rows = [
+                r for r in seg.all_rows() if r.id not in dead and files.get(r.source, {}).get("segment") == entry.name
+            ]
+            for source in dict.fromkeys(r.source for r in live_rows):
+                documents.append(seg.document(source))
+            rows.extend(live_rows)
+            if live_rows:
+                vectors.append(seg.vectors([r.id for r in live_rows]))
+        order = np.argsort([r.id for r in rows], kind="stable")
+        rows = [rows[i] for i in order]
+        stacked = np.vstack(vectors)[order] if vectors else np.zeros((0, self.manifest.dim), np.float32)
+        return documents, rows, stacked
 
 
 def read_manifest(index_dir: Path) -> Manifest | None:
@@ -228,438 +497,28 @@ def read_manifest(index_dir: Path) -> Manifest | None:
         raise IndexCorruptError(f"{path} is missing; {REBUILD_HINT}") from None
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _verify_checksums(gen: Path, manifest: Manifest) -> None:
-    """Compare the generation's files with the checksums its manifest recorded.
-
-    Run before the files are parsed: a damaged FAISS file can make the library
-    allocate or read nonsense, and damaged text would be quoted as evidence.
-    """
-    for name, expected in sorted(manifest.checksums.items()):
-        path = gen / name
-        if name not in DATA_FILES:
-            raise IndexCorruptError(f"{gen / 'manifest.json'} lists an unknown file {name!r}; {REBUILD_HINT}")
-        if file_sha256(path) != expected:
-            raise IndexCorruptError(f"{path} is damaged (its checksum does not match the manifest); {REBUILD_HINT}")
-
-
 def recorded_roots(index_dir: Path) -> tuple[str, ...]:
     """The folders the index was built from, read from the newest manifest that can still be read.
 
     Used to rebuild a damaged index: the live generation may be unreadable while an older one is not.
     """
+    import json
+
     index_dir = Path(index_dir)
     for gen in sorted(index_dir.glob("gen-*"), key=lambda p: p.name, reverse=True):
-        path = gen / "manifest.json"
         try:
-            roots = Manifest.from_json(path.read_text(encoding="utf-8"), path).roots
-        except (OSError, UnicodeDecodeError, StoreError):
+            roots = json.loads((gen / "manifest.json").read_text(encoding="utf-8")).get("roots", ())
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
             continue
-        if roots:
-            return roots
+        if roots and all(isinstance(r, str) for r in roots):
+            return tuple(roots)
     return ()
 
 
-def _load_generation(gen: Path) -> Snapshot:
-    manifest_path = gen / "manifest.json"
-    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), manifest_path)
-    db_path, vec_path = gen / "chunks.sqlite", gen / "vectors.faiss"
-    if not db_path.exists() or not vec_path.exists():
-        raise FileNotFoundError(db_path if not db_path.exists() else vec_path)
-    _verify_checksums(gen, manifest)
-    try:
-        con = sqlite3.connect(f"file:{db_path}?mode=ro&immutable=1", uri=True)
-        try:
-            documents = {}
-            for row in con.execute(
-                "SELECT source, title, date, date_origin, content_hash, text, metadata FROM documents"
-            ):
-                doc = _document_row(*row)
-                documents[doc.source] = doc
-            rows = [
-                _chunk_row(*r) for r in con.execute("SELECT id, source, start, end, text_hash FROM chunks ORDER BY id")
-            ]
-        finally:
-            con.close()
-    except (sqlite3.Error, ValueError, TypeError) as exc:
-        raise IndexCorruptError(f"{db_path} is damaged ({exc}); {REBUILD_HINT}") from exc
-    try:
-        faiss_index = _faiss().read_index(str(vec_path))
-    except RuntimeError as exc:
-        raise IndexCorruptError(f"{vec_path} is damaged ({str(exc).splitlines()[0]}); {REBUILD_HINT}") from exc
-    _check_consistency(gen, manifest, faiss_index, documents, rows)
-    return Snapshot(gen, manifest, faiss_index, documents, rows)
+def open_snapshot(index_dir: Path) -> EmbeddedView:
+    """The live view of the embedded index in ``index_dir`` (a fresh store: nothing cached)."""
+    return EmbeddedStore(Path(index_dir)).view()
 
 
-def _document_row(source, title, date, origin, chash, text, meta) -> Document:
-    """A ``documents`` row as a :class:`Document`; a row of the wrong shape is a ``ValueError``.
-
-    The checksums only say the files are the ones the manifest names: a crafted row with
-    recomputed checksums (a NULL title, a number for a text) must still not reach the answerer.
-    """
-    if not all(isinstance(v, str) for v in (source, title, chash, text, meta)) or not source:
-        raise ValueError(f"a documents row of the wrong type ({_short(source)})")
-    if (date is not None and not isinstance(date, str)) or origin not in ("header", "text", "", None):
-        raise ValueError(f"a documents row with a bad date ({_short(source)})")
-    metadata = json.loads(meta)
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError(f"the metadata of {_short(source)} is not a mapping of text")
-    parsed = dt.date.fromisoformat(date) if date else None
-    return Document(source, text, title, chash, parsed, origin, metadata)
-
-
-def _chunk_row(chunk_id, source, start, end, text_hash) -> ChunkRow:
-    """A ``chunks`` row as a :class:`ChunkRow`; a row of the wrong shape is a ``ValueError``."""
-    if not all(type(v) is int for v in (chunk_id, start, end)) or not all(
-        isinstance(v, str) for v in (source, text_hash)
-    ):
-        raise ValueError(f"chunk {_short(chunk_id)} has a field of the wrong type")
-    return ChunkRow(chunk_id, source, start, end, text_hash)
-
-
-def _short(value) -> str:
-    return repr(value)[:60]
-
-
-def _check_consistency(gen: Path, manifest: Manifest, faiss_index, documents, rows) -> None:
-    problems = []
-    if faiss_index.d != manifest.dim:
-        problems.append(f"vectors have dimension {faiss_index.d}, manifest says {manifest.dim}")
-    if faiss_index.ntotal != len(rows):
-        problems.append(f"{faiss_index.ntotal} vectors for {len(rows)} chunks")
-    if set(documents) != set(manifest.files):
-        problems.append("documents and manifest list different files")
-    if len({row.id for row in rows}) != len(rows):
-        problems.append("two chunks share an id")
-    for row in rows:
-        doc = documents.get(row.source)
-        if doc is None or not 0 <= row.start <= row.end <= len(doc.text):
-            problems.append(f"chunk {row.id} points outside its document")
-            break
-        if hashlib.sha1(doc.text[row.start : row.end].encode("utf-8")).hexdigest() != row.text_hash:
-            problems.append(f"chunk {row.id} does not hold the text it was embedded from")
-            break
-    if problems:
-        raise IndexCorruptError(f"{gen}: {'; '.join(problems)}; {REBUILD_HINT}")
-
-
-# ----------------------------------------------------------------------------- writing
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class WriteLock:
-    """An exclusive ``flock`` on ``index_dir/LOCK``; the kernel drops it if the holder dies."""
-
-    def __init__(self, index_dir: Path, timeout: float | None = None) -> None:
-        self.path = Path(index_dir) / "LOCK"
-        self.timeout = timeout
-        self._fd: int | None = None
-
-    def __enter__(self) -> WriteLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
-                if deadline is not None and time.monotonic() > deadline:
-                    os.close(fd)
-                    raise IndexLockedError(
-                        f"{self.path.parent} is being updated by another process; try again when it finishes"
-                    ) from None
-                time.sleep(0.05)
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _new_faiss(dim: int):
-    faiss = _faiss()
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def ivf_lists(n: int) -> int:
-    """Number of IVF lists for ``n`` vectors: about ``sqrt(n)``, so a probed list holds ~sqrt(n) vectors.
-
-    >>> ivf_lists(10_000), ivf_lists(1_000_000)
-    (100, 1000)
-    """
-    return max(16, round(math.sqrt(n)))
-
-
-def calibrate_probes(
-    index, vectors: np.ndarray, ids: np.ndarray, *, target: float = 0.97, samples: int = 100, seed: int = 0
-) -> int:
-    """The fewest IVF lists to scan for recall@10 >= ``target`` on a sample of the indexed vectors.
-
-    Exact neighbours of ``samples`` stored vectors (used as queries) are found by brute
-    force; ``nprobe`` doubles from 8 until the IVF search finds ``target`` of them, capped
-    at a quarter of the lists. Each query's own vector is left out of both lists: it is
-    always found (in the list it was filed in), which would flatter the recall that
-    questions, never stored themselves, get. Real data set their own value, not a
-    constant tuned once.
-    """
-    faiss = _faiss()
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(vectors), min(samples, len(vectors)), replace=False)
-    queries, own = vectors[picked], ids[picked]
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-
-    def others(found_ids) -> list[set[int]]:  # the 10 best of each row, the query's own id left out
-        return [set([i for i in row.tolist() if i != me][:10]) for row, me in zip(found_ids, own)]
-
-    exact_ids = others(ids[flat.search(queries, 11)[1]])
-    ivf = faiss.downcast_index(index)
-    nprobe, cap = min(8, ivf.nlist), max(8, ivf.nlist // 4)
-    while True:
-        ivf.nprobe = nprobe
-        found = others(index.search(queries, 11)[1])
-        recall = np.mean([len(exact & row) / max(1, len(exact)) for exact, row in zip(exact_ids, found)])
-        if recall >= target or nprobe >= cap:
-            return nprobe
-        nprobe = min(cap, nprobe * 2)
-
-
-def is_approximate(index) -> bool:
-    """True for the IVF index used from :data:`FLAT_LIMIT` vectors on."""
-    return isinstance(_faiss().downcast_index(index), _faiss().IndexIVF)
-
-
-def build_faiss_index(vectors: np.ndarray, ids: np.ndarray, *, flat_limit: int = FLAT_LIMIT, seed: int = 1234):
-    """An index of ``vectors`` under ``ids``: exact below ``flat_limit`` vectors, else IVF.
-
-    The IVF index is an ``IndexIVFFlat`` (inner product) with a hash-table direct map,
-    so, like the flat ``IndexIDMap2``, it supports ``remove_ids`` and ``reconstruct(id)``.
-    Its k-means is trained on at most 64 vectors per list (enough for stable centroids;
-    training on all of a million vectors would take minutes).
-    """
-    faiss = _faiss()
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    dim = vectors.shape[1]
-    if len(vectors) < flat_limit:
-        index = _new_faiss(dim)
-        if len(vectors):
-            index.add_with_ids(vectors, ids)
-        return index
-    nlist = ivf_lists(len(vectors))
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.own_fields = True
-    quantizer.this.disown()
-    sample = vectors
-    if len(vectors) > 64 * nlist:
-        pick = np.random.default_rng(seed).choice(len(vectors), 64 * nlist, replace=False)
-        sample = vectors[np.sort(pick)]
-    index.cp.max_points_per_centroid = 64
-    index.cp.seed = seed
-    index.train(sample)
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)
-    index.add_with_ids(vectors, ids)
-    index.nprobe = calibrate_probes(index, vectors, ids)
-    return index
-
-
-def _remove_ids(index, ids: np.ndarray) -> None:
-    faiss = _faiss()
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    if is_approximate(index):
-        # A hash-table direct map removes only by an explicit id array.
-        index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
-    else:
-        index.remove_ids(ids)
-
-
-def _needs_rebuild(index, n: int, flat_limit: int) -> bool:
-    """Whether the index kind no longer suits ``n`` vectors (with slack, so sizes near a limit do not flap)."""
-    if not is_approximate(index):
-        return n >= flat_limit
-    if n < flat_limit // 2:
-        return True
-    nlist = _faiss().downcast_index(index).nlist
-    return not nlist / 2 <= ivf_lists(n) <= nlist * 2
-
-
-class IndexWriter:
-    """Stages changes to an index and commits them as a new generation.
-
-    Use inside a :class:`WriteLock`. Start from the live snapshot (or empty),
-    :meth:`remove` and :meth:`add` documents, then :meth:`commit`.
-    """
-
-    def __init__(
-        self, index_dir: Path, base: Snapshot | None, manifest: Manifest, *, flat_limit: int = FLAT_LIMIT
-    ) -> None:
-        self.index_dir = Path(index_dir)
-        self.flat_limit = flat_limit
-        self.manifest = manifest
-        self.documents: dict[str, Document] = dict(base.documents) if base else {}
-        self.rows: dict[int, ChunkRow] = dict(base.rows) if base else {}
-        self.by_source: dict[str, list[int]] = {}
-        for row in self.rows.values():
-            self.by_source.setdefault(row.source, []).append(row.id)
-        if base is not None:
-            # An independent copy: the snapshot stays valid for readers.
-            self.faiss_index = _faiss().clone_index(base.faiss_index)
-        else:
-            self.faiss_index = _new_faiss(manifest.dim)
-        self.next_id = max(manifest.next_id, (max(self.rows) + 1) if self.rows else 0)
-        self.changed = False
-
-    def remove(self, source: str) -> int:
-        """Drop a document and its chunks; returns how many chunks went."""
-        ids = self.by_source.pop(source, [])
-        if ids:
-            _remove_ids(self.faiss_index, np.asarray(ids, dtype=np.int64))
-            for i in ids:
-                del self.rows[i]
-        if self.documents.pop(source, None) is not None or ids:
-            self.changed = True
-        return len(ids)
-
-    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        """Add a document (replacing any previous version) with one vector per chunk."""
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{doc.source}: {len(chunks)} chunks but {len(vectors)} vectors")
-        self.remove(doc.source)
-        ids = np.arange(self.next_id, self.next_id + len(chunks), dtype=np.int64)
-        self.next_id += len(chunks)
-        if len(chunks):
-            self.faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-        for i, chunk in zip(ids, chunks):
-            self.rows[int(i)] = ChunkRow(int(i), doc.source, chunk.start, chunk.end, chunk.text_hash)
-        self.by_source[doc.source] = [int(i) for i in ids]
-        self.documents[doc.source] = doc
-        self.changed = True
-
-    def commit(self, roots: tuple[str, ...]) -> Manifest:
-        """Write the staged state as the next generation and make it live."""
-        manifest = Manifest(
-            model=self.manifest.model,
-            dim=self.manifest.dim,
-            backend=self.manifest.backend,
-            chunking=self.manifest.chunking,
-            roots=tuple(roots),
-            files={
-                s: {"sha256": d.content_hash, "chunks": len(self.by_source.get(s, ()))}
-                for s, d in sorted(self.documents.items())
-            },
-            # Above every folder present, so a rebuild (which starts from an empty manifest) never
-            # reuses the live generation's name: readers notice the switch by the name changing.
-            generation=max(self.manifest.generation, _highest_generation(self.index_dir)) + 1,
-            next_id=self.next_id,
-            format=FORMAT_VERSION,
-            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        )
-        if _needs_rebuild(self.faiss_index, len(self.rows), self.flat_limit):
-            ids = np.fromiter(sorted(self.rows), dtype=np.int64, count=len(self.rows))
-            vectors = np.vstack([self.faiss_index.reconstruct(int(i)) for i in ids]) if len(ids) else None
-            if vectors is None:
-                self.faiss_index = _new_faiss(manifest.dim)
-            else:
-                self.faiss_index = build_faiss_index(vectors, ids, flat_limit=self.flat_limit)
-        name = f"gen-{manifest.generation:06d}"
-        tmp = self.index_dir / f".tmp-{name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self._write_sqlite(tmp / "chunks.sqlite")
-        _faiss().write_index(self.faiss_index, str(tmp / "vectors.faiss"))
-        manifest = replace(manifest, checksums={f: file_sha256(tmp / f) for f in DATA_FILES})
-        (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        final = self.index_dir / name  # numbered above every folder present, so it never exists yet
-        os.rename(tmp, final)
-        _fsync_dir(self.index_dir)  # the new folder is on disk before CURRENT can name it
-        pointer = self.index_dir / "CURRENT.tmp"
-        with open(pointer, "w", encoding="utf-8") as fh:
-            fh.write(name + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(pointer, self.index_dir / "CURRENT")
-        _fsync_dir(self.index_dir)
-        self.manifest = manifest
-        collect_garbage(self.index_dir)
-        return manifest
-
-    def _write_sqlite(self, path: Path) -> None:
-        con = sqlite3.connect(path)
-        try:
-            con.executescript(
-                """
-                PRAGMA journal_mode = OFF;
-                CREATE TABLE documents (source TEXT PRIMARY KEY, title TEXT, date TEXT, date_origin TEXT,
-                                        content_hash TEXT, text TEXT, metadata TEXT);
-                CREATE TABLE chunks (id INTEGER PRIMARY KEY, source TEXT REFERENCES documents(source),
-                                     start INTEGER, end INTEGER, text_hash TEXT);
-                CREATE INDEX chunks_source ON chunks(source);
-                """
-            )
-            con.executemany(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (d.source, d.title, d.date.isoformat() if d.date else None, d.date_origin, d.content_hash,
-                     d.text, json.dumps(d.metadata, ensure_ascii=False))
-                    for d in self.documents.values()
-                ),
-            )  # fmt: skip
-            con.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
-                ((r.id, r.source, r.start, r.end, r.text_hash) for r in sorted(self.rows.values(), key=lambda r: r.id)),
-            )
-            con.commit()
-        finally:
-            con.close()
-
-
-def _highest_generation(index_dir: Path) -> int:
-    numbers = [int(p.name[4:]) for p in Path(index_dir).glob("gen-*") if p.name[4:].isdigit()]
-    return max(numbers, default=0)
-
-
-def collect_garbage(index_dir: Path, keep: int = 2) -> None:
-    """Remove generations older than the last ``keep`` and temp folders of dead writers.
-
-    Call only while holding the write lock. The previous generation is kept
-    so that a reader that just read ``CURRENT`` can still open it.
-    """
-    index_dir = Path(index_dir)
-    live = current_generation(index_dir)
-    if live is None:
-        return
-    live_number = int(live.removeprefix("gen-"))
-    for gen in index_dir.glob("gen-*"):
-        number = int(gen.name.removeprefix("gen-")) if gen.name[4:].isdigit() else -1
-        # Newer than live: written by a writer that died before switching CURRENT.
-        if number > live_number or number <= live_number - keep:
-            shutil.rmtree(gen, ignore_errors=True)
-    for tmp in index_dir.glob(".tmp-gen-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+# The name the answer path used before the store interface; kept for callers outside the project.
+Snapshot = EmbeddedView

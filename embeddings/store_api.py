@@ -115,8 +115,12 @@ class StoreWriter(Protocol):
     def remove(self, source: str) -> int:
         """Drop a document and its chunks; returns how many chunks went."""
 
-    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        """Add a document (replacing any previous version), one vector per chunk."""
+    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, *, file_info: dict | None = None) -> None:
+        """Add a document (replacing any previous version), one vector per chunk.
+
+        ``file_info`` (size, mtime_ns of the file) is kept in the manifest's entry for the
+        source, so that the next run need not read a file whose size and time did not change.
+        """
 
     def commit(self, roots: tuple[str, ...]) -> object:
         """Make the staged state the live version; returns its manifest."""

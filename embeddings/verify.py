@@ -1,6 +1,6 @@
 """A deep check of an index folder: does it load, and do vectors, chunks, documents and manifest agree?
 
-Loading (:func:`~embeddings.store.open_snapshot`) already refuses damaged files
+Loading (:meth:`~embeddings.store.EmbeddedStore.view`) already refuses damaged files
 (checksums) and gross inconsistencies. This goes further, for ``rag check``,
 the crash trials and the tests: every vector id has a chunk and every chunk
 a vector, no chunk is stored twice, every article in the manifest has its
@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import REBUILD_HINT, IndexMismatchError, StoreError, current_generation, is_approximate, open_snapshot
+from .faiss_index import is_approximate
+from .generations import current_generation
+from .manifest import REBUILD_HINT, IndexMismatchError, StoreError
+from .segments import check_chunk
+from .store import open_snapshot
 
 #: Vectors whose norms are checked (all of them in indexes up to this size, a sample beyond).
 NORM_SAMPLE = 20_000
@@ -75,37 +79,54 @@ def check_index(index_dir: Path, *, load_model: bool = False, cache_dir: Path | 
     index_dir = Path(index_dir)
     leftovers = _leftovers(index_dir)
     try:
-        snap = open_snapshot(index_dir)
+        view = open_snapshot(index_dir)
     except StoreError as exc:
         return IndexCheck(str(index_dir), 0, 0, 0, (str(exc),), leftovers, loaded=False)
     problems: list[str] = []
-    ids = faiss_ids(snap.faiss_index)
-    counts = Counter(ids.tolist())
-    twice = [i for i, c in counts.items() if c > 1]
-    if twice:
-        problems.append(f"{len(twice)} vector ids stored more than once (e.g. {twice[0]})")
-    if set(counts) - set(snap.rows):
-        problems.append(f"{len(set(counts) - set(snap.rows))} vectors without a chunk")
-    if set(snap.rows) - set(counts):
-        problems.append(f"{len(set(snap.rows) - set(counts))} chunks without a vector")
-    places = Counter((r.source, r.start, r.end) for r in snap.rows.values())
+    per_source: Counter = Counter()
+    places: Counter = Counter()
+    for seg in view.segments:
+        ids = faiss_ids(seg.index)
+        counts = Counter(ids.tolist())
+        twice = [i for i, c in counts.items() if c > 1]
+        if twice:
+            problems.append(f"{seg.name}: {len(twice)} vector ids stored more than once (e.g. {twice[0]})")
+        try:
+            rows = list(seg.all_rows())
+            dead = set(seg.entry.deleted)
+            for row in rows:
+                if row.id in dead or view.manifest.files.get(row.source, {}).get("segment") != seg.name:
+                    continue
+                check_chunk(row, seg.document(row.source), seg.folder)
+                per_source[row.source] += 1
+                places[(row.source, row.start, row.end)] += 1
+        except StoreError as exc:
+            problems.append(str(exc))
+            continue
+        row_ids = {r.id for r in rows}
+        if set(counts) - row_ids:
+            problems.append(f"{seg.name}: {len(set(counts) - row_ids)} vectors without a chunk")
+        if row_ids - set(counts):
+            problems.append(f"{seg.name}: {len(row_ids - set(counts))} chunks without a vector")
+        if row_ids != set(seg.ids.tolist()):
+            problems.append(f"{seg.name}: the BM25 rows and the chunks differ")
+        sample = seg.ids if len(seg.ids) <= NORM_SAMPLE else np.random.default_rng(0).choice(seg.ids, NORM_SAMPLE)
+        norms = np.linalg.norm(seg.vectors(sample), axis=1) if len(sample) else np.ones(0)
+        if len(norms) and not np.allclose(norms, 1.0, atol=1e-3):
+            problems.append(
+                f"{seg.name}: {int(np.sum(~np.isclose(norms, 1.0, atol=1e-3)))} vectors are not unit length"
+            )
     repeated = [p for p, c in places.items() if c > 1]
     if repeated:
         problems.append(f"{len(repeated)} chunks stored more than once (e.g. {repeated[0][0]} {repeated[0][1:]})")
-    per_source = Counter(r.source for r in snap.rows.values())
-    for source, entry in sorted(snap.manifest.files.items()):
+    for source, entry in sorted(view.manifest.files.items()):
         if per_source.get(source, 0) != entry.get("chunks"):
             problems.append(f"{source}: manifest says {entry.get('chunks')} chunks, index has {per_source[source]}")
             break
-    if set(per_source) - set(snap.documents):
-        problems.append(f"chunks of files that are not in the index: {sorted(set(per_source) - set(snap.documents))}")
     if load_model:
-        problems += _model_problems(snap.manifest, cache_dir)
-    sample = snap.ids if len(snap.ids) <= NORM_SAMPLE else np.random.default_rng(0).choice(snap.ids, NORM_SAMPLE)
-    norms = np.linalg.norm(snap.vectors(sample), axis=1) if len(sample) else np.ones(0)
-    if len(norms) and not np.allclose(norms, 1.0, atol=1e-3):
-        problems.append(f"{int(np.sum(~np.isclose(norms, 1.0, atol=1e-3)))} vectors are not unit length")
-    return IndexCheck(str(index_dir), snap.generation, len(snap.documents), len(snap.rows), tuple(problems), leftovers)
+        problems += _model_problems(view.manifest, cache_dir)
+    chunks = sum(per_source.values())
+    return IndexCheck(str(index_dir), view.generation, len(view.manifest.files), chunks, tuple(problems), leftovers)
 
 
 def _model_problems(manifest, cache_dir: Path | None) -> list[str]:
@@ -143,7 +164,7 @@ def _leftovers(index_dir: Path) -> tuple[str, ...]:
         live = current_generation(index_dir)
     except StoreError:
         live = None
-    out = [p.name for p in index_dir.glob(".tmp-gen-*")]
+    out = [p.name for p in index_dir.glob(".tmp-*")]
     if live is not None:
         out += [p.name for p in index_dir.glob("gen-*") if p.name > live]
     if (index_dir / "CURRENT.tmp").exists():

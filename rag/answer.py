@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from embeddings import Snapshot, split_sentences, trim_span
+from embeddings import StoreView as Snapshot
+from embeddings import split_sentences, trim_span
 
 from .config import ScoringConfig
 from .ground import Gates, Verdict
@@ -53,11 +54,30 @@ class Vocabulary:
                     self.exact.add(f)
                     self.by_prefix.setdefault(transliterate(f)[:2], set()).add(f)
 
+    @classmethod
+    def of_words(cls, folded: Iterable[str]) -> Vocabulary:
+        """From words already folded (as an index part stores them)."""
+        vocabulary = cls(())
+        vocabulary.exact = set(folded)
+        for f in vocabulary.exact:
+            vocabulary.by_prefix.setdefault(transliterate(f)[:2], set()).add(f)
+        return vocabulary
+
     def knows(self, word: str) -> bool:
         f = fold(word)
         if f in self.exact:
             return True
         return any(similar_words(f, w) for w in self.by_prefix.get(transliterate(f)[:2], ()))
+
+
+class Vocabularies:
+    """The vocabularies of several index parts as one (a word is known if any part knows it)."""
+
+    def __init__(self, parts: Sequence[Vocabulary]) -> None:
+        self.parts = tuple(parts)
+
+    def knows(self, word: str) -> bool:
+        return any(v.knows(word) for v in self.parts)
 
 
 _QUOTE_MARK = QUOTE_MARK

@@ -1,16 +1,18 @@
-"""The question-answering engine: one loaded model and the live index snapshot, reused across questions.
+"""The question-answering engine: one loaded model and a view of the live index, reused across questions.
 
-Everything that can be done once is done once: the model loads on first use,
-and the BM25 statistics and vocabulary are built when a snapshot is first
-seen. Before each question the engine checks the index's ``CURRENT`` pointer
-(one small file read) and switches to a new snapshot after an update, so
-readers never see a half-written index and never block writers.
+Everything that can be done once is done once: the model loads on first use, and
+the word and name lookups are built per immutable index part (and kept across
+versions, so an update costs its new part only). Before each question the engine
+asks the store for its version (one small read) and switches to a new view after
+an update, so readers never see a half-written index and never block writers.
+The engine reads the index only through the store interface (:mod:`embeddings.store_api`).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +24,18 @@ from embeddings import (
     IndexMismatchError,
     IndexNotFoundError,
     ModelError,
-    Snapshot,
-    current_generation,
-    open_snapshot,
+    Store,
+    StoreView,
+    open_store,
 )
-from embeddings.store import REBUILD_HINT
+from embeddings.manifest import REBUILD_HINT
+from embeddings.store_api import IndexPart, is_milvus, store_spec
 from embeddings.verify import manifest_model
 
-from .answer import Decision, Vocabulary, compose, decide
-from .bm25 import BM25
+from .answer import Decision, Vocabularies, Vocabulary, compose, decide
 from .config import ScoringConfig
 from .defaults import defaults
-from .ground import Gates, NameIndex
+from .ground import Gates, NameIndex, NameIndexes
 from .questions import Question, analyse
 from .retrieve import expand_to_documents, retrieve
 from .select import Scored, idf_lookup, rank
@@ -48,13 +50,24 @@ DEFAULT_INDEX_DIR = defaults().index_dir
 
 @dataclass(frozen=True)
 class LoadedIndex:
-    """A snapshot with the structures built from it once."""
+    """A view of one index version with the word and name lookups of its parts."""
 
     name: str
-    snapshot: Snapshot
-    bm25: BM25
+    snapshot: StoreView
+    vocabulary: Vocabularies
+    names: NameIndexes
+
+
+@dataclass(frozen=True)
+class PartLookups:
+    """The word and name lookups of one immutable index part."""
+
     vocabulary: Vocabulary
     names: NameIndex
+
+    @classmethod
+    def of(cls, part: IndexPart) -> PartLookups:
+        return cls(Vocabulary.of_words(part.words), NameIndex(part.names))
 
 
 @dataclass(frozen=True)
@@ -69,10 +82,11 @@ class Explanation:
 
 
 class Engine:
-    """Answers questions from the index in ``index_dir``.
+    """Answers questions from the index in ``index_dir`` (or any ``store``).
 
     Args:
-        index_dir: the index folder.
+        index_dir: the index folder, or a store spec (``milvus:PATH``, ``milvus://HOST:PORT``).
+        store: an open :class:`~embeddings.Store` (then ``index_dir`` only names it in messages).
         cache_dir: where the default model is converted to.
         embedder: reuse a loaded model (must be the one the index was built with).
         config: every weight, window and threshold of answering (see :class:`ScoringConfig`).
@@ -80,17 +94,20 @@ class Engine:
 
     def __init__(
         self,
-        index_dir: Path,
+        index_dir: Path | str | None = None,
         *,
+        store: Store | None = None,
         cache_dir: Path | None = None,
         embedder: Embedder | None = None,
         config: ScoringConfig = ScoringConfig(),
     ) -> None:
-        self.index_dir = Path(index_dir)
+        self.store = store if store is not None else open_store(store_spec(index_dir))
+        self.index_dir = Path(index_dir) if index_dir is not None else Path(self.store.spec)
         self.cache_dir = cache_dir
         self.config = config
         self._embedder = embedder
         self._loaded: LoadedIndex | None = None
+        self._parts: dict[str, PartLookups] = {}
         self._sentence_cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()  # snapshot and model switches
         self._cache_lock = threading.Lock()  # the sentence memo; never held while the model runs
@@ -117,21 +134,21 @@ class Engine:
             return self._embedder
 
     def loaded(self) -> LoadedIndex:
-        """The live snapshot, reloaded if a writer switched generations since the last call."""
-        name = current_generation(self.index_dir)
+        """The live view, reopened if a writer committed a new version since the last call."""
+        name = self.store.version()
         current = self._loaded
         if current is not None and current.name == name:
             return current
         with self._lock:
-            if self._loaded is None or self._loaded.name != current_generation(self.index_dir):
-                snapshot = open_snapshot(self.index_dir)
-                chunks = snapshot.chunks()
+            if self._loaded is None or self._loaded.name != self.store.version():
+                view = self.store.view()
+                parts = {p.key: self._parts.get(p.key) or PartLookups.of(p) for p in view.parts()}
+                self._parts = parts  # lookups of parts no longer listed are dropped
                 self._loaded = LoadedIndex(
-                    snapshot.path.name,
-                    snapshot,
-                    BM25([c.text for c in chunks]),
-                    Vocabulary([d.text for d in snapshot.documents.values()]),
-                    NameIndex.of(snapshot.documents.values()),
+                    view.version,
+                    view,
+                    Vocabularies([p.vocabulary for p in parts.values()]),
+                    NameIndexes([p.names for p in parts.values()]),
                 )
             return self._loaded
 
@@ -140,7 +157,7 @@ class Engine:
         q = analyse(question)
         loaded = self.loaded()
         vector = self._embedder_for(loaded).embed_queries([q.text])[0]
-        return retrieve(q.text, vector, loaded.snapshot, loaded.bm25, k=k, rrf_k=self.config.rrf_k, sources=sources)
+        return retrieve(q.text, vector, loaded.snapshot, k=k, rrf_k=self.config.rrf_k, sources=sources)
 
     def ask(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Answer:
         """Answer ``question`` with up to ``k`` cited passages, or abstain; with ``sources``, only from those files."""
@@ -159,7 +176,6 @@ class Engine:
             q.text,
             vector,
             loaded.snapshot,
-            loaded.bm25,
             k=max(2 * k, c.candidate_passages),
             rrf_k=c.rrf_k,
             sources=sources,
@@ -168,7 +184,7 @@ class Engine:
             hits, vector, loaded.snapshot, documents=c.expand_documents, max_chunks=c.expand_max_chunks
         )
         embed = functools.partial(self._embed_sentences, embedder=embedder)
-        idf = idf_lookup(loaded.bm25)
+        idf = idf_lookup(loaded.snapshot)
         ranked = rank(q, vector, hits, loaded.snapshot, embed, idf, c)
         gates = Gates(loaded.names, idf, loaded.vocabulary.knows, c, self._embed_terms(embedder))
         decision = decide(q, ranked, loaded.snapshot, gates, c)
@@ -224,24 +240,27 @@ class Engines:
     """
 
     def __init__(self) -> None:
-        self._engines: dict[Path, Engine] = {}
+        self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 
-    def get(self, index_dir: Path, *, cache_dir: Path | None = None, embedder: Embedder | None = None) -> Engine:
-        """The engine of ``index_dir``; ``cache_dir`` and ``embedder`` are used only when it is made."""
-        path = Path(index_dir).resolve()
+    def get(self, index_dir: Path | str, *, cache_dir: Path | None = None, embedder: Embedder | None = None) -> Engine:
+        """The engine of an index folder or store spec; ``cache_dir`` and ``embedder`` are used only when it is made."""
+        spec = os.fspath(index_dir)
+        key = spec if is_milvus(spec) else str(Path(spec).resolve())
         with self._lock:
-            engine = self._engines.get(path)
+            engine = self._engines.get(key)
             if engine is None:
-                engine = self._engines[path] = Engine(path, cache_dir=cache_dir, embedder=embedder)
+                target = spec if is_milvus(spec) else Path(key)
+                engine = self._engines[key] = Engine(target, cache_dir=cache_dir, embedder=embedder)
             return engine
 
 
 SHARED = Engines()
 
 
-def engine_for(index_dir: Path | None = None, *, cache_dir: Path | None = None) -> Engine:
-    """The shared :class:`Engine` of ``index_dir`` (default: the default index); builds nothing.
+def engine_for(index_dir: Path | str | None = None, *, cache_dir: Path | None = None) -> Engine:
+    """The shared :class:`Engine` of ``index_dir`` or a store spec (default: ``$RAG_STORE``, else the
+    default index); builds nothing.
 
     Raises:
         embeddings.IndexNotFoundError: no index there (the message names the command that builds it).
@@ -249,8 +268,8 @@ def engine_for(index_dir: Path | None = None, *, cache_dir: Path | None = None) 
     places = defaults()
     cache_dir = cache_dir or places.cache_dir
     if index_dir is None:
-        index_dir = places.index_dir
-        if current_generation(index_dir) is None:
+        index_dir = store_spec(None, places.index_dir)
+        if open_store(index_dir).version() is None:
             raise IndexNotFoundError(
                 f"no index in {index_dir}; build it with `rag index` (the demo articles) or `rag index PATH`, "
                 "or pass ask(..., corpus=PATH)"

@@ -120,6 +120,19 @@ class NameIndex:
         return next((name for name_fold, name in bucket.items() if same_name(f, name_fold)), None)
 
 
+class NameIndexes:
+    """The name indexes of several index parts as one: the first part that knows a spelling answers."""
+
+    def __init__(self, parts: Sequence[NameIndex]) -> None:
+        self.parts = tuple(parts)
+
+    def demonym(self, word: str) -> bool:
+        return any(p.demonym(word) for p in self.parts)
+
+    def match(self, word: str) -> str | None:
+        return next((m for p in self.parts if (m := p.match(word)) is not None), None)
+
+
 def _plain(word: str) -> str:
     return re.sub(r"['’]s$", "", fold(word))
 

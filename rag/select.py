@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import bisect
 import functools
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings import ChunkingConfig, Snapshot, split_sentences
+from embeddings import ChunkingConfig, split_sentences
+from embeddings import StoreView as Snapshot
 from embeddings.bylines import is_attribution
 from embeddings.memo import text_memo
 
@@ -392,12 +392,12 @@ def contributions(s: Scored, question: Question, config: ScoringConfig = DEFAULT
     }
 
 
-def idf_lookup(bm25) -> Callable[[str], float]:
+def idf_lookup(view: Snapshot) -> Callable[[str], float]:
     """IDF of a stem in the index; unseen stems get the IDF of a word seen once."""
-    ceiling = math.log(1 + (bm25.n - 0.5) / 1.5) if bm25.n else 1.0
+    ceiling = view.max_idf
 
     def idf(term: str) -> float:
-        col = bm25.vocab.get(term)
-        return float(bm25.idf[col]) if col is not None else ceiling
+        value = view.idf(term)
+        return value if value is not None else ceiling
 
     return idf

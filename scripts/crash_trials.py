@@ -98,7 +98,8 @@ def read_state(index_dir: Path) -> State:
     from embeddings import open_snapshot
 
     snap = open_snapshot(index_dir)
-    rows = sorted(snap.rows.values(), key=lambda r: (r.source, r.start, r.end))
+    ids = [i for source in snap.manifest.files for i in snap.ids_of(source)]
+    rows = sorted(snap.rows(ids).values(), key=lambda r: (r.source, r.start, r.end))
     vectors = dict(zip((r.text_hash for r in rows), snap.vectors([r.id for r in rows])))
     return State(
         {s: e["sha256"] for s, e in snap.manifest.files.items()},

@@ -271,19 +271,20 @@ def test_cli_refuses_a_weak_password_in_one_line(tmp_path, capsys):
 
 
 def _tamper(index_dir: Path, sql: str) -> None:
-    """Change the live generation's SQLite file and recompute its checksum in the manifest, as an attacker could."""
+    """Change the live segment's SQLite file and recompute its checksum in the manifest, as an attacker could."""
     import json
 
     from embeddings.store import current_generation, file_sha256
 
     gen = index_dir / current_generation(index_dir)
-    db = gen / "chunks.sqlite"
+    manifest = json.loads((gen / "manifest.json").read_text())
+    (segment,) = manifest["segments"]
+    db = index_dir / segment["name"] / "chunks.sqlite"
     con = sqlite3.connect(db)
     con.execute(sql)
     con.commit()
     con.close()
-    manifest = json.loads((gen / "manifest.json").read_text())
-    manifest["checksums"]["chunks.sqlite"] = file_sha256(db)
+    segment["checksums"]["chunks.sqlite"] = file_sha256(db)
     (gen / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -291,7 +292,8 @@ TAMPERING = [  # each gave a traceback, or a crash in the chat, before rows were
     "UPDATE documents SET title = NULL",
     "UPDATE documents SET metadata = '[1, 2]'",
     "UPDATE chunks SET start = 'a'",
-    "UPDATE chunks SET text_hash = 'x' WHERE id = 3",
+    # rows are checked when read: this one is of the article that answers the question asked below
+    "UPDATE chunks SET text_hash = 'x' WHERE id = (SELECT min(id) FROM chunks WHERE source LIKE '003%')",
 ]
 
 

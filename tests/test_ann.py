@@ -7,12 +7,7 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from embeddings.store import (  # noqa: E402
-    _needs_rebuild,
-    _remove_ids,
-    build_faiss_index,
-    is_approximate,
-)
+from embeddings.faiss_index import build_faiss_index, is_approximate  # noqa: E402
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -45,58 +40,47 @@ def test_ivf_recall_delete_reconstruct_roundtrip(tmp_path):
     assert recall >= 0.95
 
     assert np.allclose(index.reconstruct(int(ids[42])), x[42])
-    gone = ids[:500]
-    _remove_ids(index, gone)
-    assert index.ntotal == n - 500
-    assert not set(index.search(x[:500], 10)[1].ravel().tolist()) & set(gone.tolist())
     with pytest.raises(RuntimeError):
-        index.reconstruct(int(ids[0]))
-    assert np.allclose(index.reconstruct(int(ids[600])), x[600])
+        index.reconstruct(int(ids[0]) + 1)  # not an id of the index
 
     path = str(tmp_path / "v.faiss")
     faiss.write_index(index, path)
     loaded = faiss.read_index(path)
     assert is_approximate(loaded) and faiss.downcast_index(loaded).nprobe == faiss.downcast_index(index).nprobe
     assert np.array_equal(loaded.search(queries, 10)[1], index.search(queries, 10)[1])
-    assert np.allclose(loaded.reconstruct(int(ids[600])), x[600])
-    _remove_ids(loaded, ids[500:510])  # the direct map survives the round trip
-    assert loaded.ntotal == n - 510
+    assert np.allclose(loaded.reconstruct_batch(ids[600:603]), x[600:603])  # the direct map survives
 
 
-def test_rebuild_policy_has_slack():
-    flat = build_faiss_index(clustered(100), np.arange(100), flat_limit=5000)
-    assert not _needs_rebuild(flat, 4999, 5000) and _needs_rebuild(flat, 5000, 5000)
-    ivf = build_faiss_index(clustered(6000), np.arange(6000), flat_limit=5000)
-    assert not _needs_rebuild(ivf, 3000, 5000)  # no flapping just below the limit
-    assert _needs_rebuild(ivf, 2000, 5000)
-    assert _needs_rebuild(ivf, 6000 * 20, 5000)  # grown far beyond what it was trained for
-
-
-def test_writer_switches_to_ivf_and_back(tmp_path):
-    """Through IndexWriter/commit: past the limit the generation is IVF; deletions and reads keep working."""
-    from embeddings.store import IndexWriter, Manifest, open_snapshot
+def test_segments_switch_to_ivf_and_deletes_are_merged_away(tmp_path):
+    """Through the store's writer: a large segment is IVF; deleting most of it rewrites it small and exact."""
+    from embeddings.store import MAX_DELETED, EmbeddedStore, Manifest
     from embeddings.types import Chunk, Document
+
+    from .support.stores import all_ids
 
     dim, per_doc = 32, 30
     x = clustered(40 * per_doc, dim)
-    manifest = Manifest(model="fake", dim=dim)
-    writer = IndexWriter(tmp_path, None, manifest, flat_limit=600)
-    for d in range(40):
-        text = " ".join(f"w{d}_{i}" for i in range(per_doc))
-        doc = Document(f"doc{d}.txt", text, f"Doc {d}", f"h{d}", None, None, {})
-        chunks = [Chunk(doc.source, doc.title, 0, 1, text[0:1]) for _ in range(per_doc)]
-        writer.add(doc, chunks, x[d * per_doc : (d + 1) * per_doc])
-    writer.commit(("/nowhere",))
-    snap = open_snapshot(tmp_path)
-    assert is_approximate(snap.faiss_index) and len(snap) == 1200
-    assert np.allclose(snap.vectors(snap.ids[:5]), x[:5], atol=1e-6)
+    store = EmbeddedStore(tmp_path, flat_limit=600)
+    with store.writer(manifest=Manifest(model="fake", dim=dim)) as writer:
+        for d in range(40):
+            text = " ".join(f"w{d}_{i}" for i in range(per_doc))
+            doc = Document(f"doc{d}.txt", text, f"Doc {d}", f"h{d}", None, None, {})
+            chunks = [Chunk(doc.source, doc.title, 0, 1, text[0:1]) for _ in range(per_doc)]
+            writer.add(doc, chunks, x[d * per_doc : (d + 1) * per_doc])
+        writer.commit(("/nowhere",))
+    view = store.view()
+    (segment,) = view.segments
+    assert is_approximate(segment.index) and len(view) == 1200
+    assert np.allclose(view.vectors(all_ids(view)[:5]), x[:5], atol=1e-6)
 
-    writer = IndexWriter(tmp_path, snap, snap.manifest, flat_limit=600)
-    for d in range(35):
-        writer.remove(f"doc{d}.txt")
-    writer.commit(("/nowhere",))
-    small = open_snapshot(tmp_path)
-    assert not is_approximate(small.faiss_index) and len(small) == 150
-    assert np.allclose(small.vectors(small.ids[:3]), x[35 * per_doc : 35 * per_doc + 3], atol=1e-6)
-    _, found = small.search(x[35 * per_doc : 35 * per_doc + 1], 1)
-    assert found[0, 0] == small.ids[0]
+    with store.writer(manifest=view.manifest) as writer:
+        for d in range(35):
+            writer.remove(f"doc{d}.txt")
+        writer.commit(("/nowhere",))
+    small = store.view()
+    assert MAX_DELETED < 35 / 40 and len(small) == 150
+    (segment,) = small.segments  # rewritten: only the live chunks, exact again
+    assert not is_approximate(segment.index) and len(segment) == 150
+    ids = all_ids(small)
+    assert np.allclose(small.vectors(ids[:3]), x[35 * per_doc : 35 * per_doc + 3], atol=1e-6)
+    assert small.dense_search(x[35 * per_doc], 1)[0][0] == ids[0]

@@ -30,6 +30,24 @@ def _live(index: Path) -> Path:
     return index / (index / "CURRENT").read_text().strip()
 
 
+def _segment(index: Path) -> Path:
+    """The (first) segment the live generation lists: where vectors, chunks and BM25 are."""
+    name = json.loads((_live(index) / "manifest.json").read_text())["segments"][0]["name"]
+    return index / name
+
+
+def _edit_segments(**changes):
+    def damage(index: Path, embedder) -> None:
+        path = _live(index) / "manifest.json"
+        data = json.loads(path.read_text())
+        for key, value in changes.items():
+            for seg in data["segments"]:
+                seg.pop(key, None) if value is None else seg.__setitem__(key, value)
+        path.write_text(json.dumps(data))
+
+    return damage
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -66,17 +84,21 @@ def _foreign_manifest(index: Path, embedder) -> None:
 
 
 CASES = {
-    "vectors truncated": lambda i, e: _truncate(_live(i) / "vectors.faiss"),
-    "vectors with a flipped bit": lambda i, e: _flip(_live(i) / "vectors.faiss"),
-    "vectors missing": lambda i, e: (_live(i) / "vectors.faiss").unlink(),
-    "metadata truncated": lambda i, e: _truncate(_live(i) / "chunks.sqlite"),
-    "metadata with a flipped bit": lambda i, e: _flip(_live(i) / "chunks.sqlite"),
+    "vectors truncated": lambda i, e: _truncate(_segment(i) / "vectors.faiss"),
+    "vectors with a flipped bit": lambda i, e: _flip(_segment(i) / "vectors.faiss"),
+    "vectors missing": lambda i, e: (_segment(i) / "vectors.faiss").unlink(),
+    "metadata truncated": lambda i, e: _truncate(_segment(i) / "chunks.sqlite"),
+    "metadata with a flipped bit": lambda i, e: _flip(_segment(i) / "chunks.sqlite"),
+    "BM25 postings with a flipped bit": lambda i, e: _flip(_segment(i) / "rows.npy"),
+    "BM25 terms truncated": lambda i, e: _truncate(_segment(i) / "terms.txt"),
+    "segment folder deleted": lambda i, e: shutil.rmtree(_segment(i)),
     "manifest not JSON": lambda i, e: (_live(i) / "manifest.json").write_text("{'model': "),
     "manifest empty": lambda i, e: (_live(i) / "manifest.json").write_text(""),
     "manifest of another index": _foreign_manifest,
     "manifest of another dimension": _edit_manifest(dim=768),
     "manifest of another model": _edit_manifest(model="another-model"),
-    "manifest without checksums": _edit_manifest(checksums=None),
+    "manifest without checksums": _edit_segments(checksums=None),
+    "manifest with another chunk count": _edit_segments(count=3),
     "manifest from a future version": _edit_manifest(format=99),
     "CURRENT names a missing generation": lambda i, e: (i / "CURRENT").write_text("gen-000099\n"),
     "CURRENT garbage": lambda i, e: (i / "CURRENT").write_bytes(b"\x00\xff../../etc"),

@@ -32,6 +32,7 @@ from embeddings.chunking import chunk_spans, split_sentences
 from rag.evaluate import load_cases
 
 from .conftest import DEV_SET, ROOT, SEEDS
+from .support.stores import all_ids
 from .test_index import CountingEmbedder
 
 INDEXED = "indexed"
@@ -398,7 +399,7 @@ def test_duplicate_content_is_embedded_once_cited_once_and_outlives_its_twin(tmp
     report = index_paths([corpus], index_dir, counting)
     snapshot = open_snapshot(index_dir)
     assert {SHOIGU_FILE, "kopie.txt"} <= set(report.added)
-    distinct = len({c.text for c in snapshot.chunks()})
+    distinct = len({snapshot.chunk(i).text for i in all_ids(snapshot)})
     assert counting.embedded == report.chunks_embedded == distinct == len(snapshot) - len(snapshot.ids_of("kopie.txt"))
 
     twins = Engine(index_dir, embedder=embedder)

@@ -9,6 +9,8 @@ import pytest
 
 from embeddings import IndexMismatchError, index_paths, open_snapshot
 
+from .support.stores import all_ids
+
 
 class CountingEmbedder:
     """Wraps an embedder and counts the texts it embeds (the vectors are the inner one's)."""
@@ -31,9 +33,10 @@ def _invariants(index_dir, corpus_files: set[str]):
     snap = open_snapshot(index_dir)
     assert set(snap.documents) == corpus_files
     assert set(snap.manifest.files) == corpus_files
-    assert snap.faiss_index.ntotal == len(snap.rows)
+    ids = all_ids(snap)
+    assert len(ids) == len(set(ids)) == len(snap)
     seen = set()
-    for i in snap.ids:
+    for i in ids:
         chunk = snap.chunk(i)
         key = (chunk.source, chunk.start, chunk.end)
         assert key not in seen, f"duplicate chunk {key}"
@@ -71,8 +74,9 @@ def test_incremental_add_change_delete(tmp_path, corpus, fake_embedder):
 
     # the deleted file is never retrieved again
     query = fake_embedder.embed_queries(["Li Shangfu Verteidigungsminister Putin Moskau"])
-    _, ids = snap.search(query, len(snap))
-    assert all(snap.chunk(i).source != "000_1549794ad23df435.txt" for i in ids[0])
+    found = snap.dense_search(query[0], len(snap))
+    assert len(found) == len(snap)
+    assert all(snap.chunk(i).source != "000_1549794ad23df435.txt" for i, _ in found)
 
 
 def test_copy_of_a_file_embeds_nothing(tmp_path, corpus, fake_embedder):
@@ -100,7 +104,7 @@ def test_order_of_runs_does_not_matter(tmp_path, corpus, fake_embedder):
 
     def content(path):
         snap = open_snapshot(path)
-        return sorted((c.source, c.start, c.end) for c in snap.chunks())
+        return sorted((c.source, c.start, c.end) for c in map(snap.chunk, all_ids(snap)))
 
     assert content(a) == content(b)
 
@@ -108,12 +112,11 @@ def test_order_of_runs_does_not_matter(tmp_path, corpus, fake_embedder):
 def test_save_load_gives_identical_results(fake_index, fake_embedder):
     one, two = open_snapshot(fake_index), open_snapshot(fake_index)
     queries = fake_embedder.embed_queries(["When did Shoigu visit Beijing?", "Wer ist Kirby?"])
-    s1, i1 = one.search(queries, 10)
-    s2, i2 = two.search(queries, 10)
-    assert np.array_equal(i1, i2) and np.allclose(s1, s2)
-    assert [c.text for c in one.chunks()] == [c.text for c in two.chunks()]
+    for q in queries:
+        assert one.dense_search(q, 10) == two.dense_search(q, 10)
+    assert [one.chunk(i).text for i in all_ids(one)] == [two.chunk(i).text for i in all_ids(two)]
     # stored vectors are the model's vectors of the chunk texts
-    some = one.ids[:3]
+    some = all_ids(one)[:3]
     fresh = fake_embedder.embed_documents([one.chunk(i).text for i in some])
     assert np.allclose(one.vectors(some), fresh, atol=1e-5)
 
@@ -135,7 +138,7 @@ def test_other_model_needs_rebuild(tmp_path, fake_index, fake_embedder):
 def test_stored_vectors_are_the_real_models_vectors(seed_index, embedder):
     """The real model reproduces the vectors it stored (one text per pass, so no batch mates change them)."""
     snap = open_snapshot(seed_index)
-    some = snap.ids[:5]
+    some = all_ids(snap)[:5]
     assert np.allclose(snap.vectors(some), embedder.embed_documents([snap.chunk(i).text for i in some]), atol=1e-5)
 
 

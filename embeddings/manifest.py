@@ -1,0 +1,124 @@
+"""The manifest of an index version, its errors, and file checksums.
+
+A manifest says what built the index (model, dimension, chunking), which files it holds
+(with their SHA-256), and which immutable segments make it up: each segment with the
+SHA-256 of its files (checked before they are parsed) and the chunk ids deleted from it
+since it was written. No pickle: JSON only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: 3: segments shared between generations, BM25 stored with them, text read on demand.
+#: 2 (one copy of everything per generation) is upgraded by the next ``rag index`` without re-embedding.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (3,)
+LEGACY_FORMATS = (1, 2)
+REBUILD_HINT = "rebuild it with `rag index --rebuild`"
+
+
+class StoreError(RuntimeError):
+    """Base class of index problems; the message says what to do."""
+
+
+class IndexNotFoundError(StoreError):
+    """There is no index in the folder yet."""
+
+
+class IndexCorruptError(StoreError):
+    """Index files are missing, truncated or inconsistent."""
+
+
+class IndexMismatchError(StoreError):
+    """The index was built with another model, dimension or format than asked for."""
+
+
+class IndexLockedError(StoreError):
+    """Another process is writing the index and did not finish in time."""
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """One segment as a version uses it: its files' checksums and the ids deleted from it since."""
+
+    name: str
+    count: int
+    checksums: dict[str, str]
+    deleted: tuple[int, ...] = ()
+
+    @property
+    def live(self) -> int:
+        return self.count - len(self.deleted)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "count": self.count, "checksums": self.checksums, "deleted": list(self.deleted)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SegmentEntry:
+        if not isinstance(data.get("checksums"), dict) or not isinstance(data.get("deleted", []), list):
+            raise TypeError("a segment entry of the wrong shape")
+        return cls(
+            str(data["name"]), int(data["count"]), dict(data["checksums"]), tuple(int(i) for i in data["deleted"])
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What built an index, the files in it and the segments that hold them."""
+
+    model: str
+    dim: int
+    backend: str = "torch"
+    chunking: dict = field(default_factory=dict)
+    roots: tuple[str, ...] = ()
+    files: dict[str, dict] = field(default_factory=dict)  # source -> {"sha256", "chunks", "segment"}
+    generation: int = 0
+    next_id: int = 0
+    format: int = FORMAT_VERSION
+    created: str = ""
+    segments: tuple[SegmentEntry, ...] = ()
+
+    @property
+    def chunk_count(self) -> int:
+        return sum(s.live for s in self.segments)
+
+    def to_json(self) -> str:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        data["roots"] = list(self.roots)
+        data["segments"] = [s.to_dict() for s in self.segments]
+        return json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> Manifest:
+        try:
+            data = json.loads(text)
+            fmt = data.get("format", 1)
+            if fmt in LEGACY_FORMATS:
+                raise IndexMismatchError(
+                    f"{where}: index format {fmt} (before segments); run `rag index` to upgrade it "
+                    "(nothing is re-embedded), or rebuild with `rag index --rebuild`"
+                )
+            data["roots"] = tuple(data.get("roots", ()))
+            data["segments"] = tuple(SegmentEntry.from_dict(s) for s in data.get("segments", ()))
+            known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+            manifest = cls(**known)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise IndexCorruptError(f"{where}: unreadable manifest ({exc}); {REBUILD_HINT}") from exc
+        if manifest.format not in READABLE_FORMATS:
+            raise IndexMismatchError(
+                f"{where}: index format {manifest.format}, this version reads {FORMAT_VERSION}; {REBUILD_HINT}"
+            )
+        return manifest
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
