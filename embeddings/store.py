@@ -94,6 +94,7 @@ class EmbeddedView:
         self._deleted = {e.name: np.asarray(sorted(e.deleted), dtype=np.int64) for e in manifest.segments if e.deleted}
         self._stats = lexical.Stats.of([s.postings for s in self.segments])
         self._idf: dict[str, float | None] = {}
+        self._dead: dict[str, np.ndarray] = {}
         self._idf_lock = threading.Lock()
 
     @property
@@ -219,17 +220,27 @@ class EmbeddedView:
         found: list[tuple[int, float]] = []
         for seg in self.segments:
             scores = lexical.score(seg.postings, self._stats, query_terms)
-            mask = np.zeros(len(seg), bool)
-            deleted = self._deleted.get(seg.name)
-            if deleted is not None:
-                mask |= np.isin(seg.ids, deleted)
+            dead = self._dead_rows(seg)
+            if dead is not None:
+                scores[dead] = 0
             if allowed is not None:
-                mask |= ~np.isin(seg.ids, allowed)
-            scores[mask] = 0
+                scores[~np.isin(seg.ids, allowed)] = 0
             positions = lexical.top(scores, k)
             found.extend(zip(seg.ids[positions].tolist(), scores[positions].tolist()))
         found.sort(key=lambda p: (-p[1], p[0]))
         return found[:k]
+
+    def _dead_rows(self, seg: Segment) -> np.ndarray | None:
+        """Rows of ``seg`` deleted in this version (computed once per view and segment)."""
+        deleted = self._deleted.get(seg.name)
+        if deleted is None:
+            return None
+        rows = self._dead.get(seg.name)
+        if rows is None:
+            rows = np.flatnonzero(np.isin(seg.ids, deleted))
+            with self._idf_lock:
+                self._dead[seg.name] = rows
+        return rows
 
     def idf(self, term: str) -> float | None:
         try:

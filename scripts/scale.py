@@ -88,7 +88,8 @@ def build_corpus(out: Path, target_chunks: int) -> Path:
         page = n % len(texts)
         paras = paragraphs[page]
         turn = (n // len(texts)) % max(1, len(paras))
-        body = "\n\n".join(paras[turn:] + paras[:turn])  # another order in every copy
+        # another order in every copy, and every paragraph marked with the copy: no two chunks are equal
+        body = "\n\n".join(f"Ausgabe {n}, Abschnitt {i + 1}: {p}" for i, p in enumerate(paras[turn:] + paras[:turn]))
         text = f"title: Handbuch {n}\n\nAusgabe {n} dieses Handbuchs.\n\n{body}\n"
         sub = folder / "man" / f"{n // 1000:04d}"
         sub.mkdir(parents=True, exist_ok=True)
