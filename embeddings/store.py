@@ -379,7 +379,13 @@ class SegmentWriter:
             raise ValueError(f"{doc.source}: {len(chunks)} chunks but {len(vectors)} vectors")
         self.remove(doc.source)
         self.pending[doc.source] = (doc, list(chunks), np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1))
-        self.files[doc.source] = {**(file_info or {}), "sha256": doc.content_hash, "chunks": len(chunks)}
+        self.files[doc.source] = {
+            **(file_info or {}),
+            "sha256": doc.content_hash,
+            "chunks": len(chunks),
+            "title": doc.title,  # what a list of the documents shows, without reading any of them
+            "date": doc.date.isoformat() if doc.date else "",
+        }
         self.changed = True
 
     def count(self) -> int:

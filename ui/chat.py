@@ -32,7 +32,7 @@ from typing import Any
 
 import gradio as gr
 
-from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths, read_manifest
+from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths
 from embeddings.corpus_folder import CorpusFolder, safe_filename
 from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, read_bytes
 from rag import Answer, Engine, QuestionError
@@ -185,14 +185,16 @@ class ChatApp:
 
     def documents(self) -> list[list]:
         """Rows of the documents panel: file, title, date, passages."""
-        if read_manifest(self.index_dir) is None:
+        if self.engine.store.manifest() is None:
             return []
         snapshot = self.engine.loaded().snapshot
-        files = snapshot.manifest.files
-        return [
-            [source, doc.title, doc.date.isoformat() if doc.date else "", files.get(source, {}).get("chunks", 0)]
-            for source, doc in sorted(snapshot.documents.items())
-        ]
+        rows = []
+        for source, entry in sorted(snapshot.manifest.files.items()):
+            if "title" not in entry:  # written before titles were kept in the manifest: read the document
+                doc = snapshot.documents[source]
+                entry = {**entry, "title": doc.title, "date": doc.date.isoformat() if doc.date else ""}
+            rows.append([source, entry["title"], entry.get("date") or "", entry.get("chunks", 0)])
+        return rows
 
     def upload(
         self, files: Sequence[str] | None, progress: PageProgress | None = None, *, replace: bool = False
