@@ -9,9 +9,11 @@ A segment folder holds the chunks of some documents::
                     BM25 postings (see embeddings.lexical), memory-mapped by readers
     words.txt       the accent-folded words of its documents, names.json their names
 
-Readers check every file against the SHA-256 the manifest recorded before parsing it,
-then read document text and chunk rows from SQLite on demand (a small cache per
-segment), never the whole corpus. A row of the wrong shape is reported as damage.
+Readers check each file against the digest the manifest recorded right before they
+first parse it (a writer that only needs the document list never reads the vectors),
+memory-map the vectors and postings, and read document text and chunk rows from SQLite
+on demand (a small cache per segment), never the whole corpus. A row of the wrong
+shape is reported as damage.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .entities import document_names
 from .faiss_index import FLAT_LIMIT, _faiss, build_faiss_index
 from .lexical import FILES as POSTING_FILES
 from .lexical import Postings
-from .manifest import REBUILD_HINT, IndexCorruptError, SegmentEntry, file_sha256
+from .manifest import REBUILD_HINT, IndexCorruptError, SegmentEntry, file_digest
 from .store_api import ChunkRow
 from .types import Document
 
@@ -65,16 +67,16 @@ def write_segment(
     Postings.build(terms(texts[r.source][r.start : r.end]) for r in rows).write(folder)
     vocabulary = sorted({fold(w) for d in documents for w in words(d.text)} - {""})
     (folder / "words.txt").write_text("\n".join(vocabulary), encoding="utf-8")
-    names = [list(document_names(d)) for d in documents]
-    (folder / "names.json").write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
+    names = sorted({n for d in documents for n in document_names(d)})  # the lookup needs each name once
+    (folder / "names.json").write_text(json.dumps([names], ensure_ascii=False), encoding="utf-8")
     checksums = dict(zip(FILES, _hash_all([folder / f for f in FILES])))
     return SegmentEntry(folder.name, len(rows), checksums)
 
 
 def _hash_all(paths: Sequence[Path]) -> list[str]:
-    """SHA-256 of each file, two at a time (hashlib releases the GIL on large blocks)."""
+    """The digest of each file, two at a time (the hash releases the GIL on large blocks)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(file_sha256, paths))
+        return list(pool.map(file_digest, paths))
 
 
 def _write_sqlite(path: Path, documents: Sequence[Document], rows: Sequence[ChunkRow]) -> None:
@@ -118,50 +120,106 @@ class Segment:
         self.folder = folder
         self.entry = entry
         self.name = entry.name
+        self.dim = dim
         if set(entry.checksums) != set(FILES):
             raise IndexCorruptError(f"{folder}: the manifest lists other files than a segment has; {REBUILD_HINT}")
-        paths = [folder / f for f in FILES]
-        for path in paths:
-            if not path.is_file():
-                raise FileNotFoundError(path)
-        for path, digest in zip(paths, _hash_all(paths)):
-            if digest != entry.checksums[path.name]:
-                raise IndexCorruptError(f"{path} is damaged (its checksum does not match the manifest); {REBUILD_HINT}")
-        try:
-            self.index = _faiss().read_index(str(folder / "vectors.faiss"))
-        except RuntimeError as exc:
-            raise IndexCorruptError(
-                f"{folder / 'vectors.faiss'} is damaged ({str(exc).splitlines()[0]}); {REBUILD_HINT}"
-            ) from exc
-        try:
-            self.ids = np.load(folder / "ids.npy", allow_pickle=False)
-            self.postings = Postings.read(folder)
-        except (ValueError, OSError) as exc:
-            raise IndexCorruptError(f"{folder}: damaged arrays ({exc}); {REBUILD_HINT}") from exc
-        problems = []
-        if self.index.d != dim:
-            problems.append(f"vectors have dimension {self.index.d}, manifest says {dim}")
-        if not self.index.ntotal == len(self.ids) == self.postings.n == entry.count:
-            problems.append(
-                f"{self.index.ntotal} vectors, {len(self.ids)} ids, {self.postings.n} BM25 rows "
-                f"for {entry.count} chunks"
-            )
-        if self.ids.dtype != np.int64 or (len(self.ids) > 1 and not (np.diff(self.ids) > 0).all()):
-            problems.append("chunk ids are not ascending integers")
-        if problems:
-            raise IndexCorruptError(f"{folder}: {'; '.join(problems)}; {REBUILD_HINT}")
-        db = folder / "chunks.sqlite"
-        self._db_path = db
-        self._con = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        self._lock = threading.Lock()
+        for f in FILES:
+            if not (folder / f).is_file():
+                raise FileNotFoundError(folder / f)
+        self._db_path = folder / "chunks.sqlite"
+        self._lock = threading.Lock()  # the SQLite connection and the document cache
+        self._load_lock = threading.Lock()  # loading a part of the segment on first use
+        self._loaded: dict[str, object] = {}
         self._documents: OrderedDict[str, Document] = OrderedDict()
-        # Read now: a writer may remove the folder of a segment no live version lists while an old
-        # view still uses it (open files stay readable; files not yet opened would be gone).
-        self._words = self._read_words()
-        self._names = self._read_names()
+
+    def _verified(self, *names: str) -> None:
+        """Check files against the manifest before they are parsed (each once per process)."""
+        todo = [n for n in names if ("ok", n) not in self._loaded]
+        paths = [self.folder / n for n in todo]
+        for path, digest in zip(paths, _hash_all(paths)):
+            if digest != self.entry.checksums[path.name]:
+                raise IndexCorruptError(f"{path} is damaged (its checksum does not match the manifest); {REBUILD_HINT}")
+            self._loaded["ok", path.name] = True
+
+    def _part(self, key: str, load):
+        value = self._loaded.get(key)
+        if value is None:
+            with self._load_lock:
+                value = self._loaded.get(key)
+                if value is None:
+                    value = self._loaded[key] = load()
+        return value
+
+    def load(self) -> Segment:
+        """Verify and load every part now (a reader about to answer needs them all)."""
+        self._verified(*FILES)
+        _ = self.index, self.postings, self.words(), self.names(), self._con
+        return self
+
+    @property
+    def ids(self) -> np.ndarray:
+        def load():
+            self._verified("ids.npy")
+            try:
+                ids = np.load(self.folder / "ids.npy", allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise IndexCorruptError(f"{self.folder / 'ids.npy'} is damaged ({exc}); {REBUILD_HINT}") from exc
+            if ids.dtype != np.int64 or len(ids) != self.entry.count or (len(ids) > 1 and not (np.diff(ids) > 0).all()):
+                raise IndexCorruptError(
+                    f"{self.folder}: chunk ids are not {self.entry.count} ascending integers; {REBUILD_HINT}"
+                )
+            return ids
+
+        return self._part("ids", load)
+
+    @property
+    def index(self):
+        def load():
+            self._verified("vectors.faiss")
+            path = str(self.folder / "vectors.faiss")
+            faiss = _faiss()
+            try:
+                try:  # IVF lists memory-mapped: opening a million vectors reads nothing yet
+                    index = faiss.read_index(path, faiss.IO_FLAG_MMAP)
+                except RuntimeError:
+                    index = faiss.read_index(path)
+            except RuntimeError as exc:
+                raise IndexCorruptError(f"{path} is damaged ({str(exc).splitlines()[0]}); {REBUILD_HINT}") from exc
+            if index.d != self.dim or index.ntotal != self.entry.count:
+                raise IndexCorruptError(
+                    f"{path}: {index.ntotal} vectors of dimension {index.d}, the manifest says "
+                    f"{self.entry.count} of {self.dim}; {REBUILD_HINT}"
+                )
+            return index
+
+        return self._part("index", load)
+
+    @property
+    def postings(self) -> Postings:
+        def load():
+            self._verified(*POSTING_FILES)
+            try:
+                postings = Postings.read(self.folder)
+            except (ValueError, OSError) as exc:
+                raise IndexCorruptError(f"{self.folder}: damaged BM25 postings ({exc}); {REBUILD_HINT}") from exc
+            if postings.n != self.entry.count:
+                raise IndexCorruptError(
+                    f"{self.folder}: {postings.n} BM25 rows for {self.entry.count} chunks; {REBUILD_HINT}"
+                )
+            return postings
+
+        return self._part("postings", load)
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        def load():
+            self._verified("chunks.sqlite")
+            return sqlite3.connect(f"file:{self._db_path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+
+        return self._part("con", load)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.entry.count
 
     def holds(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` are in this segment (deleted or not)."""
@@ -231,16 +289,18 @@ class Segment:
             raise KeyError(f"{self.folder}: no vector for some of the ids ({str(exc).splitlines()[0]})") from exc
 
     def words(self) -> tuple[str, ...]:
-        return self._words
+        return self._part("words", self._read_words)
 
     def names(self) -> tuple[tuple[str, ...], ...]:
-        return self._names
+        return self._part("names", self._read_names)
 
     def _read_words(self) -> tuple[str, ...]:
+        self._verified("words.txt")
         text = (self.folder / "words.txt").read_text(encoding="utf-8")
         return tuple(text.split("\n")) if text else ()
 
     def _read_names(self) -> tuple[tuple[str, ...], ...]:
+        self._verified("names.json")
         try:
             data = json.loads((self.folder / "names.json").read_text(encoding="utf-8"))
             return tuple(tuple(str(n) for n in group) for group in data)
@@ -252,8 +312,10 @@ class Segment:
             yield _chunk_row(*r, where=self._db_path)
 
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        con = self._loaded.pop("con", None)
+        if con is not None:
+            with self._lock:
+                con.close()
 
 
 def _document_row(source, title, date, origin, chash, text, meta, *, where: Path) -> Document:

@@ -47,6 +47,7 @@ from .manifest import (
     Manifest,
     SegmentEntry,
     StoreError,
+    file_digest,  # noqa: F401  (re-exported)
     file_sha256,  # noqa: F401  (re-exported)
 )
 from .segments import Segment, check_chunk, write_segment
@@ -278,21 +279,25 @@ class EmbeddedStore:
             return None
         return read_manifest(self.index_dir)
 
-    def view(self) -> EmbeddedView:
-        """The live generation. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError."""
+    def view(self, *, eager: bool = True) -> EmbeddedView:
+        """The live generation. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError.
+
+        ``eager`` verifies and loads every file of every segment now (what a reader answering
+        questions needs); a writer opens lazily and reads only what it touches.
+        """
         for _attempt in range(5):
             name = current_generation(self.index_dir)
             if name is None:
                 raise IndexNotFoundError(f"no index in {self.index_dir}; build one with `rag index PATH`")
             try:
-                return self._open(self.index_dir / name)
+                return self._open(self.index_dir / name, eager=eager)
             except FileNotFoundError:
                 # A writer may have replaced and collected this generation between our two reads.
                 if current_generation(self.index_dir) == name:
                     raise IndexCorruptError(f"{self.index_dir / name} is incomplete; {REBUILD_HINT}") from None
         raise IndexCorruptError(f"{self.index_dir} keeps changing under the reader; try again")
 
-    def _open(self, gen: Path) -> EmbeddedView:
+    def _open(self, gen: Path, *, eager: bool) -> EmbeddedView:
         path = gen / "manifest.json"
         manifest = Manifest.from_json(path.read_text(encoding="utf-8"), path)
         with self._lock:
@@ -301,7 +306,8 @@ class EmbeddedStore:
                 seg = self._segments.get(entry.name)
                 if seg is None or seg.entry.checksums != entry.checksums:
                     seg = Segment(self.index_dir / entry.name, entry, manifest.dim)
-                segments.append(seg)
+                # Loaded now: once a writer collects a segment's folder, files not yet opened are gone.
+                segments.append(seg.load() if eager else seg)
             self._segments = {s.name: s for s in segments}  # older views keep their own references
         listed = {e.name for e in manifest.segments}
         for source, entry in manifest.files.items():
@@ -318,7 +324,7 @@ class EmbeddedStore:
             if old is not None:
                 reuse = LegacyVectors(old)  # upgrade: every file written anew, vectors taken from here
             elif not rebuild and current_generation(self.index_dir) is not None:
-                base = self.view()
+                base = self.view(eager=False)
             writer = SegmentWriter(self, base, manifest)
             writer.reuse = reuse or base
             yield writer

@@ -274,7 +274,7 @@ def _tamper(index_dir: Path, sql: str) -> None:
     """Change the live segment's SQLite file and recompute its checksum in the manifest, as an attacker could."""
     import json
 
-    from embeddings.store import current_generation, file_sha256
+    from embeddings.store import current_generation, file_digest
 
     gen = index_dir / current_generation(index_dir)
     manifest = json.loads((gen / "manifest.json").read_text())
@@ -284,7 +284,7 @@ def _tamper(index_dir: Path, sql: str) -> None:
     con.execute(sql)
     con.commit()
     con.close()
-    segment["checksums"]["chunks.sqlite"] = file_sha256(db)
+    segment["checksums"]["chunks.sqlite"] = file_digest(db)
     (gen / "manifest.json").write_text(json.dumps(manifest))
 
 
