@@ -37,6 +37,7 @@ from .text import (
     compound_match,
     detect_language,
     fold,
+    role_parts,
     similar_words,
     stem,
     transliterate,
@@ -282,6 +283,9 @@ def _contains(index: _Words, word: str) -> bool:
     f = fold(word)
     if f in index.folded:
         return True
+    parts = role_parts(f)
+    if parts and any(p in s for p in parts for s in index.folded):
+        return True  # a role inside a German compound: "secretary" in "US-Verteidigungsminister"
     if calendar_name(f) is not None:
         return any(similar_words(f, s) for s in index.calendar)
     if any(similar_words(f, s) for s in index.by_initial.get(transliterate(f)[:1], ())):

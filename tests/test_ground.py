@@ -30,9 +30,9 @@ from rag.ground import (
     statement_topic,
 )
 from rag.questions import analyse
-from rag.select import Scored, Sentence, document_sentences, is_furniture
+from rag.select import Scored, Sentence, document_sentences, is_furniture, lexical_overlap
 from rag.temporal import resolve
-from rag.text import detect_language
+from rag.text import detect_language, similar_words
 
 from .conftest import DEV_SET, ROOT
 
@@ -237,6 +237,18 @@ def test_page_furniture_and_captions_are_not_quoted():
 
 
 # ----------------------------------------------------------------------------- the real model
+
+
+def test_words_of_origin_and_roles_match_across_languages():
+    """ "Ukrainian" is "ukrainischen" and "Ukrainer"; a "defence secretary" is a "Verteidigungsminister"."""
+    assert similar_words("Ukrainian", "ukrainischen") and similar_words("Ukrainians", "Ukrainer")
+    assert similar_words("Canadian", "kanadische") and similar_words("Syrian", "Syrien")
+    assert not similar_words("Persian", "Person") and not similar_words("Asian", "Asphalt")
+    question = analyse("Which Canadian defence secretary visited the harbour?")
+    idf = lambda term: 1.0  # noqa: E731
+    role = lexical_overlap(question, "Die kanadische Verteidigungsministerin Ruth Ames besuchte den Hafen.", idf)
+    other = lexical_overlap(question, "Der Sekretär des Hafenamtes besuchte den Hafen.", idf)
+    assert role > other
 
 
 @pytest.fixture(scope="module")
