@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import ChunkingConfig, Snapshot, split_sentences
-from embeddings.bylines import is_attribution
+from embeddings.bylines import credits_article, is_attribution
 from embeddings.memo import text_memo
 
 from .config import ScoringConfig
@@ -71,6 +71,14 @@ CAUSE = re.compile(
 _MEDIUM = re.compile(
     r"\b(laut|zufolge|berichtete[n]?|meldete[n]?|gemeldet|berichtet|according to|reported|told|wrote|schrieb)\b"
     r"|(agentur|zeitung|magazin|sender|portal|times|post|news|journal|agency|newspaper|focus|tribune|herald)\b",
+    re.I,
+)
+
+
+# A question about the article itself ("the report on …", "dem Bericht über …"), not someone's own ("his article").
+THIS_ARTICLE = re.compile(
+    r"\b(the|this|that|these|der|die|das|dem|den|des|diese[mnrs]?)\s+(reports?|articles?|story|stories|piece"
+    r"|berichte?[ns]?|artikels?|beitrags?|beiträgen?|meldung(en)?)\b",
     re.I,
 )
 
@@ -371,7 +379,11 @@ def rank(
     pre = [features(s) for s in sents]
     # Shortlist cheaply before embedding: passage relevance plus the lexical and type signals.
     pre.sort(key=lambda t: -(c.w_passage * t[3] + 0.3 * t[1] + 0.1 * t[2]))
-    scored = score(pre[: c.shortlist])
+    about_article = question.kind == "source" and THIS_ARTICLE.search(question.text) is not None
+    credits = [t for t in pre if about_article and credits_article(t[0].text)]
+    scored = score(pre[: c.shortlist] + [t for t in credits if t not in pre[: c.shortlist]])
+    if credits:
+        scored = _credit_articles(scored, c, kind_weight)
     scored.sort(key=lambda x: -x.score)
     # The answer may continue in the next sentence (a quote after its speaker is named): score those too.
     have = {(x.sentence.source, x.sentence.start) for x in scored}
@@ -379,6 +391,24 @@ def rank(
     scored.extend(score([features(n) for n in extra]))
     scored.sort(key=lambda x: -x.score)
     return scored
+
+
+def _credit_articles(scored: list[Scored], c: ScoringConfig, kind_weight: float) -> list[Scored]:
+    """A byline credits the whole article ("Jana Kroll (Laut ERR, Baltic Courier)"): for "which sources…"
+    it is as relevant as the article's best sentence, whose dense, lexical and passage signals it takes."""
+    best: dict[str, Scored] = {}
+    for x in scored:
+        other = best.get(x.sentence.source)
+        if not credits_article(x.sentence.text) and (other is None or x.score > other.score):
+            best[x.sentence.source] = x
+    out = []
+    for x in scored:
+        b = best.get(x.sentence.source)
+        if b is not None and credits_article(x.sentence.text):
+            total = c.w_dense * b.dense + c.w_lexical * b.lexical + kind_weight * x.kind + c.w_passage * b.passage
+            x = Scored(x.sentence, total, b.dense, b.lexical, x.kind, b.passage)  # outlets are often foreign names
+        out.append(x)
+    return out
 
 
 def contributions(s: Scored, question: Question, config: ScoringConfig = DEFAULT) -> dict[str, float]:

@@ -56,6 +56,7 @@ STORM = """Sturm über der Ostsee
 Der Sturm „Helga“ hat am Freitag an der Küste von Riga mehr als 40 Bäume entwurzelt.
 Die Feuerwehr meldete zwei verletzte Fischer, die Straße nach Jūrmala war sechs Stunden gesperrt.
 Bürgermeisterin Ilze Ozola erklärte, der Schaden liege bei rund zwei Millionen Euro.
+Jana Kroll (Laut LETA, Baltic Courier)
 """
 FORUM = """Ostsee-Forum in Helsinki
 
@@ -295,6 +296,13 @@ def test_invented_articles_are_answered(invented_engine, question, pattern):
     answer = invented_engine.ask(question)
     assert not answer.abstained, answer.text
     assert re.search(pattern, answer.text), answer.text
+
+
+@pytest.mark.slow
+def test_the_sources_of_the_report_are_its_byline(invented_engine):
+    """The byline credits the whole article: it answers for the report, though it shares no word with the question."""
+    answer = invented_engine.ask("Which news sources are named for the report on storm Helga?")
+    assert not answer.abstained and "LETA" in answer.text, answer.text
 
 
 @pytest.mark.slow
