@@ -29,6 +29,7 @@ from embeddings.memo import text_memo
 
 from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
+from .lexicon import EMPTY, Lexicon, load
 from .questions import HOW_LONG, Question
 from .temporal import resolve
 from .text import (
@@ -232,12 +233,20 @@ def _content_words(question: Question) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in words(question.text) if stem(w.casefold()) in question.terms))
 
 
-def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) -> float:
+def lexical_overlap(
+    question: Question,
+    text: str,
+    idf: Callable[[str], float],
+    lexicon: Lexicon = EMPTY,
+    translated: float = DEFAULT.w_translated,
+) -> float:
     """IDF-weighted share of the question's content words that the sentence contains (fuzzy).
 
     A question word is compared only with the sentence's words that begin with the same sound
     (transliterated initial), where fuzzy matches live, and with the words that share its last
-    letters (compounds): the cost grows with the words, not with their product.
+    letters (compounds): the cost grows with the words, not with their product. An English word
+    that is not there may be there in translation (``lexicon``: "trip" in "Reise", "supply" in
+    "Versorgungsleitungen"); it then counts ``translated`` of its weight.
     """
     q_words = _content_words(question)
     if not q_words:
@@ -249,7 +258,36 @@ def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) 
         total += weight
         if _contains(index, w):
             matched += weight
+        elif question.language == "en" and len(lexicon) and not _word_parts(text).isdisjoint(_german(lexicon, w)):
+            matched += translated * weight
     return matched / total if total else 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _german(lexicon: Lexicon, word: str) -> frozenset[str]:
+    """The German words to look for: the translations, and the parts of hyphenated ones ("U-Boot": "boot")."""
+    out = set()
+    for t in lexicon.translations(word):
+        out.update([t] if "-" not in t else [p for p in t.split("-") if len(p) >= 4])
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_parts(text: str) -> frozenset[str]:
+    """The sentence's words with their inflections cut off, and the parts of its compounds: what a
+    dictionary's base form can be ("Reisen": "reise"; "Militärübungen": "militar", "ubung").
+
+    >>> sorted(p for p in _word_parts("Versorgungsleitungen") if p in ("versorgung", "leitung", "sleitung"))
+    ['leitung', 'sleitung', 'versorgung']
+    """
+    out = set()
+    for w in {fold(w) for w in words(text)}:
+        out.add(w)
+        out.update(w[:-k] for k in (1, 2, 3) if len(w) - k >= 4)  # Reisen, Übungen: the base form
+        if len(w) >= 8:  # a compound: its first parts (the modifier) and its last (the head)
+            out.update(w[:j] for j in range(4, len(w) - 3))
+            out.update(w[i : len(w) - k] for i in range(3, len(w) - 3) for k in (0, 1, 2, 3) if len(w) - k - i >= 4)
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -316,6 +354,7 @@ def rank(
     embed: Callable[[list[str]], np.ndarray],
     idf: Callable[[str], float],
     config: ScoringConfig = DEFAULT,
+    lexicon: Lexicon | None = None,
 ) -> list[Scored]:
     """Candidate sentences, best first.
 
@@ -326,8 +365,10 @@ def rank(
     Args:
         embed: embeds texts as documents (normalised rows).
         idf: inverse document frequency of a stem (high for words the index has never seen).
+        lexicon: German translations of English words (default: the system dictionary, :func:`rag.lexicon.load`).
     """
     c = config
+    lexicon = load() if lexicon is None else lexicon
     sents = candidates(hits, snapshot, c.min_words, bylines=question.kind == "source")
     if not sents:
         return []
@@ -340,14 +381,17 @@ def rank(
     def own(s: Sentence) -> tuple[float, float]:
         doc = snapshot.documents[s.source]
         how_long = bool(HOW_LONG.match(question.text))
-        return lexical_overlap(question, s.text, idf), kind_match(question.kind, s.text, doc.date, asked, c, how_long)
+        lex = lexical_overlap(question, s.text, idf, lexicon, c.w_translated)
+        return lex, kind_match(question.kind, s.text, doc.date, asked, c, how_long)
 
     def features(s: Sentence) -> tuple[Sentence, float, float, float]:
         doc = snapshot.documents[s.source]
         # Words of the neighbouring sentences count a little: "..., sagte Putin." after a quote.
         around = doc.text[max(0, s.start - c.around_chars) : s.end + c.around_chars]
         lex, kind = own(s)
-        lex = (1 - c.around_lexical) * lex + c.around_lexical * lexical_overlap(question, around, idf)
+        lex = (1 - c.around_lexical) * lex + c.around_lexical * lexical_overlap(
+            question, around, idf, lexicon, c.w_translated
+        )
         for n in neighbours(s, snapshot, c.window):
             n_lex, n_kind = own(n)
             lex = max(lex, (1 - c.window_weight) * lex + c.window_weight * n_lex)

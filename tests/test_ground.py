@@ -29,6 +29,7 @@ from rag.ground import (
     same_name,
     statement_topic,
 )
+from rag.lexicon import Lexicon, load
 from rag.questions import analyse
 from rag.select import Scored, Sentence, document_sentences, is_furniture, lexical_overlap
 from rag.temporal import resolve
@@ -250,6 +251,36 @@ def test_words_of_origin_and_roles_match_across_languages():
     role = lexical_overlap(question, "Die kanadische Verteidigungsministerin Ruth Ames besuchte den Hafen.", idf)
     other = lexical_overlap(question, "Der Sekretär des Hafenamtes besuchte den Hafen.", idf)
     assert role > other
+
+
+# Invented lines in the dictionary's format (German senses :: English senses, group by group).
+DICTIONARY = [
+    "# a comment line",
+    "Werft {f} | Werften {pl} :: shipyard; dockyard | shipyards; dockyards",
+    "Versorgung {f} [econ.] :: supply",
+    "Übung {f} | Übungen {pl} :: exercise; drill | exercises; drills",
+    "Fähre {f} | Fähren {pl} :: ferry",  # groups that do not pair up say nothing
+]
+
+
+def test_english_words_are_found_in_translation():
+    """ "shipyard" is in "Werft", "supply" and "drills" in "Versorgungsübungen", at the weight of a translation."""
+    lexicon = Lexicon.parse(DICTIONARY)
+    assert sorted(lexicon.translations("drills")) == ["ubung", "ubungen"] and not lexicon.translations("ferries")
+    idf = lambda term: 1.0  # noqa: E731
+    question = analyse("Which shipyard did Lind visit on Wednesday?")
+    sentence = "Am Mittwoch besuchte er dann die Werft in Paldiski."
+    plain, translated = lexical_overlap(question, sentence, idf), lexical_overlap(question, sentence, idf, lexicon)
+    assert translated == pytest.approx(plain + 0.5 / 4)  # shipyard, Lind, visit, Wednesday: half of one word
+    drills = analyse("Where did the coast guard hold supply drills?")
+    compound = "Die Küstenwache hielt vor Riga Versorgungsübungen ab."
+    assert lexical_overlap(drills, compound, idf, lexicon) > lexical_overlap(drills, compound, idf)
+    german = analyse("Welche Werft besuchte Lind am Mittwoch?")  # a German question is not translated
+    assert lexical_overlap(german, sentence, idf, lexicon) == lexical_overlap(german, sentence, idf)
+
+
+def test_a_missing_dictionary_translates_nothing(tmp_path):
+    assert len(load(tmp_path / "no-dictionary")) == 0
 
 
 @pytest.fixture(scope="module")
