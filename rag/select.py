@@ -78,8 +78,8 @@ _MEDIUM = re.compile(
 
 # A question about the article itself ("the report on …", "dem Bericht über …"), not someone's own ("his article").
 THIS_ARTICLE = re.compile(
-    r"\b(the|this|that|these|der|die|das|dem|den|des|diese[mnrs]?)\s+(reports?|articles?|story|stories|piece"
-    r"|berichte?[ns]?|artikels?|beitrags?|beiträgen?|meldung(en)?)\b",
+    r"\b(the|this|that|der|die|das|dem|den|des|diese[mnrs]?)\s+(report|article|story|piece|bericht|berichte?s"
+    r"|artikels?|beitrag|beitrage?s|meldung)\b",
     re.I,
 )
 
@@ -365,10 +365,12 @@ def rank(
     Args:
         embed: embeds texts as documents (normalised rows).
         idf: inverse document frequency of a stem (high for words the index has never seen).
-        lexicon: German translations of English words (default: the system dictionary, :func:`rag.lexicon.load`).
+        lexicon: German translations of English words (default: the system dictionary, :func:`rag.lexicon.load`,
+            for English questions).
     """
     c = config
-    lexicon = load() if lexicon is None else lexicon
+    if lexicon is None:  # read on the first English question: German ones need no translation
+        lexicon = load() if question.language == "en" else EMPTY
     sents = candidates(hits, snapshot, c.min_words, bylines=question.kind == "source")
     if not sents:
         return []
