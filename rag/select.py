@@ -4,10 +4,14 @@ Each sentence of the top passages is scored on four signals:
 
 * ``dense``: cosine of question and sentence embeddings (works across languages);
 * ``lexical``: the IDF-weighted share of the question's words found in the
-  sentence, with German stemming and spelling variants of names;
+  sentence, with German stemming, spelling variants of names, words of origin and
+  role words across the languages, and (English questions) dictionary translations;
 * ``kind``: whether the sentence holds what the question type needs (a date
   for *when*, a named person for *who*, a place for *where*, a number for *how many*);
 * ``passage``: how well its passage as a whole matched the question.
+
+For "which sources … the report on X" a byline ("Jana Kroll (Laut ERR, Baltic Courier)") stands for
+its whole article and takes the signals of the article's best sentence.
 
 The weights were set on the development questions and kept round on purpose.
 """
