@@ -63,3 +63,17 @@ def is_attribution(line: str) -> bool:
     return len(line.split()) <= MAX_WORDS and any(
         p.match(line) for p in (_CREDIT, _TRANSLATION, _EMBED_CREDIT, _SOURCE_LINE)
     )
+
+
+def credits_article(line: str) -> bool:
+    """Whether a line names the outlets of the whole article (a byline, a translation or source line),
+    not of one embedded quote (a post's credit) nor only a web address.
+
+    >>> credits_article("Jana Kroll (Laut ERR, Baltic Courier)"), credits_article("Quelle: https://example.org/a")
+    (True, False)
+    >>> credits_article("— Harbour Daily (@harbourdaily) March 5, 2024")
+    False
+    """
+    if len(line.split()) > MAX_WORDS or _EMBED_CREDIT.match(line):
+        return False
+    return bool(attribution(line).get("outlets"))

@@ -24,6 +24,7 @@ class ScoringConfig:
     # --- sentence scoring: score = dense + lexical + kind + passage - foreign
     w_dense: float = 1.0  # cosine of question and sentence: works across languages
     w_lexical: float = 0.15  # IDF-weighted share of the question's words in the sentence
+    w_translated: float = 0.5  # a word found only in translation counts half: a dictionary lists every sense
     w_kind: float = 0.04  # the sentence holds what the question type asks for (a speech verb, a number ...)
     w_kind_strong: float = 0.08  # a *when* answer must carry a date, a *why* answer a reason: stronger signs
     w_passage: float = 0.2  # how well the sentence's passage and article matched as a whole

@@ -4,10 +4,14 @@ Each sentence of the top passages is scored on four signals:
 
 * ``dense``: cosine of question and sentence embeddings (works across languages);
 * ``lexical``: the IDF-weighted share of the question's words found in the
-  sentence, with German stemming and spelling variants of names;
+  sentence, with German stemming, spelling variants of names, words of origin and
+  role words across the languages, and (English questions) dictionary translations;
 * ``kind``: whether the sentence holds what the question type needs (a date
   for *when*, a named person for *who*, a place for *where*, a number for *how many*);
 * ``passage``: how well its passage as a whole matched the question.
+
+For "which sources … the report on X" a byline ("Jana Kroll (Laut ERR, Baltic Courier)") stands for
+its whole article and takes the signals of the article's best sentence.
 
 The weights were set on the development questions and kept round on purpose.
 """
@@ -24,11 +28,12 @@ import numpy as np
 
 from embeddings import ChunkingConfig, split_sentences
 from embeddings import StoreView as Snapshot
-from embeddings.bylines import is_attribution
+from embeddings.bylines import credits_article, is_attribution
 from embeddings.memo import text_memo
 
 from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
+from .lexicon import EMPTY, Lexicon, load
 from .questions import HOW_LONG, Question
 from .temporal import resolve
 from .text import (
@@ -37,6 +42,7 @@ from .text import (
     compound_match,
     detect_language,
     fold,
+    role_parts,
     similar_words,
     stem,
     transliterate,
@@ -70,6 +76,14 @@ CAUSE = re.compile(
 _MEDIUM = re.compile(
     r"\b(laut|zufolge|berichtete[n]?|meldete[n]?|gemeldet|berichtet|according to|reported|told|wrote|schrieb)\b"
     r"|(agentur|zeitung|magazin|sender|portal|times|post|news|journal|agency|newspaper|focus|tribune|herald)\b",
+    re.I,
+)
+
+
+# A question about the article itself ("the report on …", "dem Bericht über …"), not someone's own ("his article").
+THIS_ARTICLE = re.compile(
+    r"\b(the|this|that|der|die|das|dem|den|des|diese[mnrs]?)\s+(report|article|story|piece|bericht|berichte?s"
+    r"|artikels?|beitrag|beitrage?s|meldung)\b",
     re.I,
 )
 
@@ -223,12 +237,20 @@ def _content_words(question: Question) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in words(question.text) if stem(w.casefold()) in question.terms))
 
 
-def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) -> float:
+def lexical_overlap(
+    question: Question,
+    text: str,
+    idf: Callable[[str], float],
+    lexicon: Lexicon = EMPTY,
+    translated: float = DEFAULT.w_translated,
+) -> float:
     """IDF-weighted share of the question's content words that the sentence contains (fuzzy).
 
     A question word is compared only with the sentence's words that begin with the same sound
     (transliterated initial), where fuzzy matches live, and with the words that share its last
-    letters (compounds): the cost grows with the words, not with their product.
+    letters (compounds): the cost grows with the words, not with their product. An English word
+    that is not there may be there in translation (``lexicon``: "trip" in "Reise", "supply" in
+    "Versorgungsleitungen"); it then counts ``translated`` of its weight.
     """
     q_words = _content_words(question)
     if not q_words:
@@ -240,7 +262,36 @@ def lexical_overlap(question: Question, text: str, idf: Callable[[str], float]) 
         total += weight
         if _contains(index, w):
             matched += weight
+        elif question.language == "en" and len(lexicon) and not _word_parts(text).isdisjoint(_german(lexicon, w)):
+            matched += translated * weight
     return matched / total if total else 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _german(lexicon: Lexicon, word: str) -> frozenset[str]:
+    """The German words to look for: the translations, and the parts of hyphenated ones ("U-Boot": "boot")."""
+    out = set()
+    for t in lexicon.translations(word):
+        out.update([t] if "-" not in t else [p for p in t.split("-") if len(p) >= 4])
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_parts(text: str) -> frozenset[str]:
+    """The sentence's words with their inflections cut off, and the parts of its compounds: what a
+    dictionary's base form can be ("Reisen": "reise"; "Militärübungen": "militar", "ubung").
+
+    >>> sorted(p for p in _word_parts("Versorgungsleitungen") if p in ("versorgung", "leitung", "sleitung"))
+    ['leitung', 'sleitung', 'versorgung']
+    """
+    out = set()
+    for w in {fold(w) for w in words(text)}:
+        out.add(w)
+        out.update(w[:-k] for k in (1, 2, 3) if len(w) - k >= 4)  # Reisen, Übungen: the base form
+        if len(w) >= 8:  # a compound: its first parts (the modifier) and its last (the head)
+            out.update(w[:j] for j in range(4, len(w) - 3))
+            out.update(w[i : len(w) - k] for i in range(3, len(w) - 3) for k in (0, 1, 2, 3) if len(w) - k - i >= 4)
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -282,6 +333,9 @@ def _contains(index: _Words, word: str) -> bool:
     f = fold(word)
     if f in index.folded:
         return True
+    parts = role_parts(f)
+    if parts and any(p in s for p in parts for s in index.folded):
+        return True  # a role inside a German compound: "secretary" in "US-Verteidigungsminister"
     if calendar_name(f) is not None:
         return any(similar_words(f, s) for s in index.calendar)
     if any(similar_words(f, s) for s in index.by_initial.get(transliterate(f)[:1], ())):
@@ -304,6 +358,7 @@ def rank(
     embed: Callable[[list[str]], np.ndarray],
     idf: Callable[[str], float],
     config: ScoringConfig = DEFAULT,
+    lexicon: Lexicon | None = None,
 ) -> list[Scored]:
     """Candidate sentences, best first.
 
@@ -314,8 +369,12 @@ def rank(
     Args:
         embed: embeds texts as documents (normalised rows).
         idf: inverse document frequency of a stem (high for words the index has never seen).
+        lexicon: German translations of English words (default: the system dictionary, :func:`rag.lexicon.load`,
+            for English questions).
     """
     c = config
+    if lexicon is None:  # read on the first English question: German ones need no translation
+        lexicon = load() if question.language == "en" else EMPTY
     sents = candidates(hits, snapshot, c.min_words, bylines=question.kind == "source")
     if not sents:
         return []
@@ -328,14 +387,17 @@ def rank(
     def own(s: Sentence) -> tuple[float, float]:
         doc = snapshot.documents[s.source]
         how_long = bool(HOW_LONG.match(question.text))
-        return lexical_overlap(question, s.text, idf), kind_match(question.kind, s.text, doc.date, asked, c, how_long)
+        lex = lexical_overlap(question, s.text, idf, lexicon, c.w_translated)
+        return lex, kind_match(question.kind, s.text, doc.date, asked, c, how_long)
 
     def features(s: Sentence) -> tuple[Sentence, float, float, float]:
         doc = snapshot.documents[s.source]
         # Words of the neighbouring sentences count a little: "..., sagte Putin." after a quote.
         around = doc.text[max(0, s.start - c.around_chars) : s.end + c.around_chars]
         lex, kind = own(s)
-        lex = (1 - c.around_lexical) * lex + c.around_lexical * lexical_overlap(question, around, idf)
+        lex = (1 - c.around_lexical) * lex + c.around_lexical * lexical_overlap(
+            question, around, idf, lexicon, c.w_translated
+        )
         for n in neighbours(s, snapshot, c.window):
             n_lex, n_kind = own(n)
             lex = max(lex, (1 - c.window_weight) * lex + c.window_weight * n_lex)
@@ -367,7 +429,11 @@ def rank(
     pre = [features(s) for s in sents]
     # Shortlist cheaply before embedding: passage relevance plus the lexical and type signals.
     pre.sort(key=lambda t: -(c.w_passage * t[3] + 0.3 * t[1] + 0.1 * t[2]))
-    scored = score(pre[: c.shortlist])
+    about_article = question.kind == "source" and THIS_ARTICLE.search(question.text) is not None
+    credits = [t for t in pre if about_article and credits_article(t[0].text)]
+    scored = score(pre[: c.shortlist] + [t for t in credits if t not in pre[: c.shortlist]])
+    if credits:
+        scored = _credit_articles(scored, c, kind_weight)
     scored.sort(key=lambda x: -x.score)
     # The answer may continue in the next sentence (a quote after its speaker is named): score those too.
     have = {(x.sentence.source, x.sentence.start) for x in scored}
@@ -375,6 +441,24 @@ def rank(
     scored.extend(score([features(n) for n in extra]))
     scored.sort(key=lambda x: -x.score)
     return scored
+
+
+def _credit_articles(scored: list[Scored], c: ScoringConfig, kind_weight: float) -> list[Scored]:
+    """A byline credits the whole article ("Jana Kroll (Laut ERR, Baltic Courier)"): for "which sources…"
+    it is as relevant as the article's best sentence, whose dense, lexical and passage signals it takes."""
+    best: dict[str, Scored] = {}
+    for x in scored:
+        other = best.get(x.sentence.source)
+        if not credits_article(x.sentence.text) and (other is None or x.score > other.score):
+            best[x.sentence.source] = x
+    out = []
+    for x in scored:
+        b = best.get(x.sentence.source)
+        if b is not None and credits_article(x.sentence.text):
+            total = c.w_dense * b.dense + c.w_lexical * b.lexical + kind_weight * x.kind + c.w_passage * b.passage
+            x = Scored(x.sentence, total, b.dense, b.lexical, x.kind, b.passage)  # outlets are often foreign names
+        out.append(x)
+    return out
 
 
 def contributions(s: Scored, question: Question, config: ScoringConfig = DEFAULT) -> dict[str, float]:

@@ -102,6 +102,10 @@ def similar_words(a: str, b: str) -> bool:
     short = min(len(ta), len(tb))
     if short >= 5 and ta[:5] == tb[:5]:
         return True
+    if _demonym_root(ta) is not None and _demonym_root(ta) in (_demonym_root(tb), _german_root(tb)):
+        return True
+    if _demonym_root(tb) is not None and _demonym_root(tb) == _german_root(ta):
+        return True
     if short >= 2 and (tb.startswith(ta) or ta.startswith(tb)) and abs(len(ta) - len(tb)) <= 2:
         return True
     return short >= 5 and _edit_ratio(ta, tb) >= 0.75
@@ -127,6 +131,47 @@ def compound_match(a: str, b: str) -> bool:
     fa, fb = fold(a), fold(b)
     shared = next((i for i, (x, y) in enumerate(zip(reversed(fa), reversed(fb))) if x != y), min(len(fa), len(fb)))
     return shared >= 6 and min(len(fa), len(fb)) >= shared + 3
+
+
+# An English word of origin is its root and -ian, the German one the root and -isch, -e, -er or -land:
+# Russian ~ russischen, Russen, Russland; Ukrainian ~ ukrainische, Ukrainer (transliterated spellings).
+_ENGLISH_DEMONYM = re.compile(r"^(\w{3,}?)(?:ian|ians|ean|eans)$")
+_GERMAN_DEMONYM = re.compile(r"^(\w{3,}?)(?:ish|ishe|ishen|isher|ishes|ishem|e|en|er|ern|erin|land|lands)$")
+
+
+def _demonym_root(transliterated: str) -> str | None:
+    m = _ENGLISH_DEMONYM.match(transliterated)
+    return m.group(1) if m else None
+
+
+def _german_root(transliterated: str) -> str | None:
+    m = _GERMAN_DEMONYM.match(transliterated)
+    return m.group(1) if m else None
+
+
+# English words of offices and roles, and the German word parts that name them inside compounds
+# ("defence secretary" ~ "Verteidigungsminister", "spokesman" ~ "Sprecher"): general language, not
+# names. The parts are accent-folded; an English word already shared by German ("minister") is left out.
+ROLE_PARTS: dict[str, tuple[str, ...]] = {
+    "defence": ("verteidigung",), "defense": ("verteidigung",), "secretary": ("minister", "sekretar"),
+    "foreign": ("aussen",), "interior": ("innen",), "finance": ("finanz",), "treasury": ("finanz",),
+    "economy": ("wirtschaft",), "justice": ("justiz",), "health": ("gesundheit",), "spokesman": ("sprecher",),
+    "spokeswoman": ("sprecher",), "spokesperson": ("sprecher",), "ambassador": ("botschafter",),
+    "chancellor": ("kanzler",), "commander": ("befehlshaber", "kommandeur", "kommandant"),
+    "deputy": ("stellvertret", "vize"), "chief": ("chef", "leiter", "oberbefehl"), "head": ("chef", "leiter"),
+    "envoy": ("gesandt", "beauftragt"), "ministry": ("ministerium",), "department": ("ministerium", "behorde"),
+    "mayor": ("burgermeister",), "governor": ("gouverneur",), "king": ("konig",), "queen": ("konigin",),
+    "pope": ("papst",), "army": ("armee", "heer"), "navy": ("marine",), "ministers": ("minister",),
+}  # fmt: skip
+
+
+def role_parts(word: str) -> tuple[str, ...]:
+    """The German word parts that say what an English role word says (see ``ROLE_PARTS``).
+
+    >>> role_parts("Defence"), role_parts("Kirby")
+    (('verteidigung',), ())
+    """
+    return ROLE_PARTS.get(fold(word), ())
 
 
 def _edit_ratio(a: str, b: str) -> float:

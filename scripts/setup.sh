@@ -22,6 +22,15 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
+# The German-English dictionary that finds an English question's words in German articles
+# (rag/lexicon.py) is Debian's trans-de-en. Answering works without it, English questions less well.
+if [ ! -f /usr/share/trans/de-en ] && command -v apt-get >/dev/null; then
+  echo "setup: installing the German-English dictionary (trans-de-en)" >&2
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo -n"; fi
+  { $sudo_cmd apt-get update -q && $sudo_cmd apt-get install -y -q trans-de-en; } >&2 \
+    || echo "setup: trans-de-en not installed; English questions are answered without a dictionary" >&2
+fi
 # The browser test drives Debian's chromium (Playwright cannot download its own browser offline).
 if [ "$extras" = "dev" ] && [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing chromium for the browser test" >&2

@@ -178,10 +178,16 @@ def _first_passage(answer) -> list[tuple[str, int, int]]:
     return [(c.source, c.start, c.end) for c in answer.citations[:1]]
 
 
+def _lead(answer) -> set[str]:
+    """The sentences of the answer's first quote: the chosen one, and the adjacent one joined with " … "
+    when it scores within ``ScoringConfig.adjacent`` (a near-tie that more articles can tip)."""
+    return {part for text, _ in QUOTE.findall(answer.text)[:1] for part in text.split(" … ")}
+
+
 @pytest.mark.slow
 def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
     """Over the dev questions every answer stays grounded, and where no planted article is cited the
-    answer leads with the same quote from the same passage as without them. (Secondary evidence may
+    answer leads with the same sentence from the same passage as without them. (Secondary evidence may
     differ: two more articles shift BM25's word statistics, and with them near-ties.)"""
     snapshot = planted_engine.loaded().snapshot
     compared = same = 0
@@ -193,7 +199,7 @@ def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
         before = engine.ask(case.question)
         compared += 1
         same += answer.text == before.text
-        assert QUOTE.findall(answer.text)[:1] == QUOTE.findall(before.text)[:1], case.id
+        assert _lead(answer) == _lead(before) or _lead(answer) & _lead(before), case.id
         assert _first_passage(answer) == _first_passage(before), case.id
     print(f"dev answers citing no planted article: {compared}, word for word the same: {same}")
     assert compared >= 20
