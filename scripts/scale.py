@@ -183,6 +183,7 @@ def chat_process(args) -> dict:
             times.append(time.perf_counter() - t)
     p50, p95 = percentiles(times)
     first_p50, first_p95 = percentiles(times[: len(questions)])
+    second_p50, second_p95 = percentiles(times[len(questions) :])
     # one changed file, written by another process while this one keeps its view
     writer = [sys.executable, str(Path(__file__).resolve()), "--update", "--index", str(args.index)]
     writer += ["--corpus", str(args.corpus), "--backend", args.backend]
@@ -206,6 +207,8 @@ def chat_process(args) -> dict:
         "ask_p95_ms": p95,
         "ask_first_round_p50_ms": first_p50,
         "ask_first_round_p95_ms": first_p95,
+        "ask_second_round_p50_ms": second_p50,
+        "ask_second_round_p95_ms": second_p95,
         "update_seconds": update["seconds"],
         "update_embedded": update["embedded"],
         "update_unchanged": update["unchanged"],
