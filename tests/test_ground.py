@@ -446,3 +446,16 @@ def test_one_passage_asked_for_still_cites_every_quote(invented_engine):
         answer = invented_engine.ask(question, k=1)
         numbers_cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
         assert numbers_cited <= {c.n for c in answer.citations}, answer
+
+
+def test_name_counts_equal_comparing_every_word_with_every_name():
+    """The bucketed count (words + names) gives what comparing all pairs gives, on the invented articles."""
+    from embeddings.entities import document_names
+    from rag.ground import _name_counts, _plain, same_name
+    from rag.text import words
+
+    for doc in DOCS.values():
+        names = document_names(doc) + ("X", "Ö")  # and one-letter names, which are compared with every word
+        brute = {n: sum(same_name(n, _plain(w)) for w in words(doc.text)) for n in names}
+        assert _name_counts(doc.text, names) == brute
+        assert any(brute.values())
