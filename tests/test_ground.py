@@ -455,7 +455,7 @@ def test_name_counts_equal_comparing_every_word_with_every_name():
     from rag.text import words
 
     for doc in DOCS.values():
-        names = document_names(doc) + ("X", "Ö")  # and one-letter names, which are compared with every word
+        names = (*document_names(doc), "X", "Ö")  # and one-letter names, which are compared with every word
         brute = {n: sum(same_name(n, _plain(w)) for w in words(doc.text)) for n in names}
         assert _name_counts(doc.text, names) == brute
         assert any(brute.values())
