@@ -92,7 +92,7 @@ def bm25_idf(n: int, df: int) -> float:
     """The BM25 IDF, as the embedded store computes it: ``log(1 + (n - df + 0.5) / (df + 0.5))``.
 
     >>> round(bm25_idf(3, 1), 4)
-    1.0986
+    0.9808
     """
     return float(np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5))))
 
