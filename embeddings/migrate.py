@@ -15,6 +15,8 @@ import numpy as np
 from .store_api import Store, StoreView
 from .types import Chunk
 
+#: What the indexer keeps per file besides its hash (so an unchanged file is not re-read).
+FILE_INFO = ("size", "mtime_ns")
 #: ``progress(done, total)`` in documents.
 Progress = Callable[[int, int], None]
 
@@ -53,7 +55,9 @@ def migrate(
         for n, source in enumerate(sources, 1):
             chunks, ids = chunks_of(view, source)
             vectors = view.vectors(ids) if ids else np.zeros((0, manifest.dim), np.float32)
-            writer.add(view.documents[source], chunks, vectors)
+            entry = manifest.files[source]
+            info = {k: entry[k] for k in FILE_INFO if k in entry}
+            writer.add(view.documents[source], chunks, vectors, file_info=info or None)
             copied += len(ids)
             if progress:
                 progress(n, len(sources))

@@ -40,6 +40,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -69,6 +70,16 @@ ALIVE = 2**62
 _DUMMY = [0.0, 1.0]  # a vector field is required in every collection; the small ones carry this
 _ID_BATCH = 1_000  # ids per `in [...]` filter or get()
 REBUILD_HINT = "rebuild it with `rag index --rebuild --store SPEC`"
+# Stores of this process per Milvus Lite file: the server of a file stops when the last one closes.
+_LITE_USERS: Counter[str] = Counter()
+_LITE_LOCK = threading.Lock()
+
+
+class _NoMvccWarning(logging.Filter):
+    """Milvus Lite has no MVCC timestamp to give, and pymilvus warns about it on every paged query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mvccTs" not in record.getMessage()
 
 
 def _client_module():
@@ -76,6 +87,9 @@ def _client_module():
         import pymilvus
     except ImportError as exc:  # pragma: no cover - the extra is missing
         raise ImportError('the Milvus store needs its extra: pip install -e ".[milvus]"') from exc
+    logger = logging.getLogger("pymilvus.client.iterator.query_iterator")
+    if not any(isinstance(f, _NoMvccWarning) for f in logger.filters):
+        logger.addFilter(_NoMvccWarning())
     return pymilvus
 
 
@@ -176,6 +190,22 @@ class MilvusStore:
         self._parts: dict[str, IndexPart] = {}
         self._thread_lock = threading.Lock()  # writers of this process; a file lock for other processes
 
+    def close(self) -> None:
+        """Close the connection; the last store of a Milvus Lite file in this process stops its server."""
+        with self._client_lock:
+            if self._client is None:
+                return
+            self._client.close()
+            self._client = None
+            if self.lite:
+                with _LITE_LOCK:
+                    _LITE_USERS[self.uri] -= 1
+                    if _LITE_USERS[self.uri] <= 0:
+                        del _LITE_USERS[self.uri]
+                        from milvus_lite.server_manager import server_manager_instance
+
+                        server_manager_instance.release_server(self.uri)
+
     # ------------------------------------------------------------------ plumbing
 
     @property
@@ -188,6 +218,9 @@ class MilvusStore:
                         Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
                     try:
                         self._client = pm.MilvusClient(self.uri, token=self._token or "")
+                        if self.lite:
+                            with _LITE_LOCK:
+                                _LITE_USERS[self.uri] += 1
                     except pm.exceptions.MilvusException as exc:
                         where = "another process may have the Milvus Lite file open" if self.lite else "is it running?"
                         raise IndexCorruptError(f"{self.spec}: cannot open Milvus ({exc.message}); {where}") from exc
@@ -201,7 +234,12 @@ class MilvusStore:
         return f"{self.prefix}_pointer"
 
     def query(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
-        """Every row matching ``expr`` (paged: Milvus caps one query at 16,384 rows)."""
+        """Every row matching ``expr``: one call when under Milvus's cap of 16,384 rows, else paged."""
+        found = self.client.query(
+            collection, filter=expr, output_fields=fields, limit=MAX_LIMIT, consistency_level="Strong"
+        )
+        if len(found) < MAX_LIMIT:
+            return list(found)
         it = self.client.query_iterator(
             collection, batch_size=4096, filter=expr, output_fields=fields, consistency_level="Strong"
         )
@@ -350,6 +388,7 @@ class MilvusStore:
         s.add_field("blob", dt_.VARCHAR, max_length=65_535)
         s.add_field("sha256", dt_.VARCHAR, max_length=64)
         s.add_field("chunks", dt_.INT64)
+        s.add_field("info", dt_.VARCHAR, max_length=4096)  # JSON: size and mtime_ns of the file, for the indexer
         s.add_field("born", dt_.INT64)
         s.add_field("dummy", dt_.FLOAT_VECTOR, dim=2)
         self._create_small(self.name(family, "docs"), s)
@@ -485,7 +524,7 @@ class MilvusView:
         heads = store.query(
             self._docs,
             f'born <= {self.generation} and kind == "doc" and part == 0',
-            ["id", "source", "sha256", "chunks", "born"],
+            ["id", "source", "sha256", "chunks", "born", "info"],
         )
         heads = sorted((r for r in heads if int(r["id"]) not in self.hidden), key=lambda r: r["source"])
         self._files = {r["source"]: r for r in heads}
@@ -496,7 +535,7 @@ class MilvusView:
             backend=m.get("backend", "torch"),
             chunking=m.get("chunking", {}),
             roots=tuple(m.get("roots", ())),
-            files={s: {"sha256": r["sha256"], "chunks": int(r["chunks"])} for s, r in self._files.items()},
+            files={s: {**_info(r), "sha256": r["sha256"], "chunks": int(r["chunks"])} for s, r in self._files.items()},
             generation=self.generation,
             next_id=int(m.get("next_id", 0)),
             created=m.get("created", ""),
@@ -688,6 +727,14 @@ class MilvusView:
             ) from exc
 
 
+def _info(head: dict) -> dict:
+    try:
+        info = json.loads(head.get("info") or "{}")
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def _document_json(doc: Document) -> str:
     return json.dumps(
         {
@@ -777,8 +824,11 @@ class MilvusWriter:
         self.changed = True
         return len(chunk_ids)
 
-    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray) -> None:
-        """Add a document (replacing any previous version), one vector per chunk."""
+    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, *, file_info: dict | None = None) -> None:
+        """Add a document (replacing any previous version), one vector per chunk.
+
+        ``file_info`` (size, mtime_ns of the file) is kept in the manifest's entry for the source.
+        """
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(chunks) != len(vectors):
             raise ValueError(f"{doc.source}: {len(chunks)} chunks but {len(vectors)} vectors")
@@ -788,6 +838,9 @@ class MilvusWriter:
             )
         if len(doc.source.encode("utf-8")) > 65_000:
             raise ValueError(f"{doc.source[:80]}...: a source name longer than 65,000 bytes cannot be stored in Milvus")
+        info = json.dumps(file_info or {})
+        if len(info) > 4000:
+            raise ValueError(f"{doc.source}: file_info too large to store ({len(info)} characters)")
         self.remove(doc.source)
         skey = source_key(doc.source)
         chunk_ids = self._take_ids(len(chunks))
@@ -827,6 +880,7 @@ class MilvusWriter:
                         "blob": piece,
                         "sha256": doc.content_hash,
                         "chunks": len(chunks),
+                        "info": info,
                         "born": self.generation,
                         "dummy": _DUMMY,
                     }

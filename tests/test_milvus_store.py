@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,11 @@ class SnapshotStore:
 
 
 @pytest.fixture
-def seeds_in_milvus(tmp_path, fake_index, fake_embedder) -> MilvusStore:
+def seeds_in_milvus(tmp_path, fake_index, fake_embedder) -> Iterator[MilvusStore]:
     store = MilvusStore(f"milvus:{tmp_path / 'news.db'}")
     migrate(SnapshotStore(fake_index), store)
-    return store
+    yield store
+    store.close()
 
 
 def _key(view, chunk_id: int) -> tuple[str, int]:
@@ -162,11 +164,11 @@ def _changed(doc: Document, extra: str) -> Document:
     return dataclasses.replace(doc, text=doc.text + extra, content_hash="f" * 64)
 
 
-def _add(writer, view, doc: Document, embedder) -> int:
+def _add(writer, view, doc: Document, embedder, file_info: dict | None = None) -> int:
     from embeddings.chunking import ChunkingConfig, chunk_document
 
     chunks = chunk_document(doc, ChunkingConfig(**view.manifest.chunking))
-    writer.add(doc, chunks, embedder.embed_documents([c.text for c in chunks]))
+    writer.add(doc, chunks, embedder.embed_documents([c.text for c in chunks]), file_info=file_info)
     return len(chunks)
 
 
@@ -176,16 +178,15 @@ def test_an_update_changes_one_document_and_keeps_every_other_id(seeds_in_milvus
     first, second, *rest = sorted(old.documents)
     with store.writer(manifest=old.manifest) as w:
         assert w.remove(first) == len(old.ids_of(first))
-        added = _add(
-            w, old, _changed(old.documents[second], "\n\nEin neuer Absatz über Quallen im Nordmeer."), fake_embedder
-        )
+        changed = _changed(old.documents[second], "\n\nEin neuer Absatz über Quallen im Nordmeer.")
+        added = _add(w, old, changed, fake_embedder, {"size": 5, "mtime_ns": 7})
         assert w.count() == len(old) - len(old.ids_of(first)) - len(old.ids_of(second)) + added
         manifest = w.commit(old.manifest.roots)
     new = store.view()
     assert new.version != old.version and manifest.generation == new.manifest.generation
     assert first not in new.documents and first not in new.manifest.files
     assert new.documents[second].text.endswith("Nordmeer.")
-    assert new.manifest.files[second]["sha256"] == "f" * 64
+    assert new.manifest.files[second] == {"sha256": "f" * 64, "chunks": added, "size": 5, "mtime_ns": 7}
     for source in rest:
         assert new.ids_of(source) == old.ids_of(source)
     assert not set(new.ids_of(second)) & set(old.ids_of(second))
