@@ -310,6 +310,7 @@ class MilvusStore:
         try:
             if self.lite:
                 path = self.uri + ".lock"
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             else:  # one lock per server and prefix on this machine; other machines must not index meanwhile
                 key = hashlib.sha1(f"{self.uri}#{self.prefix}".encode()).hexdigest()[:16]
                 path = os.path.join(tempfile.gettempdir(), f"rag-milvus-{key}.lock")
@@ -688,27 +689,50 @@ class MilvusView:
     def parts(self) -> tuple[IndexPart, ...]:
         """One part per generation that wrote documents still visible; cached by the store.
 
-        The key is (family, generation, documents of it still visible): documents of a generation
-        are only ever removed, so the count names the set. A small update costs one new part.
+        Like a segment of the embedded store, a part keeps the words and names of its documents
+        that were removed since, until a tenth more of them is gone: its key is (family,
+        generation, tenths removed), so a small update reads one new part, and a version that
+        removes one document reuses every part. Reading a part costs one paged query of its
+        documents' word lists (about 1 s per 10,000 documents on Milvus Lite).
         """
         by_born: dict[int, list[str]] = {}
         for source, head in self._files.items():
             by_born.setdefault(int(head["born"]), []).append(source)
+        written = self.pointer.manifest.get("written", {})
         out = []
         for born, sources in sorted(by_born.items()):
-            key = f"f{self.family}-b{born}-n{len(sources)}"
+            total = max(int(written.get(str(born), len(sources))), len(sources))
+            key = f"f{self.family}-b{born}-d{(total - len(sources)) * 10 // total}"
             part = self.store._parts.get(key)
             if part is None:
-                all_words: set[str] = set()
-                names = []
-                for source in sources:
-                    data = self._read_stream(source, "words", json.loads)
-                    all_words.update(data["words"])
-                    names.append(tuple(data["names"]))
-                part = IndexPart(key, tuple(sorted(all_words)), tuple(names))
+                part = self._read_part(key, born, sources)
                 self.store._parts[key] = part
             out.append(part)
         return tuple(out)
+
+    def _read_part(self, key: str, born: int, sources: list[str]) -> IndexPart:
+        wanted = {source_key(s): s for s in sources}
+        pieces: dict[str, list[tuple[int, str]]] = {}
+        for r in self.store.query(self._docs, f'kind == "words" and born == {born}', ["id", "skey", "part", "blob"]):
+            if r["skey"] in wanted and int(r["id"]) not in self.hidden:
+                pieces.setdefault(r["skey"], []).append((int(r["part"]), r["blob"]))
+        all_words: set[str] = set()
+        names = []
+        for skey, source in wanted.items():
+            found = sorted(pieces.get(skey, ()))
+            if [p for p, _ in found] != list(range(len(found))) or not found:
+                raise IndexCorruptError(
+                    f"{self.store.spec}: the stored words of {source} are incomplete; {REBUILD_HINT}"
+                )
+            try:
+                data = json.loads("".join(b for _, b in found))
+                all_words.update(data["words"])
+                names.append(tuple(data["names"]))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise IndexCorruptError(
+                    f"{self.store.spec}: the stored words of {source} are damaged ({exc}); {REBUILD_HINT}"
+                ) from exc
+        return IndexPart(key, tuple(sorted(all_words)), tuple(names))
 
     def _read_stream(self, source: str, kind: str, parse):
         head = self._files[source]
@@ -789,6 +813,8 @@ class MilvusWriter:
         self._retire: list[int] = []
         self._df: Counter[str] = Counter()
         self._count = len(self.base) if self.base else 0
+        # rows not yet sent: one insert per thousand rows, not two per document
+        self._buffer: dict[str, list[dict]] = {self._chunks: [], self._docs: []}
 
     def _take_ids(self, n: int) -> list[int]:
         ids = list(range(self.next_id, self.next_id + n))
@@ -799,6 +825,7 @@ class MilvusWriter:
         """Drop a document and its chunks; returns how many chunks went."""
         staged = self._staged.pop(source, None)
         if staged is not None:  # added by this writer: never visible, delete outright
+            self._flush()
             chunk_ids, doc_ids, terms_lists = staged
             if chunk_ids:
                 self.store.client.delete(self._chunks, ids=chunk_ids)
@@ -861,7 +888,7 @@ class MilvusWriter:
                     "vector": vector.tolist(),
                 }
             )
-        self.store.insert(self._chunks, rows)
+        self._buffer[self._chunks] += rows
         folded = sorted({fold(w) for w in words(doc.text)} - {""})
         streams = [
             ("doc", _pieces(_document_json(doc))),
@@ -885,12 +912,19 @@ class MilvusWriter:
                         "dummy": _DUMMY,
                     }
                 )
-        self.store.insert(self._docs, doc_rows)
+        self._buffer[self._docs] += doc_rows
+        if sum(map(len, self._buffer.values())) >= INSERT_BATCH:
+            self._flush()
         for t in term_sets:
             self._df.update(t)
         self._staged[doc.source] = (chunk_ids, [r["id"] for r in doc_rows], term_sets)
         self._count += len(chunks)
         self.changed = True
+
+    def _flush(self) -> None:
+        for name, rows in self._buffer.items():
+            self.store.insert(name, rows)
+            rows.clear()
 
     def count(self) -> int:
         """Chunks in the index once committed."""
@@ -900,6 +934,7 @@ class MilvusWriter:
         """Make the staged rows the live version: one pointer insert; then delete what the previous commit retired."""
         s = self.store
         g = self.generation
+        self._flush()
         if self._retire:
             s.insert(s.name(self.family, "retired"), [{"id": i, "gen": g, "dummy": _DUMMY} for i in self._retire])
         deltas = [(t, d) for t, d in self._df.items() if d]
@@ -916,6 +951,7 @@ class MilvusWriter:
             "chunking": m.chunking,
             "roots": list(roots),
             "next_id": self.next_id,
+            "written": self._written(g),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         s.ensure_pointer()
@@ -929,6 +965,17 @@ class MilvusWriter:
         self._retire, self._df, self._staged = [], Counter(), {}
         self.changed = False
         return s.view().manifest
+
+    def _written(self, g: int) -> dict[str, int]:
+        """Documents each generation with visible documents wrote (how :meth:`MilvusView.parts` keys its parts)."""
+        out = {}
+        if self.base is not None:
+            previous = self.base.pointer.manifest.get("written", {})
+            for born in {int(h["born"]) for h in self.base._files.values()}:
+                out[str(born)] = int(previous.get(str(born), 0))
+        if self._staged:
+            out[str(g)] = len(self._staged)
+        return out
 
     def _after_commit(self, g: int) -> None:
         """Delete rows retired before this version (views of the previous version no longer need them)."""

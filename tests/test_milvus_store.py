@@ -150,6 +150,22 @@ def test_parts_hold_every_word_and_the_names_of_each_document(seeds_in_milvus):
     assert seeds_in_milvus.view().parts()[0] is part  # cached by key
 
 
+def test_an_update_reads_one_new_part_and_reuses_the_others(seeds_in_milvus, fake_embedder):
+    store = seeds_in_milvus
+    old = store.view()
+    (first,) = old.parts()
+    new_doc = Document(
+        "neu.txt", "Die Fähre Ostwind wurde in Wismar getauft. Reederin Anna Berg sprach.", "Neu", "e" * 64
+    )
+    with store.writer(manifest=old.manifest) as w:
+        _add(w, old, new_doc, fake_embedder)
+        w.commit(old.manifest.roots)
+    base, added = store.view().parts()
+    assert base is first
+    assert "wismar" in added.words and "wismar" not in first.words
+    assert added.names == (tuple(document_names(new_doc)),)
+
+
 def test_ids_with_text_finds_stored_texts_only(seeds_in_milvus):
     view = seeds_in_milvus.view()
     source = sorted(view.documents)[0]
