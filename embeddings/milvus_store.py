@@ -64,8 +64,11 @@ from .types import Chunk, Document
 MAX_LIMIT = 16_384
 #: Characters per stored piece of a document: 4 bytes each at most, inside VARCHAR's 65,535 bytes.
 PIECE_CHARS = 16_000
+#: Document pieces per query call (Milvus also caps a result's bytes).
+BLOB_ROWS = 256
 #: Rows per insert call (a gRPC message stays far below its 64 MiB limit at 1,024 dimensions).
 INSERT_BATCH = 1_000
+INSERT_BYTES = 16 * 1024**2
 ALIVE = 2**62
 _DUMMY = [0.0, 1.0]  # a vector field is required in every collection; the small ones carry this
 _ID_BATCH = 1_000  # ids per `in [...]` filter or get()
@@ -233,15 +236,25 @@ class MilvusStore:
     def pointer_name(self) -> str:
         return f"{self.prefix}_pointer"
 
-    def query(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
-        """Every row matching ``expr``: one call when under Milvus's cap of 16,384 rows, else paged."""
-        found = self.client.query(
-            collection, filter=expr, output_fields=fields, limit=MAX_LIMIT, consistency_level="Strong"
-        )
-        if len(found) < MAX_LIMIT:
-            return list(found)
+    def query(self, collection: str, expr: str, fields: list[str], *, limit: int = MAX_LIMIT) -> list[dict]:
+        """Every row matching ``expr``: one call when it fits, else paged.
+
+        Milvus caps one query at 16,384 rows and its result at a size in bytes; ``limit`` is
+        the rows per call (small for the document pieces, which are up to 64 KiB each).
+        """
+        pm = _client_module()
+        try:
+            found = self.client.query(
+                collection, filter=expr, output_fields=fields, limit=limit, consistency_level="Strong"
+            )
+            if len(found) < limit:
+                return list(found)
+        except pm.exceptions.MilvusException as exc:
+            if "exceed the limit size" not in str(exc):
+                raise
+            limit = max(16, limit // 16)
         it = self.client.query_iterator(
-            collection, batch_size=4096, filter=expr, output_fields=fields, consistency_level="Strong"
+            collection, batch_size=limit, filter=expr, output_fields=fields, consistency_level="Strong"
         )
         out: list[dict] = []
         try:
@@ -252,8 +265,18 @@ class MilvusStore:
         return out
 
     def insert(self, collection: str, rows: list[dict]) -> None:
-        for i in range(0, len(rows), INSERT_BATCH):
-            self.client.insert(collection, rows[i : i + INSERT_BATCH])
+        """Insert in calls of at most 1,000 rows and about 16 MB (gRPC refuses messages over 64 MiB)."""
+        batch: list[dict] = []
+        size = 0
+        for row in rows:
+            row_size = 4 * len(row.get("vector", ())) + 4 * sum(len(v) for v in row.values() if isinstance(v, str))
+            if batch and (len(batch) >= INSERT_BATCH or size + row_size > INSERT_BYTES):
+                self.client.insert(collection, batch)
+                batch, size = [], 0
+            batch.append(row)
+            size += row_size
+        if batch:
+            self.client.insert(collection, batch)
 
     def pointers(self) -> list[Pointer]:
         """Committed versions, newest first."""
@@ -713,7 +736,8 @@ class MilvusView:
     def _read_part(self, key: str, born: int, sources: list[str]) -> IndexPart:
         wanted = {source_key(s): s for s in sources}
         pieces: dict[str, list[tuple[int, str]]] = {}
-        for r in self.store.query(self._docs, f'kind == "words" and born == {born}', ["id", "skey", "part", "blob"]):
+        expr = f'kind == "words" and born == {born}'
+        for r in self.store.query(self._docs, expr, ["id", "skey", "part", "blob"], limit=BLOB_ROWS):
             if r["skey"] in wanted and int(r["id"]) not in self.hidden:
                 pieces.setdefault(r["skey"], []).append((int(r["part"]), r["blob"]))
         all_words: set[str] = set()
@@ -738,7 +762,9 @@ class MilvusView:
         head = self._files[source]
         expr = f'skey == {json.dumps(source_key(source))} and kind == "{kind}" and born == {int(head["born"])}'
         rows = [
-            r for r in self.store.query(self._docs, expr, ["id", "part", "blob"]) if int(r["id"]) not in self.hidden
+            r
+            for r in self.store.query(self._docs, expr, ["id", "part", "blob"], limit=BLOB_ROWS)
+            if int(r["id"]) not in self.hidden
         ]
         rows.sort(key=lambda r: r["part"])
         if [r["part"] for r in rows] != list(range(len(rows))) or not rows:

@@ -190,7 +190,8 @@ def run(specs: list[str], n_chunks: int) -> list[dict]:
         cmd = [sys.executable, __file__, "--worker", spec, "--chunks", str(n_chunks)]
         done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         if done.returncode:
-            results.append({"store": spec, "error": done.stderr.strip().splitlines()[-1:]})
+            errors = [line for line in done.stderr.splitlines() if "Error" in line or "Exception" in line]
+            results.append({"store": spec, "error": errors[-1:] or done.stderr.strip().splitlines()[-1:]})
         else:
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return results
