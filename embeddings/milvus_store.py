@@ -64,6 +64,9 @@ from .types import Chunk, Document
 MAX_LIMIT = 16_384
 #: Characters per stored piece of a document: 4 bytes each at most, inside VARCHAR's 65,535 bytes.
 PIECE_CHARS = 16_000
+#: The chunk fields a row is made of, and how many rows a store keeps in memory.
+ROW_FIELDS = ("skey", "start", "end", "text_hash")
+ROW_CACHE = 500_000
 #: Document pieces per query call (Milvus also caps a result's bytes).
 BLOB_ROWS = 256
 #: Rows per insert call (a gRPC message stays far below its 64 MiB limit at 1,024 dimensions).
@@ -412,6 +415,7 @@ class MilvusStore:
         s.add_field("blob", dt_.VARCHAR, max_length=65_535)
         s.add_field("sha256", dt_.VARCHAR, max_length=64)
         s.add_field("chunks", dt_.INT64)
+        s.add_field("first", dt_.INT64)  # the document's chunks have ids first .. first + chunks - 1, in text order
         s.add_field("info", dt_.VARCHAR, max_length=4096)  # JSON: size and mtime_ns of the file, for the indexer
         s.add_field("born", dt_.INT64)
         s.add_field("dummy", dt_.FLOAT_VECTOR, dim=2)
@@ -452,12 +456,17 @@ class MilvusStore:
         missing = [int(i) for i in ids if (family, int(i)) not in self._rows]
         for at in range(0, len(missing), _ID_BATCH):
             batch = missing[at : at + _ID_BATCH]
-            found = self.client.get(
-                self.name(family, "chunks"), ids=batch, output_fields=["skey", "start", "end", "text_hash"]
+            self.remember_rows(
+                family, self.client.get(self.name(family, "chunks"), ids=batch, output_fields=list(ROW_FIELDS))
             )
-            for r in found:
-                self._rows[(family, int(r["id"]))] = r  # completed to a ChunkRow by the view (needs the source)
         return {int(i): self._rows[(family, int(i))] for i in ids if (family, int(i)) in self._rows}
+
+    def remember_rows(self, family: int, rows: Iterable[dict]) -> None:
+        """Keep chunk rows (as Milvus returns them; a view completes them to ChunkRows with the source)."""
+        if len(self._rows) > ROW_CACHE:
+            self._rows.clear()
+        for r in rows:
+            self._rows[(family, int(r["id"]))] = r
 
     def verify(self, *, deep: bool = True) -> list[str]:
         """Problems in the stored data: the version record, counts, and (``deep``) every chunk's text hash."""
@@ -548,7 +557,7 @@ class MilvusView:
         heads = store.query(
             self._docs,
             f'born <= {self.generation} and kind == "doc" and part == 0',
-            ["id", "source", "sha256", "chunks", "born", "info"],
+            ["id", "source", "sha256", "chunks", "born", "info", "first"],
         )
         heads = sorted((r for r in heads if int(r["id"]) not in self.hidden), key=lambda r: r["source"])
         self._files = {r["source"]: r for r in heads}
@@ -593,8 +602,10 @@ class MilvusView:
             limit=min(k, self.n, MAX_LIMIT),
             filter=self._visible(self._sources_filter(sources)),
             search_params={"metric_type": metric},
+            output_fields=list(ROW_FIELDS),
             consistency_level="Strong",
         )
+        self.store.remember_rows(self.family, [{"id": h["id"], **h["entity"]} for h in found[0]])
         return [(int(h["id"]), float(h["distance"])) for h in found[0]]
 
     def dense_search(
@@ -663,16 +674,11 @@ class MilvusView:
         with self._lock:
             if source in self._ids_of:
                 return list(self._ids_of[source])
-        if source not in self._files:
+        head = self._files.get(source)
+        if head is None:
             return []
-        rows = self.store.query(
-            self._chunks,
-            f"skey == {json.dumps(source_key(source))} and born <= {self.generation}",
-            ["id", "start"],
-        )
-        ids = [
-            int(r["id"]) for r in sorted(rows, key=lambda r: (r["start"], r["id"])) if int(r["id"]) not in self.hidden
-        ]
+        ids = list(range(int(head["first"]), int(head["first"]) + int(head["chunks"])))
+        self.store.rows(self.family, ids)  # the caller usually reads their rows next: one call for all
         with self._lock:
             self._ids_of[source] = ids
         return list(ids)
@@ -896,6 +902,8 @@ class MilvusWriter:
             raise ValueError(f"{doc.source}: file_info too large to store ({len(info)} characters)")
         self.remove(doc.source)
         skey = source_key(doc.source)
+        order = sorted(range(len(chunks)), key=lambda n: (chunks[n].start, chunks[n].end))
+        chunks, vectors = [chunks[n] for n in order], vectors[order] if len(chunks) else vectors
         chunk_ids = self._take_ids(len(chunks))
         term_sets = []
         rows = []
@@ -933,6 +941,7 @@ class MilvusWriter:
                         "blob": piece,
                         "sha256": doc.content_hash,
                         "chunks": len(chunks),
+                        "first": chunk_ids[0] if chunk_ids else 0,
                         "info": info,
                         "born": self.generation,
                         "dummy": _DUMMY,
