@@ -416,7 +416,8 @@ class MilvusStore:
         s.add_field("sha256", dt_.VARCHAR, max_length=64)
         s.add_field("chunks", dt_.INT64)
         s.add_field("first", dt_.INT64)  # the document's chunks have ids first .. first + chunks - 1, in text order
-        s.add_field("info", dt_.VARCHAR, max_length=4096)  # JSON: size and mtime_ns of the file, for the indexer
+        # JSON: size and mtime_ns of the file (for the indexer), title and date (for a list of the documents)
+        s.add_field("info", dt_.VARCHAR, max_length=65_535)
         s.add_field("born", dt_.INT64)
         s.add_field("dummy", dt_.FLOAT_VECTOR, dim=2)
         self._create_small(self.name(family, "docs"), s)
@@ -897,8 +898,9 @@ class MilvusWriter:
             )
         if len(doc.source.encode("utf-8")) > 65_000:
             raise ValueError(f"{doc.source[:80]}...: a source name longer than 65,000 bytes cannot be stored in Milvus")
-        info = json.dumps(file_info or {})
-        if len(info) > 4000:
+        entry = {**(file_info or {}), "title": doc.title[:2000], "date": doc.date.isoformat() if doc.date else ""}
+        info = json.dumps(entry, ensure_ascii=False)
+        if len(info) > 16_000:
             raise ValueError(f"{doc.source}: file_info too large to store ({len(info)} characters)")
         self.remove(doc.source)
         skey = source_key(doc.source)

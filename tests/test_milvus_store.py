@@ -126,8 +126,11 @@ def test_migration_copies_documents_chunks_vectors_and_manifest_without_embeddin
         snap.manifest.chunking,
         snap.manifest.roots,
     )
-    kept = ("sha256", "chunks", "size", "mtime_ns")
-    assert m.files == {s: {k: v for k, v in f.items() if k in kept} for s, f in snap.manifest.files.items()}
+    assert set(m.files) == set(snap.manifest.files)
+    for source, entry in snap.manifest.files.items():
+        doc = snap.documents[source]
+        expected = {"title": doc.title, "date": doc.date.isoformat() if doc.date else "", **entry}
+        assert m.files[source] == {k: v for k, v in expected.items() if k != "segment"}
     assert len(view) == len(snap)
     for source, doc in snap.documents.items():
         assert view.documents[source] == doc
@@ -237,7 +240,15 @@ def test_an_update_changes_one_document_and_keeps_every_other_id(seeds_in_milvus
     assert new.version != old.version and manifest.generation == new.manifest.generation
     assert first not in new.documents and first not in new.manifest.files
     assert new.documents[second].text.endswith("Nordmeer.")
-    assert new.manifest.files[second] == {"sha256": "f" * 64, "chunks": added, "size": 5, "mtime_ns": 7}
+    date = changed.date.isoformat() if changed.date else ""
+    assert new.manifest.files[second] == {
+        "sha256": "f" * 64,
+        "chunks": added,
+        "size": 5,
+        "mtime_ns": 7,
+        "title": changed.title,
+        "date": date,
+    }
     for source in rest:
         assert new.ids_of(source) == old.ids_of(source)
     assert not set(new.ids_of(second)) & set(old.ids_of(second))
