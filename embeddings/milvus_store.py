@@ -56,7 +56,7 @@ import numpy as np
 
 from .analysis import fold, terms, words
 from .entities import document_names
-from .store import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, Manifest
+from .manifest import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, Manifest
 from .store_api import ChunkRow, IndexPart
 from .types import Chunk, Document
 

@@ -22,7 +22,7 @@ from embeddings.analysis import fold, terms, words
 from embeddings.entities import document_names
 from embeddings.migrate import migrate
 from embeddings.milvus_store import MilvusStore
-from embeddings.store import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from embeddings.store import EmbeddedStore, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from embeddings.store_api import Store, StoreView, StoreWriter
 from embeddings.types import Document
 
@@ -38,29 +38,7 @@ QUESTIONS = [
 ]
 
 
-class SnapshotStore:
-    """An embedded index from before the store interface, seen through what migrate reads."""
-
-    spec = "embedded"
-
-    def __init__(self, path: Path) -> None:
-        from embeddings.store import open_snapshot
-
-        self.snapshot = open_snapshot(path)
-
-    def view(self):
-        return self.snapshot
-
-    def version(self) -> str:
-        return str(self.snapshot.generation)
-
-
-def embedded(path: Path):
-    """The embedded store of an index folder (through the interface once it implements it)."""
-    try:
-        from embeddings.store import EmbeddedStore
-    except ImportError:
-        return SnapshotStore(path)
+def embedded(path: Path) -> EmbeddedStore:
     return EmbeddedStore(path)
 
 
