@@ -643,9 +643,10 @@ class MilvusView:
         return bm25_idf(self.n, 1) if self.n else 1.0
 
     def row(self, chunk_id: int) -> ChunkRow:
-        return self._rows([chunk_id])[int(chunk_id)]
+        return self.rows([chunk_id])[int(chunk_id)]
 
-    def _rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    def rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Rows of the given chunk ids (one call to Milvus for those not seen before)."""
         raw = self.store.rows(self.family, ids)
         out = {}
         for i in ids:

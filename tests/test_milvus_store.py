@@ -87,6 +87,13 @@ def test_it_is_a_store_with_views_and_writers(seeds_in_milvus):
     with store.writer(manifest=store.manifest()) as w:
         assert isinstance(w, StoreWriter)
         assert not w.changed
+    # what rag may call on a view beyond the protocol (rows, ...): everything the embedded view offers
+    from embeddings.store import EmbeddedView
+
+    embedded_only = {"document", "path", "segments"}  # its folder and segments, for rag check
+    public = {n for n in dir(EmbeddedView) if not n.startswith("_")} - embedded_only
+    view = store.view()
+    assert {n for n in public if not hasattr(view, n)} == set()
 
 
 def test_migration_copies_documents_chunks_vectors_and_manifest_without_embedding(

@@ -30,16 +30,20 @@ def ray_local():
     ray.shutdown()
 
 
+def _all(view) -> list[int]:
+    return [i for source in sorted(view.manifest.files) for i in view.ids_of(source)]
+
+
 @pytest.mark.slow
 def test_ray_embeds_the_seed_chunks_as_the_plain_run(ray_local, seed_index, embedder):
-    from embeddings import open_snapshot
     from embeddings.ray_embed import RayEmbedder
+    from embeddings.store import EmbeddedStore
 
-    snap = open_snapshot(seed_index)
-    chunks = snap.chunks()
+    view = EmbeddedStore(seed_index).view()
+    ids = _all(view)
     remote = RayEmbedder(embedder, concurrency=2, batch_size=8)
-    vectors = remote.embed_documents([c.text for c in chunks])
-    plain = snap.vectors(snap.ids)
+    vectors = remote.embed_documents([view.chunk(i).text for i in ids])
+    plain = view.vectors(ids)
     assert vectors.shape == plain.shape
     cosines = np.sum(vectors * plain, axis=1)
     assert cosines.min() >= 0.999, cosines.min()
@@ -50,15 +54,32 @@ def test_ray_embeds_the_seed_chunks_as_the_plain_run(ray_local, seed_index, embe
 @pytest.mark.slow
 def test_an_index_run_with_ray_stores_the_plain_runs_vectors(ray_local, tmp_path, seed_index, embedder):
     """``rag index --ray``'s path: the indexer with a RayEmbedder in place of the model, all texts in one job."""
-    from embeddings import index_paths, open_snapshot
+    from embeddings import index_paths
     from embeddings.ray_embed import RayEmbedder
+    from embeddings.store import EmbeddedStore
 
     report = index_paths([SEEDS], tmp_path / "index", RayEmbedder(embedder, concurrency=2), batch_size=100_000)
-    plain, remote = open_snapshot(seed_index), open_snapshot(tmp_path / "index")
+    plain, remote = EmbeddedStore(seed_index).view(), EmbeddedStore(tmp_path / "index").view()
     assert report.chunks_embedded > 0
-    key = {(r.source, r.start): i for i, r in plain.rows.items()}
-    assert sorted(key) == sorted((r.source, r.start) for r in remote.rows.values())
-    ids = [int(i) for i in remote.ids]
-    pairs = [key[(remote.rows[i].source, remote.rows[i].start)] for i in ids]
+    key = {(c.source, c.start): i for i, c in ((i, plain.chunk(i)) for i in _all(plain))}
+    ids = _all(remote)
+    assert sorted(key) == sorted((remote.row(i).source, remote.row(i).start) for i in ids)
+    pairs = [key[(remote.row(i).source, remote.row(i).start)] for i in ids]
     cosines = np.sum(remote.vectors(ids) * plain.vectors(pairs), axis=1)
     assert cosines.min() >= 0.999, cosines.min()
+
+
+@pytest.mark.slow
+def test_rag_index_with_ray_gives_the_plain_indexs_vectors(ray_local, tmp_path, seed_index, model_cache, capsys):
+    from embeddings.store import EmbeddedStore
+    from ui.cli import main
+
+    index = tmp_path / "index"
+    argv = ["index", str(SEEDS), "--index-dir", str(index), "--cache-dir", str(model_cache), "--ray"]
+    assert main([*argv, "--ray-actors", "2"]) == 0
+    assert "chunks embedded" in capsys.readouterr().out
+    plain, remote = EmbeddedStore(seed_index).view(), EmbeddedStore(index).view()
+    assert sorted(plain.manifest.files) == sorted(remote.manifest.files)
+    for source in plain.manifest.files:
+        a, b = plain.vectors(plain.ids_of(source)), remote.vectors(remote.ids_of(source))
+        assert a.shape == b.shape and np.sum(a * b, axis=1).min() >= 0.999, source
