@@ -5,6 +5,9 @@
 Install with ``pip install -e ".[milvus]"`` (``milvus-lite==2.5.1``, the last Lite release with
 Milvus's C++ engine, dense, BM25 and hybrid search; 3.x is a pure-Python rewrite).
 
+This module connects, creates the collections, locks and cleans up; :mod:`embeddings.milvus_view`
+reads one version and :mod:`embeddings.milvus_writer` writes the next.
+
 Collections (``P`` is the prefix, ``rag`` unless the spec ends in ``#NAME``; ``F`` a *family*,
 the generation a full rebuild started in)::
 
@@ -46,19 +49,23 @@ import os
 import tempfile
 import threading
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .analysis import fold, terms, words
-from .entities import document_names
+from .analysis import terms
 from .manifest import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, Manifest
 from .store_api import ChunkRow, IndexPart
-from .types import Chunk, Document
+from .types import Document
+
+if TYPE_CHECKING:  # the view and the writer import this module
+    from .milvus_view import MilvusView
+    from .milvus_writer import MilvusWriter
 
 #: Milvus caps a search's ``limit`` (and a query's) at this many rows.
 MAX_LIMIT = 16_384
@@ -72,9 +79,8 @@ BLOB_ROWS = 256
 #: Rows per insert call (a gRPC message stays far below its 64 MiB limit at 1,024 dimensions).
 INSERT_BATCH = 1_000
 INSERT_BYTES = 16 * 1024**2
-ALIVE = 2**62
-_DUMMY = [0.0, 1.0]  # a vector field is required in every collection; the small ones carry this
-_ID_BATCH = 1_000  # ids per `in [...]` filter or get()
+DUMMY_VECTOR = [0.0, 1.0]  # a vector field is required in every collection; the small ones carry this
+ID_BATCH = 1_000  # ids per `in [...]` filter or get()
 REBUILD_HINT = "rebuild it with `rag index --rebuild --store SPEC`"
 # Stores of this process per Milvus Lite file: the server of a file stops when the last one closes.
 _LITE_USERS: Counter[str] = Counter()
@@ -129,15 +135,15 @@ def terms_field(text: str) -> str:
     return out
 
 
-def _pieces(text: str) -> list[str]:
+def cut_pieces(text: str) -> list[str]:
     return [text[i : i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
 
 
-def _ids_filter(field: str, ids: Sequence[int], negate: bool = False) -> str:
+def ids_filter(field: str, ids: Sequence[int], negate: bool = False) -> str:
     return f"{field} {'not in' if negate else 'in'} [{','.join(str(int(i)) for i in ids)}]"
 
 
-def _str_in(field: str, values: Iterable[str]) -> str:
+def str_in(field: str, values: Iterable[str]) -> str:
     # Only hex digests reach here (source keys, text hashes): no quoting problems.
     return f"{field} in [{','.join(json.dumps(v) for v in values)}]"
 
@@ -304,9 +310,13 @@ class MilvusStore:
 
     def manifest(self) -> Manifest | None:
         p = self.live()
+        from .milvus_view import MilvusView
+
         return None if p is None else MilvusView(self, p).manifest
 
     def view(self) -> MilvusView:
+        from .milvus_view import MilvusView
+
         p = self.live()
         if p is None:
             raise IndexNotFoundError(f"no index in {self.spec}; build one with `rag index PATH --store {self.spec}`")
@@ -326,6 +336,8 @@ class MilvusStore:
                         f"or {REBUILD_HINT}"
                     )
             self._collect(live)
+            from .milvus_writer import MilvusWriter
+
             yield MilvusWriter(self, live, manifest, rebuild=rebuild or live is None)
 
     @contextmanager
@@ -363,7 +375,7 @@ class MilvusStore:
         kept = self.pointers()[:2]
         families = {p.family for p in kept}
         for name in self.client.list_collections():
-            family = _family_of(name, self.prefix)
+            family = family_of(name, self.prefix)
             if family is not None and family not in families:
                 self.client.drop_collection(name)
         if live is None:
@@ -455,8 +467,8 @@ class MilvusStore:
     def rows(self, family: int, ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Chunk rows by id (cached: a row never changes under its id)."""
         missing = [int(i) for i in ids if (family, int(i)) not in self._rows]
-        for at in range(0, len(missing), _ID_BATCH):
-            batch = missing[at : at + _ID_BATCH]
+        for at in range(0, len(missing), ID_BATCH):
+            batch = missing[at : at + ID_BATCH]
             self.remember_rows(
                 family, self.client.get(self.name(family, "chunks"), ids=batch, output_fields=list(ROW_FIELDS))
             )
@@ -481,6 +493,8 @@ class MilvusStore:
         missing = [k for k in ("chunks", "docs", "df", "retired") if self.name(live.family, k) not in names]
         if missing:
             return [f"{self.spec}: collections missing for the live version: {', '.join(missing)}; {REBUILD_HINT}"]
+        from .milvus_view import MilvusView
+
         view = MilvusView(self, live)
         problems = []
         ids = view.all_ids()
@@ -504,7 +518,7 @@ class MilvusStore:
         return problems
 
 
-def _family_of(collection: str, prefix: str) -> int | None:
+def family_of(collection: str, prefix: str) -> int | None:
     head = f"{prefix}_f"
     if not collection.startswith(head):
         return None
@@ -512,280 +526,7 @@ def _family_of(collection: str, prefix: str) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-class _Documents(Mapping):
-    """The documents of one view, read on demand (a few hundred kept)."""
-
-    def __init__(self, view: MilvusView) -> None:
-        self.view = view
-        self._cache: OrderedDict[str, Document] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __getitem__(self, source: str) -> Document:
-        with self._lock:
-            if source in self._cache:
-                self._cache.move_to_end(source)
-                return self._cache[source]
-        if source not in self.view._files:
-            raise KeyError(source)
-        doc = self.view._read_stream(source, "doc", _document_of)
-        with self._lock:
-            self._cache[source] = doc
-            while len(self._cache) > 256:
-                self._cache.popitem(last=False)
-        return doc
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.view._files)
-
-    def __len__(self) -> int:
-        return len(self.view._files)
-
-    def __contains__(self, source) -> bool:
-        return source in self.view._files
-
-
-class MilvusView:
-    """A read view of one committed version (see the module docstring for what stays consistent)."""
-
-    def __init__(self, store: MilvusStore, pointer: Pointer) -> None:
-        self.store = store
-        self.pointer = pointer
-        self.version = pointer.version
-        self.family, self.generation = pointer.family, pointer.generation
-        self._chunks, self._docs = store.name(self.family, "chunks"), store.name(self.family, "docs")
-        retired = store.query(store.name(self.family, "retired"), f"gen <= {self.generation}", ["id"])
-        self.hidden = frozenset(int(r["id"]) for r in retired)
-        heads = store.query(
-            self._docs,
-            f'born <= {self.generation} and kind == "doc" and part == 0',
-            ["id", "source", "sha256", "chunks", "born", "info", "first"],
-        )
-        heads = sorted((r for r in heads if int(r["id"]) not in self.hidden), key=lambda r: r["source"])
-        self._files = {r["source"]: r for r in heads}
-        m = pointer.manifest
-        self.manifest = Manifest(
-            model=m["model"],
-            dim=int(m["dim"]),
-            backend=m.get("backend", "torch"),
-            chunking=m.get("chunking", {}),
-            roots=tuple(m.get("roots", ())),
-            files={s: {**_info(r), "sha256": r["sha256"], "chunks": int(r["chunks"])} for s, r in self._files.items()},
-            generation=self.generation,
-            next_id=int(m.get("next_id", 0)),
-            created=m.get("created", ""),
-        )
-        self.n = sum(int(r["chunks"]) for r in heads)
-        self.documents = _Documents(self)
-        self._by_key = {source_key(s): s for s in self._files}
-        self._ids_of: dict[str, list[int]] = {}
-        self._idf: dict[str, float | None] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return self.n
-
-    def _visible(self, extra: str = "") -> str:
-        expr = f"born <= {self.generation}"
-        if self.hidden:
-            expr += " and " + _ids_filter("id", sorted(self.hidden), negate=True)
-        return f"{expr} and {extra}" if extra else expr
-
-    def _sources_filter(self, sources: frozenset[str] | None) -> str:
-        return "" if sources is None else _str_in("skey", sorted(source_key(s) for s in sources))
-
-    def _search(self, data, field: str, metric: str, k: int, sources: frozenset[str] | None) -> list[tuple[int, float]]:
-        if not self.n or k <= 0 or (sources is not None and not sources):
-            return []
-        found = self.store.client.search(
-            self._chunks,
-            data=data,
-            anns_field=field,
-            limit=min(k, self.n, MAX_LIMIT),
-            filter=self._visible(self._sources_filter(sources)),
-            search_params={"metric_type": metric},
-            output_fields=list(ROW_FIELDS),
-            consistency_level="Strong",
-        )
-        self.store.remember_rows(self.family, [{"id": h["id"], **h["entity"]} for h in found[0]])
-        return [(int(h["id"]), float(h["distance"])) for h in found[0]]
-
-    def dense_search(
-        self, vector: np.ndarray, k: int, sources: frozenset[str] | None = None
-    ) -> list[tuple[int, float]]:
-        """The ``k`` chunks nearest to ``vector`` by cosine, best first (exact on Milvus Lite: FLAT)."""
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        return self._search([query.tolist()], "vector", "COSINE", k, sources)
-
-    def lexical_search(
-        self, query_terms: Sequence[str], k: int, sources: frozenset[str] | None = None
-    ) -> list[tuple[int, float]]:
-        """The ``k`` best chunks by Milvus's BM25 for analysed terms, best first."""
-        text = " ".join(t for t in query_terms if t)
-        if not text:
-            return []
-        return [(i, s) for i, s in self._search([text], "sparse", "BM25", k, sources) if s > 0]
-
-    def idf(self, term: str) -> float | None:
-        with self._lock:
-            if term in self._idf:
-                return self._idf[term]
-        rows = self.store.query(
-            self.store.name(self.family, "df"), f"term == {json.dumps(term)} and born <= {self.generation}", ["delta"]
-        )
-        df = sum(int(r["delta"]) for r in rows)
-        value = bm25_idf(self.n, df) if df > 0 else None
-        with self._lock:
-            self._idf[term] = value
-        return value
-
-    @property
-    def max_idf(self) -> float:
-        return bm25_idf(self.n, 1) if self.n else 1.0
-
-    def row(self, chunk_id: int) -> ChunkRow:
-        return self.rows([chunk_id])[int(chunk_id)]
-
-    def rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
-        """Rows of the given chunk ids (one call to Milvus for those not seen before)."""
-        raw = self.store.rows(self.family, ids)
-        out = {}
-        for i in ids:
-            r = raw.get(int(i))
-            if r is None or int(i) in self.hidden:
-                raise KeyError(f"{self.store.spec}: no chunk {i} in version {self.version}")
-            if isinstance(r, dict):
-                source = self._by_key.get(r["skey"])
-                if source is None:
-                    raise KeyError(f"{self.store.spec}: chunk {i} belongs to no document of version {self.version}")
-                r = ChunkRow(int(r["id"]), source, int(r["start"]), int(r["end"]), r["text_hash"])
-            out[int(i)] = r
-        return out
-
-    def chunk(self, chunk_id: int) -> Chunk:
-        row = self.row(chunk_id)
-        doc = self.documents[row.source]
-        text = doc.text[row.start : row.end]
-        if row.end > len(doc.text) or hashlib.sha1(text.encode("utf-8")).hexdigest() != row.text_hash:
-            raise IndexCorruptError(
-                f"{self.store.spec}: chunk {row.id} does not hold the text it was embedded from; {REBUILD_HINT}"
-            )
-        return Chunk(row.source, doc.title, row.start, row.end, text)
-
-    def ids_of(self, source: str) -> list[int]:
-        """Chunk ids of one document, in text order."""
-        with self._lock:
-            if source in self._ids_of:
-                return list(self._ids_of[source])
-        head = self._files.get(source)
-        if head is None:
-            return []
-        ids = list(range(int(head["first"]), int(head["first"]) + int(head["chunks"])))
-        self.store.rows(self.family, ids)  # the caller usually reads their rows next: one call for all
-        with self._lock:
-            self._ids_of[source] = ids
-        return list(ids)
-
-    def all_ids(self) -> list[int]:
-        rows = self.store.query(self._chunks, f"born <= {self.generation}", ["id"])
-        return sorted(int(r["id"]) for r in rows if int(r["id"]) not in self.hidden)
-
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """Stored vectors of the given chunk ids, one row each."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return np.zeros((0, self.manifest.dim), np.float32)
-        found: dict[int, list[float]] = {}
-        for at in range(0, len(ids), _ID_BATCH):
-            batch = list(dict.fromkeys(ids[at : at + _ID_BATCH]))
-            for r in self.store.client.get(self._chunks, ids=batch, output_fields=["vector"]):
-                found[int(r["id"])] = r["vector"]
-        missing = [i for i in ids if i not in found or i in self.hidden]
-        if missing:
-            raise KeyError(f"{self.store.spec}: no vectors for chunks {missing[:5]} in version {self.version}")
-        return np.asarray([found[i] for i in ids], dtype=np.float32)
-
-    def ids_with_text(self, text_hashes: Iterable[str]) -> dict[str, int]:
-        """For each text hash that is stored, the lowest visible chunk id holding that text."""
-        hashes = sorted(set(text_hashes))
-        out: dict[str, int] = {}
-        for at in range(0, len(hashes), _ID_BATCH):
-            batch = hashes[at : at + _ID_BATCH]
-            expr = f"{_str_in('text_hash', batch)} and born <= {self.generation}"
-            for r in self.store.query(self._chunks, expr, ["id", "text_hash"]):
-                i = int(r["id"])
-                if i not in self.hidden:
-                    out[r["text_hash"]] = min(out.get(r["text_hash"], i), i)
-        return out
-
-    def parts(self) -> tuple[IndexPart, ...]:
-        """One part per generation that wrote documents still visible; cached by the store.
-
-        Like a segment of the embedded store, a part keeps the words and names of its documents
-        that were removed since, until a tenth more of them is gone: its key is (family,
-        generation, tenths removed), so a small update reads one new part, and a version that
-        removes one document reuses every part. Reading a part costs one paged query of its
-        documents' word lists (about 1 s per 10,000 documents on Milvus Lite).
-        """
-        by_born: dict[int, list[str]] = {}
-        for source, head in self._files.items():
-            by_born.setdefault(int(head["born"]), []).append(source)
-        written = self.pointer.manifest.get("written", {})
-        out = []
-        for born, sources in sorted(by_born.items()):
-            total = max(int(written.get(str(born), len(sources))), len(sources))
-            key = f"f{self.family}-b{born}-d{(total - len(sources)) * 10 // total}"
-            part = self.store._parts.get(key)
-            if part is None:
-                part = self._read_part(key, born, sources)
-                self.store._parts[key] = part
-            out.append(part)
-        return tuple(out)
-
-    def _read_part(self, key: str, born: int, sources: list[str]) -> IndexPart:
-        wanted = {source_key(s): s for s in sources}
-        pieces: dict[str, list[tuple[int, str]]] = {}
-        expr = f'kind == "words" and born == {born}'
-        for r in self.store.query(self._docs, expr, ["id", "skey", "part", "blob"], limit=BLOB_ROWS):
-            if r["skey"] in wanted and int(r["id"]) not in self.hidden:
-                pieces.setdefault(r["skey"], []).append((int(r["part"]), r["blob"]))
-        all_words: set[str] = set()
-        names = []
-        for skey, source in wanted.items():
-            found = sorted(pieces.get(skey, ()))
-            if [p for p, _ in found] != list(range(len(found))) or not found:
-                raise IndexCorruptError(
-                    f"{self.store.spec}: the stored words of {source} are incomplete; {REBUILD_HINT}"
-                )
-            try:
-                data = json.loads("".join(b for _, b in found))
-                all_words.update(data["words"])
-                names.append(tuple(data["names"]))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise IndexCorruptError(
-                    f"{self.store.spec}: the stored words of {source} are damaged ({exc}); {REBUILD_HINT}"
-                ) from exc
-        return IndexPart(key, tuple(sorted(all_words)), tuple(names))
-
-    def _read_stream(self, source: str, kind: str, parse):
-        head = self._files[source]
-        expr = f'skey == {json.dumps(source_key(source))} and kind == "{kind}" and born == {int(head["born"])}'
-        rows = [
-            r
-            for r in self.store.query(self._docs, expr, ["id", "part", "blob"], limit=BLOB_ROWS)
-            if int(r["id"]) not in self.hidden
-        ]
-        rows.sort(key=lambda r: r["part"])
-        if [r["part"] for r in rows] != list(range(len(rows))) or not rows:
-            raise IndexCorruptError(f"{self.store.spec}: the stored {kind} of {source} is incomplete; {REBUILD_HINT}")
-        try:
-            return parse("".join(r["blob"] for r in rows))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise IndexCorruptError(
-                f"{self.store.spec}: the stored {kind} of {source} is damaged ({exc}); {REBUILD_HINT}"
-            ) from exc
-
-
-def _info(head: dict) -> dict:
+def file_entry(head: dict) -> dict:
     try:
         info = json.loads(head.get("info") or "{}")
     except ValueError:
@@ -793,7 +534,7 @@ def _info(head: dict) -> dict:
     return info if isinstance(info, dict) else {}
 
 
-def _document_json(doc: Document) -> str:
+def document_json(doc: Document) -> str:
     return json.dumps(
         {
             "source": doc.source,
@@ -808,7 +549,7 @@ def _document_json(doc: Document) -> str:
     )
 
 
-def _document_of(text: str) -> Document:
+def document_of(text: str) -> Document:
     d = json.loads(text)
     if not isinstance(d.get("metadata"), dict) or not all(isinstance(d[k], str) for k in ("source", "title", "text")):
         raise ValueError("a document of the wrong shape")
@@ -816,221 +557,3 @@ def _document_of(text: str) -> Document:
     return Document(
         d["source"], d["text"], d["title"], d["content_hash"], date, d.get("date_origin") or "", d["metadata"]
     )
-
-
-class MilvusWriter:
-    """Stages changes as rows of the next generation; :meth:`commit` makes them the live version.
-
-    Rows are written as they are added (invisible to readers: their ``born`` is above every
-    view's generation), so memory stays flat however large the index.
-    """
-
-    def __init__(self, store: MilvusStore, live: Pointer | None, manifest, *, rebuild: bool) -> None:
-        self.store = store
-        self.manifest = manifest
-        self.base = None if rebuild or live is None else MilvusView(store, live)
-        previous = [p.generation for p in store.pointers()]
-        self.generation = max(previous, default=0) + 1
-        self.next_id = max(int(live.manifest.get("next_id", 0)) if live else 0, 0)
-        if self.base is not None:
-            self.family = live.family
-        else:
-            self.family = self.generation
-            store.create_family(self.family, manifest.dim)
-        self.changed = False
-        self._chunks = store.name(self.family, "chunks")
-        self._docs = store.name(self.family, "docs")
-        # documents added by this writer: source -> (chunk ids, document row ids, each chunk's terms)
-        self._base_sources = set(self.base._files) if self.base else set()
-        self._staged: dict[str, tuple[list[int], list[int], list[set[str]]]] = {}
-        self._removed_base: set[str] = set()
-        self._retire: list[int] = []
-        self._df: Counter[str] = Counter()
-        self._count = len(self.base) if self.base else 0
-        # rows not yet sent: one insert per thousand rows, not two per document
-        self._buffer: dict[str, list[dict]] = {self._chunks: [], self._docs: []}
-
-    def _take_ids(self, n: int) -> list[int]:
-        ids = list(range(self.next_id, self.next_id + n))
-        self.next_id += n
-        return ids
-
-    def remove(self, source: str) -> int:
-        """Drop a document and its chunks; returns how many chunks went."""
-        staged = self._staged.pop(source, None)
-        if staged is not None:  # added by this writer: never visible, delete outright
-            self._flush()
-            chunk_ids, doc_ids, terms_lists = staged
-            if chunk_ids:
-                self.store.client.delete(self._chunks, ids=chunk_ids)
-            self.store.client.delete(self._docs, ids=doc_ids)
-            for t in terms_lists:
-                self._df.subtract(t)
-            self._count -= len(chunk_ids)
-            self.changed = True
-            return len(chunk_ids)
-        if source not in self._base_sources or source in self._removed_base:
-            return 0
-        self._removed_base.add(source)
-        view = self.base
-        chunk_ids = view.ids_of(source)
-        for at in range(0, len(chunk_ids), _ID_BATCH):
-            for r in self.store.client.get(self._chunks, ids=chunk_ids[at : at + _ID_BATCH], output_fields=["terms"]):
-                self._df.subtract(set(r["terms"].split()))
-        head = view._files[source]
-        expr = f"skey == {json.dumps(source_key(source))} and born == {int(head['born'])}"
-        doc_ids = [int(r["id"]) for r in self.store.query(self._docs, expr, ["id"]) if int(r["id"]) not in view.hidden]
-        self._retire += chunk_ids + doc_ids
-        self._count -= len(chunk_ids)
-        self.changed = True
-        return len(chunk_ids)
-
-    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, *, file_info: dict | None = None) -> None:
-        """Add a document (replacing any previous version), one vector per chunk.
-
-        ``file_info`` (size, mtime_ns of the file) is kept in the manifest's entry for the source.
-        """
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{doc.source}: {len(chunks)} chunks but {len(vectors)} vectors")
-        if len(chunks) and vectors.shape[1] != self.manifest.dim:
-            raise IndexMismatchError(
-                f"{doc.source}: vectors of {vectors.shape[1]} dimensions for an index of {self.manifest.dim}"
-            )
-        if len(doc.source.encode("utf-8")) > 65_000:
-            raise ValueError(f"{doc.source[:80]}...: a source name longer than 65,000 bytes cannot be stored in Milvus")
-        entry = {**(file_info or {}), "title": doc.title[:2000], "date": doc.date.isoformat() if doc.date else ""}
-        info = json.dumps(entry, ensure_ascii=False)
-        if len(info) > 16_000:
-            raise ValueError(f"{doc.source}: file_info too large to store ({len(info)} characters)")
-        self.remove(doc.source)
-        skey = source_key(doc.source)
-        order = sorted(range(len(chunks)), key=lambda n: (chunks[n].start, chunks[n].end))
-        chunks, vectors = [chunks[n] for n in order], vectors[order] if len(chunks) else vectors
-        chunk_ids = self._take_ids(len(chunks))
-        term_sets = []
-        rows = []
-        for i, chunk, vector in zip(chunk_ids, chunks, vectors):
-            field = terms_field(chunk.text)
-            term_sets.append(set(field.split()))
-            rows.append(
-                {
-                    "id": i,
-                    "skey": skey,
-                    "start": chunk.start,
-                    "end": chunk.end,
-                    "text_hash": chunk.text_hash,
-                    "born": self.generation,
-                    "terms": field,
-                    "vector": vector.tolist(),
-                }
-            )
-        self._buffer[self._chunks] += rows
-        folded = sorted({fold(w) for w in words(doc.text)} - {""})
-        streams = [
-            ("doc", _pieces(_document_json(doc))),
-            ("words", _pieces(json.dumps({"words": folded, "names": list(document_names(doc))}, ensure_ascii=False))),
-        ]
-        doc_rows = []
-        for kind, pieces in streams:
-            for part, (piece_id, piece) in enumerate(zip(self._take_ids(len(pieces)), pieces)):
-                doc_rows.append(
-                    {
-                        "id": piece_id,
-                        "skey": skey,
-                        "source": doc.source,
-                        "kind": kind,
-                        "part": part,
-                        "blob": piece,
-                        "sha256": doc.content_hash,
-                        "chunks": len(chunks),
-                        "first": chunk_ids[0] if chunk_ids else 0,
-                        "info": info,
-                        "born": self.generation,
-                        "dummy": _DUMMY,
-                    }
-                )
-        self._buffer[self._docs] += doc_rows
-        if sum(map(len, self._buffer.values())) >= INSERT_BATCH:
-            self._flush()
-        for t in term_sets:
-            self._df.update(t)
-        self._staged[doc.source] = (chunk_ids, [r["id"] for r in doc_rows], term_sets)
-        self._count += len(chunks)
-        self.changed = True
-
-    def _flush(self) -> None:
-        for name, rows in self._buffer.items():
-            self.store.insert(name, rows)
-            rows.clear()
-
-    def count(self) -> int:
-        """Chunks in the index once committed."""
-        return self._count
-
-    def commit(self, roots: tuple[str, ...]) -> Manifest:
-        """Make the staged rows the live version: one pointer insert; then delete what the previous commit retired."""
-        s = self.store
-        g = self.generation
-        self._flush()
-        if self._retire:
-            s.insert(s.name(self.family, "retired"), [{"id": i, "gen": g, "dummy": _DUMMY} for i in self._retire])
-        deltas = [(t, d) for t, d in self._df.items() if d]
-        if deltas:
-            s.insert(
-                s.name(self.family, "df"),
-                [{"key": f"{g}:{t}", "term": t, "born": g, "delta": d, "dummy": _DUMMY} for t, d in deltas],
-            )
-        m = self.manifest
-        record = {
-            "model": m.model,
-            "dim": m.dim,
-            "backend": m.backend,
-            "chunking": m.chunking,
-            "roots": list(roots),
-            "next_id": self.next_id,
-            "written": self._written(g),
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        s.ensure_pointer()
-        for name in (self._chunks, self._docs, s.name(self.family, "df"), s.name(self.family, "retired")):
-            s.client.flush(name)
-        s.insert(
-            s.pointer_name, [{"generation": g, "family": self.family, "manifest": json.dumps(record), "dummy": _DUMMY}]
-        )
-        s.client.flush(s.pointer_name)
-        self._after_commit(g)
-        self._retire, self._df, self._staged = [], Counter(), {}
-        self.changed = False
-        return s.view().manifest
-
-    def _written(self, g: int) -> dict[str, int]:
-        """Documents each generation with visible documents wrote (how :meth:`MilvusView.parts` keys its parts)."""
-        out = {}
-        if self.base is not None:
-            previous = self.base.pointer.manifest.get("written", {})
-            for born in {int(h["born"]) for h in self.base._files.values()}:
-                out[str(born)] = int(previous.get(str(born), 0))
-        if self._staged:
-            out[str(g)] = len(self._staged)
-        return out
-
-    def _after_commit(self, g: int) -> None:
-        """Delete rows retired before this version (views of the previous version no longer need them)."""
-        s = self.store
-        retired = s.name(self.family, "retired")
-        old = [int(r["id"]) for r in s.query(retired, f"gen < {g}", ["id"])]
-        for at in range(0, len(old), _ID_BATCH):
-            batch = old[at : at + _ID_BATCH]
-            s.client.delete(self._chunks, ids=batch)
-            s.client.delete(self._docs, ids=batch)
-            s.client.delete(retired, ids=batch)
-        pointers = s.pointers()
-        stale = [p.generation for p in pointers[2:]]
-        if stale:
-            s.client.delete(s.pointer_name, ids=stale)
-        kept = {p.family for p in pointers[:2]}
-        for name in s.client.list_collections():
-            family = _family_of(name, s.prefix)
-            if family is not None and family not in kept:
-                s.client.drop_collection(name)
