@@ -53,27 +53,29 @@ def test_the_dev_sets_get_the_same_answers_from_both_stores(tmp_path, seed_index
         milvus.close()
 
 
-def test_two_engines_on_one_lite_file_see_one_update(tmp_path, fake_index, fake_embedder):
-    from embeddings import Chunk, Document
+def test_two_engines_on_one_lite_file_see_one_upload(tmp_path, fake_index, fake_embedder, corpus):
+    """The chat uploads an article into the Milvus store; another engine on the same file finds it."""
     from embeddings.store_api import open_store
+    from tests.test_chat import NEW_ARTICLE
+    from ui.chat import ChatApp
 
     spec = f"milvus:{tmp_path / 'shared.db'}"
-    writer_store, reader_store = MilvusStore(spec), MilvusStore(spec)
+    chat_store, other_store = MilvusStore(spec), MilvusStore(spec)
     try:
-        migrate(open_store(fake_index), writer_store)
-        one = Engine(store=writer_store, embedder=fake_embedder)
-        two = Engine(store=reader_store, embedder=fake_embedder)
-        question = "Wer taufte die Fähre Ostwind in Wismar?"
-        before = two.retrieve(question, k=3)
-        assert all(h.chunk.source != "upload.txt" for h in before)
-        text = "Die Fähre Ostwind wurde am Montag in Wismar getauft. Reederin Anna Berg taufte sie."
-        doc = Document("upload.txt", text, "Ostwind", "a" * 64)
-        chunk = Chunk("upload.txt", "Ostwind", 0, len(text), text)
-        with writer_store.writer(manifest=writer_store.manifest()) as w:
-            w.add(doc, [chunk], fake_embedder.embed_documents([text]))
-            w.commit(writer_store.manifest().roots)
-        for engine in (one, two):
-            assert engine.retrieve(question, k=3)[0].chunk.source == "upload.txt"
+        migrate(open_store(fake_index), chat_store)
+        chat = ChatApp(tmp_path / "index", corpus, fake_embedder, store=chat_store)
+        assert "0 chunks embedded" in chat.sync().summary()  # the same articles: nothing to embed
+        other = Engine(spec, store=other_store, embedder=fake_embedder)
+        question = "Ramona Quast eröffnete die Hängebrücke in Xylofon"
+        assert all(h.chunk.source != "xylofon.txt" for h in other.retrieve(question, k=3))
+        upload = tmp_path / "uploads" / "xylofon.txt"
+        upload.parent.mkdir()
+        upload.write_text(NEW_ARTICLE, encoding="utf-8")
+        rows, status = chat.upload([str(upload)])
+        assert "added 1" in status
+        assert ["xylofon.txt", "Neue Brücke in Xylofon", "2025-03-03"] in [r[:3] for r in rows]
+        for engine in (chat.engine, other):
+            assert engine.retrieve(question, k=3)[0].chunk.source == "xylofon.txt"
     finally:
-        writer_store.close()
-        reader_store.close()
+        chat_store.close()
+        other_store.close()
