@@ -59,7 +59,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .analysis import terms
-from .manifest import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, Manifest
+from .manifest import (
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    Manifest,
+    StoreError,
+)
 from .store_api import ChunkRow, IndexPart
 from .types import Document
 
@@ -85,6 +92,10 @@ REBUILD_HINT = "rebuild it with `rag index --rebuild --store SPEC`"
 # Stores of this process per Milvus Lite file: the server of a file stops when the last one closes.
 _LITE_USERS: Counter[str] = Counter()
 _LITE_LOCK = threading.Lock()
+
+
+class MilvusUnavailableError(StoreError):
+    """Milvus cannot be reached: the server is down, the token is wrong, or another process has the Lite file."""
 
 
 class _NoMvccWarning(logging.Filter):
@@ -234,8 +245,13 @@ class MilvusStore:
                             with _LITE_LOCK:
                                 _LITE_USERS[self.uri] += 1
                     except pm.exceptions.MilvusException as exc:
-                        where = "another process may have the Milvus Lite file open" if self.lite else "is it running?"
-                        raise IndexCorruptError(f"{self.spec}: cannot open Milvus ({exc.message}); {where}") from exc
+                        fix = (
+                            "a Milvus Lite file is open in one process at a time: stop the other one (rag chat?) "
+                            "or use a Milvus server (docs/deployment.md)"
+                            if self.lite
+                            else "is the server running and the token right?"
+                        )
+                        raise MilvusUnavailableError(f"{self.spec}: cannot open Milvus ({exc.message}); {fix}") from exc
         return self._client
 
     def name(self, family: int, kind: str) -> str:

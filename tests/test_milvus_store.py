@@ -21,7 +21,7 @@ pytest.importorskip("pymilvus", reason='the Milvus store needs pip install -e ".
 from embeddings.analysis import fold, terms, words
 from embeddings.entities import document_names
 from embeddings.migrate import migrate
-from embeddings.milvus_store import MilvusStore
+from embeddings.milvus_store import MilvusStore, MilvusUnavailableError
 from embeddings.store import EmbeddedStore, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from embeddings.store_api import Store, StoreView, StoreWriter
 from embeddings.types import Document
@@ -378,3 +378,27 @@ def test_dense_and_lexical_rankings_match_the_embedded_store_with_the_real_model
         assert np.mean(lexical_overlap) >= 0.9, lexical_overlap
     finally:
         store.close()
+
+
+def test_a_lite_file_open_in_another_process_is_refused_with_the_fix(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "busy.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from pymilvus import MilvusClient; c = MilvusClient({str(path)!r}); print(1, flush=True); input()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "1"
+        store = MilvusStore(f"milvus:{path}")
+        with pytest.raises(MilvusUnavailableError, match="one process at a time"):
+            store.version()
+    finally:
+        holder.communicate("\n", timeout=30)
