@@ -19,6 +19,10 @@ Four parts, each timed on this machine in the same run (compare ratios, not abso
    clusters of ~100). Queries are fresh draws from the same distribution, never stored.
 4. ``Engine.ask`` p50/p95 on the questions of ``eval/dev.jsonl`` over ``seeds/``, and
    cold start: ``rag ask`` from process start to printed answer.
+
+``--store milvus:PATH`` runs instead the store comparison of ``scripts/bench_store.py``: ingest,
+one-file update and per-question store traffic at ``--chunks`` (200,000) synthetic chunks, the
+embedded store and the given one side by side.
 """
 
 from __future__ import annotations
@@ -456,16 +460,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", action="store_true", help="the whole ask path over --chunks chunks (scripts/scale.py)"
     )
-    parser.add_argument("--chunks", type=int, default=1_000_000, help="size of the --scale index (default 1,000,000)")
+    parser.add_argument(
+        "--chunks", type=int, help="size of the --scale index (default 1,000,000) or the --store corpus (200,000)"
+    )
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--store",
+        help="instead: compare this store (milvus:bench-out/news.db) with the embedded one (scripts/bench_store.py)",
+    )
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
         return 0
     if args.scale:
+        args.chunks = args.chunks or 1_000_000
         return scale_main(args)
+    if args.store:
+        from scripts import bench_store
+
+        embedded = str(args.out / "bench-embedded-store")
+        chunks = str(args.chunks or 200_000)
+        return bench_store.main(
+            ["--store", embedded, "--store", args.store, "--chunks", chunks, "--out", str(args.out)]
+        )
 
     files, chars, sizes = (1000, 1200, [10_000, 100_000]) if args.quick else (1100, 2500, [10_000, 100_000, 1_000_000])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,8 @@ if [ ! -f "$stamp" ]; then
   # The CPU build of torch lies on this machine's disk; asking for it first keeps pip from
   # pulling a multi-GB CUDA build for packages that depend on torch.
   .venv/bin/python -m pip install -q torch==2.13.0
+  # The dev extra includes [milvus] (pymilvus 3.0.2, milvus-lite 2.5.1, setuptools<81) and [ray]
+  # (ray[data] 2.60.0), pinned in pyproject.toml, so CI runs the Milvus and Ray tests on the real engines.
   # pip keeps the wheels it builds (llama-cpp-python's 7-minute compile for the dev extra) in its
   # cache (~/.cache/pip, or PIP_CACHE_DIR): a later setup on the same machine reuses them.
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"

@@ -49,3 +49,17 @@ def test_markdown_table_has_required_rows():
     table = bench.markdown_table(results)
     assert table.count("\n") == 9
     assert "200x faster" in table and "2.67x" in table and "100,000 embedding-like vectors" in table
+
+
+def test_the_store_benchs_corpus_keeps_offsets_and_names():
+    from scripts import bench_store
+
+    docs = list(bench_store.synthetic_documents(3))
+    assert len({d.source for d, _ in docs}) == 3
+    for doc, chunks in docs:
+        assert len(chunks) == bench_store.CHUNKS_PER_DOC
+        assert all(doc.text[c.start : c.end] == c.text for c in chunks)
+        assert doc.metadata["names"]
+    assert bench_store.fuse([[1, 2, 3], [3, 1]])[0] == 1
+    table = bench_store.table([{"store": "a", "chunks": 10, "ingest_s": 1.0}, {"store": "b", "error": ["boom"]}])
+    assert "| ingest (s) | 1.0 | ['boom'] |" in table

@@ -32,7 +32,7 @@ from typing import Any
 
 import gradio as gr
 
-from embeddings import CorpusError, DocumentError, Embedder, IndexReport, StoreError, index_paths
+from embeddings import CorpusError, DocumentError, Embedder, IndexReport, Store, StoreError, index_paths
 from embeddings.corpus_folder import CorpusFolder, safe_filename
 from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, read_bytes
 from rag import Answer, Engine, QuestionError
@@ -130,7 +130,8 @@ class ChatApp:
     """The chat over one index that mirrors one corpus folder.
 
     Args:
-        index_dir: the index folder (built from ``corpus_dir`` by :meth:`sync` if missing).
+        index_dir: the index folder (built from ``corpus_dir`` by :meth:`sync` if missing); it also holds the trash.
+        store: the index in another store (``--store``), instead of the folder's.
         corpus_dir: where the articles are, and where uploads are saved.
         embedder: the model, shared by answering and indexing so it is loaded once.
         k: passages cited per extractive answer (the page's default).
@@ -153,8 +154,10 @@ class ChatApp:
         llm: Any = None,
         llm_k: int = PASSAGES,
         llm_label: str = "LLM",
+        store: Store | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
+        self.store = store
         self.max_file_bytes = max_file_bytes
         self.corpus_dir = Path(corpus_dir)
         self.embedder = embedder
@@ -162,7 +165,8 @@ class ChatApp:
         self.examples = list(examples)
         self.llm = llm
         self.llm_k = llm_k
-        self.engine = Engine(self.index_dir, embedder=embedder, cache_dir=getattr(embedder, "cache_dir", None))
+        cache_dir = getattr(embedder, "cache_dir", None)
+        self.engine = Engine(self.index_dir, store=store, embedder=embedder, cache_dir=cache_dir)
         self.answerers: dict[str, Answerer] = answerers(self.engine, k=k, llm=llm, llm_k=llm_k)
         if llm is not None:
             self.answerers[LLM] = replace(self.answerers[LLM], label=f"LLM: {llm_label}")
@@ -177,7 +181,7 @@ class ChatApp:
             raise CorpusError(f"{self.corpus_dir}: no such folder; give the articles' folder with --corpus")
         return index_paths(
             [self.corpus_dir],
-            self.index_dir,
+            self.store if self.store is not None else self.index_dir,
             self.embedder,
             progress=_stages(progress),
             max_file_bytes=self.max_file_bytes,

@@ -1,8 +1,10 @@
 """The ``rag`` command line: index folders, ask questions, evaluate, start the chat.
 
 Environment variables are read here and nowhere else; each has a flag:
-``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_MODEL`` (``--model``),
-``RAG_CACHE_DIR`` (``--cache-dir``); for ``ask``, ``eval`` and ``chat`` ``RAG_LLM`` (``--llm``),
+``RAG_INDEX_DIR`` (``--index-dir``), ``RAG_STORE`` (``--store``, e.g. ``milvus://HOST:19530``),
+``MILVUS_TOKEN`` (``--milvus-token``, never printed), ``RAG_MODEL`` (``--model``),
+``RAG_CACHE_DIR`` (``--cache-dir``); for ``rag index --ray`` ``RAY_ADDRESS`` (``--ray-address``);
+for ``ask``, ``eval`` and ``chat`` ``RAG_LLM`` (``--llm``),
 ``RAG_LLM_BASE_URL`` (``--base-url``) and ``RAG_LLM_MODEL`` (``--llm-model``); for ``rag chat`` also
 ``RAG_HOST``, ``RAG_PORT``, ``RAG_ALLOWED_HOSTS``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``.
 ``OPENAI_API_KEY`` is read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
@@ -52,6 +54,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=Path(env("RAG_INDEX_DIR") or places.index_dir),
         help="index folder (env RAG_INDEX_DIR; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--store",
+        default=env("RAG_STORE") or None,
+        metavar="SPEC",
+        help="the index in another store: milvus:PATH.db (Milvus Lite), milvus://HOST:19530 (a Milvus server), "
+        "or a folder (env RAG_STORE; default: --index-dir); see docs/deployment.md",
+    )
+    parser.add_argument(
+        "--milvus-token",
+        default=env("MILVUS_TOKEN") or None,
+        help="token of a secured Milvus server, user:password or an API key (env MILVUS_TOKEN)",
     )
     parser.add_argument(
         "--model",
@@ -112,8 +126,8 @@ def _corpus_folder(args):
         _demo_corpus()  # installed: the demo articles are copied out of the package on first run
     if not args.corpus.is_dir():
         raise CorpusError(f"{args.corpus}: no such folder; give the articles' folder with --corpus")
-    folder = CorpusFolder.for_index(args.corpus, args.index_dir)
-    return folder, lambda: index_paths([args.corpus], args.index_dir, _embedder(args), progress=_progress_bar())
+    folder = CorpusFolder.for_index(args.corpus, args.index_dir)  # the trash stays in the index folder
+    return folder, lambda: index_paths([args.corpus], _store(args), _embedder(args), progress=_progress_bar())
 
 
 def cmd_add(args) -> int:
@@ -240,6 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rebuild", action="store_true", help="start from an empty index (e.g. to switch models)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--ray", action="store_true", help='embed on a Ray cluster (pip install -e ".[ray]")')
+    p.add_argument(
+        "--ray-address",
+        default=os.environ.get("RAY_ADDRESS") or "local",
+        help="the cluster: auto (the one this machine is in), ray://HEAD:10001, or local (start one here; "
+        "env RAY_ADDRESS; default %(default)s)",
+    )
+    p.add_argument("--ray-actors", type=int, default=2, help="encoder actors, one model each (default %(default)s)")
+    _common(p)
+
+    p = sub.add_parser("migrate", help="copy the index into another store (no model, no files read)")
+    p.add_argument(
+        "--to", required=True, metavar="SPEC", help="the target: milvus:PATH.db, milvus://HOST:19530, a folder"
+    )
     _common(p)
 
     p = sub.add_parser("check", help="check that the index is sound (loads, vectors and chunks agree)")
@@ -352,12 +380,33 @@ def _demo_corpus() -> Path:
     return defaults().ensure_corpus()
 
 
+def open_store_for(spec: str, token: str | None = None):
+    """The store named by ``spec``; a Milvus server's with its token."""
+    from embeddings.store_api import is_milvus, open_store
+
+    if token and is_milvus(spec):
+        from embeddings.milvus_store import MilvusStore
+
+        return MilvusStore(spec, token=token)
+    return open_store(spec)
+
+
+def _store(args):
+    """The store the flags name (``--store``, else the ``--index-dir`` folder), opened once per command."""
+    if getattr(args, "_opened_store", None) is None:
+        args._opened_store = open_store_for(args.store or str(args.index_dir), args.milvus_token)
+    return args._opened_store
+
+
+def _where(args) -> str:
+    return args.store or str(args.index_dir)
+
+
 def _embedder(args):
-    from embeddings import read_manifest
     from embeddings.encoder import load_embedder
 
     model, backend = args.model, args.backend
-    manifest = None if getattr(args, "rebuild", False) else read_manifest(args.index_dir)
+    manifest = None if getattr(args, "rebuild", False) else _store(args).manifest()
     if model is None:
         model = manifest.model if manifest else DEFAULT_MODEL
     if backend is None:
@@ -366,15 +415,26 @@ def _embedder(args):
 
 
 def cmd_index(args) -> int:
-    from embeddings import index_paths, read_manifest
+    from embeddings import index_paths
     from embeddings.store import recorded_roots
 
+    store = _store(args)
     paths = args.paths or None
     if paths is None:
         # The folders indexed before (for --rebuild even when the live generation is damaged), else seeds/.
-        known = recorded_roots(args.index_dir) if args.rebuild else read_manifest(args.index_dir) is not None
+        if args.rebuild and not args.store:
+            known = bool(recorded_roots(args.index_dir))
+        else:
+            known = store.manifest() is not None
         paths = None if known else [_demo_corpus()]
-    report = index_paths(paths, args.index_dir, _embedder(args), rebuild=args.rebuild, progress=_progress_bar())
+    embedder, batch_size = _embedder(args), 64
+    if args.ray:
+        from embeddings.ray_embed import RayEmbedder
+
+        # one Ray job for all the run's new texts: the actor pool spreads them, the indexer's batches would not
+        embedder = RayEmbedder(embedder, address=args.ray_address, concurrency=args.ray_actors)
+        batch_size = 1 << 30
+    report = index_paths(paths, store, embedder, rebuild=args.rebuild, progress=_progress_bar(), batch_size=batch_size)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -390,6 +450,15 @@ def cmd_index(args) -> int:
 def cmd_check(args) -> int:
     from embeddings.verify import check_index
 
+    if args.store and not Path(args.store).is_dir():  # a Milvus store checks itself
+        problems = _store(args).verify(deep=True)
+        if args.json:
+            print(json.dumps({"store": args.store, "problems": problems, "ok": not problems}, indent=2))
+        elif problems:
+            print(f"rag: error: {'; '.join(problems)}", file=sys.stderr)
+        else:
+            print(f"index OK: {args.store}, {len(_store(args).view())} chunks")
+        return 0 if not problems else 1
     check = check_index(args.index_dir, load_model=True, cache_dir=args.cache_dir)
     if args.json:
         print(json.dumps({**asdict(check), "ok": check.ok}, indent=2, ensure_ascii=False))
@@ -401,18 +470,21 @@ def cmd_check(args) -> int:
 
 
 def _engine(args):
-    from embeddings import index_paths, read_manifest
+    from embeddings import index_paths
     from rag import Engine
 
-    if read_manifest(args.index_dir) is None:
+    store = _store(args)
+    if store.manifest() is None:
+        if args.store:
+            raise StoreError(f"no index in {args.store}; build one with `rag index PATH --store {args.store}`")
         if args.index_dir.resolve() != defaults().index_dir.resolve():
             raise StoreError(
                 f"no index in {args.index_dir}; build one with `rag index PATH --index-dir {args.index_dir}`"
             )
         corpus = _demo_corpus()
         print(f"rag: first run: indexing the demo articles in {corpus} into {args.index_dir}", file=sys.stderr)
-        index_paths([corpus], args.index_dir, _embedder(args), progress=_progress_bar())
-    manifest = read_manifest(args.index_dir)
+        index_paths([corpus], store, _embedder(args), progress=_progress_bar())
+    manifest = store.manifest()
     if args.model and manifest and args.model != manifest.model:
         raise StoreError(
             f"{args.index_dir} was built with {manifest.model!r}, not {args.model!r}; "
@@ -423,7 +495,28 @@ def _engine(args):
             f"{args.index_dir} was built with the {manifest.backend} backend, not {args.backend}; "
             "drop --backend or rebuild with `rag index --rebuild --backend ...`"
         )
-    return Engine(args.index_dir, cache_dir=args.cache_dir, config=scoring_config(getattr(args, "set", [])))
+    config = scoring_config(getattr(args, "set", []))
+    return Engine(_where(args), store=store, cache_dir=args.cache_dir, config=config)
+
+
+def cmd_migrate(args) -> int:
+    """Copy documents, chunks, vectors and manifest from the store of the flags into ``--to``."""
+    from embeddings.migrate import migrate
+
+    target = args.to
+    if target == _where(args):
+        raise StoreError(f"--to {target} is the index itself; name another store")
+    source = _store(args)
+    if source.manifest() is None:
+        raise StoreError(f"no index in {_where(args)} to copy")
+    report = migrate(source, open_store_for(target, args.milvus_token), progress=_progress_bar_of("copy"))
+    print(report.summary())
+    return 0
+
+
+def _progress_bar_of(stage: str):
+    bar = _progress_bar()
+    return lambda done, total: bar(stage, done, total)
 
 
 def format_answer(answer) -> str:
@@ -540,9 +633,7 @@ def cmd_chat(args) -> int:
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
     # First run: index the corpus; later: pick up what changed in the folder meanwhile.
-    report = index_paths(
-        [args.corpus], args.index_dir, embedder, progress=_progress_bar(), max_file_bytes=max_file_bytes
-    )
+    report = index_paths([args.corpus], _store(args), embedder, progress=_progress_bar(), max_file_bytes=max_file_bytes)
     print(f"rag chat: {report.summary()}", file=sys.stderr)
     llm = _chat_model(args)
     label = describe(llm) if llm is not None else "LLM"
@@ -555,6 +646,7 @@ def cmd_chat(args) -> int:
         llm=llm,
         llm_k=_k(args, llm),
         llm_label=label,
+        store=_store(args),
     )
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
     app.launch(args.host, args.port, auth, allowed=args.allowed_host)
@@ -570,6 +662,7 @@ COMMANDS = {
     "add": cmd_add,
     "remove": cmd_remove,
     "restore": cmd_restore,
+    "migrate": cmd_migrate,
 }
 
 
@@ -583,6 +676,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)
         return 130
+    finally:
+        close = getattr(getattr(args, "_opened_store", None), "close", None)
+        if close is not None:  # a Milvus Lite file is free for the next process
+            close()
 
 
 if __name__ == "__main__":
