@@ -146,10 +146,31 @@ def document_language(text: str) -> str:
     return detect_language(text[:20_000])
 
 
+def _sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tuple[int, int], ...]:
+    """The sentence spans of the lines around ``text[start:end]``: at least ``reach`` sentences on each side
+    where the document has them, the same spans as :func:`document_sentences` gives there.
+
+    Sentences never cross a line break, so the lines around a sentence split alone exactly as
+    they do inside the whole text; a long document (a manual of a thousand lines) is then not
+    split whole for the first question that touches it.
+    """
+    margin = (reach + 1) * MAX_SENTENCE_CHARS
+    a = text.rfind("\n", 0, max(0, start - margin)) + 1
+    b = text.find("\n", min(len(text), end + margin))
+    b = len(text) if b < 0 else b
+    if a == 0 and b == len(text):
+        return document_sentences(text)
+    spans = tuple(split_sentences(text, a, b, max_chars=MAX_SENTENCE_CHARS))
+    i = bisect.bisect_left(spans, (start, end))
+    if (i - reach < 0 and a > 0) or (i + reach >= len(spans) and b < len(text)):
+        return document_sentences(text)  # mostly blank lines around: not enough sentences in reach
+    return spans
+
+
 def neighbours(sentence: Sentence, snapshot: Snapshot, reach: int = 1) -> list[Sentence]:
     """The ``reach`` sentences just before and after ``sentence`` in its document, nearest first."""
     doc = snapshot.documents[sentence.source]
-    spans = document_sentences(doc.text)
+    spans = _sentences_around(doc.text, sentence.start, sentence.end, reach)
     i = bisect.bisect_left(spans, (sentence.start, sentence.end))
     out = []
     for j in (j for d in range(1, reach + 1) for j in (i - d, i + d)):

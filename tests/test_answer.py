@@ -180,3 +180,29 @@ def test_sentence_vectors_are_dropped_when_the_model_changes(seed_index, embedde
     )
     engine.embedder()
     assert engine._sentence_cache == {}
+
+
+def test_sentences_around_a_sentence_are_the_documents_sentences_there():
+    """The lines around a sentence split alone exactly as inside the whole text (invented manual)."""
+    import random
+
+    from rag.select import _sentences_around, document_sentences
+
+    rng = random.Random(3)
+    lines = []
+    for n in range(400):
+        kind = rng.random()
+        if kind < 0.2:
+            lines.append("")
+        elif kind < 0.5:
+            lines.append(f"Option --wert{n} setzt den Wert. Standard ist {n}! Siehe auch Abschnitt {n % 7}.")
+        else:
+            lines.append(" ".join(f"wort{n}x{k}" for k in range(rng.randint(1, 160))))  # long lines are cut
+    text = "\n".join(lines)
+    whole = document_sentences(text)
+    for i in range(0, len(whole), 7):
+        s, e = whole[i]
+        for reach in (1, 2):
+            local = _sentences_around(text, s, e, reach)
+            j = local.index((s, e))
+            assert local[max(0, j - reach) : j + reach + 1] == whole[max(0, i - reach) : i + reach + 1]
