@@ -106,8 +106,16 @@ class _NoMvccWarning(logging.Filter):
 
 
 def _client_module():
+    import warnings
+
     try:
-        import pymilvus
+        with warnings.catch_warnings():  # milvus-lite 2.5.1 imports pkg_resources (pinned setuptools<81 has it)
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            try:
+                import milvus_lite  # noqa: F401  (imported here so that its warning is not printed to users)
+            except ImportError:  # a server URI needs pymilvus only
+                pass
+            import pymilvus
     except ImportError as exc:  # pragma: no cover - the extra is missing
         raise ImportError('the Milvus store needs its extra: pip install -e ".[milvus]"') from exc
     logger = logging.getLogger("pymilvus.client.iterator.query_iterator")
