@@ -39,6 +39,8 @@ machine). A source name is never put into a filter expression: filters use its S
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime as dt
 import fcntl
 import hashlib
@@ -111,10 +113,8 @@ def _client_module():
     try:
         with warnings.catch_warnings():  # milvus-lite 2.5.1 imports pkg_resources (pinned setuptools<81 has it)
             warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
-            try:
+            with contextlib.suppress(ImportError):  # a server URI needs pymilvus only
                 import milvus_lite  # noqa: F401  (imported here so that its warning is not printed to users)
-            except ImportError:  # a server URI needs pymilvus only
-                pass
             import pymilvus
     except ImportError as exc:  # pragma: no cover - the extra is missing
         raise ImportError('the Milvus store needs its extra: pip install -e ".[milvus]"') from exc
