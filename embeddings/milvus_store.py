@@ -40,7 +40,6 @@ machine). A source name is never put into a filter expression: filters use its S
 from __future__ import annotations
 
 import contextlib
-
 import datetime as dt
 import fcntl
 import hashlib
