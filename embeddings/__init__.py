@@ -19,7 +19,7 @@ from .manifest import (
     StoreError,
 )
 from .readers import MAX_FILE_BYTES, DocumentError, read_document
-from .store import EmbeddedStore, EmbeddedView, Snapshot, open_snapshot, read_manifest
+from .store import EmbeddedStore, EmbeddedView, open_snapshot, read_manifest
 from .store_api import STORE_ENV, ChunkRow, IndexPart, Store, StoreView, StoreWriter, open_store, store_spec
 from .types import Chunk, Document
 
@@ -46,7 +46,6 @@ __all__ = [
     "Manifest",
     "ModelError",
     "Skipped",
-    "Snapshot",
     "Store",
     "StoreError",
     "StoreView",

@@ -227,9 +227,6 @@ class Segment:
         pos[pos >= len(self.ids)] = 0
         return self.ids[pos] == ids if len(self.ids) else np.zeros(len(ids), bool)
 
-    def rows_of(self, positions: np.ndarray) -> np.ndarray:
-        return self.ids[positions]
-
     def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
         try:
             with self._lock:
@@ -249,9 +246,6 @@ class Segment:
 
     def ids_of(self, source: str) -> list[int]:
         return [int(r[0]) for r in self._query("SELECT id FROM chunks WHERE source = ? ORDER BY start, id", (source,))]
-
-    def sources(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT source FROM documents")]
 
     def ids_with_text(self, text_hashes: Sequence[str]) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -310,12 +304,6 @@ class Segment:
     def all_rows(self) -> Iterable[ChunkRow]:
         for r in self._query("SELECT id, source, start, end, text_hash FROM chunks ORDER BY id"):
             yield _chunk_row(*r, where=self._db_path)
-
-    def close(self) -> None:
-        con = self._loaded.pop("con", None)
-        if con is not None:
-            with self._lock:
-                con.close()
 
 
 def _document_row(source, title, date, origin, chash, text, meta, *, where: Path) -> Document:

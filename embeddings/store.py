@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import lexical
-from .faiss_index import FLAT_LIMIT, build_faiss_index, calibrate_probes, is_approximate, ivf_lists  # noqa: F401
+from .faiss_index import FLAT_LIMIT
 from .generations import (
     WriteLock,
     collect_garbage,
@@ -41,14 +41,11 @@ from .manifest import (
     FORMAT_VERSION,
     REBUILD_HINT,
     IndexCorruptError,
-    IndexLockedError,  # noqa: F401  (re-exported)
     IndexMismatchError,
     IndexNotFoundError,
     Manifest,
     SegmentEntry,
     StoreError,
-    file_digest,  # noqa: F401  (re-exported)
-    file_sha256,  # noqa: F401  (re-exported)
 )
 from .segments import Segment, check_chunk, write_segment
 from .store_api import ChunkRow, IndexPart
@@ -541,7 +538,3 @@ def recorded_roots(index_dir: Path) -> tuple[str, ...]:
 def open_snapshot(index_dir: Path) -> EmbeddedView:
     """The live view of the embedded index in ``index_dir`` (a fresh store: nothing cached)."""
     return EmbeddedStore(Path(index_dir)).view()
-
-
-# The name the answer path used before the store interface; kept for callers outside the project.
-Snapshot = EmbeddedView

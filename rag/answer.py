@@ -13,8 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from embeddings import StoreView as Snapshot
-from embeddings import split_sentences, trim_span
+from embeddings import StoreView, split_sentences, trim_span
 
 from .config import ScoringConfig
 from .ground import Gates, Verdict
@@ -88,7 +87,7 @@ def _names(text: str) -> set[str]:
     return {w for w in _CAPITALISED.findall(text) if w.casefold() not in STOPWORDS}
 
 
-def context_spans(question: Question, best: Scored, snapshot: Snapshot) -> list[tuple[int, int]]:
+def context_spans(question: Question, best: Scored, snapshot: StoreView) -> list[tuple[int, int]]:
     """Sentence spans to quote: the best sentence, plus what the question type needs from around it.
 
     *who*: when the best sentence is a quote without its speaker, the nearby
@@ -202,7 +201,7 @@ class Decision:
 def decide(
     question: Question,
     ranked: Sequence[Scored],
-    snapshot: Snapshot,
+    snapshot: StoreView,
     gates: Gates,
     config: ScoringConfig = ScoringConfig(),
 ) -> Decision:
@@ -293,7 +292,7 @@ def compose(
     question: Question,
     ranked: Sequence[Scored],
     hits: Sequence[Hit],
-    snapshot: Snapshot,
+    snapshot: StoreView,
     decision: Decision,
     *,
     k: int = 5,
@@ -332,7 +331,7 @@ def _compose_quotes(
     evidence: list[Scored],
     continuation: Sequence[tuple[int, int]],
     hits: Sequence[Hit],
-    snapshot: Snapshot,
+    snapshot: StoreView,
     k: int,
     *,
     with_context: bool = True,

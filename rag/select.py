@@ -26,8 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embeddings import ChunkingConfig, split_sentences
-from embeddings import StoreView as Snapshot
+from embeddings import ChunkingConfig, StoreView, split_sentences
 from embeddings.bylines import credits_article, is_attribution
 from embeddings.memo import text_memo
 
@@ -113,7 +112,7 @@ class Scored:
 
 
 def candidates(
-    hits: Sequence[Hit], snapshot: Snapshot, min_words: int = DEFAULT.min_words, bylines: bool = False
+    hits: Sequence[Hit], snapshot: StoreView, min_words: int = DEFAULT.min_words, bylines: bool = False
 ) -> list[Sentence]:
     """The distinct sentences of the hits' passages, in hit order.
 
@@ -167,7 +166,7 @@ def _sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tupl
     return spans
 
 
-def neighbours(sentence: Sentence, snapshot: Snapshot, reach: int = 1) -> list[Sentence]:
+def neighbours(sentence: Sentence, snapshot: StoreView, reach: int = 1) -> list[Sentence]:
     """The ``reach`` sentences just before and after ``sentence`` in its document, nearest first."""
     doc = snapshot.documents[sentence.source]
     spans = _sentences_around(doc.text, sentence.start, sentence.end, reach)
@@ -375,7 +374,7 @@ def rank(
     question: Question,
     query_vector: np.ndarray,
     hits: Sequence[Hit],
-    snapshot: Snapshot,
+    snapshot: StoreView,
     embed: Callable[[list[str]], np.ndarray],
     idf: Callable[[str], float],
     config: ScoringConfig = DEFAULT,
@@ -497,7 +496,7 @@ def contributions(s: Scored, question: Question, config: ScoringConfig = DEFAULT
     }
 
 
-def idf_lookup(view: Snapshot) -> Callable[[str], float]:
+def idf_lookup(view: StoreView) -> Callable[[str], float]:
     """IDF of a stem in the index; unseen stems get the IDF of a word seen once."""
     ceiling = view.max_idf
 

@@ -367,7 +367,7 @@ def _bench_one(data: str, mixture: Mixture, n: int, queries: int) -> dict:
     """One size of one distribution: the store's index against exact search."""
     import faiss
 
-    from embeddings.store import build_faiss_index, is_approximate
+    from embeddings.faiss_index import build_faiss_index, is_approximate
 
     vectors = mixture.sample(n, seed=n)
     q = mixture.sample(queries, seed=n + 1)

@@ -274,7 +274,8 @@ def _tamper(index_dir: Path, sql: str) -> None:
     """Change the live segment's SQLite file and recompute its checksum in the manifest, as an attacker could."""
     import json
 
-    from embeddings.store import current_generation, file_digest
+    from embeddings.generations import current_generation
+    from embeddings.manifest import file_digest
 
     gen = index_dir / current_generation(index_dir)
     manifest = json.loads((gen / "manifest.json").read_text())

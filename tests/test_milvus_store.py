@@ -18,11 +18,12 @@ import pytest
 
 pytest.importorskip("pymilvus", reason='the Milvus store needs pip install -e ".[milvus]"')
 
+from embeddings import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from embeddings.analysis import fold, terms, words
 from embeddings.entities import document_names
 from embeddings.migrate import migrate
 from embeddings.milvus_store import MilvusStore, MilvusUnavailableError
-from embeddings.store import EmbeddedStore, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from embeddings.store import EmbeddedStore
 from embeddings.store_api import Store, StoreView, StoreWriter
 from embeddings.types import Document
 
