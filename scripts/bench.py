@@ -301,22 +301,39 @@ def worker_ingest_baseline(args) -> dict:
     return {"seconds": seconds, "chunks": len(chunks), "files": len(docs), "chars": chars, "peak_mib": peak_mib()}
 
 
-def worker_ask(args) -> dict:
-    from embeddings import Embedder, index_paths
-    from rag import Engine
+def dev_questions(*names: str) -> list[str]:
+    """The questions of the dev sets ``eval/<name>``, in file order."""
+    out = []
+    for name in names:
+        for line in (ROOT / "eval" / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append(json.loads(line)["question"])
+    return out
 
-    questions = [
-        json.loads(line)["question"] for line in (ROOT / "eval" / "dev.jsonl").read_text().splitlines() if line
-    ]
-    index_paths([ROOT / "seeds"], args.index, Embedder(cache_dir=args.cache_dir, backend=args.backend), rebuild=True)
-    engine = Engine(args.index, cache_dir=args.cache_dir)
-    engine.ask("warm-up")
+
+def timed_rounds(engine, questions: list[str], rounds: int = 2) -> list[float]:
+    """Seconds of each ``engine.ask``, one question at a time, ``rounds`` times over ``questions``.
+
+    The second round sees memoised sentence vectors, as a running service does.
+    """
     times = []
-    for _round in range(2):  # the second round sees memoised sentence vectors, as a running service does
+    for _round in range(rounds):
         for q in questions:
             t = time.perf_counter()
             engine.ask(q)
             times.append(time.perf_counter() - t)
+    return times
+
+
+def worker_ask(args) -> dict:
+    from embeddings import Embedder, index_paths
+    from rag import Engine
+
+    questions = dev_questions("dev.jsonl")
+    index_paths([ROOT / "seeds"], args.index, Embedder(cache_dir=args.cache_dir, backend=args.backend), rebuild=True)
+    engine = Engine(args.index, cache_dir=args.cache_dir)
+    engine.ask("warm-up")
+    times = timed_rounds(engine, questions)
     p50, p95 = percentiles(times)
     return {
         "p50_ms": p50,

@@ -171,21 +171,12 @@ def worker(spec: str, n_chunks: int) -> dict:
 def _asks(store, model) -> tuple[float, float]:
     """p50/p95 of the whole ``Engine.ask`` over ``store`` on the dev questions, two rounds."""
     from rag import Engine
+    from scripts.bench import dev_questions, timed_rounds
 
-    questions = []
-    for name in ("dev.jsonl", "dev2.jsonl"):
-        for line in (ROOT / "eval" / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                questions.append(json.loads(line)["question"])
+    questions = dev_questions("dev.jsonl", "dev2.jsonl")
     engine = Engine(store=store, embedder=model)
     engine.ask(questions[0])  # loads the view and the model's first run
-    times = []
-    for _round in range(2):
-        for q in questions:
-            t = time.perf_counter()
-            engine.ask(q)
-            times.append(time.perf_counter() - t)
-    return percentiles(times)
+    return percentiles(timed_rounds(engine, questions))
 
 
 def _peak_rss_mib() -> float:

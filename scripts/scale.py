@@ -165,22 +165,14 @@ def chat_process(args) -> dict:
     """Run as its own process: open, answer, watch an update arrive (see the module docstring)."""
     started = float(args.started)
     from rag import Engine
+    from scripts.bench import dev_questions, timed_rounds
 
-    questions = []
-    for name in ("dev.jsonl", "dev2.jsonl"):
-        for line in (ROOT / "eval" / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                questions.append(json.loads(line)["question"])
+    questions = dev_questions("dev.jsonl", "dev2.jsonl")
     engine = Engine(args.index, cache_dir=args.cache_dir)
     first = engine.ask(questions[0])
     open_seconds = time.time() - started
     rss_loaded = rss_mib()
-    times = []
-    for _round in range(2):  # the second round sees memoised sentence vectors, as a running chat does
-        for q in questions:
-            t = time.perf_counter()
-            engine.ask(q)
-            times.append(time.perf_counter() - t)
+    times = timed_rounds(engine, questions)
     p50, p95 = percentiles(times)
     first_p50, first_p95 = percentiles(times[: len(questions)])
     second_p50, second_p95 = percentiles(times[len(questions) :])
