@@ -14,22 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .faiss_index import _faiss
-from .generations import current_generation
-from .manifest import LEGACY_FORMATS, REBUILD_HINT, IndexCorruptError, file_sha256
+from .manifest import REBUILD_HINT, IndexCorruptError, file_sha256
 
 DATA_FILES = ("chunks.sqlite", "vectors.faiss")
-
-
-def legacy_generation(index_dir: Path) -> Path | None:
-    """The live generation folder when it is of an older format, else ``None``."""
-    name = current_generation(index_dir)
-    if name is None:
-        return None
-    try:
-        data = json.loads((Path(index_dir) / name / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return Path(index_dir) / name if isinstance(data, dict) and data.get("format", 1) in LEGACY_FORMATS else None
 
 
 class LegacyVectors:

@@ -37,6 +37,14 @@ class IndexMismatchError(StoreError):
     """The index was built with another model, dimension or format than asked for."""
 
 
+class LegacyIndexError(IndexMismatchError):
+    """The live generation is of a format before segments; ``rag index`` upgrades it without re-embedding."""
+
+    def __init__(self, message: str, generation: Path) -> None:
+        super().__init__(message)
+        self.generation = generation
+
+
 class IndexLockedError(StoreError):
     """Another process is writing the index and did not finish in time."""
 
@@ -98,9 +106,10 @@ class Manifest:
             data = json.loads(text)
             fmt = data.get("format", 1)
             if fmt in LEGACY_FORMATS:
-                raise IndexMismatchError(
+                raise LegacyIndexError(
                     f"{where}: index format {fmt} (before segments); run `rag index` to upgrade it "
-                    "(nothing is re-embedded), or rebuild with `rag index --rebuild`"
+                    "(nothing is re-embedded), or rebuild with `rag index --rebuild`",
+                    where.parent,
                 )
             data["roots"] = tuple(data.get("roots", ()))
             data["segments"] = tuple(SegmentEntry.from_dict(s) for s in data.get("segments", ()))

@@ -36,13 +36,14 @@ from .generations import (
     highest_number,
     switch_current,
 )
-from .legacy import LegacyVectors, legacy_generation
+from .legacy import LegacyVectors
 from .manifest import (
     FORMAT_VERSION,
     REBUILD_HINT,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    LegacyIndexError,
     Manifest,
     SegmentEntry,
     StoreError,
@@ -272,9 +273,10 @@ class EmbeddedStore:
 
     def manifest(self) -> Manifest | None:
         """The live manifest; ``None`` when there is no index, or one of an older format to upgrade."""
-        if legacy_generation(self.index_dir) is not None:
+        try:
+            return read_manifest(self.index_dir)
+        except LegacyIndexError:
             return None
-        return read_manifest(self.index_dir)
 
     def view(self, *, eager: bool = True) -> EmbeddedView:
         """The live generation. Raises IndexNotFoundError, IndexCorruptError or IndexMismatchError.
@@ -317,11 +319,11 @@ class EmbeddedStore:
         """Lock the folder and stage changes on the live view (or on nothing, with ``rebuild``)."""
         with WriteLock(self.index_dir, timeout=lock_timeout):
             base, reuse = None, None
-            old = None if rebuild else legacy_generation(self.index_dir)
-            if old is not None:
-                reuse = LegacyVectors(old)  # upgrade: every file written anew, vectors taken from here
-            elif not rebuild and current_generation(self.index_dir) is not None:
-                base = self.view(eager=False)
+            if not rebuild and current_generation(self.index_dir) is not None:
+                try:
+                    base = self.view(eager=False)
+                except LegacyIndexError as old:  # upgrade: every file written anew, vectors taken from there
+                    reuse = LegacyVectors(old.generation)
             writer = SegmentWriter(self, base, manifest)
             writer.reuse = reuse or base
             yield writer
