@@ -94,7 +94,7 @@ class EmbeddedView:
         self._stats = lexical.Stats.of([s.postings for s in self.segments])
         self._idf: dict[str, float | None] = {}
         self._dead: dict[str, np.ndarray] = {}
-        self._idf_lock = threading.Lock()
+        self._memo_lock = threading.Lock()
 
     @property
     def generation(self) -> int:
@@ -104,13 +104,6 @@ class EmbeddedView:
         return self.manifest.chunk_count
 
     # -- lookups by id
-    def _segment_of(self, chunk_id: int) -> Segment:
-        probe = np.asarray([chunk_id], dtype=np.int64)
-        for seg in self.segments:
-            if seg.holds(probe)[0] and not self._is_deleted(seg, probe)[0]:
-                return seg
-        raise KeyError(chunk_id)
-
     def _is_deleted(self, seg: Segment, ids: np.ndarray) -> np.ndarray:
         deleted = self._deleted.get(seg.name)
         return np.isin(ids, deleted) if deleted is not None else np.zeros(len(ids), bool)
@@ -237,7 +230,7 @@ class EmbeddedView:
         rows = self._dead.get(seg.name)
         if rows is None:
             rows = np.flatnonzero(np.isin(seg.ids, deleted))
-            with self._idf_lock:
+            with self._memo_lock:
                 self._dead[seg.name] = rows
         return rows
 
@@ -246,7 +239,7 @@ class EmbeddedView:
             return self._idf[term]
         except KeyError:
             value = self._stats.idf(term)
-            with self._idf_lock:
+            with self._memo_lock:
                 self._idf[term] = value
             return value
 
