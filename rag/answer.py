@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from embeddings import StoreView, split_sentences, trim_span
+from embeddings.entities import document_names
 
 from .config import ScoringConfig
 from .ground import Gates, Verdict
@@ -33,7 +34,7 @@ NOT_SAID = {
 
 def shows_closest(reason: str) -> bool:
     """Whether abstaining at this gate still shows the closest sentence: the article was found, the fact was not."""
-    return reason == "names-near" or reason.startswith("kind:")
+    return reason in ("names-near", "probability:closest") or reason.startswith("kind:")
 
 
 ACCORDING = {"en": "According to the articles", "de": "Laut den Artikeln"}
@@ -163,8 +164,16 @@ def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [span for a, b in pieces if (span := trim_span(text, a, b))]
 
 
-def short_answer(question: Question, sentence: str, article_date) -> str:
-    """A few words that answer directly: the resolved date or the number, when the question asks for one."""
+def short_answer(question: Question, sentence: str, article_date, names: Sequence[str] = ()) -> str:
+    """A few words that answer directly, taken from the sentence: the resolved date (written in the
+    question's language), the number, or for *who* / *where* the name that the question does not
+    already hold (``names``: the article's names, found at index time).
+
+    >>> from rag.questions import analyse
+    >>> q = analyse("Who scored for Altdorf?")
+    >>> short_answer(q, "Für Altdorf traf Jonas Brem in der 88. Minute.", None, ("Altdorf", "Jonas", "Brem"))
+    'Jonas Brem'
+    """
     if question.kind == "when":
         refs = [r for r in resolve(sentence, article_date) if r.precision in ("day", "month")]
         refs = refs or resolve(sentence, article_date)
@@ -175,7 +184,36 @@ def short_answer(question: Question, sentence: str, article_date) -> str:
         m = _NUMBER_PHRASE.search(sentence)
         if m:
             return "".join(g for g in m.groups() if g).strip()
+    if question.kind in ("who", "where") and names:
+        runs = name_runs(sentence, names)
+        asked = {fold(w) for w in words(question.text)}
+        new = [r for r in runs if not any(similar_words(fold(w), a) for w in r.split() for a in asked)]
+        if question.kind == "where":
+            new = [r for r in new if _AT_PLACE.search(sentence[: sentence.find(r)])] or []
+        if new:
+            return max(new, key=lambda r: (question.kind == "who" and " " in r, -sentence.find(r)))
     return ""
+
+
+# A place preposition right before a name, in German and English: "in Peking", "nach Usbekistan", "at Wembley".
+_AT_PLACE = re.compile(r"\b(in|im|nach|aus|bei|von|vor|at|to|from|near)\s*$", re.I)
+
+
+def name_runs(sentence: str, names: Sequence[str]) -> list[str]:
+    """The runs of consecutive words of ``sentence`` that are among ``names``, in order.
+
+    >>> name_runs("Am Freitag traf Jonas Brem in Altdorf ein.", ("Jonas", "Brem", "Altdorf"))
+    ['Jonas Brem', 'Altdorf']
+    """
+    known = set(names)
+    runs: list[list[str]] = [[]]
+    for m in re.finditer(r"[\w\-]+|\S", sentence):
+        w = m.group()
+        if w in known or (w.endswith("s") and w[:-1] in known and runs[-1]):
+            runs[-1].append(w)
+        elif runs[-1]:
+            runs.append([])
+    return [" ".join(r) for r in runs if r]
 
 
 @dataclass(frozen=True)
@@ -321,7 +359,8 @@ def compose(
         snapshot.documents[best.sentence.source].text[a:b]
         for a, b in [(best.sentence.start, best.sentence.end), *decision.spans]
     )
-    lead = short_answer(question, sentence, snapshot.documents[best.sentence.source].date)
+    doc = snapshot.documents[best.sentence.source]
+    lead = short_answer(question, sentence, doc.date, document_names(doc))
     head = f"{lead} —" if lead else f"{ACCORDING[lang]}:"
     return Answer(f"{head} {text}", False, citations, lang, question.text)
 

@@ -10,6 +10,7 @@ The engine reads the index only through the store interface (:mod:`embeddings.st
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import os
@@ -32,13 +33,14 @@ from embeddings.manifest import REBUILD_HINT
 from embeddings.store_api import IndexPart, is_milvus, store_spec
 from embeddings.verify import manifest_model
 
-from .answer import Decision, Vocabularies, Vocabulary, compose, decide
+from .answer import Decision, Vocabularies, Vocabulary, compose
 from .config import ScoringConfig
 from .defaults import defaults
-from .ground import Gates, NameIndex, NameIndexes
+from .ground import Gates, NameIndex, NameIndexes, Verdict
 from .questions import Question, analyse
 from .retrieve import expand_to_documents, retrieve
-from .select import Scored, idf_lookup, rank
+from .scorer import FEATURES, PASSED, AnswerScorer, context_rows, feature_rows, shipped
+from .select import Scored, document_sentences, idf_lookup, rank
 from .types import Answer, Hit
 
 SENTENCE_CACHE_SIZE = 20_000
@@ -71,14 +73,43 @@ class PartLookups:
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """A question's candidate sentences with their features, before any is chosen."""
+
+    question: Question
+    hits: tuple[Hit, ...]
+    ranked: tuple[Scored, ...]  # the signals of each candidate (rag.select.rank)
+    rows: np.ndarray  # the scorer's features, one row per candidate (rag.scorer.FEATURES)
+    snapshot: StoreView
+    gates: Gates
+
+    def verdicts(self, i: int) -> tuple[Verdict, ...]:
+        """The gates run on candidate ``i``, up to the first that fails (memoised: a gate may embed names)."""
+        memo = self.__dict__.setdefault("_verdicts", {})
+        if i not in memo:
+            s = self.ranked[i]
+            doc = self.snapshot.documents[s.sentence.source]
+            spans = document_sentences(doc.text)
+            memo[i] = tuple(self.gates.check(self.question, s.dense, doc, spans, s.sentence.start, s.sentence.end))
+        return memo[i]
+
+    def gate(self, i: int) -> str:
+        """The first gate that fails on candidate ``i`` (``kind:when`` counts as ``kind``), or ``passed``."""
+        failed = next((v.gate for v in self.verdicts(i) if not v.passed), None)
+        return failed.split(":")[0] if failed else PASSED
+
+
+@dataclass(frozen=True)
 class Explanation:
-    """Why an answer is what it is: the ranked sentences with their signals, and each gate's verdict."""
+    """Why an answer is what it is: the candidates with their probabilities, and the decision."""
 
     question: Question
     answer: Answer
-    ranked: tuple[Scored, ...]
+    ranked: tuple[Scored, ...]  # the best candidates, best first (``score``: the ranker's log-odds)
     decision: Decision
     config: ScoringConfig
+    threshold: float = 0.0  # the probability an answer needs (the fitted scorer's)
+    contributions: tuple[dict[str, float], ...] = ()  # per ranked sentence: each feature's part of its log-odds
 
 
 def _one_search_thread() -> None:
@@ -100,7 +131,8 @@ class Engine:
         store: an open :class:`~embeddings.Store` (then ``index_dir`` only names it in messages).
         cache_dir: where the default model is converted to.
         embedder: reuse a loaded model (must be the one the index was built with).
-        config: every weight, window and threshold of answering (see :class:`ScoringConfig`).
+        config: retrieval depth and the signals' windows (see :class:`ScoringConfig`).
+        scorer: the fitted answer scorer (default: the one shipped, ``rag/models/answer_scorer.json``).
     """
 
     def __init__(
@@ -111,7 +143,9 @@ class Engine:
         cache_dir: Path | None = None,
         embedder: Embedder | None = None,
         config: ScoringConfig = ScoringConfig(),
+        scorer: AnswerScorer | None = None,
     ) -> None:
+        self.scorer = scorer if scorer is not None else shipped()
         self.store = store if store is not None else open_store(store_spec(index_dir))
         _one_search_thread()
         self.index_dir = Path(index_dir) if index_dir is not None else Path(self.store.spec)
@@ -175,33 +209,33 @@ class Engine:
         """Answer ``question`` with up to ``k`` cited passages, or abstain; with ``sources``, only from those files."""
         return self.explain(question, k, sources=sources).answer
 
-    def explain(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Explanation:
-        """Answer ``question`` and keep what decided it (``rag ask --explain``)."""
+    def candidates(self, question: str, *, sources: frozenset[str] | None = None) -> Candidates:
+        """The question's candidate sentences with their signals and gate verdicts (what the scorer reads)."""
         c = self.config
         q = analyse(question)
         loaded = self.loaded()  # one snapshot for the whole question, even if a writer switches meanwhile
         embedder = self._embedder_for(loaded)
         vector = embedder.embed_queries([q.text])[0]
-        # Look for evidence a little deeper than the k passages returned: the answering sentence
-        # is often in a passage ranked just below k, and then that passage is cited instead.
-        hits = retrieve(
-            q.text,
-            vector,
-            loaded.snapshot,
-            k=max(2 * k, c.candidate_passages),
-            rrf_k=c.rrf_k,
-            sources=sources,
-        )
+        hits = retrieve(q.text, vector, loaded.snapshot, k=c.candidate_passages, rrf_k=c.rrf_k, sources=sources)
         hits = expand_to_documents(
             hits, vector, loaded.snapshot, documents=c.expand_documents, max_chunks=c.expand_max_chunks
         )
         embed = functools.partial(self._embed_sentences, embedder=embedder)
         idf = idf_lookup(loaded.snapshot)
         ranked = rank(q, vector, hits, loaded.snapshot, embed, idf, c)
+        context = context_rows(q, ranked, loaded.snapshot, idf, loaded.vocabulary.knows)
         gates = Gates(loaded.names, idf, loaded.vocabulary.knows, c, self._embed_terms(embedder))
-        decision = decide(q, ranked, loaded.snapshot, gates, c)
-        answer = compose(q, ranked, hits, loaded.snapshot, decision, k=k)
-        return Explanation(q, answer, tuple(ranked[:5]), decision, c)
+        return Candidates(q, tuple(hits), tuple(ranked), feature_rows(q, ranked, context), loaded.snapshot, gates)
+
+    def explain(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Explanation:
+        """Answer ``question`` and keep what decided it (``rag ask --explain``)."""
+        found = self.candidates(question, sources=sources)
+        decision, ranked = choose(found, self.scorer)
+        answer = compose(found.question, ranked, found.hits, found.snapshot, decision, k=k)
+        top = tuple(ranked[:5])
+        row_of = {(s.sentence.source, s.sentence.start): row for s, row in zip(found.ranked, found.rows)}
+        parts = tuple(self.scorer.ranker.contributions(row_of[(s.sentence.source, s.sentence.start)]) for s in top)
+        return Explanation(found.question, answer, top, decision, self.config, self.scorer.threshold, parts)
 
     def _embed_terms(self, embedder: Embedder):
         """Embeds short terms as queries (memoised with the sentences), to compare nouns across languages."""
@@ -242,6 +276,31 @@ class Engine:
                     for old in list(itertools.islice(memo, max(0, len(memo) - SENTENCE_CACHE_SIZE))):
                         del memo[old]  # oldest first
         return np.vstack([found[t] for t in texts])
+
+
+def choose(found: Candidates, scorer: AnswerScorer) -> tuple[Decision, list[Scored]]:
+    """Quote the best candidate if the judge's probability reaches the scorer's threshold, the two best
+    if the pair judge's does, else abstain.
+
+    Returns the decision and the candidates, best first, each with the ranker's log-odds as ``score``.
+    On abstaining, the closest sentence is still shown when its article holds the question's names
+    and words (the article was found, the fact was not).
+    """
+    if not found.ranked:
+        return Decision((), (Verdict("evidence", False, "nothing retrieved"),), None), []
+    logits, one, two = scorer.rank(found.rows, found.gate)
+    order = sorted(range(len(logits)), key=lambda i: -logits[i])
+    ranked = [dataclasses.replace(found.ranked[i], score=float(logits[i])) for i in order]
+    best, t = ranked[0], scorer.threshold
+    said = f"best sentence p={one:.3f}, one of the two best p={two:.3f}; threshold {t:.3f}"
+    quotes = scorer.quotes(one, two, len(ranked))
+    gates = found.verdicts(order[0])
+    if quotes:
+        return Decision(tuple(ranked[:quotes]), (Verdict("probability", True, said), *gates), best), ranked
+    row = dict(zip(FEATURES, found.rows[order[0]]))
+    found_article = row["names_article"] >= 1.0 and row["words_article"] >= 0.5 and row["names_unknown"] == 0.0
+    reason = "probability:closest" if found_article else "probability"
+    return Decision((), (Verdict(reason, False, said), *gates), best), ranked
 
 
 class Engines:

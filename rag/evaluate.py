@@ -36,6 +36,33 @@ class Case:
     answers: tuple[str, ...]
     kind: str = ""  # the question's type as labelled in the file ("when", "near-miss", ...)
     lang: str = ""  # the question's language as labelled in the file
+    spans: tuple[str, ...] = ()  # answer spans (XQuAD style): right when one stands in the answer as whole words
+
+    def matches(self, text: str) -> bool:
+        """Whether ``text`` holds the answer: one of the spans as whole words (case and punctuation
+        ignored), else one of the ``answers`` patterns.
+
+        >>> Case("1", "q", "a.txt", (), spans=("308",)).matches("Sie gaben nur 308 Punkte ab.")
+        True
+        >>> Case("1", "q", "a.txt", (), spans=("30",)).matches("Sie gaben nur 308 Punkte ab.")
+        False
+        """
+        if self.spans:
+            padded = f" {normalise(text)} "
+            return any(f" {normalise(span)} " in padded for span in self.spans if normalise(span))
+        return any(re.search(p, text, re.IGNORECASE) for p in self.answers)
+
+
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+
+
+def normalise(text: str) -> str:
+    """Lower case, punctuation as spaces, whitespace squeezed (how XQuAD answers are compared).
+
+    >>> normalise("Am 7. Februar 2016,  in „Santa Clara“!")
+    'am 7 februar 2016 in santa clara'
+    """
+    return " ".join(_PUNCTUATION.sub(" ", text.casefold()).split())
 
 
 @dataclass(frozen=True)
@@ -55,7 +82,7 @@ class Outcome:
         """Answered (not abstained) and one of the gold patterns matches the answer text."""
         if self.case.source is None or self.answer.abstained:
             return False
-        return any(re.search(p, self.answer.text, re.IGNORECASE) for p in self.case.answers)
+        return self.case.matches(self.answer.text)
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,11 @@ class Report:
     # kinds: answered correctly; unanswerable kinds such as near-miss: abstained).
     by_language: dict[str, tuple[int, int]] = field(default_factory=dict)
     by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)
+    answered_by_language: dict[str, int] = field(default_factory=dict)  # answerable questions not abstained on
+
+    @property
+    def answered(self) -> int:
+        return self.answerable - self.false_abstentions
 
     def table(self) -> str:
         rows = [
@@ -90,6 +122,8 @@ class Report:
             ("abstention accuracy", f"{self.abstention_accuracy:.3f}"),
             ("unanswerable abstained", self.unanswerable_abstained),
             ("false abstentions", f"{self.false_abstentions}/{self.answerable}"),
+            ("answered", f"{self.answered / max(self.answerable, 1):.3f} ({self.answered}/{self.answerable})"),
+            ("right among answered", f"{self.answer_accuracy * self.answerable / max(self.answered, 1):.3f}"),
             ("latency p50", f"{self.latency_p50_ms:.0f} ms"),
             ("latency p95", f"{self.latency_p95_ms:.0f} ms"),
         ]
@@ -111,7 +145,11 @@ class Report:
                 rows.append((label, f"{count}/{self.n}{right}"))
         for label, groups in (("language", self.by_language), ("kind", self.by_kind)):
             for name, (right, total) in sorted(groups.items()):
-                rows.append((f"{label} {name}", f"{right / total:.3f} ({right}/{total})"))
+                value = f"{right / total:.3f} ({right}/{total})"
+                if label == "language":
+                    answered = self.answered_by_language.get(name, 0)
+                    value += f"  answered {answered / total:.3f}  right among answered {right / max(answered, 1):.3f}"
+                rows.append((f"{label} {name}", value))
         claims = [c for o in self.outcomes for c in o.answer.claims]
         if claims:
             removed = sum(not c.kept for c in claims)
@@ -139,8 +177,10 @@ class Report:
 
 
 def load_cases(path: Path) -> list[Case]:
-    """Read and validate a question file."""
+    """Read and validate a question file, or a question set folder (:func:`load_span_set`)."""
     path = Path(path)
+    if path.is_dir():
+        return load_span_set(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
@@ -166,6 +206,40 @@ def load_cases(path: Path) -> list[Case]:
         except (ValueError, KeyError, TypeError, re.error) as exc:
             raise EvalFileError(f"{path}:{no}: bad line ({exc}); expected question, source, answers") from exc
         cases.append(case)
+    if not cases:
+        raise EvalFileError(f"{path}: no questions in the file")
+    return cases
+
+
+QUESTIONS_FILE = "questions.jsonl"
+CORPUS_FOLDER = "corpus"
+
+
+def load_span_set(folder: Path) -> list[Case]:
+    """Read a question set folder: ``corpus/`` (the articles) and ``questions.jsonl``, one question a line
+    with ``question``, ``source`` (a file of ``corpus/``), ``answers`` (answer spans, not patterns) and
+    optionally ``id``, ``lang``, ``kind`` (XQuAD's format, as in ``../shared/eval/xquad-dev``)."""
+    folder = Path(folder)
+    path = folder / QUESTIONS_FILE
+    if not (folder / CORPUS_FOLDER).is_dir() or not path.is_file():
+        raise EvalFileError(f"{folder}: a question set folder holds {CORPUS_FOLDER}/ and {QUESTIONS_FILE}")
+    cases = []
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            spans = tuple(str(a) for a in row["answers"])
+            if not spans or not all(normalise(a) for a in spans):
+                raise ValueError("no answer span")
+            cases.append(
+                Case(
+                    str(row.get("id", no)), row["question"], row["source"], (), str(row.get("kind", "")),
+                    str(row.get("lang", "")), spans,
+                )
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EvalFileError(f"{path}:{no}: bad line ({exc}); expected question, source, answers") from exc
     if not cases:
         raise EvalFileError(f"{path}: no questions in the file")
     return cases
@@ -236,4 +310,7 @@ def evaluate(
         # Unlabelled files: the language the engine detected.
         by_language=tally(lambda o: o.case.lang or o.answer.language, answerable),
         by_kind=tally(lambda o: o.case.kind or ("unanswerable" if o.case.source is None else ""), outcomes),
+        answered_by_language=dict(
+            Counter((o.case.lang or o.answer.language) for o in answerable if not o.answer.abstained)
+        ),
     )

@@ -330,6 +330,18 @@ def anchor_share(question: Question, article: str, idf: Callable[[str], float]) 
     return (found_weight / total if total else 0.0), found
 
 
+def name_share(names: Sequence[str], text: str) -> float:
+    """Share of ``names`` that stand in ``text`` in some spelling (0 when there are none to look for).
+
+    >>> name_share(["Brem", "Altdorf"], "Jonas Brems Tor für Altdorfs Elf."), name_share([], "x")
+    (1.0, 0.0)
+    """
+    if not names:
+        return 0.0
+    vocab = _folded_words(text)
+    return sum(_found(n, vocab) for n in names) / len(names)
+
+
 def window(doc_text: str, spans: Sequence[tuple[int, int]], start: int, end: int, reach: int) -> str:
     """The text of the sentence ``start..end`` with ``reach`` sentences on each side."""
     # Spans are sorted and do not overlap: the only one that can hold ``start`` is the last that begins at it or before.

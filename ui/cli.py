@@ -28,6 +28,7 @@ from rag import QuestionError
 from rag.defaults import defaults
 from rag.evaluate import EvalFileError
 from rag.llm import PASSAGES, PROVIDERS, LLMError
+from rag.scorer import ScorerFileError
 
 
 class SettingError(ValueError):
@@ -35,7 +36,8 @@ class SettingError(ValueError):
 
 
 EXPECTED_ERRORS = (
-    QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError, SettingError
+    QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError, SettingError,
+    ScorerFileError,
 )  # fmt: skip
 
 
@@ -213,24 +215,20 @@ def scoring_config(assignments: list[str]):
         raise SettingError(f"--set: {exc}") from None
 
 
-def format_explanation(x) -> str:
-    """``rag ask --explain``: the ranked sentences with each signal's part of the score, then the gates."""
-    from rag.select import contributions
-
+def format_explanation(x, most: int = 5) -> str:
+    """``rag ask --explain``: the most probable sentences with their probability and the features that
+    weighed most in it, then the threshold that decided."""
     lines = [f"question: kind={x.question.kind} language={x.question.language} since={x.question.since}"
              f" counted={x.question.counted!r}"]  # fmt: skip
     chosen = x.decision.candidate
     for n, s in enumerate(x.ranked, 1):
-        mark = "chosen" if s is chosen else "runner-up" if n <= 3 else ""
-        parts = " ".join(f"{k}={v:+.3f}" for k, v in contributions(s, x.question, x.config).items())
-        lines.append(f"{n}. {s.score:.3f} {mark:9} [{s.sentence.source}] {parts}")
+        mark = "chosen" if s is chosen and not x.answer.abstained else "best" if s is chosen else ""
+        lines.append(f"{n}. rank score {s.score:+.2f} {mark:6} [{s.sentence.source}]")
+        parts = sorted(x.contributions[n - 1].items(), key=lambda kv: -abs(kv[1]))[:most]
+        lines.append("   " + " ".join(f"{k}={v:+.2f}" for k, v in parts))
         lines.append(f"   {s.sentence.text[:200]}")
-    for s, verdicts in x.decision.tried:
-        lines.append(f"gates on #{x.ranked.index(s) + 1 if s in x.ranked else '?'}: {s.sentence.text[:80]}")
-        for v in verdicts:
-            lines.append(f"  {'pass' if v.passed else 'FAIL'} {v.gate}: {v.detail}")
-    decided = x.decision.reason or "all gates passed"
-    lines.append(f"decided by: {decided}{' (abstained)' if x.answer.abstained else ''}")
+    decided = "; ".join(f"{v.gate}: {v.detail}" for v in x.decision.verdicts)
+    lines.append(f"decided by: {decided}{' (abstained)' if x.answer.abstained else ' (answered)'}")
     return "\n".join(lines)
 
 
@@ -288,8 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     _common(p)
 
-    p = sub.add_parser("eval", help="score answers on a question file (JSONL)")
-    p.add_argument("file", type=Path)
+    p = sub.add_parser("eval", help="score answers on a question file (JSONL) or a question set folder")
+    p.add_argument(
+        "file",
+        type=Path,
+        help="eval/dev.jsonl (patterns, over the index), or a folder with corpus/ and questions.jsonl "
+        "(answer spans, XQuAD style; its corpus is indexed into the cache folder first)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="held out: refit the answer scorer on the other articles' folds for each fold of K (K >= 3)",
+    )
+    p.add_argument("--seed", type=int, default=13, help="the folds' shuffle (with --folds)")
+    p.add_argument("--scorer", type=Path, help="an answer scorer written by scripts/fit.py (default: the shipped one)")
     p.add_argument("-k", type=int, help=K_HELP)
     p.add_argument("--json", action="store_true", help="print the report, with every answer, as JSON")
     _set_flag(p)
@@ -496,7 +507,12 @@ def _engine(args):
             "drop --backend or rebuild with `rag index --rebuild --backend ...`"
         )
     config = scoring_config(getattr(args, "set", []))
-    return Engine(_where(args), store=store, cache_dir=args.cache_dir, config=config)
+    scorer = None
+    if getattr(args, "scorer", None):
+        from rag.scorer import AnswerScorer
+
+        scorer = AnswerScorer.load(args.scorer)
+    return Engine(_where(args), store=store, cache_dir=args.cache_dir, config=config, scorer=scorer)
 
 
 def cmd_migrate(args) -> int:
@@ -579,15 +595,36 @@ def cmd_eval(args) -> int:
     from rag.evaluate import evaluate, load_cases
 
     cases = load_cases(args.file)
+    if args.file.is_dir():  # a question set with its own articles: index them apart from the user's index
+        from embeddings import index_paths
+
+        args.index_dir = Path(args.cache_dir) / "eval-indexes" / _digest(args.file.resolve())
+        index_paths([args.file / "corpus"], args.index_dir, _embedder(args), progress=_progress_bar())
+        args.store = None
     engine = _engine(args)
-    answerer = _answerer(args, engine)
-    engine.ask("warm-up", k=_k(args, None))  # model load and index statistics are not part of per-question latency
-    report = evaluate(cases, lambda q: final_answer(answerer, q), answerer.answered_by)
+    if args.folds:
+        if args.folds < 3:
+            raise EvalFileError(f"--folds {args.folds}: held-out evaluation needs at least 3 folds")
+        from rag.fitting import held_out_answers
+
+        answers = iter(held_out_answers(engine, cases, args.file.name, k=args.folds, seed=args.seed))
+        report = evaluate(cases, lambda q: next(answers))
+        print(f"held out: {args.folds} folds by article, seed {args.seed}; latencies are not measured", file=sys.stderr)
+    else:
+        answerer = _answerer(args, engine)
+        engine.ask("warm-up", k=_k(args, None))  # model load and index statistics are not part of per-question latency
+        report = evaluate(cases, lambda q: final_answer(answerer, q), answerer.answered_by)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(report.table())
     return 0
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
 
 
 def exposure_warning(host: str, auth) -> str | None:

@@ -1,0 +1,415 @@
+"""Fit the answer scorer on question sets and measure it on articles it was not fitted on.
+
+The data are questions with their article (``source``) and answer (spans or patterns): each
+question's candidate sentences (:meth:`rag.engine.Engine.candidates`) become rows of features,
+labelled 1 when the sentence is in the answer's article and holds the answer. Folds hold out
+whole articles (questions on one article share its wording, so a fold split by question would
+measure memory). Everything random takes a ``seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .evaluate import Case
+from .scorer import FEATURES, JUDGED, PASSED, AnswerScorer, Logistic, judged_row
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question's candidates as the scorer sees them."""
+
+    case: Case
+    group: str  # what a fold holds out whole: "<question set>/<article>"
+    rows: np.ndarray  # features, one row per candidate
+    labels: np.ndarray  # 1 where the candidate holds the answer
+    sentences: tuple[str, ...]
+    gates: tuple[str, ...] = ()  # per candidate, the first gate that fails on it (rag.scorer.GATES, or "passed")
+
+    def gate(self, i: int) -> str:
+        return self.gates[i] if self.gates else PASSED
+
+    @property
+    def answerable(self) -> bool:
+        return self.case.source is not None
+
+
+def label(case: Case, source: str, sentence: str) -> int:
+    """1 when ``sentence`` (from ``source``) holds the case's answer."""
+    return int(case.source is not None and source == case.source and case.matches(sentence))
+
+
+def group_of(name: str, case: Case) -> str:
+    """The fold unit of a question: its article; an unanswerable question is its own unit."""
+    return f"{name}/{case.source}" if case.source else f"{name}/none:{case.id}"
+
+
+def folds(groups: Sequence[str], k: int, seed: int) -> list[int]:
+    """A fold number per item, whole groups together, groups spread evenly by a seeded shuffle.
+
+    >>> folds(["a", "a", "b", "c"], 2, seed=1) == folds(["a", "a", "b", "c"], 2, seed=1)
+    True
+    >>> f = folds(["a", "a", "b", "c"], 2, seed=1); f[0] == f[1]
+    True
+    """
+    distinct = sorted(set(groups), key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
+    fold_of = {g: i % k for i, g in enumerate(distinct)}
+    return [fold_of[g] for g in groups]
+
+
+def fit_logistic(
+    rows: np.ndarray, labels: np.ndarray, l2: float = 1.0, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """L2-regularised logistic regression on standardised features (L-BFGS; deterministic).
+
+    Returns ``mean, scale, weights, bias``.
+    """
+    from scipy.optimize import minimize
+
+    mean = rows.mean(axis=0)
+    scale = rows.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (rows - mean) / scale
+    y = labels.astype(np.float64)
+    w_row = np.ones(len(y)) if weights is None else weights
+    n = w_row.sum()
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:-1], theta[-1]
+        margin = z @ w + b
+        # log(1 + exp(-m)) for positives, log(1 + exp(m)) for negatives, stable
+        signed = np.where(y > 0, -margin, margin)
+        value = float((w_row * np.logaddexp(0.0, signed)).sum() / n + 0.5 * l2 * (w @ w) / n)
+        p = 1.0 / (1.0 + np.exp(-margin))
+        g = w_row * (p - y) / n
+        return value, np.append(z.T @ g + l2 * w / n, g.sum())
+
+    theta = minimize(loss, np.zeros(z.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    return mean, scale, theta[:-1], float(theta[-1])
+
+
+def set_weights(examples: Sequence[Example]) -> np.ndarray:
+    """A weight per question such that every question set weighs alike in the judges' fit (the
+    sets differ in kind: only the news sets hold unanswerable questions), with mean 1."""
+    sets = [e.group.split("/")[0] for e in examples]
+    counts = {name: sets.count(name) for name in set(sets)}
+    w = np.array([1.0 / counts[name] for name in sets])
+    return w * len(w) / w.sum()
+
+
+def fit_model(names: Sequence[str], rows: np.ndarray, labels: np.ndarray, l2: float, weights=None) -> Logistic:
+    mean, scale, w, b = fit_logistic(rows, labels, l2, weights)
+    return Logistic(tuple(names), tuple(mean), tuple(scale), tuple(w), b)
+
+
+def fit_ranker(examples: Sequence[Example], l2: float) -> Logistic:
+    """The ranker: candidates holding the answer against the others (each question weighs alike)."""
+    used = [e for e in examples if len(e.rows)]
+    rows = np.vstack([e.rows for e in used])
+    labels = np.concatenate([e.labels for e in used])
+    weights = np.concatenate([np.full(len(e.rows), 1.0 / math.sqrt(len(e.rows))) for e in used])
+    return fit_model(FEATURES, rows, labels, l2, weights)
+
+
+_COL = {name: i for i, name in enumerate(FEATURES)}
+
+
+def without_answer(example: Example) -> Example | None:
+    """The question with the sentences that hold its answer taken away: the article is found, the fact
+    is not (a near miss, made from an answerable question). The features that compare a candidate with
+    the others are computed again over what is left. ``None`` when nothing is left or nothing was taken."""
+    keep = example.labels == 0
+    if keep.all() or not keep.any():
+        return None
+    rows = example.rows[keep].copy()
+    for signal in ("dense", "lexical"):
+        values = rows[:, _COL[signal]]
+        rank = np.empty(len(values))
+        rank[np.argsort(-values, kind="stable")] = np.arange(len(values))
+        rows[:, _COL[f"{signal}_gap"]] = values - values.max()
+        rows[:, _COL[f"{signal}_rr"]] = 1.0 / (1.0 + rank)
+    case = dataclasses.replace(example.case, id=f"{example.case.id}-without-answer", source=None)
+    sentences = tuple(s for s, k in zip(example.sentences, keep) if k)
+    gates = tuple(g for g, k in zip(example.gates, keep) if k)
+    return Example(case, example.group, rows, np.zeros(len(rows), dtype=np.int8), sentences, gates)
+
+
+def judged(ranker: Logistic, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The judges' rows (one per question with candidates) and labels: the best candidate holds the
+    answer; one of the two best does."""
+    rows, one, two = [], [], []
+    for e in examples:
+        if len(e.rows):  # (questions without candidates are "not found" whatever the judges say)
+            logits = ranker.logits(e.rows)
+            order = np.argsort(-logits, kind="stable")
+            rows.append(judged_row(e.rows, logits, e.gate(int(order[0]))))
+            one.append(int(e.labels[order[0]]))
+            two.append(int(e.labels[order[:2]].any()))
+    return np.array(rows).reshape(-1, len(JUDGED)), np.array(one), np.array(two)
+
+
+def _with_near_misses(rows, one, two, w, missing: Sequence[np.ndarray], share: float):
+    """The judges' data with the made near misses added, weighing ``share`` of the real questions' weight."""
+    extra = np.vstack([m for m in missing if len(m)]) if any(len(m) for m in missing) else np.zeros((0, rows.shape[1]))
+    if not share or not len(extra):
+        return rows, one, two, w
+    w_extra = np.full(len(extra), share * w.sum() / len(extra))
+    zeros = np.zeros(len(extra), dtype=one.dtype)
+    return (
+        np.vstack([rows, extra]),
+        np.concatenate([one, zeros]),
+        np.concatenate([two, zeros]),
+        np.concatenate([w, w_extra]),
+    )
+
+
+def make_scorer(
+    examples: Sequence[Example],
+    l2: float,
+    precision: float,
+    seed: int,
+    k: int = 3,
+    provenance: dict | None = None,
+    twins: float = 0.0,
+    balance: bool = False,
+) -> AnswerScorer:
+    """Fit the ranker, the judges and the threshold on ``examples``.
+
+    The judges learn from rankers that did not see the question's article (``k`` inner folds by
+    article), as they will meet questions at run time; the threshold is the lowest whose answers
+    reach ``precision`` on the judges' own held-out inner folds (real questions only).
+
+    Args:
+        twins: the weight, as a share of the real questions', of near misses made from the answerable
+            questions (:func:`without_answer`) in the judges' data: they teach the judges what a found
+            article without the fact looks like, which the data hold few examples of.
+        balance: every question set weighs alike in the judges' data (:func:`set_weights`).
+    """
+    fold = folds([e.group for e in examples], k, seed)
+    weight_of = dict(zip((id(e) for e in examples), np.ones(len(examples)) if not balance else set_weights(examples)))
+    parts = []
+    missing: list[np.ndarray] = []  # the judges' rows of the near misses made from each fold (labels 0)
+    for f in range(k):
+        ranker = fit_ranker([e for e, g in zip(examples, fold) if g != f], l2)
+        held = [e for e, g in zip(examples, fold) if g == f]
+        parts.append((held, *judged(ranker, held), np.array([weight_of[id(e)] for e in held if len(e.rows)])))
+        made = [t for e in held if e.answerable and (t := without_answer(e)) is not None]
+        missing.append(judged(ranker, made)[0])
+    inner_picks: list[Pick] = []
+    for f in range(k):
+        rows = np.vstack([r for g, (_, r, _, _, _) in enumerate(parts) if g != f])
+        w = np.concatenate([x for g, (*_, x) in enumerate(parts) if g != f])
+        one = np.concatenate([y for g, (_, _, y, _, _) in enumerate(parts) if g != f])
+        two = np.concatenate([y for g, (_, _, _, y, _) in enumerate(parts) if g != f])
+        rows, one, two, w = _with_near_misses(rows, one, two, w, [m for g, m in enumerate(missing) if g != f], twins)
+        judge, pair = fit_model(JUDGED, rows, one, l2, w), fit_model(JUDGED, rows, two, l2, w)
+        held, rows_f, one_f, two_f, _ = parts[f]
+        if len(rows_f):
+            judged_f = zip(judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f)
+        else:
+            judged_f = iter(())
+        for e in held:  # judged() made a row for each question with candidates, in order
+            p1, r1, p2, r2 = next(judged_f) if len(e.rows) else (0.0, 0, 0.0, 0)
+            inner_picks.append(Pick(e, float(p1), bool(r1), float(p2), bool(r2), 0.0))
+    threshold = choose_threshold(inner_picks, precision)
+    rows, w = np.vstack([p[1] for p in parts]), np.concatenate([p[4] for p in parts])
+    one, two = np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts])
+    rows, one, two, w = _with_near_misses(rows, one, two, w, missing, twins)
+    judge, pair = fit_model(JUDGED, rows, one, l2, w), fit_model(JUDGED, rows, two, l2, w)
+    return AnswerScorer(fit_ranker(examples, l2), judge, pair, threshold, provenance or {})
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A held-out question's outcome: the judges' probabilities and whether the best one, or one of the
+    two best, holds the answer."""
+
+    example: Example
+    one: float
+    one_right: bool
+    two: float
+    two_right: bool
+    threshold: float  # the threshold of the scorer that made the pick
+
+    def at(self, threshold: float) -> Pick:
+        return dataclasses.replace(self, threshold=threshold)
+
+    @property
+    def quoted(self) -> int:
+        return 1 if self.one >= self.threshold else 2 if self.two >= self.threshold else 0
+
+    @property
+    def answered(self) -> bool:
+        return self.quoted > 0
+
+    @property
+    def right(self) -> bool:
+        q = self.quoted
+        return self.example.answerable and (self.one_right if q == 1 else self.two_right if q == 2 else False)
+
+
+def picks(scorer: AnswerScorer, examples: Sequence[Example]) -> list[Pick]:
+    out = []
+    for e in examples:
+        if not len(e.rows):
+            out.append(Pick(e, 0.0, False, 0.0, False, scorer.threshold))
+            continue
+        logits, one, two = scorer.rank(e.rows, e.gate)
+        order = np.argsort(-logits, kind="stable")
+        out.append(Pick(e, one, bool(e.labels[order[0]]), two, bool(e.labels[order[:2]].any()), scorer.threshold))
+    return out
+
+
+def choose_threshold(held_out: Sequence[Pick], precision: float) -> float:
+    """The lowest threshold at which the answered questions are right at least ``precision`` of the
+    time, an answered unanswerable question counting as a wrong answer (held-out picks).
+
+    With no threshold reaching it, the one with the best precision.
+    """
+    best_t, best_prec = 1.0, -1.0
+    for t in sorted({x for p in held_out for x in (p.one, p.two)}):
+        at = [p.at(t) for p in held_out]
+        answered = [p for p in at if p.answered]
+        if not any(p.example.answerable for p in answered):
+            continue
+        prec = sum(p.right for p in answered) / len(answered)
+        if prec >= precision:
+            return t
+        if prec > best_prec:
+            best_t, best_prec = t, prec
+    return best_t
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Held-out figures of one slice of questions."""
+
+    answerable: int
+    right: int  # answered with a sentence that holds the answer
+    answered: int
+    unanswerable: int
+    abstained: int  # of the unanswerable
+
+    def row(self) -> str:
+        parts = []
+        if self.answerable:
+            among = self.right / self.answered if self.answered else 0.0
+            parts.append(
+                f"right {self.right / self.answerable:.3f} ({self.right}/{self.answerable})  "
+                f"answered {self.answered / self.answerable:.3f}  right among answered {among:.3f}"
+            )
+        if self.unanswerable:
+            parts.append(f"unanswerable abstained {self.abstained}/{self.unanswerable}")
+        return "  ".join(parts)
+
+
+def figures(held_out: Sequence[Pick]) -> Figures:
+    """Figures of held-out picks, each at the threshold of the scorer that made it."""
+    answerable = [p for p in held_out if p.example.answerable]
+    unanswerable = [p for p in held_out if not p.example.answerable]
+    answered = [p for p in answerable if p.answered]
+    return Figures(
+        len(answerable),
+        sum(p.right for p in answered),
+        len(answered),
+        len(unanswerable),
+        sum(not p.answered for p in unanswerable),
+    )
+
+
+def cross_validate(
+    examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options
+) -> tuple[list[Pick], list[float]]:
+    """Held-out picks of every example: each fold judged by a scorer fitted on the other folds only."""
+    fold = folds([e.group for e in examples], k, seed)
+    out: list[Pick | None] = [None] * len(examples)
+    thresholds = []
+    for f in range(k):
+        scorer = make_scorer([e for e, g in zip(examples, fold) if g != f], l2, precision, seed + 1, **options)
+        thresholds.append(scorer.threshold)
+        test_idx = [i for i, g in enumerate(fold) if g == f]
+        for i, p in zip(test_idx, picks(scorer, [examples[i] for i in test_idx])):
+            out[i] = p
+    return [p for p in out if p is not None], thresholds
+
+
+def by(held_out: Sequence[Pick], key: Callable[[Pick], str]) -> dict[str, Figures]:
+    """Figures per slice (``key``)."""
+    groups: dict[str, list[Pick]] = {}
+    for p in held_out:
+        groups.setdefault(key(p), []).append(p)
+    return {name: figures(ps) for name, ps in sorted(groups.items())}
+
+
+def held_out_answers(
+    engine, cases: Sequence[Case], name: str, *, k: int = 4, seed: int = 13, l2: float = 1.0, precision: float = 0.92
+) -> list:
+    """The engine's answers to ``cases``, each decided by a scorer fitted on the other folds' articles.
+
+    The candidates are found once per question (:meth:`rag.engine.Engine.candidates`); for each
+    fold a scorer is fitted on the other folds (threshold chosen on inner folds, as in
+    :func:`cross_validate`) and decides that fold's answers. What this measures is how the method
+    does on articles it was not fitted on.
+    """
+    from .answer import compose
+    from .engine import choose
+
+    found = [engine.candidates(c.question) for c in cases]
+    examples = [
+        Example(
+            c,
+            group_of(name, c),
+            f.rows,
+            np.array([label(c, s.sentence.source, s.sentence.text) for s in f.ranked], dtype=np.int8),
+            tuple(s.sentence.text for s in f.ranked),
+            tuple(f.gate(i) for i in range(len(f.ranked))),
+        )
+        for c, f in zip(cases, found)
+    ]
+    fold = folds([e.group for e in examples], k, seed)
+    answers: list = [None] * len(cases)
+    for f in range(k):
+        scorer = make_scorer([e for e, g in zip(examples, fold) if g != f], l2, precision, seed + 1)
+        for i in (i for i, g in enumerate(fold) if g == f):
+            decision, ranked = choose(found[i], scorer)
+            answers[i] = compose(found[i].question, ranked, found[i].hits, found[i].snapshot, decision)
+    return answers
+
+
+def retrieval_recall(
+    view, embedder, cases: Sequence[Case], lexical_weights: Sequence[float | str], depth: int = 10, pool: int = 50
+) -> dict[str, dict[str, float]]:
+    """Per language, the share of answerable questions for which a passage holding the answer is among
+    the ``depth`` best of each ranking: dense only, BM25 only, and their reciprocal-rank fusion with
+    each BM25 weight (``"coverage"``: the weight :func:`rag.retrieve.lexical_coverage` gives)."""
+    from .questions import analyse
+    from .retrieve import RRF_K, fuse, lexical_coverage
+    from .text import terms
+
+    hits: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    answerable = [c for c in cases if c.source is not None]
+    vectors = embedder.embed_queries([analyse(c.question).text for c in answerable])
+    for case, vector in zip(answerable, vectors):
+        q = analyse(case.question)
+        dense = [i for i, _ in view.dense_search(vector, pool, None)]
+        lexical = [i for i, _ in view.lexical_search(terms(q.text), pool, None)]
+        rankings = {"dense": dense, "bm25": lexical}
+        for w in lexical_weights:
+            weight = lexical_coverage(q.text, view) if w == "coverage" else float(w)
+            fused = fuse([dense, lexical], [1.0, weight], k=RRF_K)
+            rankings[f"fused {w}"] = sorted(fused, key=lambda i: (-fused[i], i))
+        lang = case.lang or q.language
+        totals[lang] = totals.get(lang, 0) + 1
+        for name, ranking in rankings.items():
+            chunks = [view.chunk(i) for i in ranking[:depth]]
+            found = any(c.source == case.source and case.matches(c.text) for c in chunks)
+            hits.setdefault(lang, {}).setdefault(name, 0)
+            hits[lang][name] += found
+    return {lang: {name: n / totals[lang] for name, n in by_name.items()} for lang, by_name in hits.items()}
