@@ -648,26 +648,26 @@ class ChatApp:
         return app
 
 
-def _text_argument(value: object) -> str:
-    """A question from the API as text: a string of characters UTF-8 can write, else a one-line refusal.
+def _text_argument(value: Any) -> Any:
+    """A question from the API, refused in one line if it holds lone surrogates (UTF-8 cannot write them).
+
+    Other types pass: answering refuses them with its own message.
 
     >>> _text_argument("Wann?"), _text_argument(None)
-    ('Wann?', '')
+    ('Wann?', None)
     >>> _text_argument("a" + chr(0xD800))
     Traceback (most recent call last):
     ...
     gradio.exceptions.Error: 'the question holds characters that are not text (a lone surrogate); type it again'
     """
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise gr.Error(f"a question must be text, not {type(value).__name__}", print_exception=False)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise gr.Error(
-            "the question holds characters that are not text (a lone surrogate); type it again", print_exception=False
-        ) from None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise gr.Error(
+                "the question holds characters that are not text (a lone surrogate); type it again",
+                print_exception=False,
+            ) from None
     return value
 
 
