@@ -128,7 +128,9 @@ def _corpus_folder(args):
         _demo_corpus()  # installed: the demo articles are copied out of the package on first run
     if not args.corpus.is_dir():
         raise CorpusError(f"{args.corpus}: no such folder; give the articles' folder with --corpus")
-    folder = CorpusFolder.for_index(args.corpus, args.index_dir)  # the trash stays in the index folder
+    # The trash stays in the index folder. The disk and passage budgets are for the chat's visitors;
+    # the command line is the folder's owner.
+    folder = CorpusFolder.for_index(args.corpus, args.index_dir, max_bytes=sys.maxsize, max_chunks=sys.maxsize)
     return folder, lambda: index_paths([args.corpus], _store(args), _embedder(args), progress=_progress_bar())
 
 

@@ -702,7 +702,7 @@ def bad_inputs(url: str, log_text: Callable[[], str] = str) -> BadInputResult:
     tracebacks = log_text().count("Traceback")
     with httpx.Client(timeout=60) as http:
         for label, question in (("/ask lone surrogate", "\ud800"), ("/ask surrogate inside", "Wann \udfff?")):
-            body = json.dumps({"data": [question, ""]}).encode()
+            body = json.dumps({"data": [question, "", "extractive"]}).encode()
             call = http.post(f"{url}gradio_api/call/ask", content=body, headers={"content-type": "application/json"})
             if call.status_code != 200:
                 answers[label] = f"{call.status_code} {call.text[:80]}"
