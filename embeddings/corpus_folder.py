@@ -5,30 +5,47 @@ Every change is made so that the folder and the index stay in step
 (:meth:`CorpusFolder.apply`): files are written to a hidden name, flushed to disk,
 moved into place, then the index is updated; if indexing fails, the folder is put
 back as it was. Removing moves a file (or a symbolic link, never its target)
-into ``<index dir>/trash/``, from where :meth:`CorpusFolder.restore` brings it back.
+into ``<index dir>/trash/``, from where :meth:`CorpusFolder.restore` brings it back
+until the trash's retention has passed (:data:`TRASH_DAYS`).
+
+Bounded, so that a visitor of the chat cannot fill the disk or hold the index's write slot:
+the folder and its trash together stay under a disk budget (:data:`MAX_CORPUS_BYTES`), and
+one file may make at most :data:`MAX_FILE_CHUNKS` passages.
 
 >>> safe_filename("../../etc/pass\\x00wd.txt")
 'pass_wd.txt'
 >>> safe_filename("Nachricht über Peking (1).md")
 'Nachricht_über_Peking_1_.md'
+>>> safe_filename("-rf.txt")  # a name no shell command can take for an option
+'rf.txt'
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import shutil
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .chunking import chunk_spans
 from .readers import MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
 
 MAX_NAME_CHARS = 120
 MAX_NAME_BYTES = 240  # file systems allow 255 bytes per name; umlauts and CJK take 2-3 bytes each
 TRASH = "trash"  # folder inside the index folder
+#: The folder and its trash together: thousands of articles take tens of MB; a GB is an attack.
+MAX_CORPUS_BYTES = 1024 * 2**20
+#: Removed files are kept this long for `rag restore`, then the trash forgets them.
+TRASH_DAYS = 7.0
+#: Passages one uploaded file may make: a long feature is ~200; a 1 MB text made 3,031 and held
+#: the index's only write slot for 242 s of embedding.
+MAX_FILE_CHUNKS = 600
 # Letters from other scripts that look like Latin ones: "Pеking.txt" with a Cyrillic е is not a new article.
 _LOOKALIKES = str.maketrans(
     "аеорсухіјѕԁӏАВЕКМНОРСТХІЈЅαεορτυνκΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
@@ -43,7 +60,7 @@ def safe_filename(name: str) -> str:
         DocumentError: nothing usable is left, or the type is not one the index reads.
     """
     base = unicodedata.normalize("NFC", name.replace("\\", "/")).split("/")[-1]
-    base = re.sub(r"[^\w.-]+", "_", base).lstrip("._")
+    base = re.sub(r"[^\w.-]+", "_", base).lstrip("._-")
     stem, dot, suffix = base.rpartition(".")
     if not dot or not stem:
         raise DocumentError(name, f"no usable file name; upload a {', '.join(SUFFIXES)} file")
@@ -91,12 +108,27 @@ class CorpusFolder:
         trash: where removed files go (by default ``<index_dir>/trash``; give it as
             ``CorpusFolder.for_index(root, index_dir)``).
         max_file_bytes: larger files are refused.
+        max_bytes: the disk budget of the folder and the trash together; a save past it is refused.
+        trash_days: how long removed files are kept in the trash.
+        max_chunks: passages one saved file may make.
     """
 
-    def __init__(self, root: Path, trash: Path, *, max_file_bytes: int = MAX_FILE_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        trash: Path,
+        *,
+        max_file_bytes: int = MAX_FILE_BYTES,
+        max_bytes: int = MAX_CORPUS_BYTES,
+        trash_days: float = TRASH_DAYS,
+        max_chunks: int = MAX_FILE_CHUNKS,
+    ) -> None:
         self.root = Path(root)
         self.trash = Path(trash)
         self.max_file_bytes = max_file_bytes
+        self.max_bytes = max_bytes
+        self.trash_days = trash_days
+        self.max_chunks = max_chunks
 
     @classmethod
     def for_index(cls, root: Path, index_dir: Path, **options) -> CorpusFolder:
@@ -124,11 +156,33 @@ class CorpusFolder:
             for stamp in self.trash.iterdir():
                 if not stamp.name.isdigit():
                     continue
-                for dirpath, _dirs, filenames in os.walk(stamp):
-                    for n in filenames:
+                for dirpath, dirs, filenames in os.walk(stamp):  # a removed link to a folder is one entry
+                    for n in [*filenames, *(d for d in dirs if Path(dirpath, d).is_symlink())]:
                         path = Path(dirpath, n)
                         out.append(Trashed(path.relative_to(stamp).as_posix(), int(stamp.name), path))
         return sorted(out, key=lambda t: (-t.removed_ns, t.name))
+
+    def usage(self) -> int:
+        """Bytes the folder and its trash take (files and links as they are, never what links point at)."""
+        total = 0
+        for top in (self.root, self.trash):
+            for dirpath, _dirs, filenames in os.walk(top):
+                for n in filenames:
+                    with contextlib.suppress(OSError):  # gone meanwhile
+                        total += os.lstat(os.path.join(dirpath, n)).st_size
+        return total
+
+    def purge_trash(self, now_ns: int | None = None) -> list[str]:
+        """Forget what was removed more than ``trash_days`` ago; returns the names forgotten."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        cutoff = now_ns - int(self.trash_days * 86400 * 1e9)
+        gone = []
+        if self.trash.is_dir():
+            for stamp in self.trash.iterdir():
+                if stamp.name.isdigit() and int(stamp.name) < cutoff and not stamp.is_symlink():
+                    gone += [t.name for t in self.trashed() if t.path.is_relative_to(stamp)]
+                    shutil.rmtree(stamp, ignore_errors=True)
+        return gone
 
     def _path(self, name: str) -> Path:
         """The path of ``name`` inside the folder; refuses anything that would leave it."""
@@ -153,7 +207,14 @@ class CorpusFolder:
         name = safe_filename(filename)
         if len(raw) > self.max_file_bytes:
             raise DocumentError(filename, f"too large ({len(raw):,} bytes; the limit is {self.max_file_bytes:,})")
-        parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
+        doc = parse_document(raw, name, Path(name).suffix, name)  # the indexer would skip it; say why now
+        chunks = len(chunk_spans(doc.text))
+        if chunks > self.max_chunks:
+            raise DocumentError(
+                filename,
+                f"too long for one article ({chunks:,} passages; the limit is {self.max_chunks:,}); split it into"
+                " smaller files",
+            )
         look = skeleton(name)
         for other in self.files():
             if other != name and "/" not in other and skeleton(other) == look:
@@ -197,6 +258,17 @@ class CorpusFolder:
                 refused.append((filename, exc.reason))
         saved = [Saved(n, "unchanged") for n, raw in ready.items() if self._same(self.root / n, raw)]
         writes = {n: raw for n, raw in ready.items() if not self._same(self.root / n, raw)}
+        if writes:
+            self.purge_trash()
+            used = self.usage()
+            for n in list(writes):
+                old = self.root / n
+                grows = len(writes[n]) - (os.lstat(old).st_size if os.path.lexists(old) else 0)
+                if used + grows > self.max_bytes:
+                    del writes[n]
+                    refused.append((n, self._over_budget(used)))
+                else:
+                    used += grows
         status = {n: "replaced" if os.path.lexists(self.root / n) else "added" for n in writes}
         backups: list[Path] = []
 
@@ -209,6 +281,13 @@ class CorpusFolder:
             backup.unlink(missing_ok=True)
         return [*saved, *(Saved(n, status[n]) for n in writes)], refused, result
 
+    def _over_budget(self, used: int) -> str:
+        return (
+            f"the corpus folder and its trash are at their disk budget ({used / 2**20:.0f} of"
+            f" {self.max_bytes / 2**20:.0f} MB); remove articles, or wait for the trash to be emptied"
+            f" ({self.trash_days:g} days after removal)"
+        )
+
     def remove(self, names: Iterable[str], index: Callable[[], object]) -> tuple[list[Trashed], object]:
         """Move files (or links, never their targets) into the trash, then index.
 
@@ -216,6 +295,7 @@ class CorpusFolder:
             DocumentError: a name that is not a file of the folder (nothing is moved then).
         """
         names = list(dict.fromkeys(names))
+        self.purge_trash()
         known = set(self.files())
         for name in names:
             path = self._path(name)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .dates import infer_date, parse_date
 from .html_text import MarkupError, html_to_text
-from .markdown_text import markdown_to_text
+from .markdown_text import MarkdownBudgetError, markdown_to_text
 from .pdf_worker import PdfBudgetError, pdf_text
 from .reflow import reflow, split_pdf_header
 from .types import Document
@@ -236,7 +236,10 @@ def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None
                 raise DocumentError(where, str(exc)) from None
         meta_header, text = split_header(text)
         if suffix == ".md":
-            text, meta = markdown_to_text(text)
+            try:
+                text, meta = markdown_to_text(text)
+            except MarkdownBudgetError as exc:
+                raise DocumentError(where, exc.reason) from None
         meta.update(meta_header)
     if not text.strip():
         reason = "PDF without a text layer (scanned?); OCR it first" if suffix == ".pdf" else "no text"

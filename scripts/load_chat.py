@@ -3,7 +3,7 @@
     .venv/bin/python -m scripts.load_chat                          # 50 sessions x 60 s, 2 rounds (~3 min)
     .venv/bin/python -m scripts.load_chat --sessions 8 --seconds 10
     .venv/bin/python -m scripts.load_chat --url http://127.0.0.1:7860/ --pid 4242   # a chat already running
-    .venv/bin/python -m scripts.load_chat --abuse                  # the attacks of issue 13 instead (~3 min)
+    .venv/bin/python -m scripts.load_chat --abuse                  # the attacks of issues 13 and 23 instead (~6 min)
 
 A thin command line over :mod:`tests.support.load` (sessions, checks, report) and
 :mod:`tests.support.servers` (starting and stopping the chat); run it from the checkout.
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--abuse",
         action="store_true",
-        help="run the abuse round instead (tests/support/abuse.py): each attack of issue 13, bounded, "
+        help="run the abuse round instead (tests/support/abuse.py): each attack of issues 13 and 23, bounded, "
         "against two fresh servers on 127.0.0.1; writes abuse-results.md",
     )
     return parser

@@ -29,6 +29,15 @@ HOSTILE_ARTICLE = (
     "Das Hafenfest in Quellbrunn begann am Samstag mit einem Feuerwerk. <script>window.__xss = 1</script> "
     'Bürgermeister Tilo Marwede eröffnete das Fest <img src=x onerror="window.__xss = 3"> vor 5000 Gästen.\n'
 )
+# Issue 23, N2/N3: Markdown in an article's title, outlet and text must not load images or make links.
+MARKUP_ARTICLE = (
+    "title: Hafenkran in Quellbrunn ![t](http://127.0.0.1:9/p.png) [click](https://evil.example/t2)\n"
+    "source: Agentur ![o](http://127.0.0.1:9/o.png) [Mehr](https://evil.example/x)\n"
+    "date: 2025-05-11\n\n"
+    "Der neue Hafenkran in Quellbrunn wurde am Montag in Betrieb genommen und hebt 80 Tonnen. "
+    "Mehr unter https://evil.example/phish, www.evil.example/login und <https://evil.example/a> "
+    "und ![p](http://127.0.0.1:9/q.png).\n"
+)
 BRIDGE = (
     "title: Neue Brücke in Xylofon\ndate: 2025-03-03\n\n"
     "Die Bürgermeisterin von Xylofon, Ramona Quast, eröffnete am Montag die neue Hängebrücke über die Zeller. "
@@ -342,3 +351,23 @@ def test_hostile_article_is_shown_as_text_and_runs_nothing(page, site):
     expect(answer).to_contain_text('<img src=x onerror="window.__xss = 3">')
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.locator("#rag-chat script, #rag-chat img[src='x']").count() == 0
+
+
+@pytest.mark.slow
+def test_markup_in_an_articles_metadata_loads_nothing_and_links_nowhere(page, site):
+    """Issue 23, N2/N3: no image fetched, no link but the chat's own, in the sources of an answer."""
+    from playwright.sync_api import expect
+
+    _url, app = site
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    (app.corpus_dir / "hafenkran.txt").write_text(MARKUP_ARTICLE, encoding="utf-8")
+    app.rescan()
+    _ask(page, "Wann wurde der Hafenkran in Quellbrunn in Betrieb genommen?", "hafenkran.txt")
+    answer = _bot(page).last
+    expect(answer).to_contain_text("evil.example/phish")  # there, as text
+    time.sleep(1.0)  # an image would have been requested by now
+    assert not [u for u in fetched if "127.0.0.1:9" in u or "evil.example" in u], fetched
+    assert answer.locator("img").count() == 0
+    hrefs = answer.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href') || '')")
+    assert hrefs and all(h.startswith("?article=") for h in hrefs), hrefs

@@ -450,7 +450,7 @@ UPLOAD_NAMES = [
     ("a" * 250 + ".txt", SAVED + "a" * 116 + ".txt"),
     ("Ü" * 120 + ".md", SAVED + "Ü" * 117 + ".md"),
     ("中" * 80 + ".txt", SAVED + "中" * 78 + ".txt"),  # 3 bytes a character: cut to 240 bytes
-    ("-rf *.txt", SAVED + "-rf_.txt"),
+    ("-rf *.txt", SAVED + "rf_.txt"),  # never an option to a shell command (issue 23, N15)
     ("passwd", "no usable file name"),
     ("..", "no usable file name"),
     ("nul\x00byte.txt", "file name contains a NUL byte"),

@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import resource
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, replace
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from embeddings import CorpusError, DocumentError, Embedder, IndexReport, Store, StoreError, index_paths
-from embeddings.corpus_folder import CorpusFolder, safe_filename
+from embeddings.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS, CorpusFolder, safe_filename
 from embeddings.readers import MAX_FILE_BYTES, SUFFIXES, read_bytes
 from rag import Answer, Engine, QuestionError
 from rag.answerer import Answerer, answerers, final_answer
@@ -137,6 +138,8 @@ class ChatApp:
         k: passages cited per extractive answer (the page's default).
         examples: questions offered as clickable examples.
         max_file_bytes: larger uploads are refused (and files in the folder skipped) without being read.
+        max_corpus_bytes: the disk budget of the corpus folder and its trash (uploads past it are refused).
+        trash_days: how long removed files stay restorable.
         llm: a LangChain chat model; the page then offers it as a second answerer (and the default).
         llm_k: passages given to the LLM.
         llm_label: how the page names it, e.g. ``"local at http://127.0.0.1:8080/v1"``.
@@ -151,6 +154,8 @@ class ChatApp:
         k: int = 5,
         examples: Sequence[str] = EXAMPLES,
         max_file_bytes: int = MAX_FILE_BYTES,
+        max_corpus_bytes: int = MAX_CORPUS_BYTES,
+        trash_days: float = TRASH_DAYS,
         llm: Any = None,
         llm_k: int = PASSAGES,
         llm_label: str = "LLM",
@@ -170,7 +175,13 @@ class ChatApp:
         self.answerers: dict[str, Answerer] = answerers(self.engine, k=k, llm=llm, llm_k=llm_k)
         if llm is not None:
             self.answerers[LLM] = replace(self.answerers[LLM], label=f"LLM: {llm_label}")
-        self.folder = CorpusFolder.for_index(self.corpus_dir, self.index_dir, max_file_bytes=max_file_bytes)
+        self.folder = CorpusFolder.for_index(
+            self.corpus_dir,
+            self.index_dir,
+            max_file_bytes=max_file_bytes,
+            max_bytes=max_corpus_bytes,
+            trash_days=trash_days,
+        )
         self.slots = Slots()
 
     # ---- indexing -------------------------------------------------------------------------------
@@ -323,6 +334,7 @@ class ChatApp:
         """
         shown = ""
         try:
+            message = _text_argument(message)
             chosen = self.answerer(answerer, passages, documents)
             with self._slot(request, message):
                 for item in chosen.stream(message, list(history or ())):
@@ -375,12 +387,7 @@ class ChatApp:
             return f'<p class="rag-empty">{escape(str(exc))}</p>'
         if doc is None:
             return f'<p class="rag-empty">{escape(source)}: not in the index (removed?)</p>'
-        span = None
-        if at and "-" in at:
-            first, _, last = at.partition("-")
-            if first.isdigit() and last.isdigit():
-                span = (int(first), int(last))
-        return article_html(doc, span)
+        return article_html(doc, _span(at))
 
     def ask(
         self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request | None = None
@@ -397,6 +404,7 @@ class ChatApp:
             start, end, score, date, highlight}, ...], "notes"}``; ``question`` is the question answered;
             ``notes`` say what was changed in an LLM answer (e.g. replaced by the extractive one).
         """
+        question, previous_question = _text_argument(question), _text_argument(previous_question)
         history = [{"role": "user", "content": previous_question}] if previous_question else []
         with self._slot(request, question):
             answer, _asked = self.answer(question, history, answerer or EXTRACTIVE)
@@ -459,6 +467,8 @@ class ChatApp:
             )
             # Gradio titles a saved chat by its first question, or shows its raw translation key.
             chat._generate_chat_title = _chat_title
+            # Its "New chat" icon is a file of the installation: /config would show where gradio is installed.
+            chat.new_chat_button.icon = None
 
             with gr.Accordion("Documents", open=False, elem_id="rag-documents"):
                 status = gr.Markdown(elem_id="rag-status")
@@ -590,6 +600,7 @@ class ChatApp:
         *,
         block: bool = True,
         allowed: Sequence[str] = (),
+        trusted_proxies: Sequence[str] = (),
     ) -> gr.Blocks:
         """Serve the page on ``host:port``; with ``block=False`` return the running app (for tests).
 
@@ -597,6 +608,8 @@ class ChatApp:
             host: the address to listen on; the default is reachable from this machine only.
             auth: ``(user, password)`` or a :class:`~ui.passwords.Login`: nothing but the login page without it.
             allowed: more host names the page may be called by (besides loopback and ``host``).
+            trusted_proxies: addresses of reverse proxies whose ``X-Forwarded-For`` names the client;
+                from anyone else the header is ignored (uvicorn's default believes any local process).
 
         Every request passes :class:`~ui.guard.Guard` first (Host and Origin, body size, login
         attempts, streams). Files over ``max_file_bytes`` (the constructor's) are refused by
@@ -613,6 +626,9 @@ class ChatApp:
             max_upload_files=MAX_UPLOAD_FILES,
         )
         _raise_file_limit()
+        # Gradio gives uvicorn no forwarded_allow_ips, so uvicorn reads this variable (default: loopback,
+        # i.e. every local process could name any client address and escape the per-address limits).
+        os.environ["FORWARDED_ALLOW_IPS"] = ",".join(a.strip() for a in trusted_proxies if a.strip())
         app = self.create_app()
         # api_open=False: /gradio_api/run/* would answer outside the queue and its limits.
         app.queue(default_concurrency_limit=2, api_open=False)
@@ -630,6 +646,42 @@ class ChatApp:
             state_session_capacity=MAX_SESSIONS,
         )
         return app
+
+
+def _text_argument(value: Any) -> Any:
+    """A question from the API, refused in one line if it holds lone surrogates (UTF-8 cannot write them).
+
+    Other types pass: answering refuses them with its own message.
+
+    >>> _text_argument("Wann?"), _text_argument(None)
+    ('Wann?', None)
+    >>> _text_argument("a" + chr(0xD800))
+    Traceback (most recent call last):
+    ...
+    gradio.exceptions.Error: 'the question holds characters that are not text (a lone surrogate); type it again'
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise gr.Error(
+                "the question holds characters that are not text (a lone surrogate); type it again",
+                print_exception=False,
+            ) from None
+    return value
+
+
+def _span(at: object) -> tuple[int, int] | None:
+    """``"start-end"`` of an article link as offsets; anything else (``²-3``, 5,000 digits) is no span.
+
+    >>> _span("18-23"), _span("²-3"), _span("9" * 5000 + "-1"), _span(None)
+    ((18, 23), None, None, None)
+    """
+    found = _AT.fullmatch(at) if isinstance(at, str) else None
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+_AT = re.compile(r"([0-9]{1,12})-([0-9]{1,12})")
 
 
 def _remove_uploaded(paths: Sequence[str] | None) -> None:
@@ -674,7 +726,8 @@ def _status(run: Callable[[], tuple[list[list], str]], documents: Callable[[], l
             rows = documents()
         except LIBRARY_ERRORS:
             rows = gr.skip()
-        return rows, refusal_markdown(exc.message)
+        # public_error's messages are HTML-escaped for the toast; the status area escapes them itself.
+        return rows, refusal_markdown(unescape(exc.message))
 
 
 def _plain(message: str) -> str:

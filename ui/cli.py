@@ -6,7 +6,8 @@ Environment variables are read here and nowhere else; each has a flag:
 ``RAG_CACHE_DIR`` (``--cache-dir``); for ``rag index --ray`` ``RAY_ADDRESS`` (``--ray-address``);
 for ``ask``, ``eval`` and ``chat`` ``RAG_LLM`` (``--llm``),
 ``RAG_LLM_BASE_URL`` (``--base-url``) and ``RAG_LLM_MODEL`` (``--llm-model``); for ``rag chat`` also
-``RAG_HOST``, ``RAG_PORT``, ``RAG_ALLOWED_HOSTS``, ``RAG_CORPUS``, ``RAG_AUTH`` and ``RAG_MAX_UPLOAD_MB``.
+``RAG_HOST``, ``RAG_PORT``, ``RAG_ALLOWED_HOSTS``, ``RAG_CORPUS``, ``RAG_AUTH``, ``RAG_MAX_UPLOAD_MB``,
+``RAG_MAX_CORPUS_MB``, ``RAG_TRASH_DAYS`` and ``RAG_TRUSTED_PROXIES``.
 ``OPENAI_API_KEY`` is read only for ``--llm openai`` and is never printed. Errors print one line and exit 1.
 The defaults of those folders come from :mod:`rag.defaults` (the checkout's, or under ``RAG_HOME``
 or the user data folder when installed); the first ``rag ask``, ``rag index`` or ``rag chat``
@@ -23,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
+from embeddings.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
 from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
 from rag import QuestionError
 from rag.defaults import defaults
@@ -128,7 +130,9 @@ def _corpus_folder(args):
         _demo_corpus()  # installed: the demo articles are copied out of the package on first run
     if not args.corpus.is_dir():
         raise CorpusError(f"{args.corpus}: no such folder; give the articles' folder with --corpus")
-    folder = CorpusFolder.for_index(args.corpus, args.index_dir)  # the trash stays in the index folder
+    # The trash stays in the index folder. The disk and passage budgets are for the chat's visitors;
+    # the command line is the folder's owner.
+    folder = CorpusFolder.for_index(args.corpus, args.index_dir, max_bytes=sys.maxsize, max_chunks=sys.maxsize)
     return folder, lambda: index_paths([args.corpus], _store(args), _embedder(args), progress=_progress_bar())
 
 
@@ -359,6 +363,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("RAG_MAX_UPLOAD_MB") or f"{MAX_FILE_BYTES / 2**20:g}",
         help="largest file an upload may be, in MB (env RAG_MAX_UPLOAD_MB; default %(default)s)",
     )
+    p.add_argument(
+        "--max-corpus-mb",
+        type=float,
+        default=env("RAG_MAX_CORPUS_MB") or f"{MAX_CORPUS_BYTES / 2**20:g}",
+        help="disk budget of the corpus folder and its trash together, in MB; uploads past it are refused "
+        "(env RAG_MAX_CORPUS_MB; default %(default)s)",
+    )
+    p.add_argument(
+        "--trash-days",
+        type=float,
+        default=env("RAG_TRASH_DAYS") or f"{TRASH_DAYS:g}",
+        help="days a removed file stays restorable before the trash forgets it (env RAG_TRASH_DAYS; "
+        "default %(default)s)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[h for h in (env("RAG_TRUSTED_PROXIES") or "").split(",") if h.strip()],
+        metavar="ADDR",
+        help="the address of a reverse proxy whose X-Forwarded-For names the client (repeatable; env "
+        "RAG_TRUSTED_PROXIES, comma-separated); without it the header is ignored",
+    )
     p.add_argument("-k", type=int, help=K_HELP)
     _llm_flags(p)
     _common(p)
@@ -392,14 +418,22 @@ def _demo_corpus() -> Path:
 
 
 def open_store_for(spec: str, token: str | None = None):
-    """The store named by ``spec``; a Milvus server's with its token."""
+    """The store named by ``spec``; a Milvus server's with its token.
+
+    Raises:
+        StoreError: a spec that names no store (a bad collection name, the Milvus extra not installed).
+    """
     from embeddings.store_api import is_milvus, open_store
 
-    if token and is_milvus(spec):
-        from embeddings.milvus_store import MilvusStore
+    try:
+        if token and is_milvus(spec):
+            from embeddings.milvus_store import MilvusStore
 
-        return MilvusStore(spec, token=token)
-    return open_store(spec)
+            return MilvusStore(spec, token=token)
+        return open_store(spec)
+    except (ValueError, ImportError) as exc:  # the spec, not the program, is wrong: one line, no traceback
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreError(message if spec in message else f"--store {spec}: {message}") from None
 
 
 def _store(args):
@@ -653,8 +687,12 @@ def cmd_chat(args) -> int:
         return 1
     if generated:
         print(f"rag chat: log in as {auth.user} with the password {generated}", file=sys.stderr)
-    if args.max_upload_mb <= 0:
-        print(f"rag: error: --max-upload-mb must be positive, not {args.max_upload_mb:g}", file=sys.stderr)
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-corpus-mb", args.max_corpus_mb)):
+        if value <= 0:
+            print(f"rag: error: {flag} must be positive, not {value:g}", file=sys.stderr)
+            return 1
+    if args.trash_days < 0:
+        print(f"rag: error: --trash-days must be 0 or more, not {args.trash_days:g}", file=sys.stderr)
         return 1
     warning = exposure_warning(args.host, auth)
     if warning:
@@ -680,13 +718,15 @@ def cmd_chat(args) -> int:
         embedder,
         k=_k(args, None),
         max_file_bytes=max_file_bytes,
+        max_corpus_bytes=int(args.max_corpus_mb * 2**20),
+        trash_days=args.trash_days,
         llm=llm,
         llm_k=_k(args, llm),
         llm_label=label,
         store=_store(args),
     )
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
-    app.launch(args.host, args.port, auth, allowed=args.allowed_host)
+    app.launch(args.host, args.port, auth, allowed=args.allowed_host, trusted_proxies=args.trusted_proxy)
     return 0
 
 

@@ -114,7 +114,7 @@ def _linked(text: str, citations: Sequence[Citation]) -> str:
 
 
 def _meta(c: Citation, outlet: str = "") -> str:
-    return " · ".join(escape(x) for x in (c.source, c.date or "", outlet) if x)
+    return " · ".join(markdown_literal(" ".join(x.split())) for x in (c.source, c.date or "", outlet) if x)
 
 
 def _source_block(citations: Sequence[Citation], outlets: dict[str, str]) -> list[str]:
@@ -125,7 +125,7 @@ def _source_block(citations: Sequence[Citation], outlets: dict[str, str]) -> lis
         by_source.setdefault(c.source, []).append(c)
     for group in by_source.values():
         first = group[0]
-        title = escape(" ".join(first.title.split()), quote=False).replace("[", "\\[").replace("]", "\\]")
+        title = markdown_literal(" ".join(first.title.split()))
         lines.append(
             f"**[{title}]({article_link(first)})** <small>{_meta(first, outlets.get(first.source, ''))}</small>"
         )
@@ -138,8 +138,34 @@ def _source_block(citations: Sequence[Citation], outlets: dict[str, str]) -> lis
 
 def passage_markdown(passage: str, highlight: tuple[int, int] | None) -> str:
     """A passage on one line for a Markdown quote: escaped, the answering sentence in ``<mark>``, links disarmed."""
-    html = passage_html(" ".join(passage.split("\n")), highlight)
-    return html.replace("![", "!\\[").replace("](", "]\\(").replace("*", "\\*").replace("_", "\\_")
+    passage = " ".join(passage.split("\n"))
+    lead = len(passage) - len(passage.lstrip())
+    passage = passage.strip()
+    start, end = (max(highlight[0] - lead, 0), min(highlight[1] - lead, len(passage))) if highlight else (0, 0)
+    if start >= end:
+        return markdown_literal(passage)
+    marked = f"<mark>{markdown_literal(passage[start:end])}</mark>"
+    return markdown_literal(passage[:start]) + marked + markdown_literal(passage[end:])
+
+
+# Every character a Markdown renderer (CommonMark, GFM, Gradio's) reads as markup, as an HTML
+# character reference: the renderer shows it as that character and never parses it. "_" inside a
+# word is no markup (file names keep it); ":" of "scheme://", "." of "www." and "@" are what
+# autolinks look for.
+_LITERAL = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*[]()!~|<>\"'{}#$^"} | {"&": "&amp;", "@": "&#64;"})
+_WORD_EDGE_UNDERSCORE = re.compile(r"(?<!\w)_|_(?!\w)")
+
+
+def markdown_literal(text: str) -> str:
+    r"""``text`` as literal text inside Markdown: no links, images, emphasis, HTML or autolinks.
+
+    >>> markdown_literal("Agentur ![o](http://127.0.0.1:9/p.png) [Mehr](https://evil.example/x)")
+    'Agentur &#33;&#91;o&#93;&#40;http&#58;//127.0.0.1:9/p.png&#41; &#91;Mehr&#93;&#40;https&#58;//evil.example/x&#41;'
+    >>> markdown_literal("www.evil.example, a@b.example, 004_35a9.txt, _kursiv_, <b>&amp;")
+    'www&#46;evil.example, a&#64;b.example, 004_35a9.txt, &#95;kursiv&#95;, &#60;b&#62;&amp;amp;'
+    """
+    text = _WORD_EDGE_UNDERSCORE.sub("&#95;", text.translate(_LITERAL))
+    return _AUTOLINK.sub(lambda m: f"{m.group(1)}&#58;//" if m.group(1) else f"{m.group(0)[:-1]}&#46;", text)
 
 
 def message_markdown(answer: Answer, asked: str | None = None, outlets: dict[str, str] | None = None) -> str:
