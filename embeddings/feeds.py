@@ -48,9 +48,8 @@ class FollowReport:
     refused: tuple[tuple[str, str], ...] = ()
 
     def summary(self) -> str:
-        return (
-            f"{self.feed}: added {len(self.added)}, already there {self.known}, refused {len(self.refused)}"
-            + (f" ({self.title})" if self.title else "")
+        return f"{self.feed}: added {len(self.added)}, already there {self.known}, refused {len(self.refused)}" + (
+            f" ({self.title})" if self.title else ""
         )
 
 

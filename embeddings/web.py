@@ -22,6 +22,7 @@ header keeps the metadata and the address (``url:``), so the corpus stays a plai
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import threading
@@ -130,7 +131,7 @@ def fetch(
             if response.status in _REDIRECTS:
                 location = response.getheader("Location")
                 if not location:
-                    raise FetchError(url, f"redirect ({response.status}) without a Location; ask the site's own address")
+                    raise FetchError(url, f"redirect ({response.status}) without a Location; give the final address")
                 current = check_url(urljoin(current, location))
                 continue
             if response.status != 200:
@@ -163,10 +164,8 @@ def fetch(
 def _abort(conn) -> None:
     sock = getattr(conn, "sock", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(2)  # wakes a read blocked on this socket
-        except OSError:
-            pass
 
 
 def _too_large(declared: int | None, limit: int) -> str:

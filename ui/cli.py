@@ -24,10 +24,10 @@ from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
 from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
+from embeddings.web import FetchError
 from rag import QuestionError
 from rag.defaults import defaults
 from rag.evaluate import EvalFileError
-from embeddings.web import FetchError
 from rag.llm import PASSAGES, PROVIDERS, LLMError
 
 
@@ -309,9 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         "env RAY_ADDRESS; default %(default)s)",
     )
     p.add_argument("--ray-actors", type=int, default=2, help="encoder actors, one model each (default %(default)s)")
-    p.add_argument(
-        "--watch", action="store_true", help="then keep watching the folders: index changes within seconds"
-    )
+    p.add_argument("--watch", action="store_true", help="then keep watching the folders: index changes within seconds")
     p.add_argument(
         "--explain-cleaning",
         type=Path,
