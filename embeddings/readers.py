@@ -84,7 +84,7 @@ def decode_text(raw: bytes, path: Path | str) -> tuple[str, str]:
     """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return raw.decode("utf-16")
+            return raw.decode("utf-16"), ""
         except UnicodeDecodeError as exc:
             raise DocumentError(path, f"broken UTF-16 ({exc.reason}); re-save the file as UTF-8") from exc
     if b"\x00" in raw[:8192]:

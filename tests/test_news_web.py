@@ -240,3 +240,41 @@ def test_a_file_dropped_into_a_watched_folder_is_answerable_within_5_s_and_a_rem
         assert not errors
     finally:
         stop.set()
+
+
+def test_rag_index_watch_indexes_a_dropped_file_from_the_command_line(tmp_path, seed_index, model_cache):
+    """The whole `rag index --watch` process: it indexes, says it watches, and picks up a file dropped in."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(SEEDS, corpus)
+    shutil.copytree(seed_index, index_dir)
+    cmd = [sys.executable, "-m", "ui.cli", "index", str(corpus), "--watch", "--index-dir", str(index_dir)]
+    cmd += ["--cache-dir", str(model_cache)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"HF_HUB_OFFLINE": "1"}
+    log = (tmp_path / "watch.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while b"watching" not in (tmp_path / "watch.log").read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "watch.log").read_text()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        dropped = time.monotonic()
+        (corpus / "hallenbad.txt").write_text("Die Sanierung des Hallenbads beginnt im Juni.\n", encoding="utf-8")
+        while "hallenbad.txt" not in open_snapshot(index_dir).manifest.files:
+            assert time.monotonic() - dropped < 15, (tmp_path / "watch.log").read_text()
+            time.sleep(0.1)
+        print(f"rag index --watch: dropped file indexed after {time.monotonic() - dropped:.2f} s")
+        assert "1 changes: added 1" in (tmp_path / "watch.log").read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
