@@ -148,3 +148,30 @@ def test_the_seed_articles_lose_no_line(tmp_path, fake_embedder):
     from embeddings.cleaning import line_keys
 
     assert not table.repeated(k for name in names for k in line_keys(view.documents[name].text))
+
+
+def test_the_extractor_child_is_killed_after_its_time_budget():
+    from embeddings.extract_worker import ExtractBudgetError, extract
+
+    with pytest.raises(ExtractBudgetError, match=r"reading the page took longer than 0.05 s \(the limit\)"):
+        extract("html", b"<html><body><p>Text.</p></body></html>", seconds=0.05)
+
+
+def test_a_word_file_that_unpacks_to_too_much_is_refused_by_the_memory_budget(tmp_path):
+    """A zip bomb: 200 MB of paragraphs packed into a few hundred KB."""
+    import zipfile
+
+    from embeddings.extract_worker import ExtractBudgetError, extract
+
+    bomb = tmp_path / "bomb.docx"
+    _docx(tmp_path / "ok.docx", ["Ein Absatz."])
+    with zipfile.ZipFile(tmp_path / "ok.docx") as ok, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in ok.infolist():
+            if item.filename != "word/document.xml":
+                out.writestr(item, ok.read(item))
+        body = b"<w:p><w:r><w:t>Absatz</w:t></w:r></w:p>" * (200 * 2**20 // 40)
+        head = ok.read("word/document.xml").split(b"<w:body>")[0]
+        out.writestr("word/document.xml", head + b"<w:body>" + body + b"</w:body></w:document>")
+    assert bomb.stat().st_size < 2 * 2**20
+    with pytest.raises(ExtractBudgetError, match=r"needed more than 256 MB of memory|took longer than"):
+        extract("docx", bomb.read_bytes(), memory_bytes=256 * 2**20)

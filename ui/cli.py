@@ -528,6 +528,7 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
     folders = [Path(p) for p in paths if Path(p).is_dir()]
     if not folders:
         raise CorpusError("--watch needs a folder to watch; give one (rag index FOLDER --watch)")
+    embedder.embed_documents(["warm-up"])  # the model loads now, not when the first file arrives
     print(f"watching {', '.join(map(str, folders))} (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
     def on_batch(changes) -> None:
