@@ -279,6 +279,21 @@ def test_a_latin1_upload_is_converted_with_a_note(fake_app, tmp_path):
     fake_app.remove(["latin.txt"])
 
 
+def test_the_followed_feeds_are_listed_with_when_each_was_last_read(fake_app):
+    from embeddings.feeds import STATE_FILE, FeedState
+
+    assert fake_app.feeds_markdown() == ""
+    state = FeedState(fake_app.index_dir / STATE_FILE)
+    state.feeds["https://example.org/feed.xml"] = {
+        "title": "Harbour <b>Daily</b>",
+        "last_read": "2025-03-04T08:00:00+00:00",
+        "added": 3,
+    }
+    state.save()
+    shown = fake_app.feeds_markdown()
+    assert "Harbour &lt;b&gt;Daily&lt;/b&gt;: last read 2025\\-03\\-04T08:00:00\\+00:00, 3 added" in shown
+
+
 def test_remove_refuses_unknown_and_outside_names(fake_app):
     app = fake_app
     before = app.documents()

@@ -280,3 +280,35 @@ def test_rag_index_watch_indexes_a_dropped_file_from_the_command_line(tmp_path, 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def test_rag_chat_watch_answers_from_a_file_dropped_into_its_folder(tmp_path, seed_index, model_cache):
+    """The whole `rag chat --watch`: a file dropped into the corpus folder is answered from, through the API."""
+    from gradio_client import Client
+
+    from tests.support.servers import start_server
+
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(SEEDS, corpus)
+    shutil.copytree(seed_index, index_dir)
+    server = start_server(corpus, index_dir, cache_dir=model_cache, extra_args=["--watch"], timeout=300)
+    try:
+        client = Client(server.url, verbose=False, download_files=False)
+        assert client.predict("When did Shoigu visit Beijing?", api_name="/ask")["citations"]
+        dropped = time.monotonic()
+        (corpus / "hallenbad.txt").write_text(
+            "Der Gemeinderat von Kleinmachnow beschloss am Montag, das Hallenbad zu sanieren.\n"
+            "Die Sanierung des Hallenbads in Kleinmachnow beginnt im Juni.\n",
+            encoding="utf-8",
+        )
+        sources: list[str] = []
+        while time.monotonic() - dropped < 20 and "hallenbad.txt" not in sources[:1]:
+            data = client.predict("Wann beginnt die Sanierung des Hallenbads in Kleinmachnow?", api_name="/ask")
+            sources = [c["source"] for c in data["citations"]]
+            time.sleep(0.2)
+        answered = time.monotonic() - dropped
+        print(f"rag chat --watch: dropped file answered after {answered:.2f} s")
+        assert sources[:1] == ["hallenbad.txt"] and data["text"].startswith("Juni"), (data, server.log_tail())
+        assert answered < 5.0
+    finally:
+        server.stop()
