@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .bylines import attribution
 from .chunking import ChunkingConfig, chunk_document
+from .cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
 from .entities import with_names
 from .manifest import IndexMismatchError, IndexNotFoundError, Manifest
 from .readers import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
@@ -52,6 +54,7 @@ class IndexReport:
     removed: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    notes: tuple[Skipped, ...] = ()  # files indexed with a remark (converted from another encoding)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
@@ -203,6 +206,8 @@ def index_paths(
 
         added, updated, unchanged, skipped = [], [], [], list(corpus.skipped)
         pending: list[tuple[Document, list[Chunk]]] = []
+        read: list[Document] = []
+        notes: list[Skipped] = []
         infos: dict[str, dict] = {}
         for n, (source, path) in enumerate(sorted(files.items()), 1):
             if progress:
@@ -217,17 +222,34 @@ def index_paths(
                 if same_chunking and known.get(source, {}).get("sha256") == digest:
                     unchanged.append(source)
                     continue
-                doc = with_names(parse_document(raw, source, path.suffix.lower(), path))
+                doc = parse_document(raw, source, path.suffix.lower(), path)
             except DocumentError as exc:
                 kept = " (the previously indexed version is kept)" if source in known else ""
                 skipped.append(Skipped(source, exc.reason + kept))
                 continue
             (updated if source in known else added).append(source)
-            pending.append((doc, chunk_document(doc, chunking)))
+            if encoding := doc.metadata.get("encoding"):
+                notes.append(Skipped(source, f"not UTF-8: converted from {encoding}; check its umlauts"))
+            read.append(doc)
             if stat is not None:
                 infos[source] = stat
 
         removed = sorted(s for s in known if s not in files)
+        # Boilerplate: short lines in MIN_FILES files of the corpus, counted with this run's files.
+        lines = LineTable.beside(getattr(store, "index_dir", None))
+        if rebuild:
+            lines.clear()
+        lines.remove(removed)
+        for doc in read:
+            if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
+                lines.put(doc.source, line_keys(doc.text))
+        for doc in read:
+            if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
+                doc = without_boilerplate(doc, lines.repeated(line_keys(doc.text)))
+            doc = with_names(doc)
+            pending.append((doc, chunk_document(doc, chunking)))
+        lines.commit()
+        lines.close()
         # An index of an older format is upgraded: every file is written anew, its vectors reused.
         reuse = getattr(writer, "reuse", base)
         vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
@@ -248,12 +270,21 @@ def index_paths(
             removed=tuple(removed),
             unchanged=tuple(unchanged),
             skipped=tuple(skipped),
+            notes=tuple(notes),
             chunks_embedded=embedded,
             chunks_reused=reused,
             chunks_total=writer.count(),
             seconds=time.perf_counter() - started,
             generation=generation,
         )
+
+
+def without_boilerplate(doc: Document, repeated: frozenset[str]) -> Document:
+    """``doc`` without its lines in ``repeated``; its byline's metadata (author, outlets) is taken first."""
+    text, dropped = clean_text(doc.text, repeated)
+    if not dropped or not text.strip():
+        return doc
+    return replace(doc, text=text, metadata={**attribution(doc.text), **doc.metadata})
 
 
 def _file_info(path: Path) -> dict | None:

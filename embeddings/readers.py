@@ -1,7 +1,10 @@
-"""Read article files (.txt, .md, .html, .pdf) into :class:`~embeddings.types.Document` s.
+"""Read article files (.txt, .md, .html, .pdf, .docx) into :class:`~embeddings.types.Document` s.
 
-Decoding is strict: a file that is not UTF-8 (or UTF-16 with a byte-order
-mark) is refused with a message naming the file and the fix, never guessed.
+Text is UTF-8 (or UTF-16 with a byte-order mark); a file in another encoding (Latin-1,
+Windows-1252 …) is converted from the encoding charset-normalizer detects, and the document
+says so (``metadata["encoding"]``, shown as a note when it is indexed). A file that is UTF-8
+with broken bytes is refused, never guessed. HTML pages and Word files are read with
+trafilatura and python-docx in a budgeted child process (:mod:`embeddings.extract_worker`).
 An optional header of ``key: value`` lines at the top (or ``---`` front matter)
 is metadata, not text::
 
@@ -22,16 +25,19 @@ import unicodedata
 from pathlib import Path
 
 from .dates import infer_date, parse_date
+from .extract_worker import ExtractBudgetError, extract
 from .html_text import MarkupError, html_to_text
 from .markdown_text import MarkdownBudgetError, markdown_to_text
 from .pdf_worker import PdfBudgetError, pdf_text
 from .reflow import reflow, split_pdf_header
 from .types import Document
 
-SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 #: Files larger than this are refused before they are read: a news article is a few KB, and a
 #: 100 MB "article" would take hours to embed and hold the whole text in memory meanwhile.
 MAX_FILE_BYTES = 20 * 1024 * 1024
+#: Bytes charset-normalizer looks at to find a file's encoding (it is quadratic-ish in what it is given).
+MAX_DETECT_BYTES = 256 * 1024
 LINK_LOOP = "symbolic link loop; remove or fix the link"
 HEADER_KEYS = {
     "title", "date", "published", "author", "source", "url", "lang", "language", "description", "tags",
@@ -57,23 +63,57 @@ class DocumentError(ValueError):
         self.reason = reason
 
 
+# A multi-byte UTF-8 sequence: a file that has one is UTF-8 with damage, not Latin-1 (whose
+# umlauts are single bytes that never form one).
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
 def decode(raw: bytes, path: Path | str) -> str:
-    """Bytes to text: UTF-8 (BOM allowed) or UTF-16 with BOM; anything else is an error."""
+    """Bytes to text: UTF-8 (BOM allowed), UTF-16 with BOM, or a detected legacy encoding (see :func:`decode_text`)."""
+    return decode_text(raw, path)[0]
+
+
+def decode_text(raw: bytes, path: Path | str) -> tuple[str, str]:
+    """Bytes to text, and the encoding it was converted from when that was not UTF-8 (else ``""``).
+
+    >>> decode_text("Grüße aus Köln, schöne Straße.".encode("cp1252"), "a.txt")
+    ('Grüße aus Köln, schöne Straße.', 'cp1252')
+
+    Raises:
+        DocumentError: binary, broken UTF-16, UTF-8 with damaged bytes, or no encoding fits.
+    """
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return raw.decode("utf-16")
+            return raw.decode("utf-16"), ""
         except UnicodeDecodeError as exc:
             raise DocumentError(path, f"broken UTF-16 ({exc.reason}); re-save the file as UTF-8") from exc
     if b"\x00" in raw[:8192]:
         raise DocumentError(path, "binary file (contains NUL bytes), not text; convert it to .txt or .pdf")
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig"), ""
     except UnicodeDecodeError as exc:
-        raise DocumentError(
+        refusal = DocumentError(
             path,
             f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             f"convert it, e.g. `iconv -f latin1 -t utf-8`",
-        ) from exc
+        )
+        if _UTF8_SEQUENCE.search(raw):
+            raise refusal from exc
+    from charset_normalizer import from_bytes  # lazy: only files that are not UTF-8 need it
+
+    best = from_bytes(raw[:MAX_DETECT_BYTES]).best()
+    if best is None or best.encoding in ("utf_8", "utf_16", "utf_32"):
+        raise refusal
+    try:
+        text = raw.decode(best.encoding)
+    except (UnicodeDecodeError, LookupError):
+        raise refusal from None
+    try:  # Windows-1252 when it reads the same: cp1250 and Latin-1 agree with it on German text
+        if raw.decode("cp1252") == text:
+            return text, "cp1252"
+    except UnicodeDecodeError:
+        pass
+    return text, best.encoding
 
 
 def normalize_text(text: str) -> str:
@@ -142,6 +182,34 @@ def pdf_to_text(raw: bytes, path: Path | str) -> str:
     except PdfBudgetError as exc:
         raise DocumentError(path, exc.reason) from None
     return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
+def html_main_text(html: str, where: Path | str) -> tuple[str, dict[str, str]]:
+    """An HTML page's main text and metadata: trafilatura's, behind :func:`html_to_text`'s markup limits.
+
+    The project's own lxml reader runs first as the gate (tag length, tag count, unclosed
+    comments) and is the fallback when trafilatura finds no main text.
+    """
+    try:
+        text, meta = html_to_text(html)
+    except MarkupError as exc:
+        raise DocumentError(where, str(exc)) from None
+    found, main = _extracted("html", html.encode("utf-8"), where)
+    if not main.strip():
+        return text, meta
+    return normalize_text(main), {**meta, **found}
+
+
+def _extracted(kind: str, raw: bytes, where: Path | str) -> tuple[dict[str, str], str]:
+    """``(metadata, text)`` of a page or Word file from the budgeted child (:mod:`embeddings.extract_worker`)."""
+    try:
+        found = extract(kind, raw)
+    except ExtractBudgetError as exc:
+        raise DocumentError(where, exc.reason) from None
+    meta = {key: " ".join(found[key].split()) for key in ("title", "date", "author") if found.get(key)}
+    if found.get("sitename"):
+        meta["outlet"] = " ".join(found["sitename"].split())
+    return meta, found.get("text", "")
 
 
 def _size(n: int) -> str:
@@ -227,14 +295,20 @@ def parse_document(raw: bytes, source: str, suffix: str, path: Path | str | None
         # Header first: reflowing would join its lines into one.
         meta, text = split_pdf_header(normalize_text(pdf_to_text(raw, where)), HEADER_KEYS)
         text = reflow(text)
+    elif suffix == ".docx":
+        if not raw.startswith(b"PK"):
+            raise DocumentError(where, "not a Word file (a .docx is a zip; this is not one); save it again as .docx")
+        meta, text = _extracted("docx", raw, where)
+        meta_header, text = split_header(normalize_text(text))
+        meta.update(meta_header)
     else:
-        text = normalize_text(decode(raw, where))
+        text, encoding = decode_text(raw, where)
+        text = normalize_text(text)
         if suffix in (".html", ".htm"):
-            try:
-                text, meta = html_to_text(text)
-            except MarkupError as exc:
-                raise DocumentError(where, str(exc)) from None
+            text, meta = html_main_text(text, where)
         meta_header, text = split_header(text)
+        if encoding:
+            meta["encoding"] = encoding
         if suffix == ".md":
             try:
                 text, meta = markdown_to_text(text)

@@ -253,7 +253,7 @@ def test_a_skipped_file_in_the_folder_can_be_removed(app):
     [
         ("empty.txt", b"", "empty"),
         ("binary.txt", b"\x00\xff\x00\x01", "binary file"),
-        ("latin.txt", "Grüße aus Köln".encode("latin-1"), "UTF-8"),
+        ("broken.txt", "Grüße aus Köln ".encode() + b"\xc3\x28", "UTF-8"),
         ("broken.pdf", b"%PDF-1.4 not really", "pdf"),
         ("tool.exe", b"MZ", "unsupported file type"),
     ],
@@ -268,6 +268,30 @@ def test_bad_upload_is_an_error_and_loses_nothing(fake_app, tmp_path, name, cont
         app.upload([str(bad)])
     assert message.lower() in info.value.message.lower()
     assert app.documents() == before and sorted(p.name for p in app.corpus_dir.iterdir()) == files_before
+
+
+def test_a_latin1_upload_is_converted_with_a_note(fake_app, tmp_path):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Grüße aus Köln: die Brücke über den Rhein wird gesperrt.".encode("latin-1"))
+    _rows, status = fake_app.upload([str(latin)])
+    assert "added latin.txt" in status and "note latin.txt: not UTF\\-8: converted from cp1252" in status
+    assert fake_app.engine.loaded().snapshot.documents["latin.txt"].text.startswith("Grüße aus Köln")
+    fake_app.remove(["latin.txt"])
+
+
+def test_the_followed_feeds_are_listed_with_when_each_was_last_read(fake_app):
+    from embeddings.feeds import STATE_FILE, FeedState
+
+    assert fake_app.feeds_markdown() == ""
+    state = FeedState(fake_app.index_dir / STATE_FILE)
+    state.feeds["https://example.org/feed.xml"] = {
+        "title": "Harbour <b>Daily</b>",
+        "last_read": "2025-03-04T08:00:00+00:00",
+        "added": 3,
+    }
+    state.save()
+    shown = fake_app.feeds_markdown()
+    assert "Harbour &lt;b&gt;Daily&lt;/b&gt;: last read 2025\\-03\\-04T08:00:00\\+00:00, 3 added" in shown
 
 
 def test_remove_refuses_unknown_and_outside_names(fake_app):

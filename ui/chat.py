@@ -198,6 +198,18 @@ class ChatApp:
             max_file_bytes=self.max_file_bytes,
         )
 
+    def feeds_markdown(self) -> str:
+        """The feeds ``rag follow`` reads into this corpus, and when each was last read (empty when none)."""
+        from embeddings.feeds import STATE_FILE, followed
+
+        rows = followed(self.index_dir / STATE_FILE)
+        if not rows:
+            return ""
+        lines = ["**Followed feeds** (`rag follow`)"]
+        lines += [f"- {markdown_text(title or url)}: last read {markdown_text(when or 'never')}, {added} added"
+                  for url, title, when, added in rows]  # fmt: skip
+        return "\n".join(lines)
+
     def documents(self) -> list[list]:
         """Rows of the documents panel: file, title, date, passages."""
         if self.engine.store.manifest() is None:
@@ -512,6 +524,7 @@ class ChatApp:
                         )
                         restore = gr.Button("Restore", elem_id="rag-restore")
                         rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")
+                        feeds = gr.Markdown(elem_id="rag-feeds")
 
             # Writers share one queue slot (they would wait for the index lock anyway); the chat has its own.
             writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "minimal"}
@@ -551,6 +564,7 @@ class ChatApp:
             rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
             gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=QUEUE_WORKERS)
             app.load(**refresh)
+            app.load(self.feeds_markdown, None, feeds, api_visibility="undocumented")
             app.load(self._article_view, None, [article_view, article], api_visibility="undocumented")
             # A reload shows the conversation of before (the newest saved one) instead of an empty chat.
             app.load(
@@ -774,6 +788,7 @@ def _report_line(report: IndexReport) -> str:
     """The status Markdown after a change: the summary, then each skipped file (names escaped)."""
     lines = [markdown_text(report.summary())]
     lines += [f"skipped {markdown_text(s.source)}: {markdown_text(s.reason)}" for s in report.skipped]
+    lines += [f"note {markdown_text(s.source)}: {markdown_text(s.reason)}" for s in report.notes]
     return "  \n".join(lines)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
 from embeddings.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
 from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
+from embeddings.web import FetchError
 from rag import QuestionError
 from rag.defaults import defaults
 from rag.evaluate import EvalFileError
@@ -39,7 +40,7 @@ class SettingError(ValueError):
 
 EXPECTED_ERRORS = (
     QuestionError, StoreError, DocumentError, CorpusError, ModelError, EvalFileError, LLMError, OSError, SettingError,
-    ScorerFileError,
+    ScorerFileError, FetchError,
 )  # fmt: skip
 
 
@@ -137,15 +138,21 @@ def _corpus_folder(args):
 
 
 def cmd_add(args) -> int:
+    """Files are copied; web addresses (``http://``, ``https://``) are fetched and their article saved as ``.txt``."""
     from embeddings.readers import read_bytes
+    from embeddings.web import FetchError, article_file, article_name, fetch_article
 
     folder, index = _corpus_folder(args)
     uploads, refused = [], []
-    for path in args.files:
+    for item in args.files:
         try:
-            uploads.append((path.name, read_bytes(path, folder.max_file_bytes)))
-        except DocumentError as exc:
-            refused.append((str(path), exc.reason))
+            if "://" in item:
+                article = fetch_article(item)
+                uploads.append((article_name(article), article_file(article)))
+            else:
+                uploads.append((Path(item).name, read_bytes(Path(item), folder.max_file_bytes)))
+        except (DocumentError, FetchError) as exc:
+            refused.append((item, exc.reason))
     saved, more, report = folder.save(uploads, index, replace=args.replace)
     for item in saved:
         print(f"{item.status:9} {item.name}")
@@ -153,6 +160,45 @@ def cmd_add(args) -> int:
         print(f"refused   {name}: {reason}", file=sys.stderr)
     print(report.summary())
     return 1 if refused or more else 0
+
+
+def cmd_follow(args) -> int:
+    """Read the feeds once, or every ``--every`` until interrupted (or ``--rounds`` times)."""
+    import time
+
+    from embeddings.feeds import STATE_FILE, FeedState, follow, parse_every
+
+    feeds = list(args.feeds)
+    if args.feed_list is not None:
+        lines = args.feed_list.read_text(encoding="utf-8").splitlines()
+        feeds += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    state_path = args.index_dir / STATE_FILE
+    if not feeds:  # the feeds followed before
+        feeds = list(FeedState.load(state_path).feeds)
+    if not feeds:
+        raise CorpusError("no feeds to follow; give a feed's address (rag follow https://example.org/feed.xml)")
+    try:
+        every = parse_every(args.every) if args.every else None
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    folder, index = _corpus_folder(args)
+    failed = False
+    rounds = args.rounds if args.rounds is not None else (None if every else 1)
+    done = 0
+    while rounds is None or done < rounds:
+        started = time.monotonic()
+        for report in follow(feeds, folder, index, state_path):
+            print(report.summary())
+            for name in report.added:
+                print(f"added     {name}")
+            for url, reason in report.refused:
+                print(f"refused   {url}: {reason}", file=sys.stderr)
+                failed = True
+        done += 1
+        if every is None or (rounds is not None and done >= rounds):
+            break
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+    return 1 if failed and every is None else 0
 
 
 def cmd_remove(args) -> int:
@@ -264,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
         "env RAY_ADDRESS; default %(default)s)",
     )
     p.add_argument("--ray-actors", type=int, default=2, help="encoder actors, one model each (default %(default)s)")
+    p.add_argument("--watch", action="store_true", help="then keep watching the folders: index changes within seconds")
+    p.add_argument(
+        "--explain-cleaning",
+        type=Path,
+        metavar="FILE",
+        help="show the lines dropped from FILE as boilerplate (lines in several of the corpus's files); index nothing",
+    )
     _common(p)
 
     p = sub.add_parser("migrate", help="copy the index into another store (no model, no files read)")
@@ -311,9 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     _common(p)
 
-    p = sub.add_parser("add", help="copy article files into the corpus folder and index them")
-    p.add_argument("files", nargs="+", type=Path)
+    p = sub.add_parser("add", help="copy article files, or fetch web articles (URLs), into the corpus folder and index")
+    p.add_argument("files", nargs="+", metavar="FILE_OR_URL", help="article files, or http(s) addresses of articles")
     p.add_argument("--replace", action="store_true", help="replace an article of the same name with this version")
+    _corpus_flags(p)
+    _common(p)
+
+    p = sub.add_parser("follow", help="add the new entries of RSS/Atom feeds to the corpus folder, once or --every")
+    p.add_argument("feeds", nargs="*", metavar="FEED_URL", help="feed addresses (default: the feeds followed before)")
+    p.add_argument("--feeds", dest="feed_list", type=Path, metavar="FILE", help="a file of feed addresses, one a line")
+    p.add_argument("--every", metavar="INTERVAL", help="read the feeds again every INTERVAL (15m, 1h) until stopped")
+    p.add_argument("--rounds", type=int, help="with --every: stop after this many readings")
     _corpus_flags(p)
     _common(p)
 
@@ -384,6 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDR",
         help="the address of a reverse proxy whose X-Forwarded-For names the client (repeatable; env "
         "RAG_TRUSTED_PROXIES, comma-separated); without it the header is ignored",
+    )
+    p.add_argument(
+        "--watch", action="store_true", help="index files added, changed or removed in the corpus folder within seconds"
     )
     p.add_argument("-k", type=int, help=K_HELP)
     _llm_flags(p)
@@ -463,6 +527,8 @@ def cmd_index(args) -> int:
     from embeddings import index_paths
     from embeddings.store import recorded_roots
 
+    if args.explain_cleaning is not None:
+        return cmd_explain_cleaning(args)
     store = _store(args)
     paths = args.paths or None
     if paths is None:
@@ -488,7 +554,74 @@ def cmd_index(args) -> int:
             print(f"{label:9} {name}")
     for skipped in report.skipped:
         print(f"skipped   {skipped.source}: {skipped.reason}")
+    for note in report.notes:
+        print(f"note      {note.source}: {note.reason}")
     print(report.summary())
+    if args.watch:
+        _watch_and_index(paths or [Path(r) for r in store.manifest().roots], store, embedder, batch_size)
+    return 0
+
+
+def _watch_and_index(paths, store, embedder, batch_size) -> None:
+    """``rag index --watch``: index every settled burst of changes in the folders until interrupted."""
+    import threading
+
+    from embeddings import index_paths
+    from embeddings.watch import watch_folder
+
+    folders = [Path(p) for p in paths if Path(p).is_dir()]
+    if not folders:
+        raise CorpusError("--watch needs a folder to watch; give one (rag index FOLDER --watch)")
+    embedder.embed_documents(["warm-up"])  # the model loads now, not when the first file arrives
+    print(f"watching {', '.join(map(str, folders))} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+    def on_batch(changes) -> None:
+        report = index_paths(paths, store, embedder, batch_size=batch_size)
+        print(f"{len(changes)} changes: {report.summary()}", flush=True)
+
+    def on_error(exc) -> None:
+        print(f"rag: error: {exc}", file=sys.stderr, flush=True)
+
+    if len(folders) == 1:
+        watch_folder(folders[0], on_batch, on_error=on_error)
+        return
+    from embeddings.watch import start_watch
+
+    stops = [start_watch(folder, on_batch, on_error=on_error) for folder in folders]
+    try:
+        threading.Event().wait()
+    finally:
+        for stop in stops:
+            stop.set()
+
+
+def cmd_explain_cleaning(args) -> int:
+    """``rag index --explain-cleaning FILE``: the lines of FILE that indexing drops, with the files that share them."""
+    from embeddings.cleaning import CLEANED_SUFFIXES, LINES_FILE, LineTable, explain_cleaning
+    from embeddings.readers import read_document
+
+    path = args.explain_cleaning
+    if path.suffix.lower() not in CLEANED_SUFFIXES:
+        print(f"{path}: only {', '.join(CLEANED_SUFFIXES)} files lose repeated lines; nothing is dropped")
+        return 0
+    if not (args.index_dir / LINES_FILE).is_file():
+        raise StoreError(f"no line table in {args.index_dir}; run `rag index` first")
+    doc = read_document(path)
+    manifest = _store(args).manifest()
+    source = path.name
+    for root in manifest.roots if manifest else ():
+        if path.resolve().is_relative_to(Path(root)):
+            source = path.resolve().relative_to(Path(root)).as_posix()
+    table = LineTable(args.index_dir / LINES_FILE)
+    try:
+        dropped = explain_cleaning(doc.text, source, table)
+    finally:
+        table.close()
+    if not dropped:
+        print(f"{source}: no line is dropped")
+    for item in dropped:
+        shown = ", ".join(item.files[:3]) + (f" and {len(item.files) - 3} more" if len(item.files) > 3 else "")
+        print(f"dropped   {item.line!r} (also in {len(item.files)} other files: {shown})")
     return 0
 
 
@@ -725,6 +858,14 @@ def cmd_chat(args) -> int:
         llm_label=label,
         store=_store(args),
     )
+    if args.watch:
+        from embeddings.watch import start_watch
+
+        def on_batch(changes) -> None:
+            print(f"rag chat: {len(changes)} changes in {args.corpus}: {app.sync().summary()}", file=sys.stderr)
+
+        start_watch(args.corpus, on_batch, on_error=lambda exc: print(f"rag chat: error: {exc}", file=sys.stderr))
+        print(f"rag chat: watching {args.corpus} for changes", file=sys.stderr)
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
     app.launch(args.host, args.port, auth, allowed=args.allowed_host, trusted_proxies=args.trusted_proxy)
     return 0
@@ -737,6 +878,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "chat": cmd_chat,
     "add": cmd_add,
+    "follow": cmd_follow,
     "remove": cmd_remove,
     "restore": cmd_restore,
     "migrate": cmd_migrate,
