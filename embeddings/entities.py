@@ -26,6 +26,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 
+from .analysis import STOPWORDS, stem
 from .bylines import attribution
 from .dates import MONTHS, WEEKDAYS
 from .memo import text_memo
@@ -103,6 +104,21 @@ def _calendar(word: str) -> bool:
     return (low in MONTHS and len(low) > 3) or any(low.startswith(day) for day in WEEKDAYS)
 
 
+def _opens_name(word: str, nxt: tuple[str, bool, bool, bool], lower: set[str]) -> bool:
+    """Whether a capitalised word that opens a sentence or line begins a name of two words: the next word is
+    capitalised too and neither is a stop word, a role, a weekday or month, shaped like a common noun, a
+    genitive, or (for the first) written in lower case elsewhere in the text (an adjective or noun)."""
+    follower, follower_initial = nxt[0], nxt[1]
+    low = word.casefold()
+    if follower_initial or not _capitalised(follower) or _acronym(word) or word.endswith("s"):
+        return False
+    if low in STOPWORDS or _role(word) or _role(follower) or _calendar(word) or _calendar(follower):
+        return False
+    if low.endswith(NOUN_ENDINGS) or follower.casefold().endswith(NOUN_ENDINGS):
+        return False
+    return stem(low) not in lower and follower.casefold() not in STOPWORDS
+
+
 def _acronym(word: str) -> bool:
     return len(word) >= 2 and word.isupper() and word.isalpha()
 
@@ -117,6 +133,9 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
     bare: Counter[str] = Counter()  # non-initial occurrences without a determiner or adjective before
     seen: Counter[str] = Counter()  # non-initial capitalised occurrences
     order: dict[str, None] = {}
+    # Stems of the words the text writes in lower case: a capitalised word with one of them is a common
+    # word capitalised by its place ("Russische Truppen ziehen ab" beside "die russischen Soldaten").
+    lower = {stem(w) for w, *_ in tokens if w[:1].islower()}
     for i, (word, initial, english, after_dash) in enumerate(tokens):
         if not _capitalised(word):
             continue
@@ -130,6 +149,9 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
             votes[word] += 2
         if _role(prev):
             votes[word] += 2
+        if initial and _opens_name(word, nxt, lower):
+            votes[word] += 1  # "Eliud Kipchoge gewann …" at the start of a line or sentence: a name of two words
+            votes[nxt[0]] += 1
         if not initial:
             seen[word] += 1
             adjective = prev[:1].islower() and low_prev.endswith(("en", "er", "es", "em", "e"))
