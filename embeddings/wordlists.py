@@ -63,6 +63,16 @@ def word_set(name: str, package: str = "embeddings") -> frozenset[str]:
     return frozenset(w.casefold() for w in word_list(name, package))
 
 
+@functools.cache
+def word_values(name: str, package: str = "embeddings") -> dict[str, int]:
+    """The entries of a list of ``word value`` lines as a dictionary, the words lower-cased."""
+    out = {}
+    for entry in word_list(name, package):
+        word, value = entry.rsplit(None, 1)
+        out[word.casefold()] = int(value)
+    return out
+
+
 def alternation(name: str, package: str = "embeddings") -> str:
     """The entries of a list as a regular-expression alternation, longest first (entries may be patterns)."""
     return "|".join(sorted(word_list(name, package), key=len, reverse=True))

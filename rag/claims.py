@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embeddings import split_sentences
-from embeddings.wordlists import word_list
+from embeddings.wordlists import word_list, word_values
 
 from .temporal import TimeRef, resolve
 from .text import STOPWORDS, calendar_name, demonym_match, detect_language, fold, same_name, similar_words, stem, words
@@ -56,20 +56,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Words that frame a claim ("According to [1]", "Laut [2]") and say nothing themselves.
 _FRAMING = "according laut passage passages passage's article articles artikel artikeln quelle source sources"
 FRAMING = frozenset(f"{_FRAMING} yes ja nein however jedoch therefore daher overall insgesamt also".split())
-# "one"/"ein" are left out: they are as often a pronoun or an article as a number.
-_SMALL = (
-    "two three four five six seven eight nine ten eleven twelve",
-    "zwei drei vier fünf sechs sieben acht neun zehn elf zwölf",
-)
-_TENS = (
-    "twenty thirty forty fifty sixty seventy eighty ninety",
-    "zwanzig dreißig vierzig fünfzig sechzig siebzig achtzig neunzig",
-)
-NUMBER_WORDS = {
-    **{w: n for line in _SMALL for n, w in enumerate(line.split(), 2)},
-    **{w: 10 * n for line in _TENS for n, w in enumerate(line.split(), 2)},
-    "hundred": 100, "hundert": 100, "thousand": 1000, "tausend": 1000, "dutzend": 12, "dozen": 12,
-}  # fmt: skip
+# Cardinal numbers as words (embeddings/data/number_words.txt); "one"/"ein" are left out: they are as often
+# a pronoun or an article as a number.
+NUMBER_WORDS = word_values("number_words")
 _FOLDED_NUMBER_WORDS = {fold(w): n for w, n in NUMBER_WORDS.items()}
 # English and German names of places that spelling rules cannot map (Beijing ~ Peking): the multilingual
 # model does not tell them apart from other places either (cosine of beijing/peking 0.84, beijing/moskau 0.83).

@@ -32,7 +32,7 @@ import numpy as np
 from embeddings import Document
 from embeddings.entities import ROLES, document_names
 from embeddings.memo import text_memo
-from embeddings.wordlists import alternation, word_set
+from embeddings.wordlists import alternation, word_list, word_set, word_values
 
 from .config import ScoringConfig
 from .questions import HOW_LONG, Question
@@ -55,12 +55,12 @@ from .text import plain as _plain
 # Words that ask for something rather than name it: they are not expected in the article.
 META_WORDS = word_set("meta_words", "rag")  # rag/data/meta_words.txt
 SPEECH_VERB = re.compile(r"\b(" + alternation("speech_verbs", "rag") + r")\b", re.I)  # rag/data/speech_verbs.txt
-# Counts written as words (not ordinals: "zweiten", "third" count nothing), and vague counts ("wenige Stunden").
+# Counts written as words (not ordinals: "zweiten", "third" count nothing), and vague counts ("wenige Stunden"):
+# embeddings/data/number_words.txt and vague_counts.txt.
 _NUMBER_WORD = re.compile(
-    r"\b(zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|dreißig|vierzig|fünfzig|hundert|tausend"
-    r"|dutzend|dutzende|hunderte|tausende|wenige|wenigen|einige|einigen|mehrere|mehreren|paar"
-    r"|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand"
-    r"|dozen|dozens|hundreds|thousands|few|several)\b",
+    r"\b("
+    + "|".join(sorted([*word_values("number_words"), *word_list("vague_counts")], key=len, reverse=True))
+    + r")\b",
     re.I,
 )
 _DIGITS = re.compile(r"\d[\d.,]*")

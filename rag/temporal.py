@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 
 from embeddings.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS, counts_something, find_dates, find_years, text_language
+from embeddings.wordlists import word_list, word_values
 
 MONTH_NAMES = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -70,8 +71,8 @@ _LAST_PERIOD = re.compile(
     re.I,
 )
 _NEXT_YEAR = re.compile(r"\b(nächste[ns]?|kommende[ns]?|next|coming)\s+(jahr|jahres|year)\b", re.I)
-_NUMBER_WORDS = {"einem": 1, "einer": 1, "one": 1, "a": 1, "zwei": 2, "two": 2, "drei": 3, "three": 3, "vier": 4,
-                 "four": 4, "fünf": 5, "five": 5, "sechs": 6, "six": 6, "sieben": 7, "seven": 7}  # fmt: skip
+# Counts as words before a unit of time: embeddings/data/number_words.txt and one_words.txt.
+_NUMBER_WORDS = {**word_values("number_words"), **dict.fromkeys(word_list("one_words"), 1)}
 # "vor zwei Tagen", "three days ago", "vor einer Woche".
 _AGO = re.compile(
     r"\bvor\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(tagen|wochen|woche)\b"
