@@ -31,37 +31,19 @@ from .bylines import attribution
 from .dates import MONTHS, WEEKDAYS
 from .memo import text_memo
 from .types import Document
+from .wordlists import word_list, word_set
 
 _WORD = re.compile(r"[^\W\d_][^\W_]*", re.UNICODE)  # hyphenated compounds split: "Taiwan-Frage"
 _SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[]\s*$")
 _DASH = re.compile(r"\s[–—]\s*$")  # "Mehr zum Thema – Lawrow besucht Teheran": a clause opens after a dash
 
-DETERMINERS = frozenset(
-    """der die das den dem des ein eine einer eines einem einen kein keine keinem keinen keiner
-    sein seine seinem seinen seiner ihr ihre ihrem ihren ihrer unser unsere diese dieser diesem diesen
-    dieses jede jeder jedem jeden jenes welche welcher welchem welchen alle beiden beide viele mehrere
-    zum zur vom beim im am ins aufs the a an this that these those its his her their our""".split()  # noqa: SIM905
-)
-ROLES = frozenset(
-    """präsident präsidentin präsidenten präsidents kanzler kanzlerin minister ministerin ministers
-    sprecher sprecherin botschafter botschafterin general generals staatschef staatschefs premier
-    premierminister regierungschef regierungschefin kommandeur oberbefehlshaber vorsitzende vorsitzenden
-    sekretär sekretärs direktor direktors experte experten chef chefin herr frau dr prof außenminister
-    verteidigungsminister president minister secretary spokesman spokeswoman spokesperson ambassador
-    chancellor commander director leader mr mrs ms dr prof senator governor analyst expert""".split()  # noqa: SIM905
-)
+DETERMINERS = word_set("determiners")  # data/determiners.txt
+ROLES = word_set("roles")  # data/roles.txt
 # Prepositions after which a word without an article is usually a place: "in Peking", "nach Moskau".
-PLACE_PREPOSITIONS = frozenset("in nach aus von bei um gegen durch über to from at into".split())  # noqa: SIM905
+PLACE_PREPOSITIONS = word_set("place_prepositions")  # data/place_prepositions.txt
 # Endings of German common nouns (and of adjectives used as nouns); names rarely end so.
-NOUN_ENDINGS = (
-    "ung", "ungen", "heit", "heiten", "keit", "keiten", "schaft", "schaften", "tion", "tionen", "tät", "täten",
-    "nis", "nisse", "ismus", "ium", "ien", "chen", "lein", "ling", "ment", "ments", "ur", "ik", "enz", "anz",
-    "tum", "sal", "ler", "ner", "ter", "ger", "zer", "ser", "ungs", "ende", "enden",
-)  # fmt: skip
-_COMMON = frozenset(
-    """ich du er sie es wir ihr man the a an and or but if in on at to of for with by from as is was
-    mehr zum thema kommentar teilen leave comment share text foto bild video quelle source""".split()  # noqa: SIM905
-)
+NOUN_ENDINGS = word_list("noun_endings")  # data/noun_endings.txt
+_COMMON = word_set("not_names")  # data/not_names.txt
 
 
 _ENGLISH = frozenset("the of and to in on is was that with for said has have by from at as".split())  # noqa: SIM905
