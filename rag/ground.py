@@ -64,9 +64,7 @@ _NUMBER_WORD = re.compile(
     re.I,
 )
 _DIGITS = re.compile(r"\d[\d.,]*")
-_SINCE_MARK = re.compile(
-    r"\b(seit|since|ab dem|ernannt|ernennung|appointed|took office|amtsantritt|im amt|übernahm|became)\b", re.I
-)
+_SINCE_MARK = re.compile(r"\b(" + alternation("since_words", "rag") + r")\b", re.I)  # rag/data/since_words.txt
 _UNITS = {"sekunde": "second", "minute": "minute", "stunde": "hour", "tage": "day", "tag": "day", "woche": "week",
           "monat": "month", "jahrzehnt": "decade", "jahr": "year"}  # fmt: skip
 
@@ -301,9 +299,8 @@ def numbers(text: str, article_date=None) -> list[tuple[int, int, str]]:
 
 # Where-answers: a place noun, or a name after a place preposition or a verb of travel.
 LOCATION_WORD = re.compile(r"\b(" + alternation("place_words", "rag") + r")\b", re.I)  # rag/data/place_words.txt
-_PLACE_NAME = re.compile(
-    r"\b(?:in|im|nach|aus|bei|um|to|at|from|near|around|into|besucht|besuchte|visits|visited|reist|reiste|flog|flew"
-    r"|travels|traveled|travelled|von\s+\S+\s+bis)\s+(?:(?:der|die|das|dem|den|the)\s+)?([A-ZÄÖÜ][\w]+)"
+_PLACE_NAME = re.compile(  # rag/data/place_verbs.txt
+    r"\b(?:" + alternation("place_verbs", "rag") + r")\s+(?:(?:der|die|das|dem|den|the)\s+)?([A-ZÄÖÜ][\w]+)"
 )
 
 
