@@ -192,3 +192,13 @@ def test_bayer_is_not_found_in_an_article_on_bayern():
     verdicts = gates.check(analyse("When did Bayer win the final in Tannstadt?"), 0.9, doc, spans, 0, 38)
     failed = next(v for v in verdicts if not v.passed)
     assert failed.gate == "names-in-article" and "Bayer" in failed.detail
+
+
+def test_a_german_questions_nouns_are_not_taken_for_missed_names():
+    doc = with_names(Document("sport.txt", SPORT, "Rekord", "0" * 64, dt.date(2019, 6, 9), "header"))
+    gates = Gates(NameIndex.of([doc]), lambda term: 1.0, lambda word: True, ScoringConfig(), None)
+    sentence = "Kipchoge lief dabei die zweite Hälfte schneller als die erste."
+    start = doc.text.index(sentence)
+    question = analyse("Welche Hälfte lief Kipchoge schneller?")
+    verdicts = gates.check(question, 0.9, doc, document_sentences(doc.text), start, start + len(sentence))
+    assert all(v.passed for v in verdicts), verdicts
