@@ -239,11 +239,7 @@ def content_words(question: Question) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-class Vocab(WordLookup):
-    """A text's folded words, once each, in a :class:`~rag.text.WordLookup`."""
-
-    def __init__(self, folded) -> None:
-        super().__init__(folded)
+Vocab = WordLookup  # a text's folded words, once each
 
 
 def _found(word: str, vocab: Vocab) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
+from collections.abc import Callable, Iterable
 
 from embeddings.analysis import (  # noqa: F401  (the analysis lives with the index; re-exported here)
     ENGLISH_STOPWORDS,
@@ -166,11 +167,11 @@ class WordLookup:
     (['schoigu'], 'Schoigu', None)
     """
 
-    def __init__(self, items, value=None) -> None:
-        self.buckets: dict[str, dict[str, object]] = {}
+    def __init__(self, items: Iterable[str]) -> None:
+        self.buckets: dict[str, dict[str, str]] = {}  # bucket -> folded word -> the word as given first
         for item in items:
             f = fold(item)
-            self.buckets.setdefault(key(f), {}).setdefault(f, item if value is None else value(item))
+            self.buckets.setdefault(key(f), {}).setdefault(f, item)
         self.members = frozenset(f for bucket in self.buckets.values() for f in bucket)
 
     def __contains__(self, folded: str) -> bool:
@@ -189,8 +190,8 @@ class WordLookup:
         """The folded words that share ``word``'s bucket (candidates for any match)."""
         return list(self.buckets.get(key(plain(word)), ()))
 
-    def find(self, word: str, match=same_word):
-        """The stored item (or value) of the first word that ``match``es ``word``, else ``None``."""
+    def find(self, word: str, match: Callable[[str, str], bool] = same_word) -> str | None:
+        """The word as given of the first stored word that ``match``es ``word``, else ``None``."""
         f = plain(word)
         bucket = self.buckets.get(key(f), {})
         if f in bucket:
