@@ -131,7 +131,9 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
             votes[word] += 2
         if _role(prev):
             votes[word] += 2
-        if initial and _opens_name(word, nxt, lower):
+        third = tokens[i + 2] if i + 2 < len(tokens) else ("", True, False, False)
+        if initial and _opens_name(word, nxt, lower) and not (_capitalised(third[0]) and not third[1]):
+            # (not the first of three: "Bürgermeisterin Ilze Ozola erklärte": a title before a name)
             votes[word] += 1  # "Eliud Kipchoge gewann …" at the start of a line or sentence: a name of two words
             votes[nxt[0]] += 1
         if not initial:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import Document
+from embeddings.bylines import credits_article
 from embeddings.entities import ROLES, document_names
 from embeddings.memo import text_memo
 from embeddings.wordlists import alternation, word_list, word_set, word_values
@@ -484,6 +485,8 @@ class Gates:
         # The article's own subject (in its title or first sentence) need not be repeated near the answer.
         topic = topic_names(doc, spans)
         around = window(doc.text, spans, start, end, c.name_reach) + "\n" + topic
+        if question.kind == "source" and credits_article(doc.text[start:end]):
+            around = doc.text  # a byline credits the whole article: every name in it is near
         far = [" ".join(g) for g in groups if not self._group_in(g, doc, around)]
         if not add("names-near", not far, f"{', '.join(far) or 'none'} not within {c.name_reach} sentences"):
             return verdicts
