@@ -190,22 +190,25 @@ def find_years(text: str) -> list[YearMention]:
     >>> [(text[y.start:y.end], y.year) for text in ["Rom fiel 476 n. Chr.", "Seit 2014 regiert er."]
     ...  for y in find_years(text)]
     [('476 n. Chr.', 476), ('2014', 2014)]
+    >>> find_years("Seit einem Jahr 20 Soldaten im Einsatz.")
+    []
     """
     out: list[YearMention] = []
     taken: list[tuple[int, int]] = []
+    language = text_language(text) if any(c.isdigit() for c in text) else ""
     for m in _MARKED_YEAR.finditer(text):
         digits = m.group("year") or m.group("year2") or m.group("year3")
         era = m.group("era") or m.group("era2") or ""
         year = int(digits)
-        if year == 0:
+        # "seit einem Jahr 20 Soldaten": after "Jahr" a number that counts something is no year (the marker
+        # is evidence enough otherwise, so an unknown language reads as German, where nouns are capitalised).
+        if year == 0 or (not era and counts_something(text, m.end(), language or "de")):
             continue
         out.append(YearMention(m.start(), m.end(), -year if _BC.match(era) else year))
         taken.append((m.start(), m.end()))
-    language: str | None = None
     for m in _BARE_YEAR.finditer(text):
         if any(a <= m.start() < b for a, b in taken):
             continue
-        language = text_language(text) if language is None else language
         if not counts_something(text, m.end(), language):
             out.append(YearMention(m.start(), m.end(), int(m.group("year"))))
     return sorted(out, key=lambda y: y.start)
