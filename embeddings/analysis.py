@@ -1,4 +1,4 @@
-"""The text analysis shared by the index and the questions: tokens, stop words, stems, folding.
+"""The text analysis shared by the index and the questions: tokens, stop words, stems, folding, language.
 
 The embedded store builds its BM25 postings with :func:`terms` when a document is written,
 and questions go through the same function, so both sides of every lexical match agree.
@@ -15,35 +15,13 @@ import functools
 import re
 import unicodedata
 
+from .wordlists import word_set
+
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
-GERMAN_STOPWORDS = frozenset(
-    """
-    aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes anders
-    auch auf aus bei beim bin bis bist da damit dann das dass daß dein deine dem den denn der des deshalb
-    dessen die dies diese diesem diesen dieser dieses doch dort du durch ein eine einem einen einer eines
-    einig einige er es etwas euer eure für gegen gewesen hab habe haben hat hatte hatten hier hin hinter ich
-    ihm ihn ihnen ihr ihre ihrem ihren ihrer ihres im in indem ins ist jede jedem jeden jeder jedes jene
-    jenem jenen jener jenes jetzt kann kein keine keinem keinen keiner können könnte laut machen man manche
-    mein meine mit muss musste nach nicht nichts noch nun nur ob oder ohne sehr sei seien sein seine seinem
-    seinen seiner seit sich sie sind so solche soll sollte sondern sonst um und uns unser unter viel vom von
-    vor wann war waren warst warum was weg weil weiter welch welche welchem welchen welcher welches wem wen
-    wenn wer werde werden weshalb wessen wie wieder wieso will wir wird wirst wo woher wohin wollen wollte
-    worden wurde wurden während würde würden zu zum zur zwar zwischen über
-    """.split()  # noqa: SIM905
-)
+GERMAN_STOPWORDS = word_set("stopwords_de")  # data/stopwords_de.txt
 
-ENGLISH_STOPWORDS = frozenset(
-    """
-    a about above according after again against all am an and any are article as at be because been before
-    being below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just me
-    mentioned more most my myself name named no nor not now of off on once only or other our ours out over
-    own report said same say says she should so some such tell than that the their theirs them themselves
-    then there these they this those through to told too under until up very was we were what when where
-    which while who whom whose why will with would you your yours
-    """.split()  # noqa: SIM905
-)
+ENGLISH_STOPWORDS = word_set("stopwords_en")  # data/stopwords_en.txt
 
 STOPWORDS = GERMAN_STOPWORDS | ENGLISH_STOPWORDS
 QUOTE_MARK = re.compile(r"[„“”\"»«]")  # German, English and French quotation marks
@@ -83,3 +61,38 @@ def terms(text: str) -> list[str]:
             continue
         out.append(stem(low))
     return out
+
+
+_GERMAN_ONLY = GERMAN_STOPWORDS - ENGLISH_STOPWORDS
+_ENGLISH_ONLY = ENGLISH_STOPWORDS - GERMAN_STOPWORDS
+# Words of one language that are no stop words but are frequent in questions and news text.
+_GERMAN_CUES = frozenset(
+    "sagte sagt sagten erklärte hat hatte haben ist sind wurde wurden welche welcher welches wessen wieso "  # noqa: SIM905
+    "weshalb nicht auch noch schon gesagt laut gegen zwischen nach".split()
+)
+_ENGLISH_CUES = frozenset(
+    "did does do doing is are were has have had what which who whom whose why how the of and "  # noqa: SIM905
+    "not also still against between after".split()
+)
+
+
+def detect_language(text: str) -> str:
+    """``"de"`` or ``"en"``: words only one of the languages has, and German letters; English when nothing tells.
+
+    Words both languages share ("was", "will", "in", "so") are not counted: "Was sagte Kirby?" is German.
+
+    >>> detect_language("Was sagte Kirby?"), detect_language("What about Li Shangfu?"), detect_language("Xi")
+    ('de', 'en', 'en')
+    """
+    de, en = language_scores(text)
+    return "de" if de > en else "en"
+
+
+def language_scores(text: str) -> tuple[int, int]:
+    """The evidence for German and for English in ``text`` (see :func:`detect_language`); ``(0, 0)`` when
+    nothing tells."""
+    tokens = [w.casefold() for w in words(text)]
+    de = sum(t in _GERMAN_ONLY or t in _GERMAN_CUES for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
+    en = sum(t in _ENGLISH_ONLY or t in _ENGLISH_CUES for t in tokens)
+    en += len(re.findall(r"\w(?:'s|’s|n't|n’t)\b", text))
+    return de, en

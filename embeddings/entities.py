@@ -26,41 +26,24 @@ import re
 from collections import Counter
 from dataclasses import replace
 
+from .analysis import STOPWORDS, stem
 from .bylines import attribution
 from .dates import MONTHS, WEEKDAYS
 from .memo import text_memo
 from .types import Document
+from .wordlists import word_list, word_set
 
 _WORD = re.compile(r"[^\W\d_][^\W_]*", re.UNICODE)  # hyphenated compounds split: "Taiwan-Frage"
 _SENTENCE_END = re.compile(r"[.!?:;„“”\"»«(\[]\s*$")
 _DASH = re.compile(r"\s[–—]\s*$")  # "Mehr zum Thema – Lawrow besucht Teheran": a clause opens after a dash
 
-DETERMINERS = frozenset(
-    """der die das den dem des ein eine einer eines einem einen kein keine keinem keinen keiner
-    sein seine seinem seinen seiner ihr ihre ihrem ihren ihrer unser unsere diese dieser diesem diesen
-    dieses jede jeder jedem jeden jenes welche welcher welchem welchen alle beiden beide viele mehrere
-    zum zur vom beim im am ins aufs the a an this that these those its his her their our""".split()  # noqa: SIM905
-)
-ROLES = frozenset(
-    """präsident präsidentin präsidenten präsidents kanzler kanzlerin minister ministerin ministers
-    sprecher sprecherin botschafter botschafterin general generals staatschef staatschefs premier
-    premierminister regierungschef regierungschefin kommandeur oberbefehlshaber vorsitzende vorsitzenden
-    sekretär sekretärs direktor direktors experte experten chef chefin herr frau dr prof außenminister
-    verteidigungsminister president minister secretary spokesman spokeswoman spokesperson ambassador
-    chancellor commander director leader mr mrs ms dr prof senator governor analyst expert""".split()  # noqa: SIM905
-)
+DETERMINERS = word_set("determiners")  # data/determiners.txt
+ROLES = word_set("roles")  # data/roles.txt
 # Prepositions after which a word without an article is usually a place: "in Peking", "nach Moskau".
-PLACE_PREPOSITIONS = frozenset("in nach aus von bei um gegen durch über to from at into".split())  # noqa: SIM905
+PLACE_PREPOSITIONS = word_set("place_prepositions")  # data/place_prepositions.txt
 # Endings of German common nouns (and of adjectives used as nouns); names rarely end so.
-NOUN_ENDINGS = (
-    "ung", "ungen", "heit", "heiten", "keit", "keiten", "schaft", "schaften", "tion", "tionen", "tät", "täten",
-    "nis", "nisse", "ismus", "ium", "ien", "chen", "lein", "ling", "ment", "ments", "ur", "ik", "enz", "anz",
-    "tum", "sal", "ler", "ner", "ter", "ger", "zer", "ser", "ungs", "ende", "enden",
-)  # fmt: skip
-_COMMON = frozenset(
-    """ich du er sie es wir ihr man the a an and or but if in on at to of for with by from as is was
-    mehr zum thema kommentar teilen leave comment share text foto bild video quelle source""".split()  # noqa: SIM905
-)
+NOUN_ENDINGS = word_list("noun_endings")  # data/noun_endings.txt
+_COMMON = word_set("not_names")  # data/not_names.txt
 
 
 _ENGLISH = frozenset("the of and to in on is was that with for said has have by from at as".split())  # noqa: SIM905
@@ -103,6 +86,21 @@ def _calendar(word: str) -> bool:
     return (low in MONTHS and len(low) > 3) or any(low.startswith(day) for day in WEEKDAYS)
 
 
+def _opens_name(word: str, nxt: tuple[str, bool, bool, bool], lower: set[str]) -> bool:
+    """Whether a capitalised word that opens a sentence or line begins a name of two words: the next word is
+    capitalised too and neither is a stop word, a role, a weekday or month, shaped like a common noun, a
+    genitive, or (for the first) written in lower case elsewhere in the text (an adjective or noun)."""
+    follower, follower_initial = nxt[0], nxt[1]
+    low = word.casefold()
+    if follower_initial or not _capitalised(follower) or _acronym(word) or word.endswith("s"):
+        return False
+    if low in STOPWORDS or _role(word) or _role(follower) or _calendar(word) or _calendar(follower):
+        return False
+    if low.endswith(NOUN_ENDINGS) or follower.casefold().endswith(NOUN_ENDINGS):
+        return False
+    return stem(low) not in lower and follower.casefold() not in STOPWORDS
+
+
 def _acronym(word: str) -> bool:
     return len(word) >= 2 and word.isupper() and word.isalpha()
 
@@ -117,6 +115,9 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
     bare: Counter[str] = Counter()  # non-initial occurrences without a determiner or adjective before
     seen: Counter[str] = Counter()  # non-initial capitalised occurrences
     order: dict[str, None] = {}
+    # Stems of the words the text writes in lower case: a capitalised word with one of them is a common
+    # word capitalised by its place ("Russische Truppen ziehen ab" beside "die russischen Soldaten").
+    lower = {stem(w) for w, *_ in tokens if w[:1].islower()}
     for i, (word, initial, english, after_dash) in enumerate(tokens):
         if not _capitalised(word):
             continue
@@ -130,6 +131,11 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
             votes[word] += 2
         if _role(prev):
             votes[word] += 2
+        third = tokens[i + 2] if i + 2 < len(tokens) else ("", True, False, False)
+        if initial and _opens_name(word, nxt, lower) and not (_capitalised(third[0]) and not third[1]):
+            # (not the first of three: "Bürgermeisterin Ilze Ozola erklärte": a title before a name)
+            votes[word] += 1  # "Eliud Kipchoge gewann …" at the start of a line or sentence: a name of two words
+            votes[nxt[0]] += 1
         if not initial:
             seen[word] += 1
             adjective = prev[:1].islower() and low_prev.endswith(("en", "er", "es", "em", "e"))

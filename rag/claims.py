@@ -4,9 +4,12 @@ A language model that cites ``[1]`` has not necessarily read ``[1]``: a small on
 writes a name from one article and a date from another and cites either. So
 every sentence of its answer is held to what its cited passages say:
 
-* **names** (capitalised words) must occur in the cited passages, in any spelling
-  variant (:func:`rag.text.similar_words`: Schoigu ~ Shoigu, Oktober ~ October) or,
-  across languages, as a word the embedder finds nearly the same (Beijing ~ Peking);
+* **names** (capitalised words) must occur in the cited passages, in any spelling of the
+  name (:func:`rag.text.same_name`: Schoigu ~ Shoigu, not Austria ~ Australia), as the same
+  weekday or month or word of origin in the other language (Oktober ~ October, Russian ~
+  russischen), a German noun also in another form (Übung ~ Übungen), or across languages as
+  a word the embedder finds nearly the same (Beijing ~ Peking) that is not a near spelling
+  of another name;
 * **dates** must be dates of the passage once its relative dates are resolved against
   the article's date (:func:`rag.temporal.resolve`: "am Freitag" -> 28 February 2025);
 * **numbers**, in digits or as words (three ~ drei ~ 3), must occur in the passage;
@@ -40,9 +43,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embeddings import split_sentences
+from embeddings.wordlists import word_list, word_values
 
 from .temporal import TimeRef, resolve
-from .text import STOPWORDS, calendar_name, fold, similar_words, words
+from .text import STOPWORDS, calendar_name, demonym_match, detect_language, fold, same_name, similar_words, stem, words
 from .types import Answer, Citation, ClaimCheck
 
 SUPPORTED = "supported"
@@ -52,41 +56,18 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 # Words that frame a claim ("According to [1]", "Laut [2]") and say nothing themselves.
 _FRAMING = "according laut passage passages passage's article articles artikel artikeln quelle source sources"
 FRAMING = frozenset(f"{_FRAMING} yes ja nein however jedoch therefore daher overall insgesamt also".split())
-# "one"/"ein" are left out: they are as often a pronoun or an article as a number.
-_SMALL = (
-    "two three four five six seven eight nine ten eleven twelve",
-    "zwei drei vier fünf sechs sieben acht neun zehn elf zwölf",
-)
-_TENS = (
-    "twenty thirty forty fifty sixty seventy eighty ninety",
-    "zwanzig dreißig vierzig fünfzig sechzig siebzig achtzig neunzig",
-)
-NUMBER_WORDS = {
-    **{w: n for line in _SMALL for n, w in enumerate(line.split(), 2)},
-    **{w: 10 * n for line in _TENS for n, w in enumerate(line.split(), 2)},
-    "hundred": 100, "hundert": 100, "thousand": 1000, "tausend": 1000, "dutzend": 12, "dozen": 12,
-}  # fmt: skip
+# Cardinal numbers as words (embeddings/data/number_words.txt); "one"/"ein" are left out: they are as often
+# a pronoun or an article as a number.
+NUMBER_WORDS = word_values("number_words")
 _FOLDED_NUMBER_WORDS = {fold(w): n for w, n in NUMBER_WORDS.items()}
 # English and German names of places that spelling rules cannot map (Beijing ~ Peking): the multilingual
 # model does not tell them apart from other places either (cosine of beijing/peking 0.84, beijing/moskau 0.83).
-EXONYMS = """
-beijing peking | moscow moskau | russia russland | germany deutschland | vienna wien | munich münchen
-cologne köln | warsaw warschau | prague prag | rome rom | brussels brüssel | kyiv kiew | kiev kiew
-turkey türkei | greece griechenland | spain spanien | italy italien | france frankreich | poland polen
-sweden schweden | norway norwegen | finland finnland | denmark dänemark | netherlands niederlande
-austria österreich | switzerland schweiz | hungary ungarn | czechia tschechien | uzbekistan usbekistan
-kazakhstan kasachstan | tajikistan tadschikistan | kyrgyzstan kirgistan | belgium belgien | egypt ägypten
-india indien | syria syrien | lebanon libanon | europe europa | crimea krim | pacific pazifik
-geneva genf | lisbon lissabon | copenhagen kopenhagen | athens athen | bucharest bukarest | belgrade belgrad
-tehran teheran | damascus damaskus | cairo kairo | tokyo tokio | mongolia mongolei | siberia sibirien
-america amerika | american amerikanisch | united usa | states usa | french französisch | german deutsch
-"""
+# rag/data/exonyms.txt, one pair per line.
 _EXONYMS: dict[str, set[str]] = {}
-for _pair in EXONYMS.replace("\n", "|").split("|"):
-    if _pair.strip():
-        _a, _b = (fold(x) for x in _pair.split())
-        _EXONYMS.setdefault(_a, set()).add(_b)
-        _EXONYMS.setdefault(_b, set()).add(_a)
+for _pair in word_list("exonyms", "rag"):
+    _a, _b = (fold(x) for x in _pair.split())
+    _EXONYMS.setdefault(_a, set()).add(_b)
+    _EXONYMS.setdefault(_b, set()).add(_a)
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -123,6 +104,7 @@ class Facts:
     numbers: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
     initial: str | None = None  # the first word, when taken as a name: it may just be capitalised as first
+    language: str = "en"  # English capitalises only names; German capitalises nouns too, which inflect
 
 
 def strip_citations(text: str) -> str:
@@ -183,7 +165,7 @@ def facts_of(sentence: str) -> Facts:
 
     >>> f = facts_of("According to [1], Shoigu met Xi Jinping in Beijing on Friday, 28 February 2025, with 300 men.")
     >>> f.names, f.date_texts, f.numbers
-    (('Shoigu', 'Xi', 'Jinping', 'Beijing'), ('on Friday', '28 February 2025'), ('300',))
+    (('Shoigu', 'Xi', 'Jinping', 'Beijing'), ('on Friday, 28 February 2025',), ('300',))
     """
     text = strip_citations(sentence)
     refs = resolve(text, None)
@@ -215,6 +197,7 @@ def facts_of(sentence: str) -> Facts:
         tuple(dict.fromkeys(numbers)),
         tuple(dict.fromkeys(terms)),
         initial,
+        detect_language(text),
     )
 
 
@@ -351,7 +334,7 @@ class ClaimChecker:
         return ClaimCheck(sentence, True, SUPPORTED, cited, similarity)
 
     def _missing(self, facts: Facts, w: _Window) -> list[str]:
-        missing = [name for name in facts.names if not self._name_in(name, w)]
+        missing = [name for name in facts.names if not self._name_in(name, w, facts.language)]
         dates = zip(facts.dates, facts.date_texts, strict=True)
         missing += [text for ref, text in dates if not _date_supported(ref, w)]
         values = w.numbers
@@ -362,21 +345,26 @@ class ClaimChecker:
                 missing.append(number)
         return missing
 
-    def _name_in(self, name: str, w: _Window) -> bool:
+    def _name_in(self, name: str, w: _Window, language: str = "en") -> bool:
         f = fold(name)
-        if f in w.words or any(similar_words(f, x) for x in w.words):
+        if f in w.words or any(_same_name_or_form(f, x, language) for x in w.words):
             return True
-        if any(similar_words(other, x) for other in _EXONYMS.get(f, ()) for x in w.words):
+        if any(same_name(other, x) for other in _EXONYMS.get(f, ()) for x in w.words):
             return True
         return self._same_word_across_languages(name, w)
 
     def _same_word_across_languages(self, name: str, w: _Window) -> bool:
         if self.embed_queries is None:
             return False
-        candidates = sorted(x for x in w.words if len(x) >= 3 and x not in STOPWORDS and not x.isdigit())
+        # A word spelt nearly like the name but not one of its spellings is another name (Australia for
+        # Austria, Bayern for Bayer): the model would find it close for its spelling, not its meaning.
+        f = fold(name)
+        candidates = sorted(
+            x for x in w.words if len(x) >= 3 and x not in STOPWORDS and not x.isdigit() and not similar_words(f, x)
+        )
         if not candidates:
             return False
-        vectors = _word_vectors(self.embed_queries, (fold(name), *candidates))
+        vectors = _word_vectors(self.embed_queries, (f, *candidates))
         return bool(np.max(vectors[1:] @ vectors[0]) >= self.config.name_similarity)
 
     def similarity(self, claim: str, cited: Sequence[int]) -> float | None:
@@ -388,6 +376,22 @@ class ClaimChecker:
                 self._sentence_vectors[n] = np.asarray(self.embed_documents(self._sentences[n]))
         query = np.asarray(self.embed_queries([claim]))[0]
         return round(float(max(np.max(self._sentence_vectors[n] @ query) for n in cited)), 4)
+
+
+def _same_name_or_form(claimed: str, word: str, language: str) -> bool:
+    """Whether a passage word is the claimed name (or, in a German claim, the claimed noun in another form).
+
+    >>> _same_name_or_form("austria", "australia", "en"), _same_name_or_form("oktober", "october", "en")
+    (False, True)
+    >>> _same_name_or_form("ubungen", "ubung", "de"), _same_name_or_form("russian", "russischen", "en")
+    (True, True)
+    """
+    if same_name(claimed, word) or demonym_match(claimed, word):
+        return True
+    day_or_month = calendar_name(claimed)
+    if day_or_month is not None:
+        return day_or_month == calendar_name(word)
+    return language == "de" and stem(claimed) == stem(word)
 
 
 _WORD_CACHE: dict[tuple[int, str], np.ndarray] = {}

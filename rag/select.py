@@ -29,6 +29,7 @@ import numpy as np
 from embeddings import ChunkingConfig, StoreView, split_sentences
 from embeddings.bylines import credits_article, is_attribution
 from embeddings.memo import text_memo
+from embeddings.wordlists import alternation
 
 from .config import ScoringConfig
 from .ground import LOCATION_WORD, numbers
@@ -56,26 +57,19 @@ DEFAULT = ScoringConfig()
 # Question types whose answer must hold the sign kind_match looks for (a date, a reason): it weighs more.
 STRONG_KINDS = ("when", "why", "source")
 
-SPEECH = re.compile(
-    r"\b(sagte|sagt|sagten|erklärte|erklärt|betonte|schrieb|meinte|fügte|teilte|so|said|says|told|wrote|added)\b"
-)
+# Verbs of saying, lower case only (a capitalised "So" opens a sentence): rag/data/speech_verbs.txt.
+SPEECH = re.compile(r"\b(" + alternation("speech_verbs", "rag") + r")\b")
 _CAP = r"[A-ZÄÖÜ][\w\-]+"
 _NAME_PAIR = re.compile(rf"(?<![.!?„“\"]\s)\b{_CAP}\s+{_CAP}\b")
 _PLACE = re.compile(rf"\b(in|nach|aus|im|bei|at|to|from|von)\s+{_CAP}")
-# Words that give a reason, in German and English: a *why* answer holds one.
-CAUSE = re.compile(
-    r"\b(weil|da|denn|daher|deshalb|deswegen|wegen|aufgrund|angesichts|(?:an)?getrieben (?:durch|von)|damit"
-    r"|um\s[^,.;]{0,120}?(?:\bzu\s+\w+|\w+zu\w*en)"
-    r"|grund|because|since|due to|owing to|as a result|driven by|so that|in order to|reason|therefore)\b",
-    re.I,
-)
+# Words that give a reason, in German and English: a *why* answer holds one (rag/data/cause_words.txt).
+CAUSE = re.compile(r"\b(" + alternation("cause_words", "rag") + r")\b", re.I)
 
 
-# Words that introduce a medium or a report's source, in German and English.
+# Words that introduce a medium or a report's source, in German and English (rag/data/media_attributions.txt),
+# and nouns for media, also as the end of a compound ("Nachrichtenagentur"; rag/data/media_nouns.txt).
 _MEDIUM = re.compile(
-    r"\b(laut|zufolge|berichtete[n]?|meldete[n]?|gemeldet|berichtet|according to|reported|told|wrote|schrieb)\b"
-    r"|(agentur|zeitung|magazin|sender|portal|times|post|news|journal|agency|newspaper|focus|tribune|herald)\b",
-    re.I,
+    r"\b(" + alternation("media_attributions", "rag") + r")\b|(" + alternation("media_nouns", "rag") + r")\b", re.I
 )
 
 

@@ -24,7 +24,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from embeddings.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS, find_dates
+from embeddings.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS, counts_something, find_dates, find_years, text_language
+from embeddings.wordlists import word_list, word_values
 
 MONTH_NAMES = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -51,7 +52,8 @@ _MONTH_ONLY = re.compile(
     + r")\b(?:\s+(dieses|des vergangenen|letzten|vergangenen)\s+Jahres)?",
     re.I,
 )
-_YEAR = re.compile(r"\b(?:im Jahr\s+|in\s+|seit\s+|bis\s+|Anfang\s+|Ende\s+|Mitte\s+)?((?:19|20)\d\d)\b")
+# Words that belong to a year's span when they stand right before it ("seit 2014", "Ende 1687").
+_YEAR_LEAD = re.compile(r"(?:\b(?:in|seit|since|bis|until|Anfang|Ende|Mitte|um|ab)\s+)$", re.I)
 PARTS = {"anfang": "early", "beginn": "early", "early": "early", "mitte": "mid", "mid": "mid", "ende": "late",
          "late": "late"}  # fmt: skip
 PART_NAMES = {"en": {"early": "early", "mid": "mid", "late": "late"}, "de": {"early": "Anfang", "mid": "Mitte",
@@ -59,7 +61,7 @@ PART_NAMES = {"en": {"early": "early", "mid": "mid", "late": "late"}, "de": {"ea
 # "Anfang des Monats", "earlier this month", "Ende Oktober": a part of a month.
 _MONTH_PART = re.compile(
     r"\b(anfang|beginn|mitte|ende|early|mid|late)(?:\s+(?:des|dieses|des laufenden|this|the|of the|of this))?"
-    r"\s+(monats|month|" + "|".join(m for m in MONTHS if len(m) > 3) + r")\b",
+    r"\s+(monats|month|" + "|".join(m for m in MONTHS if len(m) > 3) + r")\b(?:\s+(\d{3,4})\b(?![.,]\d))?",
     re.I,
 )
 # "im vergangenen Monat", "last month", "letzte Woche", "last week": the month or week before the article's.
@@ -69,8 +71,8 @@ _LAST_PERIOD = re.compile(
     re.I,
 )
 _NEXT_YEAR = re.compile(r"\b(nächste[ns]?|kommende[ns]?|next|coming)\s+(jahr|jahres|year)\b", re.I)
-_NUMBER_WORDS = {"einem": 1, "einer": 1, "one": 1, "a": 1, "zwei": 2, "two": 2, "drei": 3, "three": 3, "vier": 4,
-                 "four": 4, "fünf": 5, "five": 5, "sechs": 6, "six": 6, "sieben": 7, "seven": 7}  # fmt: skip
+# Counts as words before a unit of time: embeddings/data/number_words.txt and one_words.txt.
+_NUMBER_WORDS = {**word_values("number_words"), **dict.fromkeys(word_list("one_words"), 1)}
 # "vor zwei Tagen", "three days ago", "vor einer Woche".
 _AGO = re.compile(
     r"\bvor\s+(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+(tagen|wochen|woche)\b"
@@ -124,6 +126,8 @@ class TimeRef:
             return days[self.weekday]
         if self.month:
             return f"{months[self.month - 1]} {self.year}" if self.year else months[self.month - 1]
+        if self.year and self.year < 0:
+            return f"{-self.year} v. Chr." if lang == "de" else f"{-self.year} BC"
         return str(self.year) if self.year else ""
 
 
@@ -131,10 +135,30 @@ def _weekday_before(anchor: dt.date, weekday: int) -> dt.date:
     return anchor - dt.timedelta(days=(anchor.weekday() - weekday) % 7)
 
 
+# Between a weekday and the date it names: "Freitag, 28. Februar", "Friday 28 February", "Freitag, den 28.".
+_WEEKDAY_OF = re.compile(r",?\s*(?:den\s+|the\s+)?")
+
+
 def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
-    """All time expressions of ``sentence``, most specific first within each span, in text order."""
+    """All time expressions of ``sentence``, most specific first within each span, in text order.
+
+    A year written in the sentence wins over the article's ("am 14. Oktober 1687", "Anfang Oktober 1687");
+    words relative to the time of writing ("heute", "am Freitag", "letzte Woche") resolve only against
+    ``article_date`` and are left unresolved without one (no date is made up for an undated text).
+
+    >>> [t.format("en") for t in resolve("Am 14. Oktober 1687 kam er an.", dt.date(2025, 2, 28))]
+    ['Tuesday, 14 October 1687']
+    >>> [(t.year, t.resolved) for t in resolve("Heute und im Jahr 800.", None)]
+    [(800, False)]
+    """
     refs: list[TimeRef] = []
     taken: list[tuple[int, int]] = []
+    language: list[str] = []
+
+    def lang() -> str:
+        if not language:
+            language.append(text_language(sentence))
+        return language[0]
 
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
@@ -160,22 +184,45 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
         if not free(m.start(), m.end()):
             continue
         weekday = WEEKDAYS[m.group(1).lower()]
+        written = next((r for r in refs if _WEEKDAY_OF.fullmatch(sentence, m.end(), r.start)), None)
+        if (
+            written is not None
+        ):  # "Freitag, 28. Februar 1687": the weekday of the date written, not of the article's week
+            i = refs.index(written)
+            refs[i] = TimeRef(m.start(), written.end, written.year, written.month, written.day,
+                              weekday if written.date is None else written.date.weekday(), written.precision,
+                              written.resolved, written.part)  # fmt: skip
+            taken[i] = (m.start(), written.end)
+            continue
         if article_date is not None:
             d = _weekday_before(article_date, weekday)
             add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, weekday, "day", True))
         else:
             add(TimeRef(m.start(), m.end(), None, None, None, weekday, "day"))
     for m in _MONTH_PART.finditer(sentence):
+        inside = [r for r in refs if m.start() <= r.start and r.end <= m.end() and r.day is None]
+        for r in inside:  # "Anfang Oktober 1687": the part of the month takes the month written after it
+            taken.remove((r.start, r.end))
+            refs.remove(r)
         if not free(m.start(), m.end()):
             continue
         word = m.group(2).casefold()
         month = MONTHS.get(word) or (article_date.month if article_date else None)
         if month is None:
             continue
+        written = m.group(3) and word in MONTHS and not counts_something(sentence, m.end(3), lang())
+        if written:  # "Anfang Oktober 1687": the year written wins over the article's
+            add(
+                TimeRef(
+                    m.start(), m.end(), int(m.group(3)), month, None, None, "month", False, PARTS[m.group(1).casefold()]
+                )
+            )
+            continue
+        end = m.end(2)
         year = article_date.year if article_date else None
         if year and article_date and word in MONTHS and month > article_date.month + 1:
             year -= 1  # "Ende Dezember" in a January article: last year
-        add(TimeRef(m.start(), m.end(), year, month, None, None, "month", True, PARTS[m.group(1).casefold()]))
+        add(TimeRef(m.start(), end, year, month, None, None, "month", True, PARTS[m.group(1).casefold()]))
     for m in _LAST_PERIOD.finditer(sentence):
         if not free(m.start(), m.end()) or article_date is None:
             continue
@@ -209,9 +256,10 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
         if free(m.start(), m.end()):  # a time even when the article's date is unknown (then no year)
             year = article_date.year + 1 if article_date else None
             add(TimeRef(m.start(), m.end(), year, precision="year", resolved=year is not None))
-    for m in _YEAR.finditer(sentence):
-        if free(m.start(), m.end()):
-            add(TimeRef(m.start(), m.end(), int(m.group(1)), precision="year"))
+    for y in find_years(sentence):
+        if free(y.start, y.end):
+            lead = _YEAR_LEAD.search(sentence, 0, y.start)
+            add(TimeRef(lead.start() if lead else y.start, y.end, y.year, precision="year"))
     return sorted(refs, key=lambda r: r.start)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
+from collections.abc import Callable, Iterable
 
 from embeddings.analysis import (  # noqa: F401  (the analysis lives with the index; re-exported here)
     ENGLISH_STOPWORDS,
@@ -19,6 +21,7 @@ from embeddings.analysis import (  # noqa: F401  (the analysis lives with the in
     QUOTE_MARK,
     STOPWORDS,
     WORD,
+    detect_language,
     fold,
     stem,
     terms,
@@ -26,37 +29,14 @@ from embeddings.analysis import (  # noqa: F401  (the analysis lives with the in
 )
 from embeddings.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS
 
-_GERMAN_ONLY = GERMAN_STOPWORDS - ENGLISH_STOPWORDS
-_ENGLISH_ONLY = ENGLISH_STOPWORDS - GERMAN_STOPWORDS
-# Words of one language that are no stop words but are frequent in questions and news text.
-_GERMAN_CUES = frozenset(
-    "sagte sagt sagten erklärte hat hatte haben ist sind wurde wurden welche welcher welches wessen wieso "  # noqa: SIM905
-    "weshalb nicht auch noch schon gesagt laut gegen zwischen nach".split()
-)
-_ENGLISH_CUES = frozenset(
-    "did does do doing is are were has have had what which who whom whose why how the of and "  # noqa: SIM905
-    "not also still against between after".split()
-)
-
-
-def detect_language(text: str) -> str:
-    """``"de"`` or ``"en"``: words only one of the languages has, and German letters; English when nothing tells.
-
-    Words both languages share ("was", "will", "in", "so") are not counted: "Was sagte Kirby?" is German.
-
-    >>> detect_language("Was sagte Kirby?"), detect_language("What about Li Shangfu?"), detect_language("Xi")
-    ('de', 'en', 'en')
-    """
-    tokens = [w.casefold() for w in words(text)]
-    de = sum(t in _GERMAN_ONLY or t in _GERMAN_CUES for t in tokens) + 2 * len(re.findall(r"[äöüß]", text.casefold()))
-    en = sum(t in _ENGLISH_ONLY or t in _ENGLISH_CUES for t in tokens)
-    en += len(re.findall(r"\w(?:'s|’s|n't|n’t)\b", text))
-    return "de" if de > en else "en"
-
 
 @functools.lru_cache(maxsize=200_000)
 def transliterate(word: str) -> str:
-    """Collapse spelling variants of transliterated names: Schoigu/Shoigu, Belousow/Belousov, Selenskyj/Zelensky."""
+    """Collapse spelling variants of transliterated names: Schoigu/Shoigu, Belousow/Belousov, Selenskyj/Zelensky.
+
+    >>> transliterate("Selenskyj") == transliterate("Zelensky"), transliterate("Andrej") == transliterate("Andrey")
+    (True, True)
+    """
     w = fold(word)
     for a, b in (("tsch", "ch"), ("sch", "sh"), ("j", "y"), ("w", "v"), ("z", "s"), ("ck", "k"), ("c", "k"),
                  ("ph", "f"), ("ou", "u"), ("yy", "y"), ("ie", "i")):  # fmt: skip
@@ -83,9 +63,64 @@ def calendar_name(word: str) -> tuple[str, int] | None:
     return ("day", _DAY_NAMES[w]) if w in _DAY_NAMES else None
 
 
+# One matcher for names and words. Each function below accepts a wider set of relations than the one
+# before it, and each is a superset of the previous, so a policy is chosen by name, not re-implemented:
+#
+# * ``same_name``: spellings of one name: equal after folding and transliteration (Schoigu/Shoigu,
+#   Selenskyj/Zelensky), or a genitive (Schoigus, Shoigu's). Names are not fuzzy: Bayer is not Bayern,
+#   Austria is not Australia, Gedicht is not Gericht.
+# * ``same_word``: forms of one word: a name's spellings, equal German stems (Übung/Übungen), or a shared
+#   beginning of five letters in words of six or more (europäischen/European).
+# * ``similar_words``: what may be the same thing across German and English, for scoring: also weekday and
+#   month names across the languages, words of origin (Russian/russischen), inflections (Reise/Reisen) and
+#   spellings close by edit distance. Too loose for a check that a name is there.
+#
+# Every relation keeps the first two transliterated letters (a genitive, a stem, a shared beginning), so
+# :class:`WordLookup` finds a word's matches in its bucket; ``similar_words`` alone also pairs calendar names.
+
+
+def plain(word: str) -> str:
+    """Folded, without an English genitive: ``Shoigu's`` -> ``shoigu``."""
+    return re.sub(r"['’]s$", "", fold(word))
+
+
+@functools.lru_cache(maxsize=200_000)
+def same_name(a: str, b: str) -> bool:
+    """Whether two words are spellings of one name: transliteration or a genitive, nothing looser.
+
+    >>> same_name("Shoigu's", "Schoigus"), same_name("Selenskyj", "Zelensky"), same_name("Gedicht", "Gericht")
+    (True, True, False)
+    >>> same_name("Bayer", "Bayern"), same_name("Austria", "Australia"), same_name("Xi", "Xis")
+    (False, False, True)
+    """
+    fa, fb = plain(a), plain(b)
+    if fa == fb:
+        return True
+    ta, tb = transliterate(fa), transliterate(fb)
+    if ta == tb:
+        return True
+    short, long_ = sorted((ta, tb), key=len)
+    return long_ == short + "s"  # the genitive of a name: "Schoigus", "Bayers" (not "Bayern": another name)
+
+
+@functools.lru_cache(maxsize=200_000)
+def same_word(a: str, b: str) -> bool:
+    """Whether two words are forms or spellings of one word, strictly: a name's spellings, equal stems, or a
+    shared beginning of five letters in longer words ("europäischen"/"European"); no edit distance.
+
+    >>> same_word("European", "europäischen"), same_word("Gedicht", "Gericht"), same_word("Übungen", "Übung")
+    (True, False, True)
+    """
+    fa, fb = plain(a), plain(b)
+    if same_name(fa, fb) or stem(fa) == stem(fb):
+        return True
+    ta, tb = transliterate(fa), transliterate(fb)
+    return min(len(ta), len(tb)) >= 6 and ta[:5] == tb[:5]
+
+
 @functools.lru_cache(maxsize=1_000_000)  # pure, and the same pairs recur across sentences and questions
 def similar_words(a: str, b: str) -> bool:
-    """Whether two words plausibly name the same thing across German and English.
+    """Whether two words plausibly name the same thing across German and English (for scoring, see above).
 
     >>> similar_words("Shoigu", "Schoigus"), similar_words("European", "europäischen"), similar_words("Xi", "Xis")
     (True, True, True)
@@ -98,17 +133,75 @@ def similar_words(a: str, b: str) -> bool:
     day_or_month = calendar_name(fa)
     if day_or_month is not None:
         return day_or_month == calendar_name(fb)
+    if same_word(fa, fb) or demonym_match(fa, fb):
+        return True
     ta, tb = transliterate(fa), transliterate(fb)
     short = min(len(ta), len(tb))
     if short >= 5 and ta[:5] == tb[:5]:
         return True
-    if _demonym_root(ta) is not None and _demonym_root(ta) in (_demonym_root(tb), _german_root(tb)):
-        return True
-    if _demonym_root(tb) is not None and _demonym_root(tb) == _german_root(ta):
-        return True
     if short >= 2 and (tb.startswith(ta) or ta.startswith(tb)) and abs(len(ta) - len(tb)) <= 2:
         return True
     return short >= 5 and _edit_ratio(ta, tb) >= 0.75
+
+
+def demonym_match(a: str, b: str) -> bool:
+    """Whether one word is the other's word of origin across the languages (Russian ~ russischen, Russen,
+    Russland), or both are.
+
+    >>> demonym_match("Russian", "Russland"), demonym_match("Ukrainian", "ukrainisch"), demonym_match("Adrian", "Adria")
+    (True, True, False)
+    """
+    ta, tb = transliterate(fold(a)), transliterate(fold(b))
+    if _demonym_root(ta) is not None and _demonym_root(ta) in (_demonym_root(tb), _german_root(tb)):
+        return True
+    return _demonym_root(tb) is not None and _demonym_root(tb) == _german_root(ta)
+
+
+class WordLookup:
+    """Folded words bucketed by their first two transliterated letters: the one lookup behind "which words of a
+    text (or an index) may be this word?". Every match of :func:`same_name` and :func:`same_word` shares the
+    bucket, so a word is compared with its bucket, not with every word.
+
+    >>> lookup = WordLookup(["Schoigu", "Peking", "Bayern"])
+    >>> lookup.like("Shoigu's"), lookup.find("Shoigu", same_name), lookup.find("Bayer", same_name)
+    (['schoigu'], 'Schoigu', None)
+    """
+
+    def __init__(self, items: Iterable[str]) -> None:
+        self.buckets: dict[str, dict[str, str]] = {}  # bucket -> folded word -> the word as given first
+        for item in items:
+            f = fold(item)
+            self.buckets.setdefault(key(f), {}).setdefault(f, item)
+        self.members = frozenset(f for bucket in self.buckets.values() for f in bucket)
+
+    def __contains__(self, folded: str) -> bool:
+        return folded in self.members
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __sizeof__(self) -> int:  # what a memo of lookups counts (embeddings.memo.approx_size)
+        return object.__sizeof__(self) + sum(3 * sys.getsizeof(f) + 200 for f in self.members)
+
+    def like(self, word: str) -> list[str]:
+        """The folded words that share ``word``'s bucket (candidates for any match)."""
+        return list(self.buckets.get(key(plain(word)), ()))
+
+    def find(self, word: str, match: Callable[[str, str], bool] = same_word) -> str | None:
+        """The word as given of the first stored word that ``match``es ``word``, else ``None``."""
+        f = plain(word)
+        bucket = self.buckets.get(key(f), {})
+        if f in bucket:
+            return bucket[f]
+        return next((item for folded, item in bucket.items() if match(f, folded)), None)
+
+
+def key(folded: str) -> str:
+    """The bucket of a folded word in a :class:`WordLookup`."""
+    return transliterate(folded)[:2]
 
 
 @functools.lru_cache(maxsize=1_000_000)

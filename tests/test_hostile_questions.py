@@ -17,7 +17,7 @@ import pytest
 
 from embeddings import index_paths
 from rag import Answer, Citation, Engine, QuestionError
-from rag.answer import ACCORDING, NOT_FOUND
+from rag.answer import ACCORDING, NOT_FOUND, NOT_SAID
 from rag.evaluate import load_cases
 from ui.chat import ChatApp
 from ui.cli import main
@@ -66,11 +66,14 @@ def assert_only_quotes(answer, snapshot, label="") -> None:
     """Grounded, and nothing but a frame and quotes: abstained, or the text outside the quotes is
     "According to the articles:" (or a date/number lead taken from the quoted sentence)."""
     assert_grounded(answer, snapshot, label)
-    if answer.abstained:
-        assert answer.text in NOT_FOUND.values() and not answer.citations, label
+    if answer.abstained and not answer.citations:
+        assert answer.text in NOT_FOUND.values(), label
         return
     outside = QUOTE.sub("", answer.text).strip()
-    assert outside in FRAMES or re.fullmatch(r"[\w.,% ]{1,40} —", outside), (label, outside)
+    if answer.abstained:  # the article was found, the asked fact was not: it says so and quotes the closest sentence
+        assert outside in NOT_SAID.values(), (label, outside)
+    else:
+        assert outside in FRAMES or re.fullmatch(r"[\w.,% ]{1,40} —", outside), (label, outside)
     # no word of the question's instructions is said by the bot itself
     for word in ("hacked", "gehackt", "hunter2", "Paris", "prompt", "Ja."):
         assert word not in outside, (label, word)
