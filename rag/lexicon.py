@@ -21,7 +21,7 @@ a small file in the model cache (``trans-de-en-<tag>.lex``: sorted English words
 German words, a checksum, and the size, modification time and SHA-256 of the text it came
 from) and memory-maps that file in every process after; the page cache shares it. The compiled
 file is rebuilt when the dictionary changes, when the parser changes (:data:`FORMAT_VERSION`) or
-when its checksum fails. ``python -m rag.lexicon`` compiles it ahead (``scripts/setup.sh`` does).
+when its checksum fails. :func:`main` compiles it ahead (``scripts/setup.sh`` calls it).
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ def load(path: Path = DEFAULT_PATH, cache_dir: Path | None = None) -> Lexicon:
 
 
 def main() -> int:
-    """``python -m rag.lexicon [DICTIONARY]``: compile the dictionary into the model cache now."""
+    """Compile the dictionary (``sys.argv[1]``, default the system one) into the model cache now."""
     import sys
 
     source = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_PATH
