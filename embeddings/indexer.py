@@ -14,7 +14,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,11 @@ class IndexReport:
     chunks_total: int = 0
     seconds: float = 0.0
     generation: int = 0
+    #: Seconds per step of this run, in pipeline order: ``read`` (scan, stat, bytes, hash), ``clean``
+    #: (bytes to a :class:`Document`: text, title, date, bylines; the corpus's boilerplate lines),
+    #: ``names``, ``chunk``, ``embed`` and ``write`` (segment files: vectors, BM25 postings, words and
+    #: names; the commit).
+    steps: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line for people: ``added 2, updated 0, removed 1, unchanged 4, skipped 0; 35 chunks embedded …``."""
@@ -185,6 +190,8 @@ def index_paths(
         CorpusError: bad paths. IndexMismatchError: the index was built with another model.
     """
     started = time.perf_counter()
+    steps = dict.fromkeys(STEPS, 0.0)
+    clock = _Clock(steps)
     store = index_dir if isinstance(index_dir, Store) else open_store(index_dir)
     live = None if rebuild else store.manifest()
     if paths is None:
@@ -192,7 +199,8 @@ def index_paths(
         if not roots:
             raise IndexNotFoundError(f"no index in {store.spec} to refresh; give the folder to index")
         paths = [Path(r) for r in roots]
-    corpus = scan_corpus(paths)
+    with clock("read"):
+        corpus = scan_corpus(paths)
     files = corpus.files
     roots = tuple(str(Path(p).resolve()) for p in paths)
     chunk_cfg = asdict(chunking)
@@ -213,16 +221,18 @@ def index_paths(
             if progress:
                 progress("read", n, len(files))
             try:
-                stat = _file_info(path)
-                if same_chunking and stat is not None and _same_file(known.get(source), stat):
-                    unchanged.append(source)  # same size and modification time (ns): not read again
-                    continue
-                raw = read_bytes(path, max_file_bytes)
-                digest = hashlib.sha256(raw).hexdigest()
-                if same_chunking and known.get(source, {}).get("sha256") == digest:
-                    unchanged.append(source)
-                    continue
-                doc = parse_document(raw, source, path.suffix.lower(), path)
+                with clock("read"):
+                    stat = _file_info(path)
+                    if same_chunking and stat is not None and _same_file(known.get(source), stat):
+                        unchanged.append(source)  # same size and modification time (ns): not read again
+                        continue
+                    raw = read_bytes(path, max_file_bytes)
+                    digest = hashlib.sha256(raw).hexdigest()
+                    if same_chunking and known.get(source, {}).get("sha256") == digest:
+                        unchanged.append(source)
+                        continue
+                with clock("clean"):
+                    doc = parse_document(raw, source, path.suffix.lower(), path)
             except DocumentError as exc:
                 kept = " (the previously indexed version is kept)" if source in known else ""
                 skipped.append(Skipped(source, exc.reason + kept))
@@ -236,34 +246,41 @@ def index_paths(
 
         removed = sorted(s for s in known if s not in files)
         # Boilerplate: short lines in MIN_FILES files of the corpus, counted with this run's files.
-        lines = LineTable.beside(getattr(store, "index_dir", None))
-        if rebuild:
-            lines.clear()
-        lines.remove(removed)
+        with clock("clean"):
+            lines = LineTable.beside(getattr(store, "index_dir", None))
+            if rebuild:
+                lines.clear()
+            lines.remove(removed)
+            for doc in read:
+                if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
+                    lines.put(doc.source, line_keys(doc.text))
         for doc in read:
             if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
-                lines.put(doc.source, line_keys(doc.text))
-        for doc in read:
-            if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
-                doc = without_boilerplate(doc, lines.repeated(line_keys(doc.text)))
-            doc = with_names(doc)
-            pending.append((doc, chunk_document(doc, chunking)))
-        lines.commit()
-        lines.close()
+                with clock("clean"):
+                    doc = without_boilerplate(doc, lines.repeated(line_keys(doc.text)))
+            with clock("names"):
+                doc = with_names(doc)
+            with clock("chunk"):
+                pending.append((doc, chunk_document(doc, chunking)))
+        with clock("clean"):
+            lines.commit()
+            lines.close()
         # An index of an older format is upgraded: every file is written anew, its vectors reused.
         reuse = getattr(writer, "reuse", base)
-        vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
-        for source in removed:
-            writer.remove(source)
-        for doc, chunks in pending:
-            writer.add(doc, chunks, vectors[doc.source], file_info=infos.get(doc.source))
-        generation = base.manifest.generation if base else 0
-        if writer.changed or base is None or tuple(base.manifest.roots) != roots:
-            if progress:
-                progress("write", 0, 1)
-            generation = writer.commit(roots).generation
-            if progress:
-                progress("write", 1, 1)
+        with clock("embed"):
+            vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
+        with clock("write"):
+            for source in removed:
+                writer.remove(source)
+            for doc, chunks in pending:
+                writer.add(doc, chunks, vectors[doc.source], file_info=infos.get(doc.source))
+            generation = base.manifest.generation if base else 0
+            if writer.changed or base is None or tuple(base.manifest.roots) != roots:
+                if progress:
+                    progress("write", 0, 1)
+                generation = writer.commit(roots).generation
+                if progress:
+                    progress("write", 1, 1)
         return IndexReport(
             added=tuple(added),
             updated=tuple(updated),
@@ -276,6 +293,7 @@ def index_paths(
             chunks_total=writer.count(),
             seconds=time.perf_counter() - started,
             generation=generation,
+            steps={name: round(seconds, 4) for name, seconds in steps.items()},
         )
 
 
@@ -285,6 +303,28 @@ def without_boilerplate(doc: Document, repeated: frozenset[str]) -> Document:
     if not dropped or not text.strip():
         return doc
     return replace(doc, text=text, metadata={**attribution(doc.text), **doc.metadata})
+
+
+STEPS = ("read", "clean", "names", "chunk", "embed", "write")
+
+
+class _Clock:
+    """Adds the seconds spent in each ``with clock(step):`` block to ``steps[step]``."""
+
+    def __init__(self, steps: dict[str, float]) -> None:
+        self.steps = steps
+        self._step = ""
+        self._started = 0.0
+
+    def __call__(self, step: str) -> _Clock:
+        self._step = step
+        return self
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *_exc) -> None:
+        self.steps[self._step] += time.perf_counter() - self._started
 
 
 def _file_info(path: Path) -> dict | None:

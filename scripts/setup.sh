@@ -33,6 +33,10 @@ if [ ! -f /usr/share/trans/de-en ] && command -v apt-get >/dev/null; then
   { $sudo_cmd apt-get update -q && $sudo_cmd apt-get install -y -q trans-de-en; } >&2 \
     || echo "setup: trans-de-en not installed; English questions are answered without a dictionary" >&2
 fi
+# Parsing the dictionary takes seconds: compile it once into the model cache (every start maps it).
+if [ -f /usr/share/trans/de-en ]; then
+  .venv/bin/python -c "from rag.lexicon import main; main()" >&2 || echo "setup: the dictionary is compiled on the first English question" >&2
+fi
 # The browser test drives Debian's chromium (Playwright cannot download its own browser offline).
 if [ "$extras" = "dev" ] && [ ! -x /usr/bin/chromium ]; then
   echo "setup: installing chromium for the browser test" >&2

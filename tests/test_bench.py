@@ -51,6 +51,26 @@ def test_markdown_table_has_required_rows():
     assert "200x faster" in table and "2.67x" in table and "100,000 embedding-like vectors" in table
 
 
+def test_the_table_shows_the_ingest_steps_and_the_cold_start_beside_the_bare_script():
+    results = {
+        "corpus_files": 1000, "ingest_chunks": 2000, "ingest_chunks_per_s": 40.0, "baseline_chunks": 1500,
+        "baseline_ingest_chunks_per_s": 15.0, "ingest_chars_per_s": 9000.0, "baseline_ingest_chars_per_s": 4000.0,
+        "ingest_peak_mib": 900.0, "baseline_ingest_peak_mib": 1500.0, "update_seconds": 0.5,
+        "rebuild_seconds": 100.0, "ask_p50_ms": 120.0, "ask_p95_ms": 180.0, "ask_questions": 28,
+        "cold_start_s": 1.5, "retrieval": [],
+        "ingest_steps": {"read": 0.5, "clean": 1.0, "names": 2.0, "chunk": 0.5, "embed": 50.0, "write": 3.0},
+        "baseline_ingest_steps": {"read": 0.1, "chunk": 0.2, "embed+index": 90.0, "write": 0.1},
+        "ingest_embedded_chars": 1_300_000, "baseline_embedded_chars": 1_000_000,
+        "cold": {"runs": 5, "rag_ask_median_s": 1.5, "bare_script_median_s": 1.25, "ratio": 1.2,
+                 "chat_first_answer_s": 0.2, "chat_later_answers_s": [0.1, 0.1]},
+    }  # fmt: skip
+    table = bench.markdown_table(results)
+    assert "names 2.0" in table and "embed+index 90.0" in table and "1.30x" in table
+    assert "bare script (ONNX model + tokenizer + one question): 1.25 | 1.20x" in table
+    assert "first answer after it serves (s) | 0.20" in table
+    assert "to first answer (s) | 1.50" not in table  # the cold rows replace the single figure
+
+
 def test_the_store_benchs_corpus_keeps_offsets_and_names():
     from scripts import bench_store
 

@@ -866,6 +866,7 @@ def cmd_chat(args) -> int:
 
         start_watch(args.corpus, on_batch, on_error=lambda exc: print(f"rag chat: error: {exc}", file=sys.stderr))
         print(f"rag chat: watching {args.corpus} for changes", file=sys.stderr)
+    app.engine.warm_up()  # the model and the dictionary load before serving, not on the first question
     print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
     app.launch(args.host, args.port, auth, allowed=args.allowed_host, trusted_proxies=args.trusted_proxy)
     return 0

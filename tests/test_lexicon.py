@@ -1,0 +1,113 @@
+"""The German-English dictionary compiled once: same translations as the text, rebuilt when stale or damaged."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from rag.lexicon import (
+    DEFAULT_PATH,
+    EMPTY,
+    CompiledError,
+    Lexicon,
+    compiled_path,
+    load,
+    open_compiled,
+    parse_file,
+)
+
+# Invented lines in the dictionary's format (German senses :: English senses, group by group).
+LINES = [
+    "# a comment line",
+    "Reise {f} | Reisen {pl} :: journey; trip | journeys; trips",
+    "Werft {f} | Werften {pl} :: shipyard; dockyard | shipyards; dockyards",
+    "Versorgung {f} [econ.] :: supply",
+    "Übung {f} | Übungen {pl} :: exercise; drill | exercises; drills",
+    "Fähre {f} | Fähren {pl} :: ferry",
+    "jagen {vt} :: to hunt",
+    "Größe {f} :: größe; size",
+    "Café {n} :: café",
+]
+WORDS = ["trip", "trips", "journey", "shipyard", "dockyards", "supply", "supplied", "drills", "hunting", "hunt",
+         "ferry", "size", "café", "größe", "unknown", "", "a", "zzz", "émigré"]  # fmt: skip
+
+
+def write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def fresh_load(source: Path, cache: Path) -> Lexicon:
+    return load.__wrapped__(source, cache)  # not the per-process memo: every call reads the disk
+
+
+def test_the_compiled_dictionary_translates_as_the_text_does(tmp_path):
+    source = write(tmp_path / "de-en", LINES)
+    parsed = Lexicon.parse(LINES)
+    compiled = fresh_load(source, tmp_path / "cache")
+    assert compiled_path(source, tmp_path / "cache").is_file()
+    assert len(compiled) == len(parsed) and dict(compiled.entries.items()) == parsed.entries
+    for word in WORDS:
+        assert compiled.translations(word) == parsed.translations(word), word
+    assert sorted(compiled.translations("trips")) == ["reise", "reisen"]
+    again = fresh_load(source, tmp_path / "cache")  # the second process maps the same file
+    assert again.translations("drills") == parsed.translations("drills")
+
+
+def test_a_changed_dictionary_is_compiled_again(tmp_path):
+    source = write(tmp_path / "de-en", LINES)
+    cache = tmp_path / "cache"
+    assert not fresh_load(source, cache).translations("lighthouse")
+    write(source, [*LINES, "Leuchtturm {m} :: lighthouse"])
+    os.utime(source, ns=(1, 1))  # even with an old modification time: the size differs
+    assert fresh_load(source, cache).translations("lighthouse") == {"leuchtturm"}
+    write(source, [*LINES, "Leuchtfeuer {n} :: lighthouse"])  # same size, other text, old time kept
+    os.utime(source, ns=(1, 1))
+    assert fresh_load(source, cache).translations("lighthouse") == {"leuchtfeuer"}
+
+
+def test_a_damaged_compiled_file_is_detected_and_rebuilt(tmp_path, caplog):
+    source = write(tmp_path / "de-en", LINES)
+    cache = tmp_path / "cache"
+    fresh_load(source, cache)
+    target = compiled_path(source, cache)
+    data = bytearray(target.read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte in the German words
+    target.write_bytes(bytes(data))
+    with pytest.raises(CompiledError, match="checksum"):
+        open_compiled(target, source)
+    with caplog.at_level(logging.WARNING, logger="rag.lexicon"):
+        rebuilt = fresh_load(source, cache)
+    assert "checksum" in caplog.text and str(target) in caplog.text
+    assert rebuilt.translations("trip") == Lexicon.parse(LINES).translations("trip")
+    open_compiled(target, source)  # sound again
+    target.write_bytes(b"not a dictionary at all")
+    with pytest.raises(CompiledError, match="magic"):
+        open_compiled(target, source)
+    assert fresh_load(source, cache).translations("trip") == {"reise"}
+
+
+def test_no_dictionary_is_the_empty_lexicon(tmp_path):
+    assert fresh_load(tmp_path / "missing", tmp_path / "cache") is EMPTY
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_unwritable_cache_parses_in_memory_and_says_so(tmp_path, caplog):
+    source = write(tmp_path / "de-en", LINES)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a file where the cache folder should be
+    with caplog.at_level(logging.WARNING, logger="rag.lexicon"):
+        lexicon = fresh_load(source, blocked)
+    assert lexicon.translations("trip") == {"reise"}
+    assert "cannot write the compiled dictionary" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEFAULT_PATH.is_file(), reason="trans-de-en is not installed")
+def test_the_system_dictionary_compiles_to_the_same_table(tmp_path):
+    parsed = parse_file(DEFAULT_PATH)
+    compiled = fresh_load(DEFAULT_PATH, tmp_path)
+    assert len(parsed) > 50_000 and dict(compiled.entries.items()) == parsed.entries
