@@ -1,9 +1,18 @@
-"""Every number that decides an answer, in one frozen object with the reason for each.
+"""The numbers that shape retrieval and the answer signals, in one frozen object with the provenance of each.
 
-The weights were set on the development questions and kept round on purpose; the
-gates' limits were chosen on ``eval/dev.jsonl`` and ``eval/dev2.jsonl`` and proved on
-invented articles in ``tests/test_ground.py``. :class:`~rag.engine.Engine` takes a
-``ScoringConfig`` and passes it down; ``rag ask --explain`` shows which number decided.
+What decides an answer is no longer here: the fitted scorer (:mod:`rag.scorer`, written by
+``scripts/fit.py`` with its held-out figures) weighs the signals, chooses the sentence and decides
+to abstain. The numbers below only shape the signals it reads. Their provenance, by group:
+
+* retrieval: a cost budget (how many passages and articles are searched) and the RRF constant of
+  the literature;
+* the ``w_*`` weights, windows and reaches: hand-set on ``eval/dev.jsonl`` and ``eval/dev2.jsonl``
+  before the scorer existed. They now order the shortlist of sentences that get embedded and shape
+  the gate verdicts; the scorer learns how much each resulting signal says, on held-out articles.
+  Replacing them by fitted values is open work (issue 22);
+* the gates' limits: as above, they decide a gate's verdict, which the judge reads as one feature;
+* ``tie``, ``adjacent``, ``try_count``, ``try_margin``: used only by the gate-by-gate decision
+  (:func:`rag.answer.decide`) that the scorer replaced; kept for ``--set`` compatibility.
 """
 
 from __future__ import annotations
