@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from html import escape
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from embeddings import Document
 from rag import Answer, Citation
@@ -205,6 +205,7 @@ def article_html(doc: Document, at: tuple[int, int] | None = None) -> str:
     body += escape(text[end:])
     outlet = doc.metadata.get("source") or doc.metadata.get("publisher") or doc.metadata.get("outlet") or ""
     meta = " · ".join(escape(x) for x in (doc.source, doc.date.isoformat() if doc.date else "", outlet) if x)
+    meta += original_link(doc.metadata.get("url", ""))
     return (
         '<div class="rag-article">'
         f'<h2 class="rag-article-title">{escape(doc.title)}</h2>'
@@ -212,6 +213,22 @@ def article_html(doc: Document, at: tuple[int, int] | None = None) -> str:
         f'<div class="rag-article-text">{body}</div>'
         "</div>"
     )
+
+
+def original_link(url: str) -> str:
+    """`` · original`` linking the page an article was fetched from (``rag add URL``): only an http(s)
+    address, escaped, opened without referrer or opener; anything else gives no link.
+
+    >>> original_link("https://example.org/a?b=1&c=2")
+    ' · <a href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer nofollow" target="_blank">original</a>'
+    >>> original_link("javascript:alert(1)"), original_link("")
+    ('', '')
+    """
+    url = url.strip()
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() or c in '"<>' for c in url):
+        return ""
+    return f' · <a href="{escape(url)}" rel="noopener noreferrer nofollow" target="_blank">original</a>'
 
 
 # The highlight sets its own text colour: with ``color: inherit`` dark mode put near-white text on
