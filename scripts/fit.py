@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.evaluate import Case, load_cases  # noqa: E402
-from rag.fitting import Example, Pick, by, cross_validate, group_of, label, make_scorer  # noqa: E402
+from rag.fitting import TARGET_PRECISION, Example, Pick, by, cross_validate, group_of, label, make_scorer  # noqa: E402
 from rag.scorer import FEATURES, JUDGED, MODEL_FILE, AnswerScorer, Logistic  # noqa: E402
 
 SETS = {
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--precision",
         type=float,
-        default=0.85,
+        default=TARGET_PRECISION,
         help="target share of answers that hold the answer (unanswerable questions answered count as wrong)",
     )
     ap.add_argument("--shortlist", type=int, default=None, help="sentences embedded per question (ScoringConfig)")
