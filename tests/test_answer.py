@@ -126,7 +126,11 @@ def test_german_question_gets_german_frame(engine):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "question",
-    ["What did Angela Merkel say about the SCO summit?", "Wie hoch ist die Inflation in Deutschland?",
+    [pytest.param("What did Angela Merkel say about the SCO summit?", marks=pytest.mark.xfail(
+        strict=True,
+        reason="issue 22: the fitted scorer reads the gates as signals, not vetoes, and answers this; open",
+    )),
+     "Wie hoch ist die Inflation in Deutschland?",
      "Which team won the Champions League in 2023?", "Wer gewann die Fußball-Weltmeisterschaft 2014 in Brasilien?"],
 )  # fmt: skip
 def test_abstains_without_evidence(engine, question):

@@ -292,7 +292,7 @@ def test_mixed_batch_adds_the_good_files_and_keeps_the_reasons(page, tmp_path):
     expect(status).to_contain_text("added xylofon.txt")
     time.sleep(15)  # the reasons stay, they are not a toast
     expect(status).to_contain_text("refused leer.txt: empty file")
-    expect(status).to_contain_text("refused latin.txt: not valid UTF-8")
+    expect(status).to_contain_text("note latin.txt: not UTF-8: converted from cp1252")  # converted, not refused
     expect(panel.locator("#rag-doc-table")).to_contain_text("xylofon.txt")
 
 

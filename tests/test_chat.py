@@ -241,7 +241,7 @@ def test_mixed_batch_adds_the_good_files_and_names_each_bad_one(app, tmp_path):
 
 @pytest.mark.slow
 def test_a_skipped_file_in_the_folder_can_be_removed(app):
-    (app.corpus_dir / "kaputt.txt").write_bytes("Grüße aus Köln".encode("latin-1"))
+    (app.corpus_dir / "kaputt.txt").write_bytes(b"Gr\x00\x00sse aus K\x00ln")  # NUL bytes: binary, not text
     _, status = app.rescan()
     assert "skipped kaputt.txt" in status
     _, status = app.remove(["kaputt.txt"])

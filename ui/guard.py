@@ -462,12 +462,15 @@ def _boundary(content_type: str) -> bytes:
 
     >>> _boundary("multipart/form-data; boundary=AaB03x")
     b'AaB03x'
+    >>> _boundary("multipart/form-data; boundary=----WebKitFormBoundaryX3bQ")  # Chromium's: "boundary" in the value
+    b'----WebKitFormBoundaryX3bQ'
     >>> _boundary("multipart/form-data; boundary=AAAA; boundary=BBBBBBBB")
     Traceback (most recent call last):
     ...
     ui.guard.Refused: ambiguous upload: Content-Type names more than one boundary
     """
-    if content_type.lower().count("boundary") > 1:
+    names = [part.partition("=")[0].strip().lower() for part in content_type.split(";")[1:]]
+    if names.count("boundary") > 1:
         raise Refused(400, "ambiguous upload: Content-Type names more than one boundary")
     for part in content_type.split(";")[1:]:
         key, _, value = part.strip().partition("=")
