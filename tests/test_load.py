@@ -122,11 +122,12 @@ def test_short_load_run(tmp_path, seed_index, model_cache):
             server="test",
         )
     finally:
+        log = server.log_tail(6000)  # the server's own account of any error (its log goes with it)
         server.stop()
     assert server.process.poll() is not None  # stopped, not left running
     print(load.markdown(report))
     for r in report["rounds"]:
-        assert r["errors"] == 0, r["error_examples"]
+        assert r["errors"] == 0, (r["error_examples"], log)
         assert r["stuck_sessions"] == 0
         assert r["sessions_served"] == SESSIONS
         assert r["follow_ups"] > 0  # every session starts with a question and its follow-up
