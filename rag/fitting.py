@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +48,14 @@ class Example:
 def label(case: Case, source: str, sentence: str) -> int:
     """1 when ``sentence`` (from ``source``) holds the case's answer."""
     return int(case.source is not None and source == case.source and case.matches(sentence))
+
+
+def example_of(name: str, case: Case, found) -> Example:
+    """A question's candidates (:class:`rag.engine.Candidates`) as the scorer's data: features, labels, every
+    candidate's first failing gate (the folds' rankers may pick any of them as the best)."""
+    labels = np.array([label(case, s.sentence.source, s.sentence.text) for s in found.ranked], dtype=np.int8)
+    gates = tuple(found.gate(i) for i in range(len(found.ranked)))
+    return Example(case, group_of(name, case), found.rows, labels, tuple(s.sentence.text for s in found.ranked), gates)
 
 
 def group_of(name: str, case: Case) -> str:
@@ -328,18 +336,25 @@ def figures(held_out: Sequence[Pick]) -> Figures:
     )
 
 
+def fold_scorers(
+    examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options
+) -> Iterator[tuple[AnswerScorer, list[int]]]:
+    """Per fold of ``k`` (whole articles), a scorer fitted on the other folds only, and the fold's indices."""
+    fold = folds([e.group for e in examples], k, seed)
+    for f in range(k):
+        scorer = make_scorer([e for e, g in zip(examples, fold) if g != f], l2, precision, seed + 1, **options)
+        yield scorer, [i for i, g in enumerate(fold) if g == f]
+
+
 def cross_validate(
     examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options
 ) -> tuple[list[Pick], list[float]]:
     """Held-out picks of every example: each fold judged by a scorer fitted on the other folds only."""
-    fold = folds([e.group for e in examples], k, seed)
     out: list[Pick | None] = [None] * len(examples)
     thresholds = []
-    for f in range(k):
-        scorer = make_scorer([e for e, g in zip(examples, fold) if g != f], l2, precision, seed + 1, **options)
+    for scorer, held in fold_scorers(examples, k, seed, l2, precision, **options):
         thresholds.append(scorer.threshold)
-        test_idx = [i for i, g in enumerate(fold) if g == f]
-        for i, p in zip(test_idx, picks(scorer, [examples[i] for i in test_idx])):
+        for i, p in zip(held, picks(scorer, [examples[i] for i in held])):
             out[i] = p
     return [p for p in out if p is not None], thresholds
 
@@ -373,22 +388,10 @@ def held_out_answers(
     from .engine import choose
 
     found = [engine.candidates(c.question) for c in cases]
-    examples = [
-        Example(
-            c,
-            group_of(name, c),
-            f.rows,
-            np.array([label(c, s.sentence.source, s.sentence.text) for s in f.ranked], dtype=np.int8),
-            tuple(s.sentence.text for s in f.ranked),
-            tuple(f.gate(i) for i in range(len(f.ranked))),
-        )
-        for c, f in zip(cases, found)
-    ]
-    fold = folds([e.group for e in examples], k, seed)
+    examples = [example_of(name, c, f) for c, f in zip(cases, found)]
     answers: list = [None] * len(cases)
-    for f in range(k):
-        scorer = make_scorer([e for e, g in zip(examples, fold) if g != f], l2, precision, seed + 1)
-        for i in (i for i, g in enumerate(fold) if g == f):
+    for scorer, held in fold_scorers(examples, k, seed, l2, precision):
+        for i in held:
             decision, ranked = choose(found[i], scorer)
             answers[i] = compose(found[i].question, ranked, found[i].hits, found[i].snapshot, decision)
     return answers

@@ -293,7 +293,11 @@ class AnswerScorer:
             raise
         except (ValueError, KeyError, TypeError) as exc:
             raise ScorerFileError(f"{path}: not a scorer file ({exc}); {fix}") from exc
-        if scorer.ranker.features != FEATURES or scorer.judge.features != JUDGED != scorer.pair_judge.features:
+        if (
+            scorer.ranker.features != FEATURES
+            or JUDGED not in (scorer.judge.features, scorer.pair_judge.features)
+            or (scorer.judge.features != scorer.pair_judge.features)
+        ):
             raise ScorerFileError(f"{path}: fitted for other features than this version computes; {fix}")
         return scorer
 

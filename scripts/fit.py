@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.evaluate import Case, load_cases  # noqa: E402
-from rag.fitting import TARGET_PRECISION, Example, Pick, by, cross_validate, group_of, label, make_scorer  # noqa: E402
+from rag.fitting import TARGET_PRECISION, Example, Pick, by, cross_validate, example_of, make_scorer  # noqa: E402
 from rag.scorer import FEATURES, JUDGED, MODEL_FILE, AnswerScorer, Logistic  # noqa: E402
 
 SETS = {
@@ -100,10 +100,7 @@ def collect(name: str, cases: list[Case], corpus: Path, embedder, config) -> lis
     t0 = time.perf_counter()
     for n, case in enumerate(cases, 1):
         found = engine.candidates(case.question)
-        labels = np.array([label(case, s.sentence.source, s.sentence.text) for s in found.ranked], dtype=np.int8)
-        gates = tuple(found.gate(i) for i in range(len(found.ranked)))  # every candidate's, for the folds' rankers
-        texts = tuple(s.sentence.text for s in found.ranked)
-        out.append(Example(case, group_of(name, case), found.rows, labels, texts, gates))
+        out.append(example_of(name, case, found))
         if n % 100 == 0:
             print(f"  {name}: {n}/{len(cases)} questions, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return out

@@ -181,3 +181,14 @@ def test_make_scorer_fits_ranker_judges_and_threshold():
     assert scorer.ranker.features == FEATURES and len(scorer.ranker.weights) == len(FEATURES)
     assert scorer.judge.features == JUDGED == scorer.pair_judge.features
     assert 0.0 < scorer.threshold <= 1.0
+
+
+def test_a_scorer_with_one_judge_of_other_features_is_refused(tmp_path):
+    import dataclasses
+
+    scorer = _scorer()
+    other = dataclasses.replace(scorer.pair_judge, features=(*JUDGED[:-1], "something else"))
+    path = tmp_path / "scorer.json"
+    dataclasses.replace(scorer, pair_judge=other).save(path)
+    with pytest.raises(ScorerFileError, match="other features"):
+        AnswerScorer.load(path)
