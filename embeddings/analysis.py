@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import unicodedata
 
 from .wordlists import word_set
@@ -34,11 +35,18 @@ def fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
-@functools.lru_cache(maxsize=1)
-def _stemmer():
-    import snowballstemmer
+_PER_THREAD = threading.local()
 
-    return snowballstemmer.stemmer("german")
+
+def _stemmer():
+    """This thread's Snowball stemmer: a stemmer keeps the word it works on in itself, so two threads
+    sharing one corrupt each other's words (an IndexError, or a wrong stem)."""
+    stemmer = getattr(_PER_THREAD, "stemmer", None)
+    if stemmer is None:
+        import snowballstemmer
+
+        stemmer = _PER_THREAD.stemmer = snowballstemmer.stemmer("german")
+    return stemmer
 
 
 @functools.lru_cache(maxsize=200_000)

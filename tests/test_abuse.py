@@ -762,6 +762,16 @@ def test_longest_questions_do_not_slow_the_others_down(open_server):
 
 
 @pytest.mark.slow
+def test_many_costly_questions_just_short_of_any_length_limit_do_not_slow_the_others_down(open_server):
+    """N11: 8 sessions of 120-character made-up-word questions stayed out of the long-question lane and
+    held another client's answers at a median of 2.1 s; workers now go to the least-used client first."""
+    server, _corpus = open_server
+    result = abuse.expensive_questions(server.url, 120, attackers=8, seconds=10)
+    assert result.ok, result
+    assert result.question_chars == 120
+
+
+@pytest.mark.slow
 def test_markdown_flood_upload_leaves_the_server_answering(open_server, tmp_path):
     """N1: the upload took 115 s and every route froze for 112 s."""
     server, _corpus = open_server

@@ -45,7 +45,7 @@ from rag.questions import clean
 from .guard import Guard, GuardConfig, allowed_hosts
 from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
-from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
+from .slots import ANSWERS, QUEUE_WORKERS, THREADS, Busy, Slots, client_key
 
 __all__ = ["ChatApp", "parse_auth", "safe_filename", "user_questions"]
 
@@ -658,6 +658,7 @@ class ChatApp:
             app_kwargs={"middleware": [Middleware(Guard, config=guard)]},
             max_file_size=self.max_file_bytes,  # refused by gradio before the upload reaches its temp folder
             state_session_capacity=MAX_SESSIONS,
+            max_threads=THREADS,
         )
         return app
 

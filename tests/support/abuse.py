@@ -790,6 +790,8 @@ def abuse_round(
                 log("abuse: 4 clients sending the longest allowed questions")
                 chars = question_chars or MAX_QUESTION_CHARS
                 results["longest questions"] = expensive_questions(server.url, chars, attackers=4, seconds=20)
+                log("abuse: N11 8 clients sending 120-character questions of made-up words")
+                results["N11 costly questions"] = expensive_questions(server.url, 120, attackers=8, seconds=20)
                 log("abuse: N1 64 KB Markdown of '**x **x ...', /gradio_api/info timed meanwhile")
                 results["N1 Markdown flood"] = markdown_upload(server.url, markdown_flood(), work)
                 log("abuse: N6 260 held heartbeat streams, then /ask")
