@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -122,12 +121,40 @@ def fit_model(names: Sequence[str], rows: np.ndarray, labels: np.ndarray, l2: fl
 
 
 def fit_ranker(examples: Sequence[Example], l2: float) -> Logistic:
-    """The ranker: candidates holding the answer against the others (each question weighs alike)."""
-    used = [e for e in examples if len(e.rows)]
+    """The ranker: the probability, among a question's candidates, that the answer is in this one.
+
+    A conditional logit (a softmax over each question's candidates, as the answer picks one of
+    them): its weights say what makes one candidate better than the others *of the same question*,
+    which a logistic over all candidates at once mixes with what makes a question easy. Fitted on
+    the questions whose candidates hold the answer (each weighs alike; L2 on standardised
+    features; L-BFGS, deterministic). The bias is 0: only differences between candidates count.
+    """
+    from scipy.optimize import minimize
+
+    used = [e for e in examples if len(e.rows) and e.labels.any()]
+    if not used:
+        raise ValueError("no question whose candidates hold its answer: nothing to fit the ranker on")
     rows = np.vstack([e.rows for e in used])
-    labels = np.concatenate([e.labels for e in used])
-    weights = np.concatenate([np.full(len(e.rows), 1.0 / math.sqrt(len(e.rows))) for e in used])
-    return fit_model(FEATURES, rows, labels, l2, weights)
+    mean = rows.mean(axis=0)
+    scale = rows.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (rows - mean) / scale
+    right = np.concatenate([e.labels for e in used]).astype(bool)
+    starts = np.concatenate([[0], np.cumsum([len(e.rows) for e in used])[:-1]])
+    question = np.repeat(np.arange(len(used)), [len(e.rows) for e in used])
+    n = len(used)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = z @ w
+        e = np.exp(s - np.maximum.reduceat(s, starts)[question])
+        total = np.add.reduceat(e, starts)
+        held = np.add.reduceat(e * right, starts)
+        value = float(-np.log(held / total).sum() / n + 0.5 * l2 * (w @ w) / n)
+        grad_s = (e / total[question] - e * right / held[question]) / n
+        return value, z.T @ grad_s + l2 * w / n
+
+    w = minimize(loss, np.zeros(z.shape[1]), jac=True, method="L-BFGS-B").x
+    return Logistic(tuple(FEATURES), tuple(mean), tuple(scale), tuple(w), 0.0)
 
 
 _COL = {name: i for i, name in enumerate(FEATURES)}

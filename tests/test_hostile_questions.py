@@ -188,10 +188,6 @@ def _lead(answer) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 22: a question near the fitted threshold flips when another article shifts the features; open",
-)
 def test_planted_article_does_not_break_the_dev_answers(planted_engine, engine):
     """Over the dev questions every answer stays grounded, and where no planted article is cited the
     answer leads with the same sentence from the same passage as without them. (Secondary evidence may

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rag.fitting import (
     cross_validate,
     figures,
     fit_logistic,
+    fit_ranker,
     folds,
     make_scorer,
     without_answer,
@@ -108,6 +110,29 @@ def test_logistic_fit_finds_the_informative_feature():
     labels = np.concatenate([e.labels for e in ex])
     _, _, w, _ = fit_logistic(rows, labels, l2=1.0)
     assert int(np.argmax(np.abs(w))) == 0 and w[0] > 0
+
+
+def test_the_ranker_learns_what_sets_a_candidate_above_its_own_question_s_others():
+    """Feature 0 tells the answer from the other candidates of its question; feature 1 only says how
+    many of a question's candidates hold the answer (easy questions: every one scores high). A
+    ranker must follow feature 0: a logistic over all candidates at once is pulled to feature 1."""
+    rng = np.random.default_rng(4)
+    examples = []
+    for q in range(300):
+        rows = rng.normal(size=(8, len(FEATURES)))
+        labels = np.zeros(8, dtype=np.int8)
+        easy = q % 2 == 0
+        labels[: 6 if easy else 1] = 1
+        rows[:, 1] = 3.0 if easy else 0.0
+        rows[0, 0] += 1.5  # the best of every question, easy or not
+        examples.append(Example(Case(str(q), "q", "a.txt", ()), f"s/a{q % 10}.txt", rows, labels, ("s",) * 8))
+    ranker = fit_ranker(examples, l2=1.0)
+    w = np.asarray(ranker.weights)
+    assert int(np.argmax(np.abs(w))) == 0 and w[0] > 0
+    assert abs(w[1]) < 0.1 * w[0]  # the same for every candidate of a question: no help in choosing
+    assert ranker.bias == 0.0
+    with pytest.raises(ValueError, match="nothing to fit"):
+        fit_ranker([dataclasses.replace(e, labels=np.zeros(8, dtype=np.int8)) for e in examples[:3]], l2=1.0)
 
 
 def test_folds_hold_out_whole_articles_and_are_seeded():
