@@ -17,7 +17,7 @@ A dictionary line pairs German and English senses group by group::
 ['reise', 'reisen']
 
 Parsing the 25 MB dictionary takes seconds, so it is done once: :func:`load` compiles it into
-a small file in the model cache (``trans-de-en-<tag>.lex``: sorted English words and their
+a small file in the model cache (``trans-de-en-<path>-<parser>.lex``: sorted English words and their
 German words, a checksum, and the size, modification time and SHA-256 of the text it came
 from) and memory-maps that file in every process after; the page cache shares it. The compiled
 file is rebuilt when the dictionary changes, when the parser changes (:data:`FORMAT_VERSION`) or
@@ -261,13 +261,17 @@ def _same_source(recorded: dict, source: Path) -> bool:
 
 
 def compiled_path(source: Path, cache_dir: Path) -> Path:
-    """Where the compiled form of the dictionary ``source`` is kept in ``cache_dir``.
+    """Where the compiled form of the dictionary ``source`` is kept in ``cache_dir``: one file per source
+    and parser version, so two installations of different versions sharing the cache do not compile
+    over each other's file at every start.
 
-    >>> compiled_path(Path("/usr/share/trans/de-en"), Path("/c")).name
-    'trans-de-en-a80d78ac198f.lex'
+    >>> name = compiled_path(Path("/usr/share/trans/de-en"), Path("/c")).name
+    >>> name.startswith("trans-de-en-a80d78ac198f-") and name.endswith(".lex")
+    True
     """
     tag = hashlib.sha256(str(Path(source).absolute()).encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"trans-{Path(source).name}-{tag}.lex"
+    parser = hashlib.sha256(_parser_tag().encode()).hexdigest()[:8]
+    return Path(cache_dir) / f"trans-{Path(source).name}-{tag}-{parser}.lex"
 
 
 def default_cache_dir() -> Path:

@@ -69,6 +69,26 @@ def test_a_changed_dictionary_is_compiled_again(tmp_path):
     assert fresh_load(source, cache).translations("lighthouse") == {"leuchtfeuer"}
 
 
+def test_two_parser_versions_sharing_a_cache_keep_a_file_each(tmp_path, monkeypatch):
+    """Two installations of different versions (other stop words) on one machine: each compiled the
+    other's file away at every start (7 s), as the file was named by the dictionary only."""
+    from rag import lexicon
+
+    source = write(tmp_path / "de-en", LINES)
+    cache = tmp_path / "cache"
+    files = []
+    for version in ("3-aaaa", "3-bbbb"):
+        monkeypatch.setattr(lexicon, "_parser_tag", lambda version=version: version)
+        fresh_load(source, cache)
+        files.append(compiled_path(source, cache))
+    assert files[0] != files[1] and all(f.is_file() for f in files)
+    stamps = [f.stat().st_mtime_ns for f in files]
+    for version in ("3-aaaa", "3-bbbb"):  # each version opens its own file, compiles nothing
+        monkeypatch.setattr(lexicon, "_parser_tag", lambda version=version: version)
+        assert fresh_load(source, cache).translations("trips") == {"reise", "reisen"}
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+
+
 def test_a_damaged_compiled_file_is_detected_and_rebuilt(tmp_path, caplog):
     source = write(tmp_path / "de-en", LINES)
     cache = tmp_path / "cache"
