@@ -95,8 +95,8 @@ class Report:
     answer_accuracy: float
     abstention_accuracy: float
     unanswerable_abstained: str
-    latency_p50_ms: float
-    latency_p95_ms: float
+    latency_p50_ms: float | None  # None: not measured (held-out answers are computed ahead)
+    latency_p95_ms: float | None
     outcomes: list[Outcome] = field(default_factory=list, repr=False)
     # With an LLM: how many answers each answerer wrote, and how many of them were correct.
     answered_by: dict[str, int] = field(default_factory=dict)
@@ -124,8 +124,11 @@ class Report:
             ("false abstentions", f"{self.false_abstentions}/{self.answerable}"),
             ("answered", f"{self.answered / max(self.answerable, 1):.3f} ({self.answered}/{self.answerable})"),
             ("right among answered", f"{self.answer_accuracy * self.answerable / max(self.answered, 1):.3f}"),
-            ("latency p50", f"{self.latency_p50_ms:.0f} ms"),
-            ("latency p95", f"{self.latency_p95_ms:.0f} ms"),
+            *(
+                [("latency p50", f"{self.latency_p50_ms:.0f} ms"), ("latency p95", f"{self.latency_p95_ms:.0f} ms")]
+                if self.latency_p50_ms is not None and self.latency_p95_ms is not None
+                else [("latency", "not measured")]
+            ),
         ]
         labels = {
             "model": "LLM: own cited answers",
@@ -256,7 +259,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def evaluate(
-    cases: list[Case], ask: Callable[[str], Answer], answered_by: Callable[[Answer], str] | None = None
+    cases: list[Case],
+    ask: Callable[[str], Answer],
+    answered_by: Callable[[Answer], str] | None = None,
+    *,
+    timed: bool = True,
 ) -> Report:
     """Ask every question and score the answers.
 
@@ -264,6 +271,8 @@ def evaluate(
         ask: the answerer.
         answered_by: labels who wrote each answer (see :func:`rag.llm.answered_by`); the report
             then counts the labels, and the correct answers under each.
+        timed: ``ask`` answers as a user would wait for it; ``False`` when the answers were computed
+            ahead (held-out folds): the report then gives no latency.
     """
     outcomes = []
     for case in cases:
@@ -301,8 +310,8 @@ def evaluate(
         answer_accuracy=sum(o.correct for o in answerable) / n_ans,
         abstention_accuracy=abstained_right / max(len(outcomes), 1),
         unanswerable_abstained=f"{sum(o.answer.abstained for o in unanswerable)}/{len(unanswerable)}",
-        latency_p50_ms=_percentile(times, 0.5),
-        latency_p95_ms=_percentile(times, 0.95),
+        latency_p50_ms=_percentile(times, 0.5) if timed else None,
+        latency_p95_ms=_percentile(times, 0.95) if timed else None,
         outcomes=outcomes,
         answered_by=dict(Counter(o.answered_by for o in outcomes if o.answered_by)),
         correct_by=dict(Counter(o.answered_by for o in answerable if o.answered_by and o.correct)),

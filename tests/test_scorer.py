@@ -217,3 +217,15 @@ def test_a_scorer_with_one_judge_of_other_features_is_refused(tmp_path):
     dataclasses.replace(scorer, pair_judge=other).save(path)
     with pytest.raises(ScorerFileError, match="other features"):
         AnswerScorer.load(path)
+
+
+def test_held_out_answers_report_no_latency_they_did_not_measure():
+    from rag.evaluate import evaluate
+    from rag.types import Answer
+
+    cases = [Case("1", "Wann?", None, ())]
+    timed = evaluate(cases, lambda q: Answer("Nicht gefunden.", True, language="de"))
+    ahead = evaluate(cases, lambda q: Answer("Nicht gefunden.", True, language="de"), timed=False)
+    assert "latency p50" in timed.table() and timed.latency_p50_ms is not None
+    assert "latency p50" not in ahead.table() and "not measured" in ahead.table()
+    assert ahead.latency_p50_ms is None and json.dumps(ahead.to_dict())

@@ -775,7 +775,7 @@ def cmd_eval(args) -> int:
         from rag.fitting import held_out_answers
 
         answers = iter(held_out_answers(engine, cases, args.file.name, k=args.folds, seed=args.seed))
-        report = evaluate(cases, lambda q: next(answers))
+        report = evaluate(cases, lambda q: next(answers), timed=False)
         print(f"held out: {args.folds} folds by article, seed {args.seed}; latencies are not measured", file=sys.stderr)
     else:
         answerer = _answerer(args, engine)
