@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,6 +27,26 @@ def spend(slots: Slots, clock: Clock, client: str, seconds: float) -> None:
     """One answer of ``client`` that takes ``seconds`` by the slots' clock."""
     with slots.hold(client):
         clock.now += seconds
+
+
+@contextlib.contextmanager
+def occupied(slots: Slots, client: str) -> Iterator[None]:
+    """``client`` holds a worker (from another thread) for the duration of the block."""
+    inside, leave = threading.Event(), threading.Event()
+
+    def occupy():
+        with slots.hold(client):
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=occupy)
+    t.start()
+    assert inside.wait(10)
+    try:
+        yield
+    finally:
+        leave.set()
+        t.join(10)
 
 
 def test_used_time_is_charged_to_its_client_and_decays_by_half_life():
@@ -77,21 +99,10 @@ def test_a_waiting_light_client_goes_before_heavy_ones_that_came_earlier():
 
 def test_no_worker_within_the_wait_is_busy_and_leaves_no_ticket_behind():
     slots = Slots(workers=1, wait=0.2)
-    inside, leave = threading.Event(), threading.Event()
-
-    def occupy():
-        with slots.hold("a"):
-            inside.set()
-            leave.wait(10)
-
-    t = threading.Thread(target=occupy)
-    t.start()
-    assert inside.wait(10)
-    with pytest.raises(Busy, match="busy"), slots.hold("b"):
-        pass
-    assert slots._waiting == []
-    leave.set()
-    t.join(10)
+    with occupied(slots, "a"):
+        with pytest.raises(Busy, match="busy"), slots.hold("b"):
+            pass
+        assert slots._waiting == []
     with slots.hold("b"):  # the worker is free again and nobody is in the way
         assert slots.running() == 1
     assert slots.running() == 0
@@ -127,22 +138,11 @@ def test_clients_with_costly_answers_share_one_worker_and_leave_the_others_free(
         spend(slots, clock, "light", 0.1)
     assert slots.costly("h1") and slots.costly("h2") and not slots.costly("light")
     assert not slots.costly("new")
-    inside, leave = threading.Event(), threading.Event()
-
-    def occupy():
-        with slots.hold("h1"):
-            inside.set()
-            leave.wait(10)
-
-    t = threading.Thread(target=occupy)
-    t.start()
-    assert inside.wait(10)
     slots.wait = 0.2
-    with pytest.raises(Busy), slots.hold("h2"):  # a second costly client may not take the last worker
-        pass
-    with slots.hold("light"):  # a cheap one may
-        assert slots.running() == 2
-    leave.set()
-    t.join(10)
+    with occupied(slots, "h1"):
+        with pytest.raises(Busy), slots.hold("h2"):  # a second costly client may not take the last worker
+            pass
+        with slots.hold("light"):  # a cheap one may
+            assert slots.running() == 2
     with slots.hold("h2"):  # alone, a costly client gets a worker
         pass
