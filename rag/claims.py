@@ -7,17 +7,21 @@ every sentence of its answer is held to what its cited passages say:
 * **names** (capitalised words) must occur in the cited passages, in any spelling of the
   name (:func:`rag.text.same_name`: Schoigu ~ Shoigu, not Austria ~ Australia), as the same
   weekday or month or word of origin in the other language (Oktober ~ October, Russian ~
-  russischen), a German noun also in another form (Übung ~ Übungen), or across languages as
+  russischen), a German noun also in another form (Übung ~ Übungen), a dictionary translation of
+  a capitalised common word (Supreme ~ Oberster, :mod:`rag.lexicon`), or across languages as
   a word the embedder finds nearly the same (Beijing ~ Peking) that is not a near spelling
-  of another name;
+  of another name; where the fitted decision weighs it, a near spelling too (Normandy ~ Normandie);
 * **dates** must be dates of the passage once its relative dates are resolved against
   the article's date (:func:`rag.temporal.resolve`: "am Freitag" -> 28 February 2025);
-* **numbers**, in digits or as words (three ~ drei ~ 3), must occur in the passage;
+* **numbers**, in digits or as words (three ~ drei ~ 3, three hundred ~ dreihundert ~ 300), must
+  occur in the passage;
 * all of these must stand **together**, within a few neighbouring sentences of one cited
   passage: a name from one paragraph and a date from another do not make a fact;
-* and the sentence as a whole must be **close in meaning** to a cited passage sentence
-  (a cosine floor with the index's multilingual model), which catches a role assigned to
-  the wrong person when every word of it occurs somewhere.
+* and a **fitted decision** (:class:`ClaimModel`, ``rag/models/claim_check.json``, fitted by
+  ``scripts/claims_set.py`` on held-out articles) must find the sentence supported, from its
+  similarity to the closest cited sentence, negation, the order and neighbours of its names and
+  its words found in the passage (:data:`CLAIM_FEATURES`): it catches a negation turned round or a
+  role given to the wrong person when every name of it occurs somewhere.
 
 A sentence with no citation that says anything (a name, a date, a number or content
 words) is not supported either. :class:`ClaimFilter` applies the check to a token stream
@@ -450,7 +454,7 @@ class ClaimChecker:
     Args:
         passages: the citations the model read, ``[1]`` first.
         embed_queries, embed_documents: the index's model (normalised vectors); without them
-            the similarity floor and the cross-language name match are skipped (lexical checks only).
+            the fitted decision and the cross-language name match are skipped (lexical checks only).
         config: the thresholds.
         model: the fitted decision for sentences that pass the gate (default: the shipped one, read on
             the first sentence it decides).

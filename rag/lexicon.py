@@ -280,11 +280,14 @@ def _same_source(recorded: dict, source: Path) -> bool:
 def compiled_path(source: Path, cache_dir: Path) -> Path:
     """Where the compiled form of the dictionary ``source`` is kept in ``cache_dir``.
 
+    The parser's version is in the name, so checkouts of two versions sharing one cache do not rebuild
+    each other's file in turn.
+
     >>> compiled_path(Path("/usr/share/trans/de-en"), Path("/c")).name
-    'trans-de-en-a80d78ac198f.lex'
+    'trans-de-en-a80d78ac198f-v2.lex'
     """
     tag = hashlib.sha256(str(Path(source).absolute()).encode()).hexdigest()[:12]
-    return Path(cache_dir) / f"trans-{Path(source).name}-{tag}.lex"
+    return Path(cache_dir) / f"trans-{Path(source).name}-{tag}-v{FORMAT_VERSION}.lex"
 
 
 def default_cache_dir() -> Path:

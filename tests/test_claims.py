@@ -1,6 +1,6 @@
 """The claim check of LLM answers (rag.claims) on hand-made passages: no model needed.
 
-The similarity floor and the cross-language name match run with an obvious fake
+A fixed similarity floor (in place of the fitted decision) and the cross-language name match run with an obvious fake
 embedder (a bag of words; two words are the same when a small table says so),
 so these tests check the alignment logic, not the model's judgement.
 """
