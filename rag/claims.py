@@ -721,9 +721,7 @@ def _names_in_context(names: Sequence[str], claim: str, sentence: str) -> float:
     for name in names:
         f = fold(name)
         spots = [i for i, w in enumerate(a) if w == f]
-        found += any(
-            (i > 0 and (a[i - 1], f) in have) or (i + 1 < len(a) and (f, a[i + 1]) in have) for i in spots
-        )
+        found += any((i > 0 and (a[i - 1], f) in have) or (i + 1 < len(a) and (f, a[i + 1]) in have) for i in spots)
     return found / len(names)
 
 
@@ -740,6 +738,8 @@ def _pairs_shared(claim: str, sentence: str) -> float:
         return 1.0
     have = set(itertools.pairwise(b))
     return sum(p in have for p in pairs) / len(pairs)
+
+
 NEGATIONS = frozenset(fold(w) for w in word_list("negation_words", "rag"))
 
 
@@ -916,6 +916,8 @@ def explain_claims(answer: Answer) -> str:
     lines = [f"claims ({kept} kept, {len(answer.claims) - kept} removed):"]
     for c in answer.claims:
         sim = f" (similarity {c.similarity:.2f})" if c.similarity is not None else ""
+        if c.probability is not None:
+            sim = sim[:-1] + f", probability {c.probability:.2f})" if sim else f" (probability {c.probability:.2f})"
         status = "kept   " if c.kept else "removed"
         why = "" if c.kept else f": {c.reason}"
         lines.append(f"  {status}  {_quote(c.sentence)}{sim}{why}")

@@ -384,3 +384,13 @@ def test_faithful_english_sentences_on_invented_german_passages_are_kept(real_ch
 def test_wrong_english_sentences_on_invented_german_passages_are_removed(real_checker, sentence):
     result = real_checker.check(sentence)
     assert not result.kept, (result.probability, result.similarity)
+
+
+def test_explain_shows_the_decision_s_probability():
+    from rag import Answer
+    from rag.claims import explain_claims
+    from rag.types import ClaimCheck
+
+    reason = "says what [1] does not (probability 0.12, similarity 0.80)"
+    claims = (ClaimCheck("Xi kam [1].", False, reason, (1,), 0.8, 0.12),)
+    assert "(similarity 0.80, probability 0.12)" in explain_claims(Answer("x", False, claims=claims))
