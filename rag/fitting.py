@@ -455,3 +455,115 @@ def retrieval_recall(
             hits.setdefault(lang, {}).setdefault(name, 0)
             hits[lang][name] += found
     return {lang: {name: n / totals[lang] for name, n in by_name.items()} for lang, by_name in hits.items()}
+
+
+# --- the claim check's decision (rag.claims.ClaimModel), fitted by scripts/claims_set.py ---------------
+
+
+def choose_keep_threshold(
+    probabilities: np.ndarray, passed: np.ndarray, labels: np.ndarray, slices: Sequence[str], max_wrong: float
+) -> float:
+    """The lowest probability threshold at which, in every slice, at most ``max_wrong`` of the wrong claims
+    (label 0) are kept (a claim is kept when it passed the gate and its probability reaches the threshold).
+
+    >>> p = np.array([0.9, 0.8, 0.3, 0.7]); ok = np.array([True, True, True, True])
+    >>> choose_keep_threshold(p, ok, np.array([1, 1, 0, 0]), ["a"] * 4, 0.0)
+    0.8
+    """
+    slices = np.asarray(slices)
+    wrong = labels == 0
+    totals = {s: int((wrong & (slices == s)).sum()) for s in set(slices.tolist())}
+    for t in sorted({float(x) for x in probabilities[passed]}):
+        kept = passed & (probabilities >= t)
+        if all(((kept & wrong & (slices == s)).sum() <= max_wrong * n) for s, n in totals.items()):
+            return t
+    return float(np.nextafter(1.0, 2.0))  # nothing reaches it: keep nothing the model decides
+
+
+def _claim_probabilities(rows: np.ndarray, passed: np.ndarray, labels: np.ndarray, fit_on: np.ndarray,
+                         l2: float):  # fmt: skip
+    from .claims import CLAIM_FEATURES
+
+    use = fit_on & passed
+    model = fit_model(CLAIM_FEATURES, rows[use], labels[use], l2)
+    p = np.zeros(len(rows))
+    p[passed] = model.probabilities(rows[passed])
+    return model, p
+
+
+def fit_claim_model(
+    rows: np.ndarray,
+    passed: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence[str],
+    slices: Sequence[str],
+    k: int,
+    seed: int,
+    l2: float,
+    max_wrong: float,
+) -> tuple[dict[str, Logistic], dict[str, float]]:
+    """Per slice (the claims' direction), the claim decision fitted on all its claims that passed the gate,
+    and its threshold, chosen on ``k`` inner folds by article (each claim's probability from a model that
+    did not see its article).
+    """
+    fold = np.array(folds(groups, k, seed))
+    sl = np.asarray(slices)
+    models, thresholds = {}, {}
+    for name in sorted(set(sl.tolist())):
+        one = sl == name
+        held = np.zeros(len(rows))
+        for f in range(k):
+            _, p = _claim_probabilities(rows, passed & one, labels, fold != f, l2)
+            held[fold == f] = p[fold == f]
+        thresholds[name] = choose_keep_threshold(held[one], passed[one], labels[one], sl[one], max_wrong)
+        models[name], _ = _claim_probabilities(rows, passed & one, labels, np.ones(len(rows), dtype=bool), l2)
+    return models, thresholds
+
+
+def claim_cross_validate(
+    rows: np.ndarray,
+    passed: np.ndarray,
+    labels: np.ndarray,
+    groups: Sequence[str],
+    slices: Sequence[str],
+    k: int,
+    seed: int,
+    l2: float,
+    max_wrong: float,
+) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Whether each claim is kept by a decision fitted (model and thresholds) on the other folds' articles
+    only; and the thresholds of each fold."""
+    fold = np.array(folds(groups, k, seed))
+    kept = np.zeros(len(rows), dtype=bool)
+    chosen = []
+    sl = np.asarray(slices)
+    for f in range(k):
+        train = fold != f
+        models, thresholds = fit_claim_model(rows[train], passed[train], labels[train],
+                                             [g for g, x in zip(groups, train) if x], list(sl[train]), k, seed + 1,
+                                             l2, max_wrong)  # fmt: skip
+        for name, model in models.items():
+            test = (fold == f) & passed & (sl == name)
+            kept[test] = model.probabilities(rows[test]) >= thresholds[name]
+        chosen.append(thresholds)
+    return kept, chosen
+
+
+def claim_figures(claims: Sequence, passed: np.ndarray, kept: np.ndarray) -> dict[str, dict]:
+    """Share of claims kept per direction and kind, and of all wrong claims per direction (``claims`` have
+    ``direction`` and ``kind``)."""
+    out: dict[str, dict] = {}
+
+    def add(name: str, i: int) -> None:
+        f = out.setdefault(name, {"n": 0, "kept": 0, "passed": 0})
+        f["n"] += 1
+        f["kept"] += int(kept[i])
+        f["passed"] += int(passed[i])
+
+    for i, c in enumerate(claims):
+        add(f"{c.direction} {c.kind}", i)
+        if c.kind != "faithful":
+            add(f"{c.direction} wrong (all kinds)", i)
+    for f in out.values():
+        f["share"] = round(f["kept"] / f["n"], 4)
+    return dict(sorted(out.items()))

@@ -42,12 +42,14 @@ from pathlib import Path
 from .text import STOPWORDS, fold
 
 DEFAULT_PATH = Path("/usr/share/trans/de-en")
-_NOTE = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|<[^>]*>")  # {f}, [Br.], (tool), <abbreviation>
+# {f}, [Br.], (tool), <abbreviation>, and the country codes of places: "Zypern {n} /CY/ [geogr.] :: Cyprus"
+_NOTE = re.compile(r"\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|<[^>]*>|/[A-Z]{2,3}/")
 # Plain English endings, so that "drills", "supplied", "hunting" find "drill", "supply", "hunt".
 _ENDINGS = (("ies", "y"), ("ied", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"))
 
 #: Bump when :meth:`Lexicon.parse` or the compiled layout changes, so older compiled files are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+NAME_MARK = "!name"  # the first sense of an English word the dictionary writes only capitalised
 MAGIC = b"NRLEX\x00\x00\x01"
 _HEADER = struct.Struct("<8sI")  # magic, length of the JSON header that follows
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Lexicon:
     def parse(cls, lines: Iterable[str]) -> Lexicon:
         """Read dictionary lines (``German | German forms :: English | English forms``); other lines are skipped."""
         found: dict[str, dict[str, None]] = {}
+        lower: set[str] = set()  # English words written in lower case somewhere: not names only
         for line in lines:
             if line.startswith("#") or " :: " not in line:
                 continue
@@ -77,13 +80,27 @@ class Lexicon:
                 if not words_de:
                     continue
                 for x in en.split(";"):
-                    word = re.sub(r"^to ", "", _NOTE.sub("", x).strip()).casefold()
+                    written = re.sub(r"^to ", "", _NOTE.sub("", x).strip())
+                    word = written.casefold()
                     if not word or " " in word or word in STOPWORDS:
                         continue
+                    if not written[0].isupper():
+                        lower.add(word)
                     senses = found.setdefault(word, {})
                     for w in words_de:
                         senses.setdefault(fold(w), None)
-        return cls({word: " ".join(senses) for word, senses in found.items()})
+        # A word the dictionary writes only capitalised is a name (Cyprus, Switzerland): marked by a first sense
+        # NAME_MARK, which no German word can be.
+        return cls({w: " ".join([*([NAME_MARK] if w not in lower else []), *s]) for w, s in found.items()})
+
+    def is_name(self, word: str) -> bool:
+        """Whether the dictionary writes this English word only capitalised (a place, a people, a language).
+
+        >>> lex = Lexicon.parse(["Zypern {n} /CY/ [geogr.] :: Cyprus", "Chef {m} :: chief", "Häuptling {m} :: Chief"])
+        >>> lex.is_name("cyprus"), lex.is_name("Chief"), sorted(lex.translations("Cyprus"))
+        (True, False, ['zypern'])
+        """
+        return self.entries.get(word.casefold(), "").startswith(NAME_MARK)
 
     def translations(self, word: str) -> frozenset[str]:
         """The German words for an English word or a plain inflection of it (empty when none)."""
@@ -91,7 +108,7 @@ class Lexicon:
         forms = [low] + [
             low[: -len(end)] + rep for end, rep in _ENDINGS if low.endswith(end) and len(low) > len(end) + 2
         ]
-        return frozenset(t for f in forms for t in self.entries.get(f, "").split())
+        return frozenset(t for f in forms for t in self.entries.get(f, "").split() if t != NAME_MARK)
 
     def __len__(self) -> int:
         return len(self.entries)

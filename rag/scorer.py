@@ -255,16 +255,10 @@ class AnswerScorer:
             "threshold": self.threshold,
             "provenance": self.provenance,
         }
-        body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        return json.dumps({"sha256": digest, "scorer": payload}, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+        return checked_json("scorer", payload)
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        _write_atomically(Path(path), self.to_json())
 
     @classmethod
     def load(cls, path: Path = MODEL_FILE) -> AnswerScorer:
@@ -274,12 +268,8 @@ class AnswerScorer:
             ScorerFileError: missing, damaged, or fitted for other features (re-run ``scripts/fit.py``).
         """
         fix = "re-run `python scripts/fit.py` to fit it again"
+        payload = read_checked(path, "scorer", fix)
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            payload = data["scorer"]
-            body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
-            if hashlib.sha256(body.encode()).hexdigest() != data["sha256"]:
-                raise ScorerFileError(f"{path}: checksum does not match its contents; {fix}")
             scorer = cls(
                 Logistic.from_dict(payload["ranker"]),
                 Logistic.from_dict(payload["judge"]),
@@ -287,10 +277,6 @@ class AnswerScorer:
                 float(payload["threshold"]),
                 dict(payload["provenance"]),
             )
-        except FileNotFoundError:
-            raise ScorerFileError(f"{path}: no answer scorer; {fix}") from None
-        except ScorerFileError:
-            raise
         except (ValueError, KeyError, TypeError) as exc:
             raise ScorerFileError(f"{path}: not a scorer file ({exc}); {fix}") from exc
         if (
@@ -300,6 +286,48 @@ class AnswerScorer:
         ):
             raise ScorerFileError(f"{path}: fitted for other features than this version computes; {fix}")
         return scorer
+
+
+def checked_json(key: str, payload: dict) -> str:
+    """``payload`` under ``key`` with the SHA-256 of its canonical JSON, as a fitted model's file holds it."""
+    body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    return json.dumps({"sha256": digest, key: payload}, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_checked(path: Path, key: str, payload: dict) -> None:
+    """Write a fitted model's file (:func:`checked_json`): to a temporary path, then renamed."""
+    _write_atomically(Path(path), checked_json(key, payload))
+
+
+def read_checked(path: Path, key: str, fix: str) -> dict:
+    """The payload of a file written by :func:`write_checked`, its checksum verified.
+
+    Raises:
+        ScorerFileError: missing, not JSON of that form, or its checksum does not match (``fix`` says what to do).
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        payload = data[key]
+        body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        if hashlib.sha256(body.encode()).hexdigest() != data["sha256"]:
+            raise ScorerFileError(f"{path}: checksum does not match its contents; {fix}")
+    except FileNotFoundError:
+        raise ScorerFileError(f"{path}: no such file; {fix}") from None
+    except ScorerFileError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScorerFileError(f"{path}: not a model file ({exc}); {fix}") from exc
+    if not isinstance(payload, dict):
+        raise ScorerFileError(f"{path}: not a model file; {fix}")
+    return payload
 
 
 _LOADED: dict[Path, AnswerScorer] = {}

@@ -42,7 +42,8 @@ class ClaimCheck:
     """One sentence of a generated answer, checked against the passages it cites (:mod:`rag.claims`).
 
     ``kept`` says whether it is shown; ``reason`` why not (or ``"supported"``); ``cited`` are
-    its ``[n]``; ``similarity`` is its best cosine with a cited passage sentence, when measured.
+    its ``[n]``; ``similarity`` is its best cosine with a cited passage sentence, when measured;
+    ``probability`` the fitted decision's probability that the passage supports it, when it decided.
     """
 
     sentence: str
@@ -50,6 +51,7 @@ class ClaimCheck:
     reason: str
     cited: tuple[int, ...] = ()
     similarity: float | None = None
+    probability: float | None = None
 
 
 @dataclass(frozen=True)
