@@ -371,3 +371,31 @@ def test_markup_in_an_articles_metadata_loads_nothing_and_links_nowhere(page, si
     assert answer.locator("img").count() == 0
     hrefs = answer.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href') || '')")
     assert hrefs and all(h.startswith("?article=") for h in hrefs), hrefs
+
+
+# ---- issue 24: chat v3 -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh(browser, site):
+    """A new visitor's page (no saved chats), desktop size."""
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(site[0], wait_until="domcontentloaded")
+    yield page
+    context.close()
+
+
+@pytest.mark.slow
+def test_a_follow_up_that_could_not_be_read_never_blocks_the_next_question(fresh):
+    """Issue 24, 1: after "I cannot tell who 'there' means" every later question got the same warning."""
+    from playwright.sync_api import expect
+
+    _ask(fresh, "Who did he meet there?", "starts afresh")  # the warning says how to go on
+    _ask(fresh, "When did Shoigu visit Beijing?", "Friday, 28 February 2025")
+    expect(_bot(fresh).last).not_to_contain_text("⚠️")
+    _ask(fresh, "Was hat er gesagt?", "Verstanden als")  # a follow-up of the question answered, not of the warning
+    expect(_bot(fresh).last).not_to_contain_text("⚠️")

@@ -179,6 +179,19 @@ def test_article_view_shows_the_whole_article_with_the_sentence_marked(app):
     assert "not in the index" in app.article("nope.txt", "1-2") and app.article(None) == ""
 
 
+def test_a_follow_up_that_could_not_be_read_never_blocks_the_next_question(fake_app):
+    """Issue 24, 1: "Who did he meet there?" first, a rephrase request; the next questions are answered."""
+    history: list[dict] = []
+    for question in ("Was hat er gesagt?", "Who did he meet there?", SHOIGU, "And Belousov?"):
+        _, text = _stream(fake_app, question, history)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+    replies = [m["content"] for m in history if m["role"] == "assistant"]
+    assert replies[0].startswith("⚠️") and "beginnt neu" in replies[0]
+    assert replies[1].startswith("⚠️") and "starts afresh" in replies[1]
+    assert not replies[2].startswith("⚠️")
+    assert not replies[3].startswith("⚠️") and "Understood as: When did Belousov visit Beijing?" in replies[3]
+
+
 def test_empty_question_is_a_readable_message(fake_app):
     [shown] = fake_app.respond("   ", [])
     assert shown.startswith("⚠️") and "empty question" in shown

@@ -47,7 +47,7 @@ from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
 from .slots import ANSWERS, QUEUE_WORKERS, Busy, Slots, client_key
 
-__all__ = ["ChatApp", "parse_auth", "safe_filename", "user_questions"]
+__all__ = ["ChatApp", "answered_turns", "parse_auth", "safe_filename", "user_questions"]
 
 log = logging.getLogger("rag.chat")
 
@@ -105,6 +105,29 @@ def user_questions(history: Sequence[dict]) -> list[str]:
         if text.strip():
             out.append(text)
     return out
+
+
+def answered_turns(history: Sequence[dict]) -> list[dict]:
+    """The chat history without the turns that were refused: a question answered with a warning is no context.
+
+    >>> answered_turns([{"role": "user", "content": "Who did he meet?"}, {"role": "assistant", "content": "⚠️ …"},
+    ...                 {"role": "user", "content": "When?"}, {"role": "assistant", "content": "Friday [1]"}])
+    [{'role': 'user', 'content': 'When?'}, {'role': 'assistant', 'content': 'Friday [1]'}]
+    """
+    turns = list(history or ())
+    out = []
+    for i, message in enumerate(turns):
+        reply = turns[i + 1] if i + 1 < len(turns) else None
+        if message.get("role") == "user" and reply is not None and _refused(reply):
+            continue
+        if message.get("role") == "assistant" and _refused(message):
+            continue
+        out.append(message)
+    return out
+
+
+def _refused(message: dict) -> bool:
+    return message.get("role") == "assistant" and message_text(message.get("content")).lstrip().startswith("⚠️")
 
 
 def public_error(exc: BaseException) -> gr.Error:
@@ -349,7 +372,7 @@ class ChatApp:
             message = _text_argument(message)
             chosen = self.answerer(answerer, passages, documents)
             with self._slot(request, message):
-                for item in chosen.stream(message, list(history or ())):
+                for item in chosen.stream(message, answered_turns(history)):
                     if isinstance(item, str):
                         shown += item
                         yield answer_markdown(shown)
