@@ -84,6 +84,24 @@ def _stream(app, message, history=(), **options):
     return updates, updates[-1]
 
 
+def test_the_short_fact_leads_and_quotes_are_marked_with_their_language():
+    """Issue 24, 2: the short fact on its own line first; the German quote ``lang="de"`` in an English answer."""
+    passage = "Kirby sagte, Putin sei sehr unter Druck und Stress."
+    cited = Citation(1, "a.txt", "Kirby über Putin", passage, 0, len(passage), 0.5, "2025-02-28", (0, len(passage)))
+    answer = Answer(f"28 February 2025 — “{passage}” [1]", False, [cited], "en", short="28 February 2025")
+    text = message_markdown(answer)
+    assert text.startswith('<span class="rag-short">28 February 2025</span>\n')
+    assert f'<span lang="de">“{passage}”</span> [\\[1\\]]' in text
+
+
+def test_sources_are_numbered_in_the_order_the_answer_cites_them():
+    """Issue 24, 6: [2], [4], [5], [3] in the sources; now the first cited is [1], the next [2], ..."""
+    cites = [Citation(n, f"{n}.txt", f"T{n}", "Satz.", 0, 5, 0.5) for n in (1, 2, 3)]
+    text = message_markdown(Answer("„A“ [3] und „B“ [1].", False, cites, "de"))
+    assert "[\\[1\\]](?article=3.txt" in text and "[\\[2\\]](?article=1.txt" in text
+    assert text.index("T3") < text.index("T1") < text.index("T2")
+
+
 def test_answer_message_links_its_sources_cited_first_others_folded():
     passage = f"Vorher. Xi traf Schoigu. {HOSTILE}"
     cited = Citation(1, "a.txt", "Titel", passage, 100, 100 + len(passage), 0.5, "2025-02-28", (8, 24))
@@ -92,8 +110,9 @@ def test_answer_message_links_its_sources_cited_first_others_folded():
     text = message_markdown(Answer("Freitag — „Xi traf Schoigu.“ [1]", False, [cited, also, other], "de"))
     head, folded = text.split("<details>")
     assert "[\\[1\\]](?article=a.txt&at=108-124)" in head  # [n] opens its article at the sentence
-    assert head.count("**[Titel]") == 1 and "b.txt" not in head  # only what is cited, one title per article
-    assert "Außerdem gefunden (2)" in folded and "b.txt" in folded and folded.count("**[Titel]") == 1
+    assert head.count('<span class="rag-src">') == 1 and "b.txt" not in head  # only what is cited
+    assert "Titel &#40;2025-02-28&#41;" in head  # named by title (date), the file name only in the link
+    assert "Außerdem gefunden (2)" in folded and "b.txt" in folded and folded.count('<span class="rag-src">') == 2
     assert "<script" not in text and "<img" not in text and "<mark>Xi traf Schoigu.</mark>" in text
 
 
@@ -206,7 +225,7 @@ def test_upload_ask_remove(app, tmp_path):
     upload.write_text(NEW_ARTICLE, encoding="utf-8")
     seen = []
     rows, status = app.upload([str(upload)], progress=lambda fraction, desc="": seen.append((fraction, desc)))
-    assert "added 1" in status and (app.corpus_dir / "xylofon.txt").is_file()
+    assert "Added 1 article" in status and (app.corpus_dir / "xylofon.txt").is_file()
     row = next(r for r in rows if r[0] == "xylofon.txt")
     assert row[1] == "Neue Brücke in Xylofon" and row[2] == "2025-03-03" and row[3] >= 1
     assert seen and seen[-1][0] == 1.0 and any("Embedding" in desc for _, desc in seen)
@@ -215,7 +234,7 @@ def test_upload_ask_remove(app, tmp_path):
     assert not answer.abstained and answer.citations[0].source == "xylofon.txt"
 
     rows, status = app.remove("xylofon.txt")
-    assert "removed 1" in status and "xylofon.txt" not in {r[0] for r in rows}
+    assert "Removed 1 article" in status and "xylofon.txt" not in {r[0] for r in rows}
     assert not (app.corpus_dir / "xylofon.txt").exists()
     answer, _ = app.answer("Wann eröffnete Ramona Quast die Brücke?")
     assert "xylofon.txt" not in {c.source for c in answer.citations}
@@ -235,7 +254,7 @@ def test_replace_an_article_and_the_new_fact_is_cited(app, tmp_path):
     with pytest.raises(gr.Error, match="replace it"):
         app.upload([str(upload)])
     _, status = app.upload([str(upload)], replace=True)
-    assert "replaced xylofon.txt" in status and "updated 1" in status
+    assert "replaced xylofon.txt" in status and "Updated 1 article" in status
     answer, _ = app.answer("Wie lang ist die Hängebrücke in Xylofon?")
     cited = " ".join(c.passage for c in answer.citations if c.source == "xylofon.txt")
     assert "310 Meter" in cited and "240 Meter" not in cited
@@ -323,7 +342,7 @@ def test_rescan_picks_up_files_changed_outside(fake_app):
     rows, status = app.rescan()
     names = {r[0] for r in rows}
     assert "neu.md" in names and "001_9e99df9deeaf148b.txt" not in names
-    assert "added 1" in status and "removed 1" in status
+    assert "Added 1 article" in status and "Removed 1 article" in status
 
 
 @pytest.mark.slow
