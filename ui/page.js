@@ -71,10 +71,9 @@
   };
   const labelBox = () => {
     const b = box();
-    if (b && b.getAttribute('aria-label') !== 'Your question') {
-      b.setAttribute('aria-label', 'Your question');
-      b.placeholder = 'Ask a question in English or German';
-    }
+    if (b && b.getAttribute('aria-label') !== 'Your question') b.setAttribute('aria-label', 'Your question');
+    // Gradio empties the placeholder after the first answer; the box should still say what it is for.
+    if (b && !b.placeholder) b.placeholder = 'Ask a question in English or German';
     const send = document.querySelector('#rag-question button.submit-button');
     if (send && send.getAttribute('aria-label') !== 'Send question') send.setAttribute('aria-label', 'Send question');
   };
