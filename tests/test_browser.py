@@ -441,8 +441,23 @@ def test_the_short_fact_comes_first_and_large_and_the_quote_carries_its_language
 
 
 @pytest.mark.slow
-def test_the_view_follows_each_question_and_shows_the_start_of_its_answer(fresh):
-    """Issue 24, 3: after the 3rd-4th question the view stayed put while the chat grew."""
+def test_the_view_follows_each_question_and_shows_the_start_of_its_answer(browser, site):
+    """Issue 24, 3: after the 3rd-4th question the view stayed put while the chat grew; a long answer
+    was shown from the end of its sources, its first line scrolled off the top.
+
+    A narrow window (900 px) makes an answer with its sources taller than the chat's view.
+    """
+    context = browser.new_context(viewport={"width": 900, "height": 900})
+    fresh = context.new_page()
+    fresh.set_default_timeout(TIMEOUT_MS)
+    try:
+        fresh.goto(site[0], wait_until="domcontentloaded")
+        _follow_six_questions(fresh)
+    finally:
+        context.close()
+
+
+def _follow_six_questions(fresh) -> None:
     questions = [SHOIGU, BELOUSOV, "Where did Putin meet Xi Jinping?", "Wer ist der Sprecher des chinesischen "
                  "Außenministeriums?", "Who did Belousov meet in Beijing?", SHOIGU]  # fmt: skip
     for turn, question in enumerate(questions, 1):
@@ -588,6 +603,10 @@ def test_preview_of_a_citation_on_hover_and_focus_and_sources_named_in_order(fre
     assert not [n for n in names if ".txt" in n], names  # no file names
     numbers = [int(n) for n in re.findall(r"^\[(\d+)\]", "\n".join(names), re.M)]
     assert numbers == list(range(1, len(numbers) + 1)), numbers
+    fresh.locator("#rag-settings").get_by_text("Settings").first.click()  # the search filter names titles too
+    fresh.locator("#rag-scope input").click()
+    expect(fresh.get_by_role("option", name=re.compile("Der chinesische Präsident Xi Jinping"))).to_be_visible()
+    expect(fresh.get_by_role("option", name=re.compile(r"\.txt"))).to_have_count(0)
 
 
 @pytest.mark.slow

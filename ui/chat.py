@@ -705,7 +705,8 @@ class ChatApp:
     def _choices(self):
         names = self.folder.files()
         removed = list(dict.fromkeys(t.name for t in self.folder.trashed()))
-        indexed = [row[0] for row in self.documents()]
+        # The documents to search are offered by title (and date); the file name is the value.
+        indexed = [(_document_label(title, date, source), source) for source, title, date, _n in self.documents()]
         return (
             gr.Dropdown(choices=names, value=[]),
             gr.Dropdown(choices=removed, value=None),
@@ -837,6 +838,16 @@ def _latest_conversation(saved):
     if saved and saved[0]:
         return 0, saved[0], saved[0]
     return None, [], []
+
+
+def _document_label(title: str, date: str, source: str) -> str:
+    """How the search filter names a document: its title and date, the file name only without a title.
+
+    >>> _document_label("Xi traf Schoigu", "2025-02-28", "003_5d40.txt"), _document_label(" ", "", "a.txt")
+    ('Xi traf Schoigu (2025-02-28)', 'a.txt')
+    """
+    title = " ".join((title or "").split()) or source
+    return f"{title} ({date})" if date else title
 
 
 def _status(run: Callable[[], tuple[list[list], str]], documents: Callable[[], list[list]]) -> tuple[Any, str]:
