@@ -100,8 +100,8 @@ def _ask(page, question: str, expect_text: str | None = None) -> None:
     expect(box).to_be_enabled()
     box.fill(question)
     box.press("Enter")
-    expect(_bot(page)).to_have_count(before + 1)
-    expect(box).to_be_enabled()  # the answer is complete when the box is usable again
+    expect(_bot(page)).to_have_count(before + 1, timeout=TIMEOUT_MS)  # a first answer on a busy machine
+    expect(box).to_be_enabled(timeout=TIMEOUT_MS)  # the answer is complete when the box is usable again
     if expect_text:
         expect(_bot(page).last).to_contain_text(expect_text)
 
