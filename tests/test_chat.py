@@ -21,6 +21,7 @@ NEW_ARTICLE = (
     "Die Bürgermeisterin von Xylofon, Ramona Quast, eröffnete am Montag die neue Hängebrücke über die Zeller. "
     "Die Brücke ist 240 Meter lang und verbindet die Altstadt mit dem Bahnhof.\n"
 )
+SHORT = '<span class="rag-short">'  # how a chat message starts when the answer leads with its short fact
 HOSTILE = '<script>window.__xss = 1</script> <img src=x onerror="window.__xss = 2">'
 
 
@@ -119,7 +120,7 @@ def test_answer_message_links_its_sources_cited_first_others_folded():
 @pytest.mark.slow
 def test_answer_arrives_with_markers_and_its_own_sources(app):
     _, text = _stream(app, SHOIGU)
-    assert text.startswith("Friday, 28 February 2025") and "[\\[1\\]](?article=" + SHOIGU_FILE in text
+    assert text.startswith(f"{SHORT}Friday, 28 February 2025") and "[\\[1\\]](?article=" + SHOIGU_FILE in text
     assert SHOIGU_FILE in text and "2025-02-28" in text and "<mark>" in text
     assert "Understood as" not in text
 
@@ -127,7 +128,7 @@ def test_answer_arrives_with_markers_and_its_own_sources(app):
 @pytest.mark.slow
 def test_answer_in_the_question_language(app):
     _, text = _stream(app, "Wann besuchte Belousow Peking?")
-    assert text.startswith("Montag, 14. Oktober 2024") and "**Quellen**" in text
+    assert text.startswith(f"{SHORT}Montag, 14. Oktober 2024") and "**Quellen**" in text
     assert "004_35a91f1ce311ecb5.txt" in text
 
 
@@ -171,7 +172,7 @@ def test_refused_question_is_a_message_not_an_error(app, message, caplog):
 @pytest.mark.slow
 def test_passages_setting_limits_the_sources(app):
     _, text = _stream(app, SHOIGU, passages=2)
-    assert 1 <= text.count("> **[\\[") <= 2
+    assert 1 <= text.count('<span class="rag-src">') <= 2
 
 
 @pytest.mark.slow
@@ -183,7 +184,7 @@ def test_documents_setting_limits_the_search(app):
     _, text = _stream(app, SHOIGU, documents=[SHOIGU_FILE])
     assert SHOIGU_FILE in text and other not in text
     _, text = _stream(app, SHOIGU, documents=[])  # none chosen: all
-    assert text.startswith("Friday, 28 February 2025")
+    assert text.startswith(f"{SHORT}Friday, 28 February 2025")
 
 
 @pytest.mark.slow

@@ -37,7 +37,7 @@ def test_api_ask_follow_up(client):
 def test_chat_endpoint_returns_the_answer_with_its_sources(client):
     job = client.submit(SHOIGU, api_name="/chat")
     message = job.result(timeout=120)
-    assert message.startswith("Friday, 28 February 2025") and SHOIGU_FILE in message
+    assert message.startswith('<span class="rag-short">Friday, 28 February 2025') and SHOIGU_FILE in message
 
 
 @pytest.mark.slow
