@@ -95,7 +95,7 @@ def decode_text(raw: bytes, path: Path | str) -> tuple[str, str]:
         refusal = DocumentError(
             path,
             f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            f"convert it, e.g. `iconv -f latin1 -t utf-8`",
+            "save it as UTF-8 text and add it again",
         )
         if _UTF8_SEQUENCE.search(raw):
             raise refusal from exc

@@ -362,7 +362,7 @@ def compose(
     doc = snapshot.documents[best.sentence.source]
     lead = short_answer(question, sentence, doc.date, document_names(doc))
     head = f"{lead} —" if lead else f"{ACCORDING[lang]}:"
-    return Answer(f"{head} {text}", False, citations, lang, question.text)
+    return Answer(f"{head} {text}", False, citations, lang, question.text, short=lead)
 
 
 def _compose_quotes(

@@ -25,6 +25,7 @@ returned unchanged, which is never worse than guessing.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 
@@ -55,9 +56,11 @@ _PLACE_PRONOUNS = {"there": "en", "dort": "de", "dorthin": "de"}
 _EXISTENTIAL = re.compile(r"\b(?:is|are|was|were|be|been)\s+there\b|\bthere\s+(?:is|are|was|were|been|be)\b", re.I)
 _OPENER_LANGUAGE = {"and": "en", "what": "en", "how": "en", "und": "de", "was": "de"}
 _REPHRASE = {
-    "en": "“{question}”: I cannot tell who or where “{word}” means here. Please ask again with the name.",
+    "en": "“{question}”: I cannot tell who or where “{word}” means here. Please ask again with the name: "
+    "a question that names who or where starts afresh, and this one is not read into the next.",
     "de": "„{question}“: Ich kann nicht erkennen, wen oder was „{word}“ hier meint. Bitte fragen Sie noch "
-    "einmal mit dem Namen.",
+    "einmal mit dem Namen: Eine Frage, die den Namen nennt, beginnt neu, und diese wird nicht in die "
+    "nächste hineingelesen.",
 }
 _OTHER_LANGUAGE = {
     "en": "“{question}” follows a question in German; please ask about {name} as a full question in English.",
@@ -236,13 +239,22 @@ def resolve(questions: Iterable[str]) -> str:
     >>> resolve(["When did Shoigu visit Beijing?", "And Belousov?", "And in Moscow?"])
     'When did Belousov visit Moscow?'
 
+    An earlier turn that could not be read was answered with a request to rephrase: it is no
+    context, so it never makes a later question fail too (issue 24, 1).
+
+    >>> resolve(["Who did he meet there?", "When did Shoigu visit Beijing?", "And Belousov?"])
+    'When did Belousov visit Beijing?'
+
     Raises:
         ValueError: no questions.
-        FollowUpError: a follow-up that cannot be read against the one before (the message asks to rephrase).
+        FollowUpError: the last question is a follow-up that cannot be read against the one before
+            (the message asks to rephrase).
     """
-    resolved: str | None = None
-    for question in questions:
-        resolved = rewrite(question, resolved)
-    if resolved is None:
+    questions = list(questions)
+    if not questions:
         raise ValueError("no question to resolve")
-    return resolved
+    resolved: str | None = None
+    for question in questions[:-1]:
+        with contextlib.suppress(FollowUpError):
+            resolved = rewrite(question, resolved)
+    return rewrite(questions[-1], resolved)

@@ -70,3 +70,4 @@ class Answer:
     notes: tuple[str, ...] = ()  # what was changed on the way, e.g. citations removed from an LLM answer
     reason: str = ""  # when abstained: the gate that decided ("evidence", "anchor", "names-near", "kind:when", ...)
     claims: tuple[ClaimCheck, ...] = ()  # an LLM answer's sentences, each kept or removed (rag.claims)
+    short: str = ""  # the few words that answer (date, number, name) when ``text`` leads with them: "<short> — …"

@@ -100,10 +100,17 @@ def _ask(page, question: str, expect_text: str | None = None) -> None:
     expect(box).to_be_enabled()
     box.fill(question)
     box.press("Enter")
-    expect(_bot(page)).to_have_count(before + 1)
-    expect(box).to_be_enabled()  # the answer is complete when the box is usable again
+    expect(_bot(page)).to_have_count(before + 1, timeout=TIMEOUT_MS)  # a first answer on a busy machine
+    expect(box).to_be_enabled(timeout=TIMEOUT_MS)  # the answer is complete when the box is usable again
     if expect_text:
         expect(_bot(page).last).to_contain_text(expect_text)
+
+
+def _cites(answer, source: str) -> None:
+    """``answer`` links ``source`` (sources are named by title; the file name is in the link only)."""
+    from playwright.sync_api import expect
+
+    expect(answer.locator(f'a[href*="article={source}"]').first).to_be_attached()
 
 
 def _shot(page, name: str) -> None:
@@ -119,7 +126,7 @@ def test_answer_carries_its_own_sources_and_focus_returns(page):
     _ask(page, SHOIGU, "Friday, 28 February 2025")
     answer = _bot(page).last
     expect(answer).to_contain_text("Sources")
-    expect(answer).to_contain_text(SHOIGU_FILE)
+    _cites(answer, SHOIGU_FILE)
     expect(answer.locator("mark").first).to_be_visible()  # the answering sentence is highlighted
     expect(answer.locator(f'a[href*="article={SHOIGU_FILE}"]').first).to_be_visible()  # [n] is a link
     expect(page.locator("#rag-question button", has_text="Send")).to_be_visible()
@@ -132,7 +139,7 @@ def test_answer_carries_its_own_sources_and_focus_returns(page):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("message", ["", "   \t  ", "x" * 2_500], ids=["empty", "whitespace", "too long"])
+@pytest.mark.parametrize("message", ["x" * 2_500], ids=["too long"])  # empty ones: see issue 24, 8 below
 def test_inputs_that_used_to_lock_the_page_leave_it_usable(page, message):
     from playwright.sync_api import expect
 
@@ -140,8 +147,7 @@ def test_inputs_that_used_to_lock_the_page_leave_it_usable(page, message):
     box = _box(page)
     box.fill(message)
     box.press("Enter")
-    expect(_bot(page)).to_have_count(answers + 1)
-    expect(_bot(page).last).to_contain_text("⚠️")  # the reason, in the chat
+    expect(_bot(page)).to_have_count(answers + 1)  # the box holds 500 characters: those are asked
     expect(box).to_be_enabled()
     expect(page.locator("#rag-chat")).to_contain_text("Friday, 28 February 2025")  # conversation intact
     expect(page.locator(".toast-body.error, #rag-chat .error")).to_have_count(0)
@@ -154,26 +160,27 @@ def test_inputs_that_used_to_lock_the_page_leave_it_usable(page, message):
 def test_two_answers_keep_their_own_sources_through_retry_undo_and_clear(page):
     from playwright.sync_api import expect
 
+    page.once("dialog", lambda dialog: dialog.accept())  # deleting a chat asks first (issue 24, 7)
     page.locator("#rag-chat button[title='Clear'], #rag-chat button[aria-label='Clear']").first.click()
     expect(_bot(page)).to_have_count(0)
     _ask(page, SHOIGU, "Friday, 28 February 2025")
     _ask(page, BELOUSOV, "Montag, 14. Oktober 2024")
     first, second = _bot(page).nth(0), _bot(page).nth(1)
-    expect(first).to_contain_text(SHOIGU_FILE)
-    expect(second).to_contain_text(BELOUSOV_FILE)
+    _cites(first, SHOIGU_FILE)
+    _cites(second, BELOUSOV_FILE)
     first_text = first.inner_text()
 
     page.locator("#rag-chat button[title='Retry'], #rag-chat button[aria-label='Retry']").last.click()
     expect(_box(page)).to_be_enabled()
     expect(_bot(page)).to_have_count(2)
-    expect(_bot(page).nth(1)).to_contain_text(BELOUSOV_FILE)
+    _cites(_bot(page).nth(1), BELOUSOV_FILE)
     assert _bot(page).nth(0).inner_text() == first_text  # [1] of the first answer still means its source
 
     page.locator("#rag-chat button[title='Undo'], #rag-chat button[aria-label='Undo']").last.click()
     expect(_bot(page)).to_have_count(1)
     assert _bot(page).nth(0).inner_text() == first_text
     expect(page.locator("#rag-chat .message-row.user-row")).to_have_count(1)  # the question went with its answer
-    _ask(page, BELOUSOV, BELOUSOV_FILE)
+    _ask(page, BELOUSOV, "Montag, 14. Oktober 2024")
 
 
 @pytest.mark.slow
@@ -182,34 +189,47 @@ def test_reload_keeps_the_conversation(page):
 
     page.reload(wait_until="domcontentloaded")
     expect(page.locator("#rag-chat")).to_contain_text("Friday, 28 February 2025")
-    expect(page.locator("#rag-chat")).to_contain_text(BELOUSOV_FILE)
+    _cites(page.locator("#rag-chat"), BELOUSOV_FILE)
     expect(page.get_by_text("New chat")).to_be_visible()
     expect(page.get_by_text(SHOIGU[:30]).first).to_be_visible()  # the saved chat, listed by its question
 
 
 @pytest.mark.slow
-def test_citation_opens_the_article_at_the_highlighted_sentence(page):
+def test_citation_opens_the_article_in_the_page_at_the_highlighted_sentence(page):
+    """Issue 24, 6: [n] opened a new tab that loaded the whole app (4.5 s); now a panel beside the chat, < 1 s."""
     from playwright.sync_api import expect
 
     first = _bot(page).nth(0)
     marked = first.locator("blockquote mark").first.inner_text()
-    with page.context.expect_page() as opened:  # a new tab: the chat stays where it was
-        first.locator(f'a[href*="article={SHOIGU_FILE}"]', has_text="[1]").first.click()
-    article = opened.value
-    article.set_default_timeout(TIMEOUT_MS)
+    link = first.locator(f'.rag-answer a[href*="article={SHOIGU_FILE}"]', has_text="[1]").first
+    pages = len(page.context.pages)
+    started = time.monotonic()
+    link.click()
+    panel = page.locator("#rag-panel")
+    highlight = panel.locator("mark#rag-highlight")
+    expect(highlight).to_be_in_viewport(timeout=5_000)
+    seconds = time.monotonic() - started
+    print(f"article panel: open at the sentence in {seconds:.2f} s")
+    assert seconds < 1.0, f"the article took {seconds:.2f} s to open"
+    assert len(page.context.pages) == pages  # no new tab
+    expect(highlight).to_have_text(marked)
+    expect(panel).to_contain_text("2025-02-28")
+    assert len(panel.inner_text()) > 3 * len(marked)  # the whole article, not the passage
+    expect(page.locator("#rag-chat")).to_be_visible()  # the chat stays beside it
+    _shot(page, "article-panel.png")
+    page.keyboard.press("Escape")
+    expect(panel).not_to_be_in_viewport()
+    expect(link).to_be_focused()  # focus returns to the [n] that opened it
+    # The address of a source still opens the article on its own (a new tab, a bookmark, a copied link).
+    article = page.context.new_page()
     try:
+        article.goto(page.url.split("?")[0] + link.get_attribute("href"), wait_until="domcontentloaded")
         view = article.locator("#rag-article")
-        expect(view).to_be_visible()
+        expect(view.locator("mark#rag-highlight")).to_have_text(marked, timeout=TIMEOUT_MS)
         expect(view).to_contain_text(SHOIGU_FILE)
-        expect(view).to_contain_text("2025-02-28")
-        highlight = view.locator("mark#rag-highlight")
-        expect(highlight).to_have_text(marked)
-        expect(highlight).to_be_in_viewport()
-        assert len(view.inner_text()) > 3 * len(marked)  # the whole article, not the passage
         _shot(article, "article-view.png")
     finally:
         article.close()
-    expect(page.locator("#rag-chat")).to_contain_text("Friday, 28 February 2025")
 
 
 @pytest.mark.slow
@@ -222,13 +242,11 @@ def test_phone_sources_sit_right_under_the_answer(browser, site):
         phone.goto(site[0], wait_until="domcontentloaded")
         _ask(phone, SHOIGU, "Friday, 28 February 2025")
         answer = _bot(phone).last
-        text_box = answer.locator("p").first.bounding_box()
+        text_box = answer.locator(".rag-answer").first.bounding_box()
         source_box = answer.locator("blockquote").first.bounding_box()
         gap = source_box["y"] - (text_box["y"] + text_box["height"])
         print(f"phone 390x844: the first source starts {gap:.0f} px below the answer")
         assert 0 <= gap <= 200, f"the first source starts {gap:.0f} px below the answer"
-        answer.locator("p").first.evaluate("p => p.scrollIntoView({block: 'start'})")
-        _shot(phone, "chat-phone.png")
     finally:
         context.close()
 
@@ -290,6 +308,8 @@ def test_mixed_batch_adds_the_good_files_and_keeps_the_reasons(page, tmp_path):
     _upload(page, [empty, good, latin])
     status = panel.locator("#rag-status")
     expect(status).to_contain_text("added xylofon.txt")
+    expect(status).to_contain_text(re.compile(r"Added 2 articles, \d+ passages\."))  # issue 24, 9: plain words
+    expect(status).not_to_contain_text("chunks embedded")
     time.sleep(15)  # the reasons stay, they are not a toast
     expect(status).to_contain_text("refused leer.txt: empty file")
     expect(status).to_contain_text("note latin.txt: not UTF-8: converted from cp1252")  # converted, not refused
@@ -307,7 +327,8 @@ def test_replace_an_article_and_the_new_fact_is_cited(page, tmp_path):
     expect(panel.locator("#rag-status")).to_contain_text("replace it")  # the name is taken: asked, not replaced
     _upload(page, [newer], replace=True)
     expect(panel.locator("#rag-status")).to_contain_text("replaced xylofon.txt")
-    _ask(page, "Wie lang ist die Hängebrücke in Xylofon?", "xylofon.txt")
+    expect(page.locator("#rag-replace input[type=checkbox]")).not_to_be_checked()  # issue 24, 9: for one upload
+    _ask(page, "Wie lang ist die Hängebrücke in Xylofon?", "Neue Brücke in Xylofon")
     expect(_bot(page).last).to_contain_text("310 Meter")
     expect(_bot(page).last).not_to_contain_text("240 Meter")
 
@@ -345,7 +366,7 @@ def test_hostile_article_is_shown_as_text_and_runs_nothing(page, site):
     _url, app = site
     (app.corpus_dir / "hafenfest.txt").write_text(HOSTILE_ARTICLE, encoding="utf-8")
     app.rescan()
-    _ask(page, "Wann begann das Hafenfest in Quellbrunn?", "hafenfest.txt")
+    _ask(page, "Wann begann das Hafenfest in Quellbrunn?", "Hafenfest in Quellbrunn <img")
     answer = _bot(page).last
     expect(answer).to_contain_text("<script>window.__xss = 1</script>")  # visible as text
     expect(answer).to_contain_text('<img src=x onerror="window.__xss = 3">')
@@ -363,7 +384,7 @@ def test_markup_in_an_articles_metadata_loads_nothing_and_links_nowhere(page, si
     page.on("request", lambda request: fetched.append(request.url))
     (app.corpus_dir / "hafenkran.txt").write_text(MARKUP_ARTICLE, encoding="utf-8")
     app.rescan()
-    _ask(page, "Wann wurde der Hafenkran in Quellbrunn in Betrieb genommen?", "hafenkran.txt")
+    _ask(page, "Wann wurde der Hafenkran in Quellbrunn in Betrieb genommen?", "Hafenkran in Quellbrunn ![t]")
     answer = _bot(page).last
     expect(answer).to_contain_text("evil.example/phish")  # there, as text
     time.sleep(1.0)  # an image would have been requested by now
@@ -371,3 +392,332 @@ def test_markup_in_an_articles_metadata_loads_nothing_and_links_nowhere(page, si
     assert answer.locator("img").count() == 0
     hrefs = answer.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href') || '')")
     assert hrefs and all(h.startswith("?article=") for h in hrefs), hrefs
+
+
+# ---- issue 24: chat v3 -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh(browser, site):
+    """A new visitor's page (no saved chats), desktop size."""
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(site[0], wait_until="domcontentloaded")
+    yield page
+    context.close()
+
+
+@pytest.mark.slow
+def test_a_follow_up_that_could_not_be_read_never_blocks_the_next_question(fresh):
+    """Issue 24, 1: after "I cannot tell who 'there' means" every later question got the same warning."""
+    from playwright.sync_api import expect
+
+    _ask(fresh, "Who did he meet there?", "starts afresh")  # the warning says how to go on
+    _ask(fresh, "When did Shoigu visit Beijing?", "Friday, 28 February 2025")
+    expect(_bot(fresh).last).not_to_contain_text("⚠️")
+    _ask(fresh, "Was hat er gesagt?", "Verstanden als")  # a follow-up of the question answered, not of the warning
+    expect(_bot(fresh).last).not_to_contain_text("⚠️")
+
+
+@pytest.mark.slow
+def test_the_short_fact_comes_first_and_large_and_the_quote_carries_its_language(fresh):
+    """Issue 24, 2: an English reader sees the date in English first; the German quote is marked German."""
+    from playwright.sync_api import expect
+
+    _ask(fresh, "When did Belousov visit Beijing?", "14 October 2024")
+    answer = _bot(fresh).last
+    expect(answer.locator(".rag-short")).to_have_text("Monday, 14 October 2024")
+    first_line = answer.locator(".message-content").evaluate("m => m.innerText.trim().split('\\n')[0]")
+    assert first_line == "Monday, 14 October 2024"
+    short, text = answer.evaluate(
+        "a => ['.rag-short', '.rag-answer'].map(s => parseFloat(getComputedStyle(a.querySelector(s)).fontSize))"
+    )
+    assert short >= 1.3 * text, (short, text)
+    expect(answer.locator('.rag-answer [lang="de"]').first).to_contain_text("Belousow")
+    expect(answer.locator('blockquote [lang="de"]').first).to_be_visible()  # the source passage too
+
+
+@pytest.mark.slow
+def test_the_view_follows_each_question_and_shows_the_start_of_its_answer(browser, site):
+    """Issue 24, 3: after the 3rd-4th question the view stayed put while the chat grew; a long answer
+    was shown from the end of its sources, its first line scrolled off the top.
+
+    A narrow window (900 px) makes an answer with its sources taller than the chat's view.
+    """
+    context = browser.new_context(viewport={"width": 900, "height": 900})
+    fresh = context.new_page()
+    fresh.set_default_timeout(TIMEOUT_MS)
+    try:
+        fresh.goto(site[0], wait_until="domcontentloaded")
+        _follow_six_questions(fresh)
+    finally:
+        context.close()
+
+
+def _follow_six_questions(fresh) -> None:
+    questions = [SHOIGU, BELOUSOV, "Where did Putin meet Xi Jinping?", "Wer ist der Sprecher des chinesischen "
+                 "Außenministeriums?", "Who did Belousov meet in Beijing?", SHOIGU]  # fmt: skip
+    for turn, question in enumerate(questions, 1):
+        _ask(fresh, question)
+        time.sleep(0.3)
+        where = fresh.evaluate(
+            """() => {
+              const last = (s) => { const all = document.querySelectorAll(s); return all[all.length - 1]; };
+              const asked = last('#rag-chat .message-row.user-row').getBoundingClientRect();
+              const answer = last('#rag-chat .message-row.bot-row').getBoundingClientRect();
+              let pane = last('#rag-chat .message-row.user-row').parentElement;
+              while (pane && !(pane.scrollHeight > pane.clientHeight + 1
+                               && /(auto|scroll)/.test(getComputedStyle(pane).overflowY))) pane = pane.parentElement;
+              const view = pane ? pane.getBoundingClientRect() : {top: 0, bottom: innerHeight};
+              return {top: Math.max(view.top, 0), bottom: Math.min(view.bottom, innerHeight),
+                      asked: asked.top, askedEnd: asked.bottom, answer: answer.top,
+                      scrolled: pane ? pane.scrollTop : scrollY, height: pane ? pane.scrollHeight : 0};
+            }"""
+        )
+        print(f"turn {turn}: {where}")
+        assert where["top"] - 1 <= where["asked"] and where["askedEnd"] <= where["bottom"], f"turn {turn}: {where}"
+        assert where["top"] <= where["answer"] < where["bottom"] - 20, f"turn {turn}: answer's start hidden {where}"
+
+
+@pytest.mark.slow
+def test_copy_gives_plain_text_with_numbered_sources_and_absolute_links(fresh):
+    """Issue 24, 4: Copy gave `[\\[1\\]](?article=…)`, <mark>, <small>, <details> and relative links."""
+    _ask(fresh, SHOIGU, "Friday, 28 February 2025")
+    answer = _bot(fresh).last
+    answer.hover()
+    answer.locator("button[title='Copy message'], button[aria-label='Copy message']").first.click()
+    time.sleep(0.3)
+    copied = fresh.evaluate("navigator.clipboard.readText()")
+    print(copied)
+    assert copied.startswith("Friday, 28 February 2025\n")
+    for markup in ("<", "](", "\\[", "**", "&#"):
+        assert markup not in copied, markup
+    assert "\nSources\n[1] " in copied
+    links = re.findall(r"https?://\S+", copied)
+    assert links and all(link.startswith(fresh.url.split("?")[0] + "?article=") for link in links), links
+    assert SHOIGU_FILE in links[0]
+
+
+@pytest.mark.slow
+def test_keyboard_focus_names_and_labels(fresh):
+    """Issue 24, 5: an example chosen with the keyboard left the focus on the body; the box was "Textbox Send"."""
+    from playwright.sync_api import expect
+
+    box = fresh.get_by_role("textbox", name="Your question")
+    expect(box).to_be_visible()
+    expect(fresh.get_by_role("button", name="Send question")).to_be_visible()
+    example = fresh.locator("button.example").first
+    example.focus()
+    fresh.keyboard.press("Enter")
+    expect(_bot(fresh)).to_have_count(1)
+    expect(_box(fresh)).to_be_enabled()
+    time.sleep(0.5)
+    expect(_box(fresh)).to_be_focused()
+    fresh.keyboard.type("Wann besuchte Belousow Peking?")  # typing goes into the box
+    expect(_box(fresh)).to_have_value("Wann besuchte Belousow Peking?")
+    _box(fresh).press("Enter")
+    expect(_bot(fresh)).to_have_count(2)
+    expect(_box(fresh)).to_be_enabled()
+    expect(_box(fresh)).to_have_attribute("placeholder", re.compile("Ask a question"))  # still there after answers
+    expect(fresh.get_by_role("grid", name="Past chats")).to_be_attached()
+    colours = fresh.evaluate(
+        """() => {
+          const t = document.querySelector('#rag-question textarea');
+          const b = [...document.querySelectorAll('button')].find(x => x.textContent.trim() === 'New chat');
+          const bg = (e) => {
+            for (; e; e = e.parentElement) {
+              const c = getComputedStyle(e).backgroundColor;
+              if (!c.endsWith(', 0)') && c !== 'transparent') return c;
+            }
+            return 'rgb(255, 255, 255)';
+          };
+          return [[getComputedStyle(t, '::placeholder').color, bg(t)], [getComputedStyle(b).color, bg(b)]];
+        }"""
+    )
+    for foreground, background in colours:
+        assert _contrast(foreground, background) >= 4.5, (foreground, background)
+
+
+def _serious_violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    response = Axe().run(page).response
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}"
+        for v in response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_violations_on_the_chat_and_the_article(browser, site, scheme):
+    """Issue 24, 5: axe-core (axe-playwright-python's bundled axe.min.js) in Chromium, light and dark."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    theme = "?__theme=dark" if scheme == "dark" else ""
+    try:
+        page.goto(site[0] + theme, wait_until="domcontentloaded")
+        _ask(page, SHOIGU, "Friday, 28 February 2025")
+        assert _serious_violations(page) == [], "chat"
+        if scheme == "dark":
+            _shot(page, "chat-dark.png")
+        page.locator("#rag-chat .rag-answer a").first.click()
+        expect(page.locator("#rag-panel mark#rag-highlight")).to_be_in_viewport()
+        assert _serious_violations(page) == [], "article panel"
+        href = page.locator("#rag-chat .rag-answer a").first.get_attribute("href")
+        page.goto(site[0] + href + theme.replace("?", "&"), wait_until="domcontentloaded")
+        expect(page.locator("#rag-article mark#rag-highlight")).to_be_visible()
+        assert _serious_violations(page) == [], "article view"
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
+def test_preview_of_a_citation_on_hover_and_focus_and_sources_named_in_order(fresh):
+    """Issue 24, 6: no preview of [n]; sources named by hashed file names; numbers out of order."""
+    from playwright.sync_api import expect
+
+    _ask(fresh, SHOIGU, "Friday, 28 February 2025")
+    answer = _bot(fresh).last
+    cite = answer.locator(".rag-answer a").first
+    cite.hover()
+    preview = fresh.locator("#rag-preview")
+    expect(preview).to_be_visible()
+    expect(preview).to_contain_text("Der chinesische Präsident Xi Jinping")  # the title, not the file
+    expect(preview.locator("mark")).to_be_visible()  # the cited sentence
+    fresh.mouse.move(0, 0)
+    expect(preview).to_be_hidden()
+    cite.focus()
+    expect(preview).to_be_visible()
+    fresh.keyboard.press("Escape")
+    expect(preview).to_be_hidden()
+    names = answer.locator(".rag-src").evaluate_all("spans => spans.map(s => s.textContent)")
+    assert names and all("Der chinesische Präsident" in n or "(" in n for n in names), names
+    assert not [n for n in names if ".txt" in n], names  # no file names
+    numbers = [int(n) for n in re.findall(r"^\[(\d+)\]", "\n".join(names), re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    fresh.locator("#rag-settings").get_by_text("Settings").first.click()  # the search filter names titles too
+    fresh.locator("#rag-scope input").click()
+    expect(fresh.get_by_role("option", name=re.compile("Der chinesische Präsident Xi Jinping"))).to_be_visible()
+    expect(fresh.get_by_role("option", name=re.compile(r"\.txt"))).to_have_count(0)
+
+
+@pytest.mark.slow
+def test_reload_keeps_the_chat_in_use_and_deleting_a_chat_asks(fresh):
+    """Issue 24, 7: a reload showed the newest chat, not the one in use; the trash icon deleted at once."""
+    from playwright.sync_api import expect
+
+    chat = fresh.locator("#rag-chat")
+    _ask(fresh, SHOIGU, "Friday, 28 February 2025")
+    fresh.get_by_role("button", name="New chat").click()
+    expect(_bot(fresh)).to_have_count(0)
+    _ask(fresh, BELOUSOV, "Montag, 14. Oktober 2024")
+    past = fresh.get_by_role("grid", name="Past chats")
+    expect(past.get_by_role("gridcell")).to_have_count(2)  # both saved
+    past.get_by_role("gridcell", name=SHOIGU).click()  # back to the first chat
+    expect(chat).to_contain_text("Friday, 28 February 2025")
+    expect(chat).not_to_contain_text("Montag, 14. Oktober 2024")
+    time.sleep(0.5)
+    fresh.reload(wait_until="domcontentloaded")
+    expect(chat).to_contain_text("Friday, 28 February 2025")
+    expect(chat).not_to_contain_text("Montag, 14. Oktober 2024")
+    asked: list[str] = []
+
+    def dismiss(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    fresh.once("dialog", dismiss)
+    fresh.locator("#rag-chat button[title='Clear'], #rag-chat button[aria-label='Clear']").first.click()
+    time.sleep(0.5)
+    assert asked and "Delete this chat" in asked[0]
+    expect(_bot(fresh)).to_have_count(1)  # not deleted: the reader said no
+
+
+@pytest.mark.slow
+def test_box_counts_characters_keeps_refused_text_and_ignores_empty_enter(fresh):
+    """Issue 24, 8: an empty Enter made an empty bubble and a warning; a refused question was lost."""
+    from playwright.sync_api import expect
+
+    box = _box(fresh)
+    expect(box).to_be_enabled()
+    box.focus()
+    for empty in ("", "   "):
+        box.fill(empty)
+        box.press("Enter")
+    time.sleep(1.0)
+    expect(_bot(fresh)).to_have_count(0)
+    expect(fresh.locator("#rag-chat .message-row.user-row")).to_have_count(0)
+    box.fill("Wann?")
+    expect(fresh.locator("#rag-counter")).to_have_text("5 / 500")
+    box.fill("")
+    box.type("x" * 40)
+    box.fill("x" * 600)
+    assert len(box.input_value()) <= 500  # the box holds no more than can be asked
+    _ask(fresh, "Who did he meet there?", "⚠️")
+    expect(box).to_have_value("Who did he meet there?")  # refused, still there to be corrected
+
+
+@pytest.mark.slow
+def test_phone_keeps_the_box_in_view_after_an_answer_and_the_chat_first(browser, site):
+    """Issue 24, 10: after one answer the box was ~1,700 px down the page; past chats sat above the chat."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    phone.set_default_timeout(TIMEOUT_MS)
+    try:
+        phone.goto(site[0], wait_until="domcontentloaded")
+        _ask(phone, SHOIGU, "Friday, 28 February 2025")
+        time.sleep(0.5)
+        expect(_box(phone)).to_be_in_viewport()
+        chat_top = phone.locator("#rag-chat").bounding_box()["y"]
+        history_top = phone.get_by_text("New chat").first.bounding_box()["y"]
+        assert chat_top < history_top, (chat_top, history_top)
+        _shot(phone, "chat-phone.png")
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
+def test_first_start_serves_the_page_at_once_and_shows_the_indexing(browser, tmp_path, model_cache, seed_index):
+    """Issue 24, 11: nothing in the log and no page for minutes until "serving" (model set-up and indexing)."""
+    import shutil
+
+    from playwright.sync_api import expect
+
+    from tests.support.servers import start_server
+
+    from .conftest import SEEDS
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    server = start_server(corpus, tmp_path / "index", cache_dir=model_cache, ready=False)
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        assert "rag chat: added" not in server.log_tail(100_000), "served only after indexing"
+        page.goto(server.url, wait_until="domcontentloaded")
+        if "rag chat: ready at" not in server.log_tail(100_000):
+            expect(page.locator("#rag-indexing")).to_contain_text("Indexing the articles")
+            _shot(page, "first-start.png")
+        deadline = time.monotonic() + 300
+        while "rag chat: ready at" not in server.log_tail(100_000):
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.5)
+        log = server.log_tail(100_000)
+        print(log)
+        assert re.search(r"rag: embedding passages \d+/\d+", log), log  # progress lines in the server log
+        expect(page.locator("#rag-indexing")).not_to_contain_text("Indexing", timeout=10_000)
+        _ask(page, SHOIGU, "Friday, 28 February 2025")
+    finally:
+        context.close()
+        server.stop()

@@ -21,6 +21,7 @@ NEW_ARTICLE = (
     "Die Bürgermeisterin von Xylofon, Ramona Quast, eröffnete am Montag die neue Hängebrücke über die Zeller. "
     "Die Brücke ist 240 Meter lang und verbindet die Altstadt mit dem Bahnhof.\n"
 )
+SHORT = '<span class="rag-short">'  # how a chat message starts when the answer leads with its short fact
 HOSTILE = '<script>window.__xss = 1</script> <img src=x onerror="window.__xss = 2">'
 
 
@@ -84,6 +85,24 @@ def _stream(app, message, history=(), **options):
     return updates, updates[-1]
 
 
+def test_the_short_fact_leads_and_quotes_are_marked_with_their_language():
+    """Issue 24, 2: the short fact on its own line first; the German quote ``lang="de"`` in an English answer."""
+    passage = "Kirby sagte, Putin sei sehr unter Druck und Stress."
+    cited = Citation(1, "a.txt", "Kirby über Putin", passage, 0, len(passage), 0.5, "2025-02-28", (0, len(passage)))
+    answer = Answer(f"28 February 2025 — “{passage}” [1]", False, [cited], "en", short="28 February 2025")
+    text = message_markdown(answer)
+    assert text.startswith('<span class="rag-short">28 February 2025</span>\n')
+    assert f'<span lang="de">“{passage}”</span> [\\[1\\]]' in text
+
+
+def test_sources_are_numbered_in_the_order_the_answer_cites_them():
+    """Issue 24, 6: [2], [4], [5], [3] in the sources; now the first cited is [1], the next [2], ..."""
+    cites = [Citation(n, f"{n}.txt", f"T{n}", "Satz.", 0, 5, 0.5) for n in (1, 2, 3)]
+    text = message_markdown(Answer("„A“ [3] und „B“ [1].", False, cites, "de"))
+    assert "[\\[1\\]](?article=3.txt" in text and "[\\[2\\]](?article=1.txt" in text
+    assert text.index("T3") < text.index("T1") < text.index("T2")
+
+
 def test_answer_message_links_its_sources_cited_first_others_folded():
     passage = f"Vorher. Xi traf Schoigu. {HOSTILE}"
     cited = Citation(1, "a.txt", "Titel", passage, 100, 100 + len(passage), 0.5, "2025-02-28", (8, 24))
@@ -92,15 +111,16 @@ def test_answer_message_links_its_sources_cited_first_others_folded():
     text = message_markdown(Answer("Freitag — „Xi traf Schoigu.“ [1]", False, [cited, also, other], "de"))
     head, folded = text.split("<details>")
     assert "[\\[1\\]](?article=a.txt&at=108-124)" in head  # [n] opens its article at the sentence
-    assert head.count("**[Titel]") == 1 and "b.txt" not in head  # only what is cited, one title per article
-    assert "Außerdem gefunden (2)" in folded and "b.txt" in folded and folded.count("**[Titel]") == 1
+    assert head.count('<span class="rag-src">') == 1 and "b.txt" not in head  # only what is cited
+    assert "Titel &#40;2025-02-28&#41;" in head  # named by title (date), the file name only in the link
+    assert "Außerdem gefunden (2)" in folded and "b.txt" in folded and folded.count('<span class="rag-src">') == 2
     assert "<script" not in text and "<img" not in text and "<mark>Xi traf Schoigu.</mark>" in text
 
 
 @pytest.mark.slow
 def test_answer_arrives_with_markers_and_its_own_sources(app):
     _, text = _stream(app, SHOIGU)
-    assert text.startswith("Friday, 28 February 2025") and "[\\[1\\]](?article=" + SHOIGU_FILE in text
+    assert text.startswith(f"{SHORT}Friday, 28 February 2025") and "[\\[1\\]](?article=" + SHOIGU_FILE in text
     assert SHOIGU_FILE in text and "2025-02-28" in text and "<mark>" in text
     assert "Understood as" not in text
 
@@ -108,7 +128,7 @@ def test_answer_arrives_with_markers_and_its_own_sources(app):
 @pytest.mark.slow
 def test_answer_in_the_question_language(app):
     _, text = _stream(app, "Wann besuchte Belousow Peking?")
-    assert text.startswith("Montag, 14. Oktober 2024") and "**Quellen**" in text
+    assert text.startswith(f"{SHORT}Montag, 14. Oktober 2024") and "**Quellen**" in text
     assert "004_35a91f1ce311ecb5.txt" in text
 
 
@@ -152,7 +172,7 @@ def test_refused_question_is_a_message_not_an_error(app, message, caplog):
 @pytest.mark.slow
 def test_passages_setting_limits_the_sources(app):
     _, text = _stream(app, SHOIGU, passages=2)
-    assert 1 <= text.count("> **[\\[") <= 2
+    assert 1 <= text.count('<span class="rag-src">') <= 2
 
 
 @pytest.mark.slow
@@ -164,7 +184,7 @@ def test_documents_setting_limits_the_search(app):
     _, text = _stream(app, SHOIGU, documents=[SHOIGU_FILE])
     assert SHOIGU_FILE in text and other not in text
     _, text = _stream(app, SHOIGU, documents=[])  # none chosen: all
-    assert text.startswith("Friday, 28 February 2025")
+    assert text.startswith(f"{SHORT}Friday, 28 February 2025")
 
 
 @pytest.mark.slow
@@ -177,6 +197,19 @@ def test_article_view_shows_the_whole_article_with_the_sentence_marked(app):
     assert SHOIGU_FILE in html and "2025-02-28" in html and len(html) > len(document.text)
     assert f'<mark id="rag-highlight">{document.text[start:end]}</mark>' in html
     assert "not in the index" in app.article("nope.txt", "1-2") and app.article(None) == ""
+
+
+def test_a_follow_up_that_could_not_be_read_never_blocks_the_next_question(fake_app):
+    """Issue 24, 1: "Who did he meet there?" first, a rephrase request; the next questions are answered."""
+    history: list[dict] = []
+    for question in ("Was hat er gesagt?", "Who did he meet there?", SHOIGU, "And Belousov?"):
+        _, text = _stream(fake_app, question, history)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+    replies = [m["content"] for m in history if m["role"] == "assistant"]
+    assert replies[0].startswith("⚠️") and "beginnt neu" in replies[0]
+    assert replies[1].startswith("⚠️") and "starts afresh" in replies[1]
+    assert not replies[2].startswith("⚠️")
+    assert not replies[3].startswith("⚠️") and "Understood as: When did Belousov visit Beijing?" in replies[3]
 
 
 def test_empty_question_is_a_readable_message(fake_app):
@@ -193,7 +226,7 @@ def test_upload_ask_remove(app, tmp_path):
     upload.write_text(NEW_ARTICLE, encoding="utf-8")
     seen = []
     rows, status = app.upload([str(upload)], progress=lambda fraction, desc="": seen.append((fraction, desc)))
-    assert "added 1" in status and (app.corpus_dir / "xylofon.txt").is_file()
+    assert "Added 1 article" in status and (app.corpus_dir / "xylofon.txt").is_file()
     row = next(r for r in rows if r[0] == "xylofon.txt")
     assert row[1] == "Neue Brücke in Xylofon" and row[2] == "2025-03-03" and row[3] >= 1
     assert seen and seen[-1][0] == 1.0 and any("Embedding" in desc for _, desc in seen)
@@ -202,7 +235,7 @@ def test_upload_ask_remove(app, tmp_path):
     assert not answer.abstained and answer.citations[0].source == "xylofon.txt"
 
     rows, status = app.remove("xylofon.txt")
-    assert "removed 1" in status and "xylofon.txt" not in {r[0] for r in rows}
+    assert "Removed 1 article" in status and "xylofon.txt" not in {r[0] for r in rows}
     assert not (app.corpus_dir / "xylofon.txt").exists()
     answer, _ = app.answer("Wann eröffnete Ramona Quast die Brücke?")
     assert "xylofon.txt" not in {c.source for c in answer.citations}
@@ -222,7 +255,7 @@ def test_replace_an_article_and_the_new_fact_is_cited(app, tmp_path):
     with pytest.raises(gr.Error, match="replace it"):
         app.upload([str(upload)])
     _, status = app.upload([str(upload)], replace=True)
-    assert "replaced xylofon.txt" in status and "updated 1" in status
+    assert "replaced xylofon.txt" in status and "Updated 1 article" in status
     answer, _ = app.answer("Wie lang ist die Hängebrücke in Xylofon?")
     cited = " ".join(c.passage for c in answer.citations if c.source == "xylofon.txt")
     assert "310 Meter" in cited and "240 Meter" not in cited
@@ -310,7 +343,7 @@ def test_rescan_picks_up_files_changed_outside(fake_app):
     rows, status = app.rescan()
     names = {r[0] for r in rows}
     assert "neu.md" in names and "001_9e99df9deeaf148b.txt" not in names
-    assert "added 1" in status and "removed 1" in status
+    assert "Added 1 article" in status and "Removed 1 article" in status
 
 
 @pytest.mark.slow

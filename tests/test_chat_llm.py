@@ -24,8 +24,8 @@ def _markers(text: str) -> set[int]:
 
 
 def _source_numbers(message: str) -> set[int]:
-    """The numbers of the sources a chat message carries (each source is a quote starting with its [n])."""
-    return {int(n) for n in re.findall(r"^> \*\*\[\\\[(\d+)\\\]\]", message, re.MULTILINE)}
+    """The numbers of the sources a chat message carries (each source's line starts with its [n])."""
+    return {int(n) for n in re.findall(r'^<span class="rag-src">\*\*\[\\\[(\d+)\\\]\]', message, re.MULTILINE)}
 
 
 def _answer_part(message: str) -> str:

@@ -161,7 +161,7 @@ CASES = [
          "binary file (contains NUL bytes), not text; convert it to .txt or .pdf"),
     Case("huge.txt", huge, f"too large (100.0 MB; {LIMIT})"),
     Case("invalid-utf8.txt", raw("Grüße aus Köln. ".encode() + b"\xc3\x28 kaputt."),
-         "not valid UTF-8 (byte 0xc3 at offset 19); convert it, e.g. `iconv -f latin1 -t utf-8`"),
+         "not valid UTF-8 (byte 0xc3 at offset 19); save it as UTF-8 text and add it again"),
     Case("latin1.txt", raw("Grüße aus Köln.".encode("latin-1")), INDEXED),  # converted, with a note
     Case("utf16-bom.txt", raw("title: Grüße\n\nGrüße aus Köln an Xi Jinping.\n".encode("utf-16")), INDEXED),
     Case("utf16-broken.txt", raw(b"\xff\xfeG\x00r\x00\xfc"),
@@ -482,7 +482,7 @@ def test_upload_names_stay_in_the_corpus_and_never_replace_an_article_unasked(ch
     if outcome.startswith(SAVED):
         rows, status = chat.upload([str(path)])
         saved = outcome.removeprefix(SAVED)
-        assert (chat.corpus_dir / saved).read_bytes() == _article(7) and "added 1" in status
+        assert (chat.corpus_dir / saved).read_bytes() == _article(7) and "Added 1 article" in status
         assert saved in {row[0] for row in rows} and len(saved.encode()) <= 240
     else:
         with pytest.raises(gr.Error) as error:
@@ -499,7 +499,7 @@ def test_uploading_the_same_article_again_changes_nothing(chat):
     shutil.copy(chat.corpus_dir / SHOIGU_FILE, upload)
     generation = open_snapshot(chat.index_dir).generation
     _, status = chat.upload([str(upload)])
-    assert "added 0" in status and "unchanged 5" in status and open_snapshot(chat.index_dir).generation == generation
+    assert "Nothing changed." in status and open_snapshot(chat.index_dir).generation == generation
 
 
 def test_two_uploads_under_one_name_keep_the_first_and_say_why_for_the_second(chat):

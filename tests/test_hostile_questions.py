@@ -306,7 +306,7 @@ def test_chat_refuses_with_a_readable_error(fake_chat, message, error):
 @pytest.mark.slow
 def test_chat_strips_controls_and_answers(chat):
     *_, text = chat.respond("When did\x07 Shoigu visit\x1b[31m Beijing?\u200b", [])
-    assert text.startswith("Friday, 28 February 2025") and SHOIGU_FILE in text
+    assert text.startswith('<span class="rag-short">Friday, 28 February 2025') and SHOIGU_FILE in text
     assert "Understood as" not in text  # cleaning is not a rewrite worth showing
 
 

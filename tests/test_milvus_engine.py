@@ -72,7 +72,7 @@ def test_two_engines_on_one_lite_file_see_one_upload(tmp_path, fake_index, fake_
         upload.parent.mkdir()
         upload.write_text(NEW_ARTICLE, encoding="utf-8")
         rows, status = chat.upload([str(upload)])
-        assert "added 1" in status
+        assert "Added 1 article" in status
         assert ["xylofon.txt", "Neue Brücke in Xylofon", "2025-03-03"] in [r[:3] for r in rows]
         for engine in (chat.engine, other):
             assert engine.retrieve(question, k=3)[0].chunk.source == "xylofon.txt"

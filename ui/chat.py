@@ -40,14 +40,14 @@ from rag import Answer, Engine, QuestionError
 from rag.answerer import Answerer, answerers, final_answer
 from rag.followup import message_text
 from rag.llm import PASSAGES, LLMError
-from rag.questions import clean
+from rag.questions import MAX_QUESTION_CHARS, clean
 
 from .guard import Guard, GuardConfig, allowed_hosts
 from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
 from .slots import ANSWERS, QUEUE_WORKERS, THREADS, Busy, Slots, client_key
 
-__all__ = ["ChatApp", "parse_auth", "safe_filename", "user_questions"]
+__all__ = ["ChatApp", "answered_turns", "parse_auth", "safe_filename", "user_questions"]
 
 log = logging.getLogger("rag.chat")
 
@@ -76,20 +76,9 @@ MAX_UPLOAD_BYTES = 100 * 2**20  # one upload request, all files (at least one fi
 # whose handler never ran: a stranger's POST to /gradio_api/upload).
 UPLOAD_CACHE = (300, 600)
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:;,'\"()]+/)+(?=[^\s/:;,'\"()])")
-# Focus the question box whenever it is enabled again (after each answer), and bring the
-# highlighted sentence of an opened article into view.
-PAGE_JS = """
-() => {
-  const box = () => document.querySelector('#rag-question textarea');
-  new MutationObserver(() => {
-    const b = box();
-    if (b && !b.disabled && b.dataset.ragWasDisabled === '1') { b.dataset.ragWasDisabled = '0'; b.focus(); }
-    if (b && b.disabled) { b.dataset.ragWasDisabled = '1'; }
-    const mark = document.querySelector('#rag-article mark#rag-highlight:not([data-seen])');
-    if (mark) { mark.dataset.seen = '1'; mark.scrollIntoView({block: 'center'}); }
-  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['disabled']});
-}
-"""
+# The page's own behaviour (ui/page.js): focus back in the box, the view following each question,
+# plain-text Copy, the preview of [n], the article in a side panel, labels, the character counter.
+PAGE_JS = Path(__file__).with_name("page.js").read_text(encoding="utf-8").replace("__LIMIT__", str(MAX_QUESTION_CHARS))
 
 #: ``progress(fraction, desc)``, the shape of ``gr.Progress``.
 PageProgress = Callable[..., object]
@@ -105,6 +94,29 @@ def user_questions(history: Sequence[dict]) -> list[str]:
         if text.strip():
             out.append(text)
     return out
+
+
+def answered_turns(history: Sequence[dict]) -> list[dict]:
+    """The chat history without the turns that were refused: a question answered with a warning is no context.
+
+    >>> answered_turns([{"role": "user", "content": "Who did he meet?"}, {"role": "assistant", "content": "⚠️ …"},
+    ...                 {"role": "user", "content": "When?"}, {"role": "assistant", "content": "Friday [1]"}])
+    [{'role': 'user', 'content': 'When?'}, {'role': 'assistant', 'content': 'Friday [1]'}]
+    """
+    turns = list(history or ())
+    out = []
+    for i, message in enumerate(turns):
+        reply = turns[i + 1] if i + 1 < len(turns) else None
+        if message.get("role") == "user" and reply is not None and _refused(reply):
+            continue
+        if message.get("role") == "assistant" and _refused(message):
+            continue
+        out.append(message)
+    return out
+
+
+def _refused(message: dict) -> bool:
+    return message.get("role") == "assistant" and message_text(message.get("content")).lstrip().startswith("⚠️")
 
 
 def public_error(exc: BaseException) -> gr.Error:
@@ -183,8 +195,51 @@ class ChatApp:
             trash_days=trash_days,
         )
         self.slots = Slots()
+        # The first indexing of a start (rag chat serves the page meanwhile): None when there is none.
+        self.indexing: str | None = None
 
     # ---- indexing -------------------------------------------------------------------------------
+
+    def first_indexing(self, log_progress: Callable[[str, int, int], None] | None = None) -> IndexReport:
+        """Index the corpus folder while the page is served: the page shows how far it got.
+
+        ``log_progress`` also gets every ``(stage, done, total)`` (the server log's lines).
+        """
+        labels = {"read": "reading files", "embed": "embedding passages", "write": "writing the index"}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.indexing = f"{labels.get(stage, stage)} {done:,}/{total:,}"
+            if log_progress is not None:
+                log_progress(stage, done, total)
+
+        self.indexing = "starting"
+        try:
+            if not self.corpus_dir.is_dir():
+                raise CorpusError(f"{self.corpus_dir}: no such folder; give the articles' folder with --corpus")
+            return index_paths(
+                [self.corpus_dir],
+                self.store if self.store is not None else self.index_dir,
+                self.embedder,
+                progress=progress,
+                max_file_bytes=self.max_file_bytes,
+            )
+        finally:
+            self.indexing = None
+
+    def _not_ready(self) -> bool:
+        """Whether the first indexing runs and there is no index yet (an index of before answers meanwhile)."""
+        if self.indexing is None:
+            return False
+        try:
+            return self.engine.store.manifest() is None
+        except LIBRARY_ERRORS:
+            return True
+
+    def indexing_markdown(self) -> str:
+        """The page's line while the first indexing runs ("" once it is done)."""
+        if self.indexing is None:
+            return ""
+        return f"**Indexing the articles** … ({markdown_text(self.indexing)}); questions are answered when it is done."
 
     def sync(self, progress: PageProgress | None = None) -> IndexReport:
         """Bring the index in line with the corpus folder (incremental)."""
@@ -347,9 +402,12 @@ class ChatApp:
         shown = ""
         try:
             message = _text_argument(message)
+            if self._not_ready():
+                yield refusal_markdown(f"the articles are still being indexed ({self.indexing}); ask again in a moment")
+                return
             chosen = self.answerer(answerer, passages, documents)
             with self._slot(request, message):
-                for item in chosen.stream(message, list(history or ())):
+                for item in chosen.stream(message, answered_turns(history)):
                     if isinstance(item, str):
                         shown += item
                         yield answer_markdown(shown)
@@ -417,6 +475,8 @@ class ChatApp:
             ``notes`` say what was changed in an LLM answer (e.g. replaced by the extractive one).
         """
         question, previous_question = _text_argument(question), _text_argument(previous_question)
+        if self._not_ready():
+            raise gr.Error(f"the articles are still being indexed ({self.indexing}); ask again in a moment")
         history = [{"role": "user", "content": previous_question}] if previous_question else []
         with self._slot(request, question):
             answer, _asked = self.answer(question, history, answerer or EXTRACTIVE)
@@ -430,7 +490,21 @@ class ChatApp:
             with gr.Column(visible=False, elem_id="rag-article-view") as article_view:
                 gr.Markdown("[← Back to the chat](./)", elem_id="rag-back")
                 article = gr.HTML("", elem_id="rag-article")
-            gr.Markdown("## Ask the news articles\nAnswers quote and cite `[n]` the passages they come from.")
+            # The article a source's [n] opens, beside the chat (ui/page.js writes "file|start-end|nonce"
+            # into the hidden request box; the answer comes outside the queue, in a fraction of a second).
+            with gr.Column(elem_id="rag-panel"):
+                gr.Button("Close article (Esc)", elem_id="rag-panel-close", size="sm")
+                panel_article = gr.HTML("", elem_id="rag-panel-article")
+                panel_request = gr.Textbox(
+                    "", elem_id="rag-panel-request", show_label=False, container=False, label="article request"
+                )
+            gr.Markdown(
+                "## Ask the news articles\nAnswers quote and cite `[n]` the passages they come from. "
+                "Add your own articles under **Documents**, below the chat."
+            )
+            indexing = gr.Markdown(self.indexing_markdown, elem_id="rag-indexing")
+            # Polls while the first indexing of a start runs, then stops (ui/cli.py serves the page first).
+            ticks = gr.Timer(1.0, active=self.indexing is not None)
             with gr.Accordion("Settings", open=False, elem_id="rag-settings"):
                 with gr.Row():
                     choice = gr.Radio(
@@ -459,16 +533,26 @@ class ChatApp:
                 choice.change(self._passages, choice, passages, api_visibility="undocumented", queue=False)
             chat = gr.ChatInterface(
                 self.respond,
+                # ui/page.js scrolls: each new question to the top, so an answer is read from its start.
                 chatbot=gr.Chatbot(
-                    elem_id="rag-chat", height=560, label="Chat", buttons=["copy"], layout="panel", autoscroll=True
+                    elem_id="rag-chat",
+                    height=560,
+                    label="Conversation",
+                    show_label=False,
+                    buttons=["copy"],
+                    layout="panel",
+                    autoscroll=False,
                 ),
                 textbox=gr.Textbox(
                     placeholder="Ask a question in English or German",
+                    label="Your question",
                     elem_id="rag-question",
                     submit_btn="Send",
+                    stop_btn="Stop",  # shown while an answer is written (an LLM's can take seconds)
                     autofocus=True,
                     lines=1,
                     max_lines=6,
+                    max_length=MAX_QUESTION_CHARS,
                 ),
                 additional_inputs=[choice, passages, scope],
                 examples=[[q] for q in self.examples],
@@ -482,7 +566,7 @@ class ChatApp:
             # Its "New chat" icon is a file of the installation: /config would show where gradio is installed.
             chat.new_chat_button.icon = None
 
-            with gr.Accordion("Documents", open=False, elem_id="rag-documents"):
+            with gr.Accordion("Documents: add, remove or restore articles", open=False, elem_id="rag-documents"):
                 status = gr.Markdown(elem_id="rag-status")
                 table = gr.Dataframe(
                     value=self.documents,
@@ -554,19 +638,36 @@ class ChatApp:
                 return _status(lambda: self.rescan(progress), self.documents)
 
             refresh = {"fn": self._choices, "outputs": [chosen, trashed, scope], "api_visibility": "undocumented"}
-            files.upload(on_upload, [files, overwrite], [table, status, files], api_name="upload", **writes).then(
-                **refresh
-            )
+            uploaded = files.upload(on_upload, [files, overwrite], [table, status, files], api_name="upload", **writes)
+            uploaded.then(**refresh)
+            # "Replace" is for the upload it was ticked for: the next one asks again.
+            uploaded.then(lambda: False, None, overwrite, queue=False, api_visibility="undocumented")
             remove.click(ask_confirmation, chosen, [confirm_row, confirm_text, status], api_visibility="undocumented")
             cancel.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="undocumented")
             confirm.click(on_remove, chosen, [table, status, confirm_row], api_name="remove", **writes).then(**refresh)
             restore.click(on_restore, trashed, [table, status], api_name="restore", **writes).then(**refresh)
             rescan.click(on_rescan, None, [table, status], api_name="rescan", **writes).then(**refresh)
+            panel_request.change(
+                self._panel_article, panel_request, panel_article, queue=False, api_visibility="undocumented"
+            )
+            def on_tick():
+                if self.indexing is not None:
+                    return self.indexing_markdown(), *[gr.skip()] * 5
+                return "", gr.Timer(active=False), self.documents(), *self._choices()  # done: filled once
+
+            ticks.tick(
+                on_tick,
+                None,
+                [indexing, ticks, table, chosen, trashed, scope],
+                queue=False,
+                api_visibility="undocumented",
+            )
             gr.api(self._api_ask, api_name="ask", concurrency_id=ANSWERS, concurrency_limit=QUEUE_WORKERS)
             app.load(**refresh)
             app.load(self.feeds_markdown, None, feeds, api_visibility="undocumented")
             app.load(self._article_view, None, [article_view, article], api_visibility="undocumented")
-            # A reload shows the conversation of before (the newest saved one) instead of an empty chat.
+            # A reload shows a saved conversation instead of an empty chat: the newest here, and then
+            # ui/page.js opens the one that was in use (it keeps its place in the list in the browser).
             app.load(
                 _latest_conversation,
                 chat.saved_conversations,
@@ -596,10 +697,16 @@ class ChatApp:
         html = self.article(params.get("article"), params.get("at"))
         return gr.Column(visible=bool(html)), html
 
+    def _panel_article(self, request: str | None) -> str:
+        """The side panel's article for ``"file|start-end|nonce"`` (what ui/page.js sends)."""
+        source, _, rest = (request or "").partition("|")
+        return self.article(source, rest.partition("|")[0]) if source else ""
+
     def _choices(self):
         names = self.folder.files()
         removed = list(dict.fromkeys(t.name for t in self.folder.trashed()))
-        indexed = [row[0] for row in self.documents()]
+        # The documents to search are offered by title (and date); the file name is the value.
+        indexed = [(_document_label(title, date, source), source) for source, title, date, _n in self.documents()]
         return (
             gr.Dropdown(choices=names, value=[]),
             gr.Dropdown(choices=removed, value=None),
@@ -651,7 +758,9 @@ class ChatApp:
             server_port=port,
             auth=auth,
             prevent_thread_lock=not block,
-            css=SOURCES_CSS,
+            # In <head> as written: Gradio's css= is rescoped under its container, and these rules also
+            # style <body> (the article panel's state, the phone's pinned box) and the theme's colours.
+            head=f"<style>{SOURCES_CSS}</style>",
             js=PAGE_JS,
             show_error=False,  # gr.Error messages (made by public_error) reach the client; other exceptions do not
             quiet=not block,
@@ -732,6 +841,16 @@ def _latest_conversation(saved):
     return None, [], []
 
 
+def _document_label(title: str, date: str, source: str) -> str:
+    """How the search filter names a document: its title and date, the file name only without a title.
+
+    >>> _document_label("Xi traf Schoigu", "2025-02-28", "003_5d40.txt"), _document_label(" ", "", "a.txt")
+    ('Xi traf Schoigu (2025-02-28)', 'a.txt')
+    """
+    title = " ".join((title or "").split()) or source
+    return f"{title} ({date})" if date else title
+
+
 def _status(run: Callable[[], tuple[list[list], str]], documents: Callable[[], list[list]]) -> tuple[Any, str]:
     """Run a documents-panel handler; a refusal goes into the status area (it stays), not into a toast."""
     try:
@@ -786,11 +905,43 @@ def _stages(progress: PageProgress | None):
 
 
 def _report_line(report: IndexReport) -> str:
-    """The status Markdown after a change: the summary, then each skipped file (names escaped)."""
-    lines = [markdown_text(report.summary())]
+    """The status Markdown after a change, in plain words: what changed, then each skipped file (names escaped).
+
+    The indexer's figures (chunks embedded, reused, seconds) are for the server log, not the reader.
+    """
+    log.info("index: %s", report.summary())
+    lines = [plain_summary(report)]
     lines += [f"skipped {markdown_text(s.source)}: {markdown_text(s.reason)}" for s in report.skipped]
     lines += [f"note {markdown_text(s.source)}: {markdown_text(s.reason)}" for s in report.notes]
     return "  \n".join(lines)
+
+
+def plain_summary(report: IndexReport) -> str:
+    """What an indexing run changed, for a reader: ``Added 2 articles, 5 passages.``
+
+    >>> plain_summary(IndexReport(added=("a.txt", "b.txt"), chunks_embedded=5, chunks_total=70))
+    'Added 2 articles, 5 passages. The index holds 70 passages.'
+    >>> plain_summary(IndexReport(updated=("a.txt",), removed=("b.txt",), chunks_embedded=1, chunks_total=3))
+    'Updated 1 article, 1 new passage. Removed 1 article. The index holds 3 passages.'
+    >>> plain_summary(IndexReport(unchanged=("a.txt",), chunks_total=3))
+    'Nothing changed. The index holds 3 passages.'
+    """
+    def count(n: int, word: str) -> str:
+        return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+    parts = []
+    new = report.chunks_embedded + report.chunks_reused
+    if report.added:
+        parts.append(f"Added {count(len(report.added), 'article')}, {count(new, 'passage')}.")
+    if report.updated:
+        extra = "" if report.added else f", {count(new, 'new passage')}"
+        parts.append(f"Updated {count(len(report.updated), 'article')}{extra}.")
+    if report.removed:
+        parts.append(f"Removed {count(len(report.removed), 'article')}.")
+    if not parts:
+        parts.append("Nothing changed.")
+    parts.append(f"The index holds {count(report.chunks_total, 'passage')}.")
+    return " ".join(parts)
 
 
 def markdown_text(text: str) -> str:

@@ -476,6 +476,36 @@ def _progress_bar():
     return progress
 
 
+_STAGE_WORDS = {"read": "reading files", "embed": "embedding passages", "write": "writing the index"}
+
+
+def _progress_lines(out=None):
+    """``progress(stage, done, total)`` as log lines: ``rag: embedding passages 40/67``.
+
+    For a server's log (``rag chat`` with stderr not a terminal): one line per stage at its start,
+    about every 10 %, and at its end, so a first start that indexes for minutes is not silent.
+
+    >>> import io; out = io.StringIO(); p = _progress_lines(out)
+    >>> for n in range(0, 21): p("embed", n, 20)
+    >>> lines = out.getvalue().splitlines()
+    >>> lines[:2], lines[-1], len(lines)
+    (['rag: embedding passages 0/20', 'rag: embedding passages 2/20'], 'rag: embedding passages 20/20', 11)
+    """
+    shown: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        last = shown.get(stage)
+        if last is not None and done < total and done - last < step:
+            return
+        if last == done:
+            return
+        shown[stage] = done
+        print(f"rag: {_STAGE_WORDS.get(stage, stage)} {done}/{total}", file=out or sys.stderr, flush=True)
+
+    return progress
+
+
 def _demo_corpus() -> Path:
     """The demo articles' folder (``seeds/`` in a checkout; installed, a copy made on first use)."""
     return defaults().ensure_corpus()
@@ -808,7 +838,6 @@ def exposure_warning(host: str, auth) -> str | None:
 
 
 def cmd_chat(args) -> int:
-    from embeddings import index_paths
     from rag.llm import describe
     from ui.chat import ChatApp  # imports gradio: only when the chat is asked for
     from ui.passwords import parse_login
@@ -838,11 +867,9 @@ def cmd_chat(args) -> int:
             f"for each name or address others use to reach port {args.port}",
             file=sys.stderr,
         )
+    print("rag chat: loading the model", file=sys.stderr, flush=True)
     embedder = _embedder(args)  # one model for answering and for indexing uploads
     max_file_bytes = int(args.max_upload_mb * 2**20)  # the same limit for the folder's files and uploads
-    # First run: index the corpus; later: pick up what changed in the folder meanwhile.
-    report = index_paths([args.corpus], _store(args), embedder, progress=_progress_bar(), max_file_bytes=max_file_bytes)
-    print(f"rag chat: {report.summary()}", file=sys.stderr)
     llm = _chat_model(args)
     label = describe(llm) if llm is not None else "LLM"
     app = ChatApp(
@@ -858,6 +885,23 @@ def cmd_chat(args) -> int:
         llm_label=label,
         store=_store(args),
     )
+    # The page is served at once and shows how far the indexing got (a first start indexes for
+    # minutes); the log gets the same progress as lines. Questions are answered once it is done.
+    app.indexing = "starting"
+    blocks = app.launch(
+        args.host, args.port, auth, allowed=args.allowed_host, trusted_proxies=args.trusted_proxy, block=False
+    )
+    url = f"http://{args.host}:{args.port}"
+    print(f"rag chat: serving {url}; indexing {args.corpus} first", file=sys.stderr, flush=True)
+    # First run: index the corpus; later: pick up what changed in the folder meanwhile.
+    progress = _progress_bar() if sys.stderr.isatty() else _progress_lines()
+    try:
+        report = app.first_indexing(progress)
+    except Exception as exc:
+        print(f"rag chat: error: {exc}", file=sys.stderr)
+        blocks.close()
+        return 1
+    print(f"rag chat: {report.summary()}", file=sys.stderr, flush=True)
     if args.watch:
         from embeddings.watch import start_watch
 
@@ -866,9 +910,9 @@ def cmd_chat(args) -> int:
 
         start_watch(args.corpus, on_batch, on_error=lambda exc: print(f"rag chat: error: {exc}", file=sys.stderr))
         print(f"rag chat: watching {args.corpus} for changes", file=sys.stderr)
-    app.engine.warm_up()  # the model and the dictionary load before serving, not on the first question
-    print(f"rag chat: serving http://{args.host}:{args.port}", file=sys.stderr)
-    app.launch(args.host, args.port, auth, allowed=args.allowed_host, trusted_proxies=args.trusted_proxy)
+    app.engine.warm_up()  # the model and the dictionary load now, not on the first question
+    print(f"rag chat: ready at {url}", file=sys.stderr, flush=True)
+    blocks.block_thread()
     return 0
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from html import escape
 from urllib.parse import quote, urlsplit
 
 from embeddings import Document
 from rag import Answer, Citation
 from rag.claims import removed_summary
+from rag.text import detect_language
 
 
 def passage_html(passage: str, highlight: tuple[int, int] | None) -> str:
@@ -104,35 +106,102 @@ def cited_numbers(text: str) -> list[int]:
     return list(dict.fromkeys(int(n) for n in _MARKER.findall(text)))
 
 
-def _linked(text: str, citations: Sequence[Citation]) -> str:
-    """Escaped answer text whose ``[n]`` markers link to their articles."""
+def in_order(answer: Answer) -> Answer:
+    """``answer`` with its citations numbered in the order the text first uses them, the others after.
+
+    >>> a = Answer("X [3] und Y [1].", False, [Citation(n, f"{n}.txt", "T", "p", 0, 1, 0.5) for n in (1, 2, 3)])
+    >>> b = in_order(a)
+    >>> b.text, [(c.n, c.source) for c in b.citations]
+    ('X [1] und Y [2].', [(1, '3.txt'), (2, '1.txt'), (3, '2.txt')])
+    """
+    by_n = {c.n: c for c in answer.citations}
+    used = [n for n in cited_numbers(answer.text) if n in by_n]
+    order = used + [c.n for c in answer.citations if c.n not in used]
+    number = {old: new for new, old in enumerate(order, 1)}
+    if all(old == new for old, new in number.items()):
+        return answer
+    renumber = lambda m: f"[{number[int(m.group(1))]}]" if int(m.group(1)) in number else m.group()  # noqa: E731
+    text = _MARKER.sub(renumber, answer.text)
+    citations = [replace(by_n[old], n=number[old]) for old in order]
+    return replace(answer, text=text, citations=citations)
+
+
+def lead_and_rest(answer: Answer) -> tuple[str, str]:
+    """The short fact the answer leads with (``""`` if none) and the rest of its text.
+
+    >>> lead_and_rest(Answer("Friday, 28 February — “Xi met Shoigu.” [1]", False, short="Friday, 28 February"))
+    ('Friday, 28 February', '“Xi met Shoigu.” [1]')
+    """
+    head = f"{answer.short} —"
+    if answer.short and not answer.abstained and answer.text.startswith(head):
+        return answer.short, answer.text[len(head) :].strip()
+    return "", answer.text
+
+
+# Where a quote of an article begins (the answer's own quotation marks, either language's).
+_QUOTE_OPEN = re.compile(r"[„“«‚‘\"]")
+
+
+def quoted_markdown(text: str, citations: Sequence[Citation], language: str = "en") -> str:
+    """Escaped answer text whose ``[n]`` link to their articles and whose quotes are marked with their language.
+
+    A screen reader reads a German quote in German and an English frame in English:
+
+    >>> c = Citation(1, "a.txt", "T", "Kirby sagte, Putin sei unter Druck.", 0, 1, 0.5)
+    >>> print(quoted_markdown("According to the articles: „Putin sei unter Druck.“ [1]", [c]))
+    According to the articles: <span lang="de">„Putin sei unter Druck.“</span> [\\[1\\]](?article=a.txt&at=0-1)
+    """
     links = {c.n: article_link(c) for c in citations}
-    return _MARKER.sub(
-        lambda m: f"[\\[{m.group(1)}\\]]({links[int(m.group(1))]})" if int(m.group(1)) in links else m.group(),
-        answer_markdown(text),
-    )
+    # A quote is in its article's language: told from the cited passage (a quote of names alone tells nothing).
+    languages = {c.n: detect_language(c.passage) for c in citations}
+    out, last = [], 0
+    for m in [*_MARKER.finditer(text), None]:
+        segment = text[last : m.start() if m else len(text)]
+        n = int(m.group(1)) if m else None
+        out.append(_marked_segment(segment, language, languages.get(n)))
+        if m is None:
+            break
+        out.append(f"[\\[{n}\\]]({links[n]})" if n in links else m.group())
+        last = m.end()
+    return "".join(out)
 
 
-def _meta(c: Citation, outlet: str = "") -> str:
-    return " · ".join(markdown_literal(" ".join(x.split())) for x in (c.source, c.date or "", outlet) if x)
+def _marked_segment(segment: str, language: str, quoted_language: str | None) -> str:
+    """One stretch of answer text before a ``[n]``: the frame in the answer's language, the quote in its own."""
+    opening = _QUOTE_OPEN.search(segment)
+    frame, quote = (segment[: opening.start()], segment[opening.start() :]) if opening else (segment, "")
+    parts = [_lang_span(frame, language) if frame.strip() and language != "en" else answer_markdown(frame)]
+    if quote.strip():
+        body = quote.rstrip()
+        parts.append(_lang_span(body, quoted_language or detect_language(body)) + quote[len(body) :])
+    return "".join(parts)
+
+
+def _lang_span(text: str, language: str) -> str:
+    return f'<span lang="{language}">{answer_markdown(text)}</span>'
+
+
+def source_name(c: Citation, outlet: str = "") -> str:
+    """How a source is named to a reader: its title, then date and outlet (the file name only without a title).
+
+    >>> source_name(Citation(1, "003_5d40.txt", "Xi traf Schoigu", "p", 0, 1, 0.5, "2025-02-28"), "Xinhua")
+    'Xi traf Schoigu (2025-02-28, Xinhua)'
+    """
+    title = " ".join(c.title.split()) or c.source
+    meta = ", ".join(x for x in (c.date or "", " ".join(outlet.split())) if x)
+    return f"{title} ({meta})" if meta else title
 
 
 def _source_block(citations: Sequence[Citation], outlets: dict[str, str]) -> list[str]:
-    """Per article: its title once (a link to the article), file, date, outlet; then each passage under its [n]."""
+    """Each source in number order: ``[n]`` (a link to its article at the sentence), title (date, outlet), passage."""
     lines: list[str] = []
-    by_source: dict[str, list[Citation]] = {}
     for c in citations:
-        by_source.setdefault(c.source, []).append(c)
-    for group in by_source.values():
-        first = group[0]
-        title = markdown_literal(" ".join(first.title.split()))
-        lines.append(
-            f"**[{title}]({article_link(first)})** <small>{_meta(first, outlets.get(first.source, ''))}</small>"
-        )
+        name = markdown_literal(source_name(c, outlets.get(c.source, "")))
+        lines.append(f'<span class="rag-src">**[\\[{c.n}\\]]({article_link(c)})** {name}</span>')
         lines.append("")
-        for c in group:
-            lines.append(f"> **[\\[{c.n}\\]]({article_link(c)})** {passage_markdown(c.passage, c.highlight)}")
-            lines.append("")
+        passage = passage_markdown(c.passage, c.highlight)
+        lines.append(f'> <span lang="{detect_language(c.passage)}">{passage}</span>')
+        lines.append("")
     return lines
 
 
@@ -169,18 +238,24 @@ def markdown_literal(text: str) -> str:
 
 
 def message_markdown(answer: Answer, asked: str | None = None, outlets: dict[str, str] | None = None) -> str:
-    """An answer as one chat message: text with linked ``[n]``, then its sources, the cited ones first.
+    """An answer as one chat message: the short fact, the quote with linked ``[n]``, then its sources.
 
-    Sources the answer cites are listed under "Sources" (one title per article); the other
-    retrieved passages are folded under "Also retrieved". The message is self-contained, so
-    Undo, Retry, Clear and a reload keep each answer with its own sources, and copying it copies them.
+    The short fact (a date, a number, a name) comes first on its own line, large; the quote
+    follows, marked with its language. Sources the answer cites are listed under "Sources" in
+    the order the text cites them, each named by title (date, outlet); the other retrieved
+    passages are folded under "Also retrieved". The message is self-contained, so Undo, Retry,
+    Clear and a reload keep each answer with its own sources.
     """
+    answer = in_order(answer)
     german = answer.language == "de"
     outlets = outlets or {}
     parts = []
     if asked:
         parts.append(f"*{'Verstanden als' if german else 'Understood as'}: {answer_markdown(asked)}*\n")
-    parts.append(_linked(answer.text, answer.citations))
+    short, rest = lead_and_rest(answer)
+    if short:
+        parts.append(f'<span class="rag-short">{markdown_literal(short)}</span>\n')
+    parts.append(f'<span class="rag-answer">{quoted_markdown(rest, answer.citations, answer.language)}</span>')
     for note in answer.notes:
         parts.append(f"\n*{escape(note, quote=False)}*")
     if claims := claims_markdown(answer):  # "1 sentence removed: not supported by [1]"
@@ -237,17 +312,61 @@ HIGHLIGHT_BACKGROUND, HIGHLIGHT_TEXT = "#fde68a", "#1f2937"
 SOURCES_CSS = f"""
 .rag-sources ol {{ padding-left: 0; list-style: none; }}
 .rag-source {{ margin-bottom: 0.9em; }}
-.rag-meta {{ font-size: 0.85em; opacity: 0.75; }}
+.rag-meta {{ font-size: 0.85em; }}
 .rag-passage {{ margin: 0.3em 0 0 0; padding-left: 0.6em; border-left: 3px solid #ccc; white-space: pre-wrap; }}
-mark, #rag-chat mark, #rag-article mark {{ background: {HIGHLIGHT_BACKGROUND}; color: {HIGHLIGHT_TEXT}; }}
+mark, #rag-chat mark, #rag-article mark, #rag-panel mark, #rag-preview mark {{
+  background: {HIGHLIGHT_BACKGROUND}; color: {HIGHLIGHT_TEXT};
+}}
 #rag-chat blockquote {{ margin: 0.3em 0 0.6em 0; }}
 #rag-chat details summary {{ cursor: pointer; }}
+#rag-chat .rag-short {{ display: block; font-size: 1.45em; font-weight: 700; line-height: 1.3; }}
 .rag-article {{ max-width: 72ch; }}
 .rag-article-text {{ white-space: pre-wrap; line-height: 1.6; }}
 #rag-doc-table td, #rag-doc-table th {{ white-space: nowrap; }}
+/* The article beside the chat (ui/page.js opens it). */
+#rag-panel {{
+  position: fixed; top: 0; right: 0; bottom: 0; width: min(640px, 100vw); z-index: 900; overflow-y: auto;
+  padding: 1em 1.2em; background: var(--background-fill-primary); border-left: 1px solid var(--border-color-primary);
+  box-shadow: -4px 0 16px rgba(0, 0, 0, 0.2); visibility: hidden; transform: translateX(105%);
+}}
+body.rag-panel-open #rag-panel {{ visibility: visible; transform: none; }}
+#rag-panel-request {{ display: none !important; }}
+#rag-panel-close {{ position: sticky; top: 0; z-index: 1; align-self: flex-end; width: auto; }}
+#rag-preview {{
+  position: fixed; z-index: 1000; padding: 0.6em 0.8em; border-radius: 8px; font-size: 0.9em; max-height: 50vh;
+  overflow-y: auto; background: var(--background-fill-primary); color: var(--body-text-color);
+  border: 1px solid var(--border-color-primary); box-shadow: 0 4px 16px rgba(0, 0, 0, 0.25);
+}}
+#rag-preview[hidden] {{ display: none; }}
+#rag-preview .rag-preview-title {{ font-weight: 600; }}
+#rag-preview blockquote {{ margin: 0.4em 0; padding-left: 0.6em; border-left: 3px solid #ccc; }}
+#rag-preview .rag-preview-hint {{ font-size: 0.85em; }}
+.rag-counter {{ font-size: 0.8em; text-align: right; padding: 0 0.5em 0.2em 0; }}
+.rag-counter-near {{ font-weight: 700; }}
+/* Contrast of at least 4.5:1 for text (WCAG 2.2 AA): the placeholder, and white on the primary buttons. */
+#rag-question textarea::placeholder {{ color: #5f6368; opacity: 1; }}
+.dark #rag-question textarea::placeholder {{ color: #b8bcc2; }}
+/* More specific than the theme's ":root" and ":root .dark". */
+:root body, :root body.dark, :root body .dark {{
+  --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+  --button-primary-text-color: #ffffff; --button-primary-text-color-hover: #ffffff;
+  --button-cancel-background-fill: #b91c1c; --button-cancel-background-fill-hover: #991b1b;
+  --button-cancel-text-color: #ffffff; --button-cancel-text-color-hover: #ffffff;
+}}
+footer .show-api, footer .built-with, footer .settings, footer a, footer button {{ color: #5f6368 !important; }}
+.dark footer .show-api, .dark footer .built-with, .dark footer .settings, .dark footer a, .dark footer button {{
+  color: #b8bcc2 !important;
+}}
 @media (max-width: 640px) {{
-  #rag-chat {{ height: auto !important; min-height: 60vh; }}
+  #rag-chat {{ height: auto !important; min-height: 40vh; }}
   #rag-chat .message p {{ margin: 0.35em 0; }}
+  /* On a phone the conversation comes first and the box stays at the bottom of the screen. */
+  .rag-history {{ order: 2; }}
+  #rag-question {{
+    position: fixed !important; left: 0; right: 0; bottom: 0; z-index: 800; margin: 0 !important;
+    border-top: 1px solid var(--border-color-primary);
+  }}
+  body {{ padding-bottom: 110px; }}
 }}
 
 """

@@ -78,10 +78,13 @@ def start_server(
     host: str | None = "127.0.0.1",
     extra_args: Sequence[str] = (),
     timeout: float = 300,
+    ready: bool = True,
 ) -> Server:
     """Start ``rag chat`` on a free port (or ``port``) and wait until it answers HTTP on 127.0.0.1.
 
-    The first run indexes ``corpus`` into ``index_dir`` (seconds for ``seeds/``). The server
+    The page is served at once; with ``ready`` (the default) this also waits until the server has
+    indexed ``corpus`` and loaded its model ("rag chat: ready at" in its log), as a client that asks
+    at once needs. The first run indexes ``corpus`` into ``index_dir`` (seconds for ``seeds/``). The server
     is configured by flags only: ``RAG_*`` variables of this process are not passed on, and
     ``host=None`` leaves ``--host`` out, so the command's own default applies.
 
@@ -113,7 +116,7 @@ def start_server(
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"rag chat exited with status {process.returncode}:\n{server.log_tail()}")
-            if answers_http(server.url):
+            if answers_http(server.url) and (not ready or "rag chat: ready at" in server.log_tail(100_000)):
                 return server
             if time.monotonic() > deadline:
                 tail = server.log_tail()
