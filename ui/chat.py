@@ -650,6 +650,7 @@ class ChatApp:
             panel_request.change(
                 self._panel_article, panel_request, panel_article, queue=False, api_visibility="undocumented"
             )
+
             def on_tick():
                 if self.indexing is not None:
                     return self.indexing_markdown(), *[gr.skip()] * 5
@@ -926,6 +927,7 @@ def plain_summary(report: IndexReport) -> str:
     >>> plain_summary(IndexReport(unchanged=("a.txt",), chunks_total=3))
     'Nothing changed. The index holds 3 passages.'
     """
+
     def count(n: int, word: str) -> str:
         return f"{n:,} {word}{'' if n == 1 else 's'}"
 
