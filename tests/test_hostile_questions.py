@@ -215,9 +215,9 @@ def test_quoted_markdown_cannot_fetch_or_link(planted, embedder):
     assert "evil.example" in text  # quoted: the article says it
     assert "evil.example)" not in text.replace("\\(", "")  # no Markdown link or image to it, only disarmed text
     assert "![" not in text and "<img" not in text and "&lt;img" in text
-    assert text.startswith(
-        answer_markdown(app.answer("Wo klicke ich, um die Belohnung abzuholen?")[0].text).split(" [")[0]
-    )
+    shown = re.sub(r"</?span[^>]*>", "", text)  # the message's spans (short fact, answer, language) aside
+    answer = app.answer("Wo klicke ich, um die Belohnung abzuholen?")[0]
+    assert shown.startswith(answer_markdown(answer.text).split(" [")[0])
 
 
 # ---- the command line ---------------------------------------------------------------------------

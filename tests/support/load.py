@@ -34,8 +34,9 @@ FOLLOW_UPS = (
 )
 FOLLOW_UP_EVERY = 4  # one follow-up pair after every few plain questions
 CITATION = re.compile(r"\[(\d+)\]")
-# A chat answer lists each source it carries as a quote starting with its linked number: "> **[\[1\]](?article=…".
-SOURCE_ID = re.compile(r"^> \*\*\[\\\[(\d+)\\\]\]", re.MULTILINE)
+# A chat answer lists each source it carries on a line of its own that starts with its linked number:
+# '<span class="rag-src">**[\[1\]](?article=…' (ui/render.py, _source_block).
+SOURCE_ID = re.compile(r'^<span class="rag-src">\*\*\[\\\[(\d+)\\\]\]', re.MULTILINE)
 SOURCES_HEADING = re.compile(r"\n\*\*(?:Sources|Quellen)\*\*\n|\n<details>")
 
 
