@@ -544,9 +544,16 @@ def test_keyboard_focus_names_and_labels(fresh):
 def _serious_violations(page) -> list[str]:
     from axe_playwright_python.sync_playwright import Axe
 
+    # The page's fade-ins (Gradio's, the highlight's) first end: axe measured a half-faded highlight once.
+    page.wait_for_function(
+        "document.getAnimations().filter(a => a.effect && a.effect.getComputedTiming().iterations !== Infinity)"
+        ".every(a => a.playState !== 'running')",
+        timeout=10_000,
+    )
     response = Axe().run(page).response
     return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}"
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]} "
+        f"{[(c.get('data') or {}) for n in v['nodes'][:2] for c in n.get('any', [])][:2]}"
         for v in response["violations"]
         if v["impact"] in ("serious", "critical")
     ]
