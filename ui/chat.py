@@ -214,15 +214,7 @@ class ChatApp:
 
         self.indexing = "starting"
         try:
-            if not self.corpus_dir.is_dir():
-                raise CorpusError(f"{self.corpus_dir}: no such folder; give the articles' folder with --corpus")
-            return index_paths(
-                [self.corpus_dir],
-                self.store if self.store is not None else self.index_dir,
-                self.embedder,
-                progress=progress,
-                max_file_bytes=self.max_file_bytes,
-            )
+            return self._index(progress)
         finally:
             self.indexing = None
 
@@ -243,13 +235,17 @@ class ChatApp:
 
     def sync(self, progress: PageProgress | None = None) -> IndexReport:
         """Bring the index in line with the corpus folder (incremental)."""
+        return self._index(_stages(progress))
+
+    def _index(self, progress: Callable[[str, int, int], None] | None) -> IndexReport:
+        """Index the corpus folder into the index (incremental), reporting ``(stage, done, total)``."""
         if not self.corpus_dir.is_dir():
             raise CorpusError(f"{self.corpus_dir}: no such folder; give the articles' folder with --corpus")
         return index_paths(
             [self.corpus_dir],
             self.store if self.store is not None else self.index_dir,
             self.embedder,
-            progress=_stages(progress),
+            progress=progress,
             max_file_bytes=self.max_file_bytes,
         )
 
