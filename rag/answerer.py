@@ -38,6 +38,9 @@ class Answerer(Protocol):
     def stream(self, question: str, history: Sequence[Any] = ()) -> Iterator[str | Answer]:
         """Text pieces as they are written, then exactly one final :class:`Answer`.
 
+        A piece may be empty (a language model's token held back for its check): the caller can
+        stop between pieces.
+
         ``history``: earlier chat turns, oldest first (``{"role", "content"}`` dicts or strings,
         which are user turns).
 

@@ -27,7 +27,7 @@ For a chat UI::
     show_sources(prepared.passages)    # what the model is about to read
     for item in generate(prepared, llm):
         if isinstance(item, str):
-            show_more(item)        # checked text, token by token
+            show_more(item)        # checked text, token by token ("" while a sentence is checked)
         else:
             show_final(item)       # the Answer: its text replaces what was shown (fallback, notes)
 
@@ -479,8 +479,9 @@ def generate(prepared: Prepared, llm: Any) -> Iterator[str | Answer]:
     for token in stream_text(llm, build_messages(prepared.standalone, passages)):
         shown = checker.feed(token)
         passed = claims.feed(shown) if shown else ""
-        if passed:
-            yield passed
+        # "" while a sentence waits for its check: one piece per token, so a caller can stop between
+        # tokens (the chat's Stop) instead of waiting for the next checked sentence.
+        yield passed
     passed = claims.feed(checker.flush()) + claims.flush()
     if passed:
         yield passed
