@@ -20,12 +20,15 @@ each change is an incremental ``index_paths`` run; answering goes on meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import re
 import resource
-from collections.abc import Callable, Iterator, Sequence
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import asdict, replace
 from html import escape, unescape
 from pathlib import Path
@@ -45,9 +48,9 @@ from rag.questions import MAX_QUESTION_CHARS, clean
 from .guard import Guard, GuardConfig, allowed_hosts
 from .passwords import Login
 from .render import SOURCES_CSS, answer_markdown, article_html, message_markdown
-from .slots import ANSWERS, QUEUE_WORKERS, THREADS, Busy, Slots, client_key
+from .slots import ANSWERS, QUEUE_WORKERS, THREADS, WAIT_SECONDS, Busy, Slots, client_key
 
-__all__ = ["ChatApp", "answered_turns", "parse_auth", "safe_filename", "user_questions"]
+__all__ = ["ChatApp", "answered_turns", "chat_name", "named", "parse_auth", "safe_filename", "user_questions"]
 
 log = logging.getLogger("rag.chat")
 
@@ -58,6 +61,11 @@ EXAMPLES = (
     "Where did Putin meet Xi Jinping?",
 )
 DOC_HEADERS = ["file", "title", "date", "passages"]
+ARTICLE_TYPES = ", ".join(SUFFIXES)  # what the documents panel reads, named in its label
+MAX_CHAT_NAME = 60  # characters of a chat's name: the past-chats list is a narrow column
+# Gradio keeps only its own keys of a message's metadata; "id" without "title" is not drawn
+# (it only nests thoughts), so a chat's name rides in its first question's metadata id.
+CHAT_NAME = "rag-chat-name:"
 LIBRARY_ERRORS = (QuestionError, StoreError, DocumentError, CorpusError, LLMError, OSError)
 DEFAULT_HOST = "127.0.0.1"  # this machine only; another address must be asked for (rag chat --host)
 # Gradio keeps every client session's state (a copy of the page config, the chat history:
@@ -195,6 +203,8 @@ class ChatApp:
             trash_days=trash_days,
         )
         self.slots = Slots()
+        # Answers stopped on the page whose last piece is still being made, by client (see respond_stoppable).
+        self._stopping: dict[str, threading.Event] = {}
         # The first indexing of a start (rag chat serves the page meanwhile): None when there is none.
         self.indexing: str | None = None
 
@@ -288,7 +298,7 @@ class ChatApp:
             gr.Error: no file could be saved (the message names each and says why).
         """
         if not files:
-            raise gr.Error("choose one or more .txt, .md, .html or .pdf files first")
+            raise gr.Error(f"choose one or more files first ({ARTICLE_TYPES})")
         uploads, refused = [], []
         for upload in files:
             path = Path(upload)
@@ -418,6 +428,42 @@ class ChatApp:
             log.exception("answering failed")
             yield refusal_markdown(f"something went wrong ({type(exc).__name__}); please try again")
 
+    async def respond_stoppable(
+        self,
+        message: str,
+        history: Sequence[dict] = (),
+        answerer: str | None = None,
+        passages: int | None = None,
+        documents: Sequence[str] | None = None,
+        request: gr.Request | None = None,
+    ) -> AsyncIterator[str]:
+        """:meth:`respond` for the page, where **Stop** ends the answer at once.
+
+        Gradio stops a plain generator only when its thread hands over the next piece (an LLM's
+        first checked sentence can take many seconds), so each piece is made in a thread this
+        coroutine can leave. A stopped answer's thread ends at its next piece and keeps the
+        client's slot until then (the server is still busy with it): the client's next question
+        waits for that instead of being refused as a second question at once.
+        """
+        client = client_key(request)
+        stopping = self._stopping.get(client)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while stopping is not None and not stopping.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if stopping is not None and stopping.is_set():
+            self._stopping.pop(client, None)
+        pieces = _Pieces(self.respond(message, history, answerer, passages, documents, request))
+        shown = ""  # nothing yet: Gradio shows that it is waiting
+        try:
+            while (piece := await _in_thread(pieces.next)) is not _DONE:
+                if piece != shown:  # an empty piece (a token held for its check) changes nothing on the page
+                    shown = piece
+                    yield piece
+        finally:
+            if not pieces.stop():  # stopped while its thread makes a piece: it ends there
+                self._stopping = {c: e for c, e in self._stopping.items() if not e.is_set()}
+                self._stopping[client] = pieces.finished
+
     @contextlib.contextmanager
     def _slot(self, request: gr.Request | None, question: object = "") -> Iterator[None]:
         """Run the block as one answer slot of the client (see :mod:`ui.slots`); no slot is a one-line refusal."""
@@ -496,7 +542,7 @@ class ChatApp:
                 )
             gr.Markdown(
                 "## Ask the news articles\nAnswers quote and cite `[n]` the passages they come from. "
-                "Add your own articles under **Documents**, below the chat."
+                "Add your own articles under **Documents**, just below."
             )
             indexing = gr.Markdown(self.indexing_markdown, elem_id="rag-indexing")
             # Polls while the first indexing of a start runs, then stops (ui/cli.py serves the page first).
@@ -527,8 +573,54 @@ class ChatApp:
                 )
                 # Each answerer has its own good default (the LLM reads fewer passages).
                 choice.change(self._passages, choice, passages, api_visibility="undocumented", queue=False)
+            with gr.Accordion("Documents: add, remove or restore articles", open=False, elem_id="rag-documents"):
+                status = gr.Markdown(elem_id="rag-status")
+                table = gr.Dataframe(
+                    value=self.documents,
+                    headers=DOC_HEADERS,
+                    interactive=False,
+                    wrap=False,
+                    max_chars=70,
+                    elem_id="rag-doc-table",
+                )
+                with gr.Row():
+                    with gr.Column():
+                        # No file_types: Gradio would refuse a whole batch with one toast for one file of
+                        # another type; upload() refuses that file alone, in the status, and adds the others.
+                        files = gr.File(
+                            label=f"Add articles ({ARTICLE_TYPES})", file_count="multiple", elem_id="rag-upload"
+                        )
+                        overwrite = gr.Checkbox(
+                            label="Replace articles of the same name with the uploaded version", elem_id="rag-replace"
+                        )
+                    with gr.Column():
+                        # Filled per visitor by app.load below, not built into the page: Gradio puts the API
+                        # description (with a dropdown's choices) even into the login page it shows strangers.
+                        # Custom values allowed: the choices change with every upload, and the handlers check names.
+                        chosen = gr.Dropdown(
+                            choices=[],
+                            multiselect=True,
+                            label="Files in the corpus folder",
+                            allow_custom_value=True,
+                            elem_id="rag-remove-choice",
+                        )
+                        remove = gr.Button("Remove…", variant="stop", elem_id="rag-remove")
+                        with gr.Row(visible=False, elem_id="rag-confirm") as confirm_row:
+                            confirm_text = gr.Markdown()
+                            confirm = gr.Button("Yes, move to the trash", variant="stop", elem_id="rag-remove-yes")
+                            cancel = gr.Button("Cancel", elem_id="rag-remove-no")
+                        trashed = gr.Dropdown(
+                            choices=[],
+                            label="Removed files (trash)",
+                            allow_custom_value=True,
+                            elem_id="rag-trash-choice",
+                        )
+                        restore = gr.Button("Restore", elem_id="rag-restore")
+                        rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")
+                        feeds = gr.Markdown(elem_id="rag-feeds")
+
             chat = gr.ChatInterface(
-                self.respond,
+                self.respond_stoppable,
                 # ui/page.js scrolls: each new question to the top, so an answer is read from its start.
                 chatbot=gr.Chatbot(
                     elem_id="rag-chat",
@@ -561,50 +653,23 @@ class ChatApp:
             chat._generate_chat_title = _chat_title
             # Its "New chat" icon is a file of the installation: /config would show where gradio is installed.
             chat.new_chat_button.icon = None
-
-            with gr.Accordion("Documents: add, remove or restore articles", open=False, elem_id="rag-documents"):
-                status = gr.Markdown(elem_id="rag-status")
-                table = gr.Dataframe(
-                    value=self.documents,
-                    headers=DOC_HEADERS,
-                    interactive=False,
-                    wrap=False,
-                    max_chars=70,
-                    elem_id="rag-doc-table",
+            with chat.new_chat_button.parent:  # the past-chats column: the chat in use can be named
+                chat_name = gr.Textbox(
+                    label="Rename this chat",
+                    placeholder="New name",
+                    max_length=MAX_CHAT_NAME,
+                    submit_btn="Rename",
+                    elem_id="rag-chat-name",
                 )
-                with gr.Row():
-                    with gr.Column():
-                        files = gr.File(
-                            label="Add articles", file_count="multiple", file_types=list(SUFFIXES), elem_id="rag-upload"
-                        )
-                        overwrite = gr.Checkbox(
-                            label="Replace articles of the same name with the uploaded version", elem_id="rag-replace"
-                        )
-                    with gr.Column():
-                        # Filled per visitor by app.load below, not built into the page: Gradio puts the API
-                        # description (with a dropdown's choices) even into the login page it shows strangers.
-                        # Custom values allowed: the choices change with every upload, and the handlers check names.
-                        chosen = gr.Dropdown(
-                            choices=[],
-                            multiselect=True,
-                            label="Files in the corpus folder",
-                            allow_custom_value=True,
-                            elem_id="rag-remove-choice",
-                        )
-                        remove = gr.Button("Remove…", variant="stop", elem_id="rag-remove")
-                        with gr.Row(visible=False, elem_id="rag-confirm") as confirm_row:
-                            confirm_text = gr.Markdown()
-                            confirm = gr.Button("Yes, move to the trash", variant="stop", elem_id="rag-remove-yes")
-                            cancel = gr.Button("Cancel", elem_id="rag-remove-no")
-                        trashed = gr.Dropdown(
-                            choices=[],
-                            label="Removed files (trash)",
-                            allow_custom_value=True,
-                            elem_id="rag-trash-choice",
-                        )
-                        restore = gr.Button("Restore", elem_id="rag-restore")
-                        rescan = gr.Button("Re-scan corpus folder", elem_id="rag-rescan")
-                        feeds = gr.Markdown(elem_id="rag-feeds")
+            renamed = chat_name.submit(
+                _rename_chat,
+                [chat_name, chat.conversation_id, chat.chatbot, chat.saved_conversations],
+                [chat_name, chat.chatbot, chat.saved_conversations],
+                api_visibility="undocumented",
+                queue=False,
+            )
+            # The next question continues the chat from its state: it must carry the name too.
+            renamed.then(lambda x: x, chat.chatbot, chat.chatbot_state, api_visibility="undocumented", queue=False)
 
             # Writers share one queue slot (they would wait for the index lock anyway); the chat has its own.
             writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "minimal"}
@@ -769,6 +834,63 @@ class ChatApp:
         return app
 
 
+_DONE = object()
+
+
+async def _in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a worker thread; a cancelled caller leaves at once, the thread runs ``fn`` to its end."""
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+
+
+class _Pieces:
+    """A generator whose pieces are made in worker threads and which may be stopped while one is made.
+
+    >>> pieces = _Pieces(iter("ab"))
+    >>> pieces.next(), pieces.stop(), pieces.next()
+    ('a', True, <object ...>)
+    """
+
+    def __init__(self, pieces: Iterator[Any]) -> None:
+        self._pieces = pieces
+        self._lock = threading.Lock()
+        self._busy = False
+        self._stopped = False
+        self.finished = threading.Event()  # set when no thread makes a piece any more
+
+    def next(self) -> Any:
+        """The next piece, or ``_DONE`` (at the end, or once stopped). Runs in a worker thread."""
+        with self._lock:
+            if self._stopped:
+                return _DONE
+            self._busy = True
+        try:
+            return next(self._pieces, _DONE)
+        finally:
+            with self._lock:
+                self._busy = False
+                if self._stopped:
+                    self._close()
+
+    def stop(self) -> bool:
+        """Stop: ``True`` if closed now, ``False`` if a thread is making a piece (closed when it is done)."""
+        with self._lock:
+            self._stopped = True
+            if self._busy:
+                return False
+            self._close()
+            return True
+
+    def _close(self) -> None:
+        try:
+            close = getattr(self._pieces, "close", None)
+            if close is not None:
+                close()  # a generator's ``with`` blocks (the client's answer slot) end here
+        finally:
+            self.finished.set()
+
+
 def _text_argument(value: Any) -> Any:
     """A question from the API, refused in one line if it holds lone surrogates (UTF-8 cannot write them).
 
@@ -820,15 +942,57 @@ def _raise_file_limit() -> None:
 
 
 def _chat_title(conversation: list[dict]) -> str:
-    """The history list's name of a saved chat: its first question, shortened.
+    """The history list's name of a saved chat: the name it was given, else its first question, shortened.
 
     >>> _chat_title([{"role": "user", "content": [{"type": "text", "text": " "}]}, {"role": "user", "content": "Wer?"}])
     'Wer?'
     """
+    if name := chat_name(conversation):
+        return name
     for text in user_questions(conversation):
         text = " ".join(text.split())
         return text if len(text) <= 40 else text[:40] + "…"
     return "(no question yet)"
+
+
+def chat_name(conversation: Sequence[dict]) -> str:
+    """The name a reader gave this chat ("" if none): kept in its first question's metadata.
+
+    >>> chat_name([{"role": "user", "content": "Wer?", "metadata": {"id": CHAT_NAME + "Reise"}}])
+    'Reise'
+    """
+    for message in conversation or ():
+        key = str((message.get("metadata") or {}).get("id") or "")
+        return key[len(CHAT_NAME) :] if key.startswith(CHAT_NAME) else ""
+    return ""
+
+
+def named(conversation: Sequence[dict], name: str) -> list[dict]:
+    """``conversation`` named ``name`` (blank: its name removed, so its first question titles it again).
+
+    >>> named([{"role": "user", "content": "Wer?"}], " Die  Reise ")[0]["metadata"]
+    {'id': 'rag-chat-name:Die Reise'}
+    >>> named(named([{"role": "user", "content": "Wer?"}], "Reise"), "")[0]["metadata"]
+    {}
+    """
+    out = [dict(m) for m in conversation]
+    if not out:
+        return out
+    name = " ".join((name or "").split())[:MAX_CHAT_NAME]
+    metadata = {k: v for k, v in (out[0].get("metadata") or {}).items() if k != "id"}
+    out[0]["metadata"] = {**metadata, "id": CHAT_NAME + name} if name else metadata
+    return out
+
+
+def _rename_chat(name: str, index: int | None, conversation: list[dict], saved: list[list[dict]]):
+    """``(name box, chatbot, saved chats)`` after naming the chat in use; a chat not saved yet cannot be named."""
+    if index is None or not conversation or not saved or not 0 <= index < len(saved):
+        gr.Warning("Ask a question first: a chat is saved, and can be named, once it has one.")
+        return gr.skip(), gr.skip(), gr.skip()
+    conversation = named(conversation, name)
+    saved = list(saved)
+    saved[index] = conversation
+    return "", conversation, saved
 
 
 def _latest_conversation(saved):

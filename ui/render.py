@@ -344,8 +344,13 @@ body.rag-panel-open #rag-panel {{ visibility: visible; transform: none; }}
 .rag-counter {{ font-size: 0.8em; text-align: right; padding: 0 0.5em 0.2em 0; }}
 .rag-counter-near {{ font-weight: 700; }}
 /* Contrast of at least 4.5:1 for text (WCAG 2.2 AA): the placeholder, and white on the primary buttons. */
-#rag-question textarea::placeholder {{ color: #5f6368; opacity: 1; }}
-.dark #rag-question textarea::placeholder {{ color: #b8bcc2; }}
+#rag-question textarea::placeholder, #rag-chat-name textarea::placeholder {{ color: #5f6368; opacity: 1; }}
+.dark #rag-question textarea::placeholder, .dark #rag-chat-name textarea::placeholder {{ color: #b8bcc2; }}
+/* Focus visible (WCAG 2.2, 2.4.7): the theme sets "outline: none !important" on text boxes and draws
+   nothing else when one has the focus. The ring takes the text's colour: it stands out in both themes. */
+body .gradio-container textarea:focus-visible, body .gradio-container input:focus-visible {{
+  outline: 2px solid currentColor !important; outline-offset: -2px;
+}}
 /* More specific than the theme's ":root" and ":root .dark". */
 :root body, :root body.dark, :root body .dark {{
   --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
