@@ -97,7 +97,7 @@ def _ask(page, question: str, expect_text: str | None = None) -> None:
 
     before = _bot(page).count()
     box = _box(page)
-    expect(box).to_be_enabled()
+    expect(box).to_be_enabled(timeout=TIMEOUT_MS)  # expect() waits 5 s by default; a busy machine loads slower
     box.fill(question)
     box.press("Enter")
     expect(_bot(page)).to_have_count(before + 1, timeout=TIMEOUT_MS)  # a first answer on a busy machine
