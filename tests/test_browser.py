@@ -3,8 +3,11 @@
 In order, on one page (each test builds on the chat the one before left): an answer with its
 own sources, inputs that used to lock the page, two answers after Retry/Undo/Clear, a reload,
 the article view, phone layout, dark-mode contrast, the documents panel (mixed batch, replace,
-remove -> confirm -> restore), and article text that must stay text. Screenshots go to
-``test-artifacts/`` (the README's are copied from there).
+remove -> confirm -> restore), and article text that must stay text. The tests of issue 24 after
+them each open a page of their own (``fresh``, or a context of their own: phone, dark, a chat with
+an LLM for Stop); the two that take the shared page's documents or answers (the article panel,
+replacing an article) make them first when run alone (``-k``). Screenshots go to
+``test-artifacts/`` (the README's are taken by ``scripts/screenshots.py``).
 """
 
 from __future__ import annotations

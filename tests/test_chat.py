@@ -376,3 +376,35 @@ def test_answering_goes_on_while_indexing(app, tmp_path):
         release.set()
         writer.join(60)
     assert not errors and "xylofon.txt" in {r[0] for r in app.documents()}
+
+
+def test_a_stopped_answer_ends_at_its_next_piece_and_only_then_frees_its_slot():
+    """Issue 24, 11: Stop leaves the page at once; the thread making a piece runs to that piece's end."""
+    from ui.chat import _DONE, _Pieces
+    from ui.slots import Busy, Slots
+
+    slots, may_go, started = Slots(), threading.Event(), threading.Event()
+
+    def answer():
+        with slots.hold("reader"):
+            yield "Friday"
+            started.set()
+            may_go.wait(5)  # a language model reading the passages
+            yield "Friday, 28 February"
+            yield "never made"
+
+    pieces = _Pieces(answer())
+    assert pieces.next() == "Friday"
+    worker = threading.Thread(target=lambda: made.append(pieces.next()))
+    made: list = []
+    worker.start()
+    assert started.wait(5)
+    assert pieces.stop() is False  # a thread is making a piece: it is closed when that is done
+    with pytest.raises(Busy), slots.hold("reader"):  # the server is still busy with it: the slot is held
+        pass
+    may_go.set()
+    worker.join(5)
+    assert pieces.finished.wait(5) and made == ["Friday, 28 February"]
+    assert pieces.next() is _DONE  # nothing more is made once stopped
+    with slots.hold("reader"):  # closed: its slot is free again
+        pass
