@@ -443,15 +443,21 @@ class ChatApp:
         first checked sentence can take many seconds), so each piece is made in a thread this
         coroutine can leave. A stopped answer's thread ends at its next piece and keeps the
         client's slot until then (the server is still busy with it): the client's next question
-        waits for that instead of being refused as a second question at once.
+        waits for that instead of being refused as a second question at once. Such threads are
+        outside Gradio's count of workers, so new questions also wait while :data:`QUEUE_WORKERS`
+        of them run.
         """
         client = client_key(request)
-        stopping = self._stopping.get(client)
         deadline = time.monotonic() + WAIT_SECONDS
-        while stopping is not None and not stopping.is_set() and time.monotonic() < deadline:
+
+        def must_wait() -> bool:
+            # Its own stopped answer first; and stopped answers' threads, which Gradio no longer counts
+            # among its workers, stay as few as those workers (many sessions of one local program).
+            self._stopping = {c: e for c, e in self._stopping.items() if not e.is_set()}
+            return client in self._stopping or len(self._stopping) >= QUEUE_WORKERS
+
+        while must_wait() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        if stopping is not None and stopping.is_set():
-            self._stopping.pop(client, None)
         pieces = _Pieces(self.respond(message, history, answerer, passages, documents, request))
         shown = ""  # nothing yet: Gradio shows that it is waiting
         try:
@@ -461,7 +467,6 @@ class ChatApp:
                     yield piece
         finally:
             if not pieces.stop():  # stopped while its thread makes a piece: it ends there
-                self._stopping = {c: e for c, e in self._stopping.items() if not e.is_set()}
                 self._stopping[client] = pieces.finished
 
     @contextlib.contextmanager
