@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .types import Chunk, Document
+from embeddings.types import Chunk, Document
 
 ABBREVIATIONS = {
     # German

@@ -19,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .bylines import attribution
-from .chunking import ChunkingConfig, chunk_document
-from .cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
-from .entities import with_names
-from .manifest import IndexMismatchError, IndexNotFoundError, Manifest
-from .readers import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
-from .store import recorded_roots
-from .store_api import Store, StoreView, open_store
-from .types import Chunk, Document
+from embeddings.chunking import ChunkingConfig, chunk_document
+from embeddings.language.bylines import attribution
+from embeddings.language.entities import with_names
+from embeddings.readers.cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
+from embeddings.readers.files import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
+from embeddings.stores.api import Store, StoreView
+from embeddings.stores.embedded.store import recorded_roots
+from embeddings.stores.manifest import IndexMismatchError, IndexNotFoundError, Manifest
+from embeddings.stores.spec import open_store
+from embeddings.types import Chunk, Document
 
 #: ``progress(stage, done, total)``; stages are "read", "embed" and "write" (the new generation).
 Progress = Callable[[str, int, int], None]
@@ -178,7 +179,7 @@ def index_paths(
         paths: folders and files; ``None`` re-scans the folders the index was built from
             (with ``rebuild``, as recorded by any readable generation: a damaged index can be rebuilt).
         index_dir: the index folder (created if missing), a store spec (``milvus:…``) or a :class:`Store`.
-        embedder: an :class:`~embeddings.encoder.Embedder` (or anything with
+        embedder: an :class:`~embeddings.model.encoder.Embedder` (or anything with
             ``model_id``, ``backend``, ``dim`` and ``embed_documents``).
         chunking: how to cut documents; a change re-chunks every file.
         rebuild: start from an empty index (needed to switch models).

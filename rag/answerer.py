@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
-from .followup import message_text, resolve
-from .questions import QuestionError, clean
-from .types import Answer
+from rag.answering.followup import message_text, resolve
+from rag.answering.questions import QuestionError, clean
+from rag.types import Answer
 
 EXTRACTIVE_K = 5
 
@@ -104,7 +104,8 @@ class ExtractiveAnswerer:
 
 @dataclass(frozen=True)
 class LlmAnswerer:
-    """A LangChain chat model writes the answer from the passages; its citations are checked (:mod:`rag.llm`)."""
+    """A LangChain chat model writes the answer from the passages; its citations are checked
+    (:mod:`rag.llm.answers`)."""
 
     engine: Any
     llm: Any
@@ -114,7 +115,7 @@ class LlmAnswerer:
     sources: frozenset[str] | None = None  # search only these files (None: all)
 
     def stream(self, question: str, history: Sequence[Any] = ()) -> Iterator[str | Answer]:
-        from .llm import PASSAGES, generate, prepare
+        from rag.llm.answers import PASSAGES, generate, prepare
 
         turns = [t if isinstance(t, dict) else {"role": "user", "content": t} for t in history or ()]
         engine = ScopedEngine(self.engine, self.sources) if self.sources is not None else self.engine
@@ -123,14 +124,14 @@ class LlmAnswerer:
             yield replace(item, question=prepared.standalone) if isinstance(item, Answer) else item
 
     def answered_by(self, answer: Answer) -> str | None:
-        from .llm import answered_by
+        from rag.llm.answers import answered_by
 
         return answered_by(answer)
 
 
 @dataclass(frozen=True)
 class ScopedEngine:
-    """An engine that searches only some files: what :func:`rag.llm.prepare` and the answerers call on it."""
+    """An engine that searches only some files: what :func:`rag.llm.answers.prepare` and the answerers call on it."""
 
     engine: Any
     sources: frozenset[str]
@@ -153,7 +154,7 @@ def answerers(engine: Any, *, k: int | None = None, llm: Any = None, llm_k: int 
     extractive = ExtractiveAnswerer(engine, k or EXTRACTIVE_K)
     if llm is None:
         return {extractive.name: extractive}
-    from .llm import describe
+    from rag.llm.answers import describe
 
     model = LlmAnswerer(engine, llm, llm_k, label=f"LLM: {describe(llm)}")
     return {model.name: model, extractive.name: extractive}

@@ -5,7 +5,7 @@ the word and name lookups are built per immutable index part (and kept across
 versions, so an update costs its new part only). Before each question the engine
 asks the store for its version (one small read) and switches to a new view after
 an update, so readers never see a half-written index and never block writers.
-The engine reads the index only through the store interface (:mod:`embeddings.store_api`).
+The engine reads the index only through the store interface (:mod:`embeddings.stores.api`).
 """
 
 from __future__ import annotations
@@ -29,19 +29,19 @@ from embeddings import (
     StoreView,
     open_store,
 )
-from embeddings.manifest import REBUILD_HINT
-from embeddings.store_api import IndexPart, is_milvus, store_spec
-from embeddings.verify import manifest_model
-
-from .answer import Decision, Vocabularies, Vocabulary, compose
-from .config import ScoringConfig
-from .defaults import defaults
-from .ground import Gates, NameIndex, NameIndexes, Verdict
-from .questions import Question, analyse
-from .retrieve import expand_to_documents, retrieve
-from .scorer import FEATURES, PASSED, AnswerScorer, context_rows, feature_rows, shipped
-from .select import Scored, document_sentences, idf_lookup, rank
-from .types import Answer, Hit
+from embeddings.stores.api import IndexPart
+from embeddings.stores.embedded.verify import manifest_model
+from embeddings.stores.manifest import REBUILD_HINT
+from embeddings.stores.spec import is_milvus, store_spec
+from rag.answering.answer import Decision, Vocabularies, Vocabulary, compose
+from rag.answering.ground import Gates, NameIndex, NameIndexes, Verdict
+from rag.answering.questions import Question, analyse
+from rag.answering.scorer import FEATURES, PASSED, AnswerScorer, context_rows, feature_rows, shipped
+from rag.answering.select import Scored, document_sentences, idf_lookup, rank
+from rag.config import ScoringConfig
+from rag.defaults import defaults
+from rag.retrieve import expand_to_documents, retrieve
+from rag.types import Answer, Hit
 
 SENTENCE_CACHE_SIZE = 20_000
 # The defaults when this module was imported (the checkout's seeds/ and .rag-index/, or under the
@@ -78,8 +78,8 @@ class Candidates:
 
     question: Question
     hits: tuple[Hit, ...]
-    ranked: tuple[Scored, ...]  # the signals of each candidate (rag.select.rank)
-    rows: np.ndarray  # the scorer's features, one row per candidate (rag.scorer.FEATURES)
+    ranked: tuple[Scored, ...]  # the signals of each candidate (rag.answering.select.rank)
+    rows: np.ndarray  # the scorer's features, one row per candidate (rag.answering.scorer.FEATURES)
     snapshot: StoreView
     gates: Gates
 

@@ -39,7 +39,7 @@ class Citation:
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """One sentence of a generated answer, checked against the passages it cites (:mod:`rag.claims`).
+    """One sentence of a generated answer, checked against the passages it cites (:mod:`rag.llm.claims`).
 
     ``kept`` says whether it is shown; ``reason`` why not (or ``"supported"``); ``cited`` are
     its ``[n]``; ``similarity`` is its best cosine with a cited passage sentence, when measured;
@@ -69,5 +69,5 @@ class Answer:
     question: str = ""
     notes: tuple[str, ...] = ()  # what was changed on the way, e.g. citations removed from an LLM answer
     reason: str = ""  # when abstained: the gate that decided ("evidence", "anchor", "names-near", "kind:when", ...)
-    claims: tuple[ClaimCheck, ...] = ()  # an LLM answer's sentences, each kept or removed (rag.claims)
+    claims: tuple[ClaimCheck, ...] = ()  # an LLM answer's sentences, each kept or removed (rag.llm.claims)
     short: str = ""  # the few words that answer (date, number, name) when ``text`` leads with them: "<short> — …"

@@ -146,7 +146,7 @@ def test_a_fake_index_is_never_taken_for_a_real_one(tmp_path, fake_index, monkey
     """The fake's index names its model and backend: without the fake registered it cannot be read, and the
     real model cannot add to it."""
     from embeddings import Embedder, encoder
-    from embeddings.verify import manifest_model
+    from embeddings.stores.embedded.verify import manifest_model
 
     index_dir = tmp_path / "index"
     shutil.copytree(fake_index, index_dir)

@@ -24,14 +24,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
-from embeddings.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
-from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
-from embeddings.web import FetchError
+from embeddings.model.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
+from embeddings.sources.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
+from embeddings.sources.web import FetchError
 from rag import QuestionError
+from rag.answering.scorer import ScorerFileError
 from rag.defaults import defaults
 from rag.evaluate import EvalFileError
-from rag.llm import PASSAGES, PROVIDERS, LLMError
-from rag.scorer import ScorerFileError
+from rag.llm.answers import PASSAGES, PROVIDERS, LLMError
 
 
 class SettingError(ValueError):
@@ -125,7 +125,7 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
 def _corpus_folder(args):
     """The corpus folder with its trash in the index folder, and the function that re-indexes it."""
     from embeddings import index_paths
-    from embeddings.corpus_folder import CorpusFolder
+    from embeddings.sources.corpus_folder import CorpusFolder
 
     if args.corpus == defaults().corpus:
         _demo_corpus()  # installed: the demo articles are copied out of the package on first run
@@ -139,8 +139,8 @@ def _corpus_folder(args):
 
 def cmd_add(args) -> int:
     """Files are copied; web addresses (``http://``, ``https://``) are fetched and their article saved as ``.txt``."""
-    from embeddings.readers import read_bytes
-    from embeddings.web import FetchError, article_file, article_name, fetch_article
+    from embeddings.readers.files import read_bytes
+    from embeddings.sources.web import FetchError, article_file, article_name, fetch_article
 
     folder, index = _corpus_folder(args)
     uploads, refused = [], []
@@ -166,7 +166,7 @@ def cmd_follow(args) -> int:
     """Read the feeds once, or every ``--every`` until interrupted (or ``--rounds`` times)."""
     import time
 
-    from embeddings.feeds import STATE_FILE, FeedState, follow, parse_every
+    from embeddings.sources.feeds import STATE_FILE, FeedState, follow, parse_every
 
     feeds = list(args.feeds)
     if args.feed_list is not None:
@@ -286,7 +286,7 @@ def _chat_model(args):
     """The LangChain model for --llm, or None. The API key is read here and only passed on, never printed."""
     if not getattr(args, "llm", None):
         return None
-    from rag.llm import chat_model
+    from rag.llm.answers import chat_model
 
     api_key = os.environ.get("OPENAI_API_KEY") or None if args.llm == "openai" else None
     return chat_model(args.llm, model=args.llm_model, base_url=args.base_url, api_key=api_key)
@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth",
         default=env("RAG_AUTH") or None,
         help="require a login: user:password, a user name alone (a password is generated and printed), or a "
-        "file holding user:password or user:scrypt$... from `python -m ui.passwords USER` "
+        "file holding user:password or user:scrypt$... from `python -m ui.chat.passwords USER` "
         "(env RAG_AUTH; default: no login)",
     )
     p.add_argument(
@@ -517,11 +517,11 @@ def open_store_for(spec: str, token: str | None = None):
     Raises:
         StoreError: a spec that names no store (a bad collection name, the Milvus extra not installed).
     """
-    from embeddings.store_api import is_milvus, open_store
+    from embeddings.stores.spec import is_milvus, open_store
 
     try:
         if token and is_milvus(spec):
-            from embeddings.milvus_store import MilvusStore
+            from embeddings.stores.milvus.store import MilvusStore
 
             return MilvusStore(spec, token=token)
         return open_store(spec)
@@ -542,7 +542,7 @@ def _where(args) -> str:
 
 
 def _embedder(args):
-    from embeddings.encoder import load_embedder
+    from embeddings.model.encoder import load_embedder
 
     model, backend = args.model, args.backend
     manifest = None if getattr(args, "rebuild", False) else _store(args).manifest()
@@ -555,7 +555,7 @@ def _embedder(args):
 
 def cmd_index(args) -> int:
     from embeddings import index_paths
-    from embeddings.store import recorded_roots
+    from embeddings.stores.embedded.store import recorded_roots
 
     if args.explain_cleaning is not None:
         return cmd_explain_cleaning(args)
@@ -570,7 +570,7 @@ def cmd_index(args) -> int:
         paths = None if known else [_demo_corpus()]
     embedder, batch_size = _embedder(args), 64
     if args.ray:
-        from embeddings.ray_embed import RayEmbedder
+        from embeddings.model.ray_embed import RayEmbedder
 
         # one Ray job for all the run's new texts: the actor pool spreads them, the indexer's batches would not
         embedder = RayEmbedder(embedder, address=args.ray_address, concurrency=args.ray_actors)
@@ -597,7 +597,7 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
     import threading
 
     from embeddings import index_paths
-    from embeddings.watch import watch_folder
+    from embeddings.sources.watch import watch_folder
 
     folders = [Path(p) for p in paths if Path(p).is_dir()]
     if not folders:
@@ -615,7 +615,7 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
     if len(folders) == 1:
         watch_folder(folders[0], on_batch, on_error=on_error)
         return
-    from embeddings.watch import start_watch
+    from embeddings.sources.watch import start_watch
 
     stops = [start_watch(folder, on_batch, on_error=on_error) for folder in folders]
     try:
@@ -627,8 +627,8 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
 
 def cmd_explain_cleaning(args) -> int:
     """``rag index --explain-cleaning FILE``: the lines of FILE that indexing drops, with the files that share them."""
-    from embeddings.cleaning import CLEANED_SUFFIXES, LINES_FILE, LineTable, explain_cleaning
-    from embeddings.readers import read_document
+    from embeddings.readers.cleaning import CLEANED_SUFFIXES, LINES_FILE, LineTable, explain_cleaning
+    from embeddings.readers.files import read_document
 
     path = args.explain_cleaning
     if path.suffix.lower() not in CLEANED_SUFFIXES:
@@ -656,7 +656,7 @@ def cmd_explain_cleaning(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from embeddings.verify import check_index
+    from embeddings.stores.embedded.verify import check_index
 
     if args.store and not Path(args.store).is_dir():  # a Milvus store checks itself
         problems = _store(args).verify(deep=True)
@@ -706,7 +706,7 @@ def _engine(args):
     config = scoring_config(getattr(args, "set", []))
     scorer = None
     if getattr(args, "scorer", None):
-        from rag.scorer import AnswerScorer
+        from rag.answering.scorer import AnswerScorer
 
         scorer = AnswerScorer.load(args.scorer)
     return Engine(_where(args), store=store, cache_dir=args.cache_dir, config=config, scorer=scorer)
@@ -714,7 +714,7 @@ def _engine(args):
 
 def cmd_migrate(args) -> int:
     """Copy documents, chunks, vectors and manifest from the store of the flags into ``--to``."""
-    from embeddings.migrate import migrate
+    from embeddings.stores.migrate import migrate
 
     target = args.to
     if target == _where(args):
@@ -760,7 +760,7 @@ def _answerer(args, engine=None):
 
 def cmd_ask(args) -> int:
     """Print the answer's words as they come, then what changed, then the sources (and with --explain, why)."""
-    from rag.claims import explain_claims, removed_summary
+    from rag.llm.claims import explain_claims, removed_summary
 
     answerer = _answerer(args)
     shown = ""
@@ -838,9 +838,9 @@ def exposure_warning(host: str, auth) -> str | None:
 
 
 def cmd_chat(args) -> int:
-    from rag.llm import describe
-    from ui.chat import ChatApp  # imports gradio: only when the chat is asked for
-    from ui.passwords import parse_login
+    from rag.llm.answers import describe
+    from ui.chat.app import ChatApp  # imports gradio: only when the chat is asked for
+    from ui.chat.passwords import parse_login
 
     try:
         auth, generated = parse_login(args.auth)
@@ -903,7 +903,7 @@ def cmd_chat(args) -> int:
         return 1
     print(f"rag chat: {report.summary()}", file=sys.stderr, flush=True)
     if args.watch:
-        from embeddings.watch import start_watch
+        from embeddings.sources.watch import start_watch
 
         def on_batch(changes) -> None:
             print(f"rag chat: {len(changes)} changes in {args.corpus}: {app.sync().summary()}", file=sys.stderr)
