@@ -213,7 +213,9 @@ def index_paths(
         same_chunking = base is not None and base.manifest.chunking == chunk_cfg
         known = base.manifest.files if base else {}
 
-        added, updated, unchanged, skipped = [], [], [], list(corpus.skipped)
+        added: list[str] = []
+        updated: list[str] = []
+        unchanged, skipped = [], list(corpus.skipped)
         pending: list[tuple[Document, list[Chunk]]] = []
         read: list[Document] = []
         notes: list[Skipped] = []
@@ -379,7 +381,11 @@ def _embed_pending(pending, base: StoreView | None, embedder, progress, batch_si
         if progress:
             progress("embed", done, len(hashes))
     reuse_hashes = {c.text_hash for _d, chunks in pending for c in chunks if c.text_hash in stored}
-    reused_vecs = dict(zip(reuse_hashes, base.vectors([stored[h] for h in reuse_hashes]))) if reuse_hashes else {}
+    reused_vecs = (
+        dict(zip(reuse_hashes, base.vectors([stored[h] for h in reuse_hashes])))
+        if reuse_hashes and base is not None
+        else {}
+    )
     out, reused = {}, 0
     for doc, chunks in pending:
         rows = []

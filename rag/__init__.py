@@ -13,11 +13,14 @@ which indexes that folder first. Where the defaults live: :mod:`rag.defaults`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.answering.questions import QuestionError
 from rag.engine import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, Engine, Engines, engine_for
 from rag.types import Answer, Citation, Hit
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
 
 __all__ = [
     "DEFAULT_CORPUS",
@@ -90,7 +93,7 @@ def _engine(index_dir: Path | str | None, corpus: Path | str | None) -> Engine:
     return SHARED.get(index, cache_dir=places.cache_dir, embedder=embedder)
 
 
-def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Engine | None = None):
+def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Engine | None = None) -> BaseRetriever:
     """A LangChain ``BaseRetriever`` over the index.
 
     Each returned ``Document`` is a passage with ``source``, ``title``, ``start``, ``end``,

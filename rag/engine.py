@@ -15,6 +15,7 @@ import functools
 import itertools
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ class Candidates:
 
     def verdicts(self, i: int) -> tuple[Verdict, ...]:
         """The gates run on candidate ``i``, up to the first that fails (memoised: a gate may embed names)."""
-        memo = self.__dict__.setdefault("_verdicts", {})
+        memo: dict[int, tuple[Verdict, ...]] = self.__dict__.setdefault("_verdicts", {})
         if i not in memo:
             s = self.ranked[i]
             doc = self.snapshot.documents[s.sentence.source]
@@ -246,7 +247,7 @@ class Engine:
         parts = tuple(self.scorer.ranker.contributions(row_of[(s.sentence.source, s.sentence.start)]) for s in top)
         return Explanation(found.question, answer, top, decision, self.config, self.scorer.threshold, parts)
 
-    def _embed_terms(self, embedder: Embedder):
+    def _embed_terms(self, embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
         """Embeds short terms as queries (memoised with the sentences), to compare nouns across languages."""
 
         def embed(texts: list[str]) -> np.ndarray:
@@ -270,7 +271,7 @@ class Engine:
             return vectors
         return self._memoised(texts, embedder.embed_documents, embedder)
 
-    def _memoised(self, texts: list[str], embed, embedder: Embedder) -> np.ndarray:
+    def _memoised(self, texts: list[str], embed: Callable[[list[str]], np.ndarray], embedder: Embedder) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
         with self._cache_lock:
             memo = self._sentence_cache if self._embedder is embedder else None

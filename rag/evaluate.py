@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag.types import Answer
 
@@ -144,8 +145,8 @@ class Report:
         for kind, label in labels.items():
             if kind in self.answered_by:
                 count = self.answered_by[kind]
-                right = f" ({self.correct_by.get(kind, 0)} correct)" if kind != "not_asked" and count else ""
-                rows.append((label, f"{count}/{self.n}{right}"))
+                correct = f" ({self.correct_by.get(kind, 0)} correct)" if kind != "not_asked" and count else ""
+                rows.append((label, f"{count}/{self.n}{correct}"))
         for label, groups in (("language", self.by_language), ("kind", self.by_kind)):
             for name, (right, total) in sorted(groups.items()):
                 value = f"{right / total:.3f} ({right}/{total})"
@@ -160,7 +161,7 @@ class Report:
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "outcomes"}
         data["questions"] = [
             {

@@ -253,7 +253,7 @@ def make_scorer(
         judge, pair = fit_model(JUDGED, rows, one, l2, w), fit_model(JUDGED, rows, two, l2, w)
         held, rows_f, one_f, two_f, _ = parts[f]
         if len(rows_f):
-            judged_f = zip(judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f)
+            judged_f: Iterator[tuple] = zip(judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f)
         else:
             judged_f = iter(())
         for e in held:  # judged() made a row for each question with candidates, in order
@@ -472,12 +472,12 @@ def choose_keep_threshold(
     >>> choose_keep_threshold(p, ok, np.array([1, 1, 0, 0]), ["a"] * 4, 0.0)
     0.8
     """
-    slices = np.asarray(slices)
+    kinds = np.asarray(slices)
     wrong = labels == 0
-    totals = {s: int((wrong & (slices == s)).sum()) for s in set(slices.tolist())}
+    totals = {s: int((wrong & (kinds == s)).sum()) for s in set(kinds.tolist())}
     for t in sorted({float(x) for x in probabilities[passed]}):
         kept = passed & (probabilities >= t)
-        if all(((kept & wrong & (slices == s)).sum() <= max_wrong * n) for s, n in totals.items()):
+        if all(((kept & wrong & (kinds == s)).sum() <= max_wrong * n) for s, n in totals.items()):
             return t
     return float(np.nextafter(1.0, 2.0))  # nothing reaches it: keep nothing the model decides
 

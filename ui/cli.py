@@ -847,7 +847,7 @@ def cmd_chat(args) -> int:
     except ValueError as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return 1
-    if generated:
+    if generated and auth is not None:
         print(f"rag chat: log in as {auth.user} with the password {generated}", file=sys.stderr)
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-corpus-mb", args.max_corpus_mb)):
         if value <= 0:

@@ -159,7 +159,7 @@ def extract_names(text: str, *, max_chars: int = 200_000) -> tuple[str, ...]:
                 votes[word] += 1  # "– Lawrow besucht Teheran": a bare word opening a clause, then its verb
             if low_prev in PLACE_PREPOSITIONS and not determined:
                 # "in Peking", "nach Usbekistan"; plural and feminine nouns stand so too ("nach Angaben").
-                votes[word] += 0.5 if low.endswith(("en", "e")) else 1
+                votes[word] += 0.5 if low.endswith(("en", "e")) else 1  # type: ignore[assignment]  # a Counter holds floats as well
         order.setdefault(word, None)
     names = []
     for word in order:

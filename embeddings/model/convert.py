@@ -57,7 +57,7 @@ class PackedModel:
     tensors: dict[str, np.ndarray]
 
 
-def dequantize_q4_0(raw: bytes | np.ndarray, n_values: int) -> np.ndarray:
+def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, n_values: int) -> np.ndarray:
     """Decode ``n_values`` Q4_0 weights.
 
     >>> import numpy as np

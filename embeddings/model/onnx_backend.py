@@ -36,6 +36,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -339,7 +340,7 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         # The two halves of a start overlap: onnxruntime releases the GIL while it reads and
         # optimises the graph, tokenizers holds it while it builds its 250,000-piece vocabulary.
-        built: dict[str, object] = {}
+        built: dict[str, Any] = {}
 
         def build_session() -> None:
             try:

@@ -17,8 +17,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from embeddings.model.encoder import Embedder
 
 #: Started for ``address="local"``: enough for batches of vectors, little enough for a shared machine.
 LOCAL_OBJECT_STORE_BYTES = 512 * 1024**2
@@ -39,7 +43,7 @@ class EncoderActor:
         factory: builds the embedder (called once, in the actor's process).
     """
 
-    def __init__(self, factory: Callable[[], object]) -> None:
+    def __init__(self, factory: Callable[[], Embedder]) -> None:
         self.embedder = factory()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -116,6 +116,8 @@ def fetch(
         left = deadline - time.monotonic()
         if left <= 0:
             raise FetchError(url, f"no answer within {seconds:g} s (the limit for one page); try again later")
+        if not parts.hostname:
+            raise FetchError(url, f"{current!r} names no host; give a whole address (https://...)")
         kind = http.client.HTTPSConnection if parts.scheme.lower() == "https" else http.client.HTTPConnection
         conn = kind(parts.hostname, parts.port, timeout=left)
         # The watchdog: a socket timeout bounds each read, not a page that trickles in forever.

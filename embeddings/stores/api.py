@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from embeddings.stores.manifest import Manifest
 from embeddings.types import Chunk, Document
 
 
@@ -50,12 +51,17 @@ class IndexPart:
 class StoreView(Protocol):
     """A read-only, consistent view of one version of an index; safe to share between threads."""
 
-    #: model, dimension, chunking, roots and the files with their hashes
-    manifest: object
-    #: changes whenever the content changes (readers compare it to notice an update)
-    version: str
-    #: source -> :class:`Document`, read on demand
-    documents: Mapping[str, Document]
+    @property
+    def manifest(self) -> Manifest:
+        """Model, dimension, chunking, roots and the files with their hashes."""
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the content changes (readers compare it to notice an update)."""
+
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        """Source -> :class:`Document`, read on demand."""
 
     def __len__(self) -> int: ...
 
@@ -76,14 +82,15 @@ class StoreView(Protocol):
     def max_idf(self) -> float:
         """The IDF of a term that one chunk has (what an unknown term weighs)."""
 
-    def row(self, chunk_id: int) -> ChunkRow: ...
+    def rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """The stored rows of the given chunk ids (ids that are not stored are left out)."""
 
     def chunk(self, chunk_id: int) -> Chunk: ...
 
     def ids_of(self, source: str) -> list[int]:
         """Chunk ids of one document, in text order."""
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Stored vectors of the given chunk ids, one row each."""
 
     def ids_with_text(self, text_hashes: Iterable[str]) -> dict[str, int]:
@@ -101,20 +108,27 @@ class StoreWriter(Protocol):
     for the whole block, and nothing is visible to readers before :meth:`commit`.
     """
 
-    base: StoreView | None
-    changed: bool
+    @property
+    def base(self) -> StoreView | None:
+        """The version the changes are staged on (``None`` for a new index or a rebuild)."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was added or removed since the writer opened."""
 
     def remove(self, source: str) -> int:
         """Drop a document and its chunks; returns how many chunks went."""
 
-    def add(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, *, file_info: dict | None = None) -> None:
+    def add(
+        self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, *, file_info: dict[str, Any] | None = None
+    ) -> None:
         """Add a document (replacing any previous version), one vector per chunk.
 
         ``file_info`` (size, mtime_ns of the file) is kept in the manifest's entry for the
         source, so that the next run need not read a file whose size and time did not change.
         """
 
-    def commit(self, roots: tuple[str, ...]) -> object:
+    def commit(self, roots: tuple[str, ...]) -> Manifest:
         """Make the staged state the live version; returns its manifest."""
 
     def count(self) -> int:
@@ -125,8 +139,9 @@ class StoreWriter(Protocol):
 class Store(Protocol):
     """One index in one storage engine."""
 
-    #: how the store was named (a folder, ``milvus:PATH`` or ``milvus://HOST:PORT``)
-    spec: str
+    @property
+    def spec(self) -> str:
+        """How the store was named (a folder, ``milvus:PATH`` or ``milvus://HOST:PORT``)."""
 
     def version(self) -> str | None:
         """The live version, cheaply (no data loaded); ``None`` when there is no index yet."""
@@ -134,11 +149,11 @@ class Store(Protocol):
     def view(self) -> StoreView:
         """A consistent view of the live version (raises IndexNotFoundError when there is none)."""
 
-    def manifest(self):
+    def manifest(self) -> Manifest | None:
         """The live manifest without loading data, or ``None`` when there is no index."""
 
     def writer(
-        self, *, manifest, rebuild: bool = False, lock_timeout: float | None = None
+        self, *, manifest: Manifest, rebuild: bool = False, lock_timeout: float | None = None
     ) -> AbstractContextManager[StoreWriter]:
         """Lock the index and stage changes; ``manifest`` says model, dimension and chunking."""
 

@@ -20,7 +20,7 @@ from embeddings.stores.api import Store
 STORE_ENV = "RAG_STORE"
 
 
-def store_spec(spec: str | os.PathLike | None, default_dir: Path | None = None) -> str:
+def store_spec(spec: str | os.PathLike[str] | None, default_dir: Path | None = None) -> str:
     """The spec to open: the argument, else ``$RAG_STORE``, else ``default_dir``."""
     if spec is not None and str(spec):
         return os.fspath(spec)
@@ -36,7 +36,7 @@ def is_milvus(spec: str) -> bool:
     return spec.startswith("milvus:")
 
 
-def open_store(spec: str | os.PathLike) -> Store:
+def open_store(spec: str | os.PathLike[str]) -> Store:
     """The store named by ``spec``: ``milvus:PATH.db`` / ``milvus://HOST:PORT``, else an index folder."""
     text = os.fspath(spec)
     if is_milvus(text):

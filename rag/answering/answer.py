@@ -9,6 +9,7 @@ framing words and the date arithmetic.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -163,7 +164,7 @@ def without_markers(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [span for a, b in pieces if (span := trim_span(text, a, b))]
 
 
-def short_answer(question: Question, sentence: str, article_date, names: Sequence[str] = ()) -> str:
+def short_answer(question: Question, sentence: str, article_date: dt.date | None, names: Sequence[str] = ()) -> str:
     """A few words that answer directly, taken from the sentence: the resolved date (written in the
     question's language), the number, or for *who* / *where* the name that the question does not
     already hold (``names``: the article's names, found at index time).
@@ -269,9 +270,9 @@ def decide(
             after = _next_span(spans, s.sentence.start, s.sentence.end)
             if after is not None and _REFERS_BACK.match(doc.text[after[0] : after[1]]):
                 context = (s.sentence.start, s.sentence.end)
-                more = tuple(gates.check(question, s.dense, doc, spans, *after, context=context))
-                if all(v.passed for v in more):
-                    return Decision((s,), verdicts[:-1] + more[-1:], s, (after,), tuple(tried))
+                continued = tuple(gates.check(question, s.dense, doc, spans, *after, context=context))
+                if all(v.passed for v in continued):
+                    return Decision((s,), verdicts[:-1] + continued[-1:], s, (after,), tuple(tried))
         if verdicts[0].gate == "evidence" and not verdicts[0].passed:
             break
     return Decision((), tried[0][1] if tried else (), best, (), tuple(tried))

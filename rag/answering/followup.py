@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from rag.answering.questions import QuestionError
 from rag.answering.text import STOPWORDS, detect_language
@@ -77,7 +78,7 @@ class FollowUpError(QuestionError):
         self.language = language
 
 
-def message_text(content) -> str:
+def message_text(content: Any) -> str:  # Gradio gives a str, a dict or a list of either
     """The text of a chat message's content: a string, or a list of parts (Gradio's ``{"text": ...}``)."""
     parts = content if isinstance(content, list) else [content]
     return " ".join(p if isinstance(p, str) else str(p.get("text", "")) for p in parts if p)
@@ -106,7 +107,7 @@ def _fragment(question: str) -> str | None:
 def _name_spans(question: str) -> list[tuple[int, int, bool]]:
     """Runs of capitalised words after the first word: ``(start, end, follows_a_preposition)``."""
     spans: list[tuple[int, int, bool]] = []
-    previous: re.Match | None = None
+    previous: re.Match[str] | None = None
     in_span = False
     for i, m in enumerate(_WORD.finditer(question)):
         word = m.group().rstrip(".")

@@ -22,10 +22,12 @@ Each gate is a pure function of the question, the candidate sentence and its art
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -85,6 +87,18 @@ class Verdict:
     detail: str = ""
 
 
+class NameLookup(Protocol):
+    """What the gates ask of the index's names: :class:`NameIndex` (one part) or :class:`NameIndexes` (all)."""
+
+    def demonym(self, word: str) -> bool:
+        """Whether ``word`` is the adjective of a known place ("russische")."""
+        ...
+
+    def match(self, word: str) -> str | None:
+        """The known name ``word`` is a spelling of, or ``None``."""
+        ...
+
+
 class NameIndex:
     """The names of all documents of an index, for "is this question word a name?" at question time.
 
@@ -133,7 +147,7 @@ class NameIndexes:
 _DEMONYM = re.compile(r"(ian|ese|ean|ish|can|isch|ische|ischen|ischer|isches)$")
 
 
-def question_names(question: Question, names: NameIndex) -> tuple[str, ...]:
+def question_names(question: Question, names: NameLookup) -> tuple[str, ...]:
     """The question's words that are names the index knows, as written, in order.
 
     A question with capitals beyond its first word is trusted to capitalise its names; one typed
@@ -290,7 +304,7 @@ def window(doc_text: str, spans: Sequence[tuple[int, int]], start: int, end: int
     return doc_text[spans[lo][0] : spans[hi][1]]
 
 
-def numbers(text: str, article_date=None) -> list[tuple[int, int, str]]:
+def numbers(text: str, article_date: dt.date | None = None) -> list[tuple[int, int, str]]:
     """Numbers of ``text`` that are not part of a date or a year: ``(start, end, number)``.
 
     >>> [n for *_, n in numbers("Am 14. Oktober 2024 kamen 12 Schiffe und zwei Boote.")]
@@ -335,7 +349,7 @@ def _subject_like(word: str) -> bool:
     return word[:1].isupper() and low not in STOPWORDS and low not in _PRONOUN and calendar_name(word) is None
 
 
-def _speaker(text: str, verb: re.Match) -> list[str]:
+def _speaker(text: str, verb: re.Match[str]) -> list[str]:
     """Who says it, as candidate words: the name right after the verb ("…, sagte Xi", "said spokesman
     Kirby"), else the words right before it ("Xi sagte"); a pronoun before it ("Er sagte") stands for
     a name in the text before, returned as the whole preceding text's capitalised words.
@@ -411,7 +425,7 @@ class Gates:
 
     def __init__(
         self,
-        names: NameIndex,
+        names: NameLookup,
         idf: Callable[[str], float],
         known: Callable[[str], bool],
         config: ScoringConfig,
@@ -585,8 +599,8 @@ class Gates:
                     return True, f"{value} {' '.join(after[:2])} counts {q.counted}"
             return False, f"numbers ({', '.join(v for *_, v in found)}) count something else than {q.counted}"
         if q.kind in ("who", "where", "source"):
-            if q.kind == "where" and LOCATION_WORD.search(sentence):
-                return True, f"a place: {LOCATION_WORD.search(sentence).group()}"
+            if q.kind == "where" and (place := LOCATION_WORD.search(sentence)):
+                return True, f"a place: {place.group()}"
             text = sentence if q.kind == "who" else near
             if q.kind == "where":  # a capitalised word after a place preposition or a verb of travel
                 found_ = [m.group(1) for m in _PLACE_NAME.finditer(text)]
@@ -619,6 +633,8 @@ class Gates:
 
     def _closest(self, text: str, others: Sequence[str]) -> float:
         """The highest cosine (e5, as queries) between ``text`` and any of ``others`` (not empty)."""
+        if self.embed is None:
+            raise RuntimeError("Gates._closest needs an embedding function (Gates(embed=...))")
         vectors = self.embed([text, *others])
         return float(np.max(vectors[1:] @ vectors[0]))
 

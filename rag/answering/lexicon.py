@@ -38,6 +38,7 @@ import struct
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from rag.answering.text import STOPWORDS, fold
 
@@ -134,20 +135,20 @@ class _Keys:
         return bytes(self.blob[self.offsets[i] : self.offsets[i + 1]])
 
 
-class CompiledEntries(Mapping):
+class CompiledEntries(Mapping[str, str]):
     """The read-only ``{English word: German words}`` table of a compiled file, looked up by binary search.
 
     The file's layout after its header: ``u32 key_offsets[n+1]``, ``u32 value_offsets[n+1]``,
     the UTF-8 keys (sorted by their bytes) and the values, each concatenated.
     """
 
-    def __init__(self, buffer, n: int, keys_len: int) -> None:
+    def __init__(self, buffer: Any, n: int, keys_len: int) -> None:  # bytes, mmap: what memoryview takes
         view = memoryview(buffer)
         width = 4 * (n + 1)
         self._keys = _Keys(view[:width].cast("I"), view[2 * width : 2 * width + keys_len])
         self._values = _Keys(view[width : 2 * width].cast("I"), view[2 * width + keys_len :])
 
-    def get(self, word: str, default=None):
+    def get(self, word: str, default: str | None = None) -> str | None:  # type: ignore[override]
         key = word.encode("utf-8")
         i = bisect.bisect_left(self._keys, key)
         if i < len(self._keys) and self._keys[i] == key:
@@ -158,7 +159,7 @@ class CompiledEntries(Mapping):
         found = self.get(word)
         if found is None:
             raise KeyError(word)
-        return found
+        return str(found)
 
     def __contains__(self, word: object) -> bool:
         return isinstance(word, str) and self.get(word) is not None
@@ -170,7 +171,7 @@ class CompiledEntries(Mapping):
         return len(self._keys)
 
 
-def _source_identity(source: Path, *, digest: bool = True) -> dict:
+def _source_identity(source: Path, *, digest: bool = True) -> dict[str, Any]:
     st = source.stat()
     out = {"path": str(source), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if digest:
@@ -190,7 +191,7 @@ def _parser_tag() -> str:
     return f"{FORMAT_VERSION}-{hashlib.sha256(words).hexdigest()[:16]}"
 
 
-def write_compiled(lexicon: Lexicon, target: Path, source: dict) -> Path:
+def write_compiled(lexicon: Lexicon, target: Path, source: dict[str, Any]) -> Path:
     """Write ``lexicon`` to ``target`` in the compiled layout (temporary file, fsync, rename).
 
     ``source`` identifies the text it was parsed from (``path``, ``size``, ``mtime_ns``, ``sha256``).
@@ -270,7 +271,7 @@ def open_compiled(target: Path, source: Path | None = None) -> Lexicon:
         raise CompiledError(f"{target}: unreadable header ({exc})") from exc
 
 
-def _same_source(recorded: dict, source: Path) -> bool:
+def _same_source(recorded: dict[str, Any], source: Path) -> bool:
     now = _source_identity(source, digest=False)
     if recorded.get("path") == now["path"] and all(recorded.get(k) == now[k] for k in ("size", "mtime_ns")):
         return True

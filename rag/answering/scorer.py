@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -192,21 +193,21 @@ class Logistic:
         if rows.shape[0] == 0:
             return np.zeros(0)
         z = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
-        return z @ np.asarray(self.weights) + self.bias
+        return np.asarray(z @ np.asarray(self.weights) + self.bias)
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(rows)))
+        return np.asarray(1.0 / (1.0 + np.exp(-self.logits(rows))))
 
     def contributions(self, row: np.ndarray) -> dict[str, float]:
         """Each feature's part of one row's log-odds (they add up to it with the bias)."""
         z = (row - np.asarray(self.mean)) / np.asarray(self.scale)
         return {name: float(w * v) for name, w, v in zip(self.features, self.weights, z)}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Logistic:
+    def from_dict(cls, data: dict[str, Any]) -> Logistic:
         return cls(
             tuple(str(x) for x in data["features"]),
             tuple(float(x) for x in data["mean"]),
@@ -227,7 +228,7 @@ class AnswerScorer:
     judge: Logistic
     pair_judge: Logistic
     threshold: float
-    provenance: dict  # the data, folds, seed and held-out figures that chose the numbers
+    provenance: dict[str, Any]  # the data, folds, seed and held-out figures that chose the numbers
 
     def rank(self, rows: np.ndarray, gate: Callable[[int], str]) -> tuple[np.ndarray, float, float]:
         """The candidates' ranking scores (log-odds), the probability that the best one holds the answer,
@@ -287,7 +288,7 @@ class AnswerScorer:
         return scorer
 
 
-def checked_json(key: str, payload: dict) -> str:
+def checked_json(key: str, payload: dict[str, Any]) -> str:
     """``payload`` under ``key`` with the SHA-256 of its canonical JSON, as a fitted model's file holds it."""
     body = json.dumps(payload, sort_keys=True, ensure_ascii=False)
     digest = hashlib.sha256(body.encode()).hexdigest()
@@ -301,12 +302,12 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_checked(path: Path, key: str, payload: dict) -> None:
+def write_checked(path: Path, key: str, payload: dict[str, Any]) -> None:
     """Write a fitted model's file (:func:`checked_json`): to a temporary path, then renamed."""
     _write_atomically(Path(path), checked_json(key, payload))
 
 
-def read_checked(path: Path, key: str, fix: str) -> dict:
+def read_checked(path: Path, key: str, fix: str) -> dict[str, Any]:
     """The payload of a file written by :func:`write_checked`, its checksum verified.
 
     Raises:

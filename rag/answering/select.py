@@ -19,6 +19,7 @@ The weights were set on the development questions and kept round on purpose.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from embeddings.language.wordlists import alternation
 from rag.answering.ground import LOCATION_WORD, numbers
 from rag.answering.lexicon import EMPTY, Lexicon, load
 from rag.answering.questions import HOW_LONG, Question
-from rag.answering.temporal import resolve
+from rag.answering.temporal import TimeRef, resolve
 from rag.answering.text import (
     QUOTE_MARK,
     calendar_name,
@@ -193,7 +194,7 @@ def is_furniture(text: str) -> bool:
 def kind_match(
     kind: str,
     text: str,
-    article_date=None,
+    article_date: dt.date | None = None,
     asked: Sequence[str] = (),
     config: ScoringConfig = DEFAULT,
     how_long: bool = False,
@@ -237,7 +238,7 @@ def kind_match(
     return 0.0
 
 
-def _date_near(text: str, ref, asked: Sequence[str], reach: int) -> bool:
+def _date_near(text: str, ref: TimeRef, asked: Sequence[str], reach: int) -> bool:
     """Whether one of the ``asked`` words stands within ``reach`` words before or after the date."""
     before = words(text[: ref.start])[-reach:]
     after = words(text[ref.end :])[:reach]
@@ -421,7 +422,7 @@ def rank(
 
     kind_weight = c.w_kind_strong if question.kind in STRONG_KINDS else c.w_kind
 
-    def score(rows) -> list[Scored]:
+    def score(rows: list[tuple[Sentence, float, float, float]]) -> list[Scored]:
         if not rows:
             return []
         dense = embed([s.text for s, *_ in rows]) @ query_vector.ravel()

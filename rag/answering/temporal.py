@@ -116,18 +116,18 @@ class TimeRef:
         """``Friday, 28 February 2025`` / ``Freitag, 28. Februar 2025``; partial dates as far as known."""
         lang = lang if lang in MONTH_NAMES else "en"
         months, days = MONTH_NAMES[lang], DAY_NAMES[lang]
-        if self.part == "week" and self.date:
-            monday = f"{self.day}. {months[self.month - 1]} {self.year}" if lang == "de" else (
-                f"{self.day} {months[self.month - 1]} {self.year}")  # fmt: skip
+        if self.part == "week" and (d := self.date):
+            monday = f"{d.day}. {months[d.month - 1]} {d.year}" if lang == "de" else (
+                f"{d.day} {months[d.month - 1]} {d.year}")  # fmt: skip
             return f"Woche vom {monday}" if lang == "de" else f"week of {monday}"
         if self.part and self.month and self.precision == "month":
             year = f" {self.year}" if self.year else ""
             return f"{PART_NAMES[lang][self.part]} {months[self.month - 1]}{year}"
-        if self.date:
-            day = days[self.date.weekday()]
+        if d := self.date:
+            day = days[d.weekday()]
             if lang == "de":
-                return f"{day}, {self.day}. {months[self.month - 1]} {self.year}"
-            return f"{day}, {self.day} {months[self.month - 1]} {self.year}"
+                return f"{day}, {d.day}. {months[d.month - 1]} {d.year}"
+            return f"{day}, {d.day} {months[d.month - 1]} {d.year}"
         if self.precision == "day" and self.month and self.day:
             return f"{self.day}. {months[self.month - 1]}" if lang == "de" else f"{self.day} {months[self.month - 1]}"
         if self.weekday is not None:
@@ -175,15 +175,17 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
         refs.append(ref)
         taken.append((ref.start, ref.end))
 
-    for m in find_dates(sentence):
-        year = m.year
+    for mention in find_dates(sentence):
+        year = mention.year
         resolved = False
         if year is None and article_date is not None:
             year = article_date.year
-            if m.day and dt.date(year, m.month, min(m.day, 28)) > article_date + dt.timedelta(days=31):
+            later = mention.day and dt.date(year, mention.month, min(mention.day, 28)) > article_date + dt.timedelta(31)
+            if later:
                 year -= 1  # "am 20. Dezember" in a January article: last year
             resolved = True
-        add(TimeRef(m.start, m.end, year, m.month, m.day, None, "day" if m.day else "month", resolved))
+        add(TimeRef(mention.start, mention.end, year, mention.month, mention.day, None,
+                    "day" if mention.day else "month", resolved))  # fmt: skip
     for m in _RELATIVE.finditer(sentence):
         if free(m.start(), m.end()) and article_date is not None:
             d = article_date + dt.timedelta(days=RELATIVE_DAYS[m.group(1).lower()])
@@ -218,8 +220,8 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
         month = MONTHS.get(word) or (article_date.month if article_date else None)
         if month is None:
             continue
-        written = m.group(3) and word in MONTHS and not counts_something(sentence, m.end(3), lang())
-        if written:  # "Anfang Oktober 1687": the year written wins over the article's
+        year_written = m.group(3) and word in MONTHS and not counts_something(sentence, m.end(3), lang())
+        if year_written:  # "Anfang Oktober 1687": the year written wins over the article's
             add(
                 TimeRef(
                     m.start(), m.end(), int(m.group(3)), month, None, None, "month", False, PARTS[m.group(1).casefold()]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from embeddings.language.analysis import (  # noqa: F401  (the analysis lives with the index; re-exported here)
     ENGLISH_STOPWORDS,
@@ -180,7 +180,7 @@ class WordLookup:
     def __len__(self) -> int:
         return len(self.members)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.members)
 
     def __sizeof__(self) -> int:  # what a memo of lookups counts (embeddings.language.memo.approx_size)

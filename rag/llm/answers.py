@@ -48,7 +48,7 @@ from rag.answering.followup import message_text, resolve
 from rag.answering.questions import analyse
 from rag.llm.claims import ClaimChecker, ClaimFilter
 from rag.llm.prompt import EXAMPLES, annotate_dates, build_messages, condense_messages
-from rag.types import Answer, Citation
+from rag.types import Answer, AnswerEngine, Citation
 
 PROVIDERS = ("openai", "ollama")
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "ollama": "gemma3:270m"}
@@ -103,7 +103,7 @@ def check_citations(text: str, passages: int) -> CitationCheck:
     valid: list[int] = []
     invalid: list[int] = []
 
-    def keep(m: re.Match) -> str:
+    def keep(m: re.Match[str]) -> str:
         numbers = [int(x) for x in m.group(1).split(",")]
         good = [n for n in numbers if 1 <= n <= passages]
         valid.extend(good)
@@ -111,7 +111,7 @@ def check_citations(text: str, passages: int) -> CitationCheck:
         if not good:
             return ""
         space = m.group(0)[: len(m.group(0)) - len(m.group(0).lstrip())]
-        return space + "".join(f"[{n}]" for n in good)
+        return str(space) + "".join(f"[{n}]" for n in good)
 
     cleaned = _CITATION.sub(keep, text)
     return CitationCheck(cleaned, tuple(dict.fromkeys(valid)), tuple(dict.fromkeys(invalid)))
@@ -352,7 +352,7 @@ def stream_text(llm: Any, prompt: str | Sequence[tuple[str, str]], *, max_chars:
         raise explained from exc
 
 
-def _citations_from_hits(engine: Any, question: str, k: int) -> list[Citation]:
+def _citations_from_hits(engine: AnswerEngine, question: str, k: int) -> list[Citation]:
     """The ``k`` retrieved passages as citations (used when the extractive answerer found no evidence)."""
     documents = engine.loaded().snapshot.documents
     citations = []
@@ -431,7 +431,7 @@ def prepare(
     question: str,
     llm: Any,
     *,
-    engine: Any,
+    engine: AnswerEngine,
     k: int = PASSAGES,
     history: Sequence[Any] = (),
     gate: bool = True,
@@ -451,10 +451,12 @@ def prepare(
         # Abstention first: the extractive gates say the fact is not in the articles, so the model is not
         # asked to invent one. The extractive text (which may say what the articles do hold) is kept.
         text = asked.text if asked.language == language else NOT_FOUND[language]
-        final = replace(extractive, text=text, notes=(*notes, NOTES["not_asked"]))
-        return Prepared(question, standalone, language, (), extractive, tuple(notes), final)
+        return Prepared(
+            question, standalone, language, (), extractive, tuple(notes),
+            replace(extractive, text=text, notes=(*notes, NOTES["not_asked"])),
+        )  # fmt: skip
     passages = tuple(extractive.citations or _citations_from_hits(engine, standalone, k))
-    final = None
+    final: Answer | None = None
     if not passages:
         final = replace(extractive, text=NOT_FOUND[language], abstained=True, notes=tuple(notes))
     checker = functools.partial(ClaimChecker.for_engine, engine=engine)
@@ -516,7 +518,7 @@ def answer_stream(
     question: str,
     llm: Any,
     *,
-    engine: Any = None,
+    engine: AnswerEngine | None = None,
     index_dir: Any = None,
     k: int = PASSAGES,
     history: Sequence[Any] = (),
@@ -588,6 +590,7 @@ def chat_model(
     try:
         if provider == "openai":
             from langchain_openai import ChatOpenAI
+            from pydantic import SecretStr
         else:
             from langchain_ollama import ChatOllama
     except ImportError as exc:
@@ -605,9 +608,9 @@ def chat_model(
     return ChatOpenAI(
         model=model or (LOCAL_MODEL if base_url else DEFAULT_MODELS["openai"]),
         base_url=base_url,
-        api_key=api_key or PLACEHOLDER_KEY,
+        api_key=SecretStr(api_key or PLACEHOLDER_KEY),  # what ChatOpenAI makes of a str
         temperature=temperature,
-        max_tokens=max_tokens,
+        max_tokens=max_tokens,  # type: ignore[call-arg]  # a field alias mypy does not see
         timeout=timeout,
         max_retries=1,
         # langchain-openai sends the limit as max_completion_tokens, which llama.cpp's

@@ -65,7 +65,7 @@ from rag.answering.text import (
     stem,
     words,
 )
-from rag.types import Answer, Citation, ClaimCheck
+from rag.types import Answer, AnswerEngine, Citation, ClaimCheck
 
 SUPPORTED = "supported"
 _CITATION = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -184,7 +184,8 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
 
 def _word_number(folded: str) -> list[int] | None:
     """The parts of one number word (``dreihundertzwanzig`` -> [3, 100, 20]; ``einundzwanzig`` -> [1, 20]), or None."""
-    parts, i = [], 0
+    parts: list[int] = []
+    i = 0
     while i < len(folded):
         if parts and folded.startswith("und", i):
             i += 3
@@ -481,7 +482,9 @@ class ClaimChecker:
         self._matches: dict[tuple, str | None] = {}  # (name, window, language, strict): how it was found
 
     @classmethod
-    def for_engine(cls, passages: Sequence[Citation], engine, config: ClaimConfig | None = None) -> ClaimChecker:
+    def for_engine(
+        cls, passages: Sequence[Citation], engine: AnswerEngine, config: ClaimConfig | None = None
+    ) -> ClaimChecker:
         """A checker that uses ``engine``'s embedding model (loaded lazily, on the first sentence to check)."""
         return cls(
             passages,

@@ -289,7 +289,7 @@ class Guard:
         delimiter = b"--" + _boundary(headers.get("content-type", "")) if upload else b""
         if upload:
             self._upload_budget(0)
-        state = {"bytes": 0, "parts": 0, "tail": b""}
+        state: dict[str, Any] = {"bytes": 0, "parts": 0, "tail": b""}
         most_parts = self.config.max_upload_files + 1  # n files: n opening delimiters and a closing one
 
         async def bounded_receive() -> dict:

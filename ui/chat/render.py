@@ -158,7 +158,7 @@ def quoted_markdown(text: str, citations: Sequence[Citation], language: str = "e
     for m in [*_MARKER.finditer(text), None]:
         segment = text[last : m.start() if m else len(text)]
         n = int(m.group(1)) if m else None
-        out.append(_marked_segment(segment, language, languages.get(n)))
+        out.append(_marked_segment(segment, language, languages.get(n) if n is not None else None))
         if m is None:
             break
         out.append(f"[\\[{n}\\]]({links[n]})" if n in links else m.group())

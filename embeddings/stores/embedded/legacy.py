@@ -30,7 +30,7 @@ class LegacyVectors:
         self.dim = int(manifest["dim"])
         con = sqlite3.connect(f"file:{gen / 'chunks.sqlite'}?mode=ro&immutable=1", uri=True)
         try:
-            self._by_hash = {}
+            self._by_hash: dict[str, int] = {}
             for chunk_id, text_hash in con.execute("SELECT id, text_hash FROM chunks ORDER BY id"):
                 if isinstance(chunk_id, int) and isinstance(text_hash, str):
                     self._by_hash.setdefault(text_hash, chunk_id)
@@ -43,7 +43,7 @@ class LegacyVectors:
     def ids_with_text(self, text_hashes: Iterable[str]) -> dict[str, int]:
         return {h: self._by_hash[h] for h in text_hashes if h in self._by_hash}
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         if not len(ids):
             return np.zeros((0, self.dim), np.float32)
         return np.vstack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class Segment:
         self._db_path = folder / "chunks.sqlite"
         self._lock = threading.Lock()  # the SQLite connection and the document cache
         self._load_lock = threading.Lock()  # loading a part of the segment on first use
-        self._loaded: dict[str, object] = {}
+        self._loaded: dict[str | tuple[str, str], Any] = {}  # checked files and parts loaded
         self._documents: OrderedDict[str, Document] = OrderedDict()
 
     def _verified(self, *names: str) -> None:
@@ -275,7 +276,7 @@ class Segment:
                 self._documents.popitem(last=False)
         return doc
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         try:
             return np.asarray(self.index.reconstruct_batch(ids), dtype=np.float32).reshape(len(ids), -1)

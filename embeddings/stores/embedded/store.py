@@ -58,7 +58,7 @@ MAX_SEGMENTS = 8
 MAX_DELETED = 0.3
 
 
-class DocumentMap(Mapping):
+class DocumentMap(Mapping[str, Document]):
     """The documents of a view, read from their segments on demand."""
 
     def __init__(self, view: EmbeddedView) -> None:
@@ -138,7 +138,7 @@ class EmbeddedView:
         row = self.row(chunk_id)
         doc = self.document(row.source)
         text = check_chunk(row, doc, self.path)
-        return Chunk(row.source, doc.title, row.start, row.end, text)
+        return Chunk(row.source, doc.title if doc else "", row.start, row.end, text)
 
     def document(self, source: str) -> Document | None:
         entry = self.manifest.files.get(source)
@@ -155,7 +155,7 @@ class EmbeddedView:
         seg = self._by_name.get(entry.get("segment", "")) if entry else None
         return seg.ids_of(source) if seg is not None else []
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         ids = [int(i) for i in ids]
         if not ids:
             return np.zeros((0, self.manifest.dim), np.float32)
@@ -302,8 +302,8 @@ class EmbeddedStore:
                 segments.append(seg.load() if eager else seg)
             self._segments = {s.name: s for s in segments}  # older views keep their own references
         listed = {e.name for e in manifest.segments}
-        for source, entry in manifest.files.items():
-            if entry.get("segment") not in listed:
+        for source, file_entry in manifest.files.items():
+            if file_entry.get("segment") not in listed:
                 raise IndexCorruptError(f"{path}: {source!r} is in no segment of this version; {REBUILD_HINT}")
         return EmbeddedView(gen, manifest, segments)
 
@@ -353,6 +353,8 @@ class SegmentWriter:
         self.files: dict[str, dict] = dict(base.manifest.files) if base else {}
         self.deleted: dict[str, set[int]] = {e.name: set(e.deleted) for e in base.manifest.segments} if base else {}
         self.pending: dict[str, tuple[Document, list[Chunk], np.ndarray]] = {}
+        #: where unchanged vectors are read from: the base view, or an old-format index being upgraded
+        self.reuse: EmbeddedView | LegacyVectors | None = base
         self.next_id = max(manifest.next_id, base.manifest.next_id if base else 0)
         self.changed = False
 

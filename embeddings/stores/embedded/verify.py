@@ -59,6 +59,8 @@ def faiss_ids(index) -> np.ndarray:
     if is_approximate(index):
         ivf = faiss.extract_index_ivf(index)
         lists = ivf.invlists
+        if lists is None:  # an IVF index always has its lists; a damaged file may not
+            return np.zeros(0, np.int64)
         parts = []
         for n in range(ivf.nlist):
             size = lists.list_size(n)

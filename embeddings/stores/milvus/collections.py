@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,8 @@ class MilvusCollections:
         self._token = token
         self._client = None
         self._client_lock = threading.Lock()
-        self._rows: dict[tuple[int, int], ChunkRow] = {}  # (family, id) -> row: ids are never reused
+        # (family, id) -> the row as Milvus returns it, or as a view completed it (ids are never reused)
+        self._rows: dict[tuple[int, int], dict[str, Any] | ChunkRow] = {}
         self._parts: dict[str, IndexPart] = {}
         self._thread_lock = threading.Lock()  # writers of this process; a file lock for other processes
 
@@ -385,7 +387,7 @@ class MilvusCollections:
         ip.add_index("dummy", index_type="FLAT", metric_type="L2")
         self.client.create_collection(name, schema=schema, index_params=ip, consistency_level="Strong")
 
-    def rows(self, family: int, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    def rows(self, family: int, ids: Sequence[int]) -> dict[int, dict[str, Any] | ChunkRow]:
         """Chunk rows by id (cached: a row never changes under its id)."""
         missing = [int(i) for i in ids if (family, int(i)) not in self._rows]
         for at in range(0, len(missing), ID_BATCH):

@@ -30,7 +30,7 @@ from embeddings.stores.milvus.collections import (
 from embeddings.types import Chunk, Document
 
 
-class _Documents(Mapping):
+class _Documents(Mapping[str, Document]):
     """The documents of one view, read on demand (a few hundred kept)."""
 
     def __init__(self, view: MilvusView) -> None:
@@ -168,7 +168,7 @@ class MilvusView:
     def rows(self, ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Rows of the given chunk ids (one call to Milvus for those not seen before)."""
         raw = self.store.rows(self.family, ids)
-        out = {}
+        out: dict[int, ChunkRow] = {}
         for i in ids:
             r = raw.get(int(i))
             if r is None or int(i) in self.hidden:
@@ -209,7 +209,7 @@ class MilvusView:
         rows = self.store.query(self._chunks, f"born <= {self.generation}", ["id"])
         return sorted(int(r["id"]) for r in rows if int(r["id"]) not in self.hidden)
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def vectors(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Stored vectors of the given chunk ids, one row each."""
         ids = [int(i) for i in ids]
         if not ids:

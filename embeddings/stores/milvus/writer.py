@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
 from embeddings.language.analysis import fold, words
 from embeddings.language.entities import document_names
-from embeddings.stores.manifest import IndexMismatchError, Manifest
+from embeddings.stores.manifest import IndexCorruptError, IndexMismatchError, Manifest
 from embeddings.stores.milvus.collections import (
     DUMMY_VECTOR,
     ID_BATCH,
     INSERT_BATCH,
+    REBUILD_HINT,
     MilvusCollections,
     Pointer,
     cut_pieces,
@@ -41,7 +43,7 @@ class MilvusWriter:
         previous = [p.generation for p in store.pointers()]
         self.generation = max(previous, default=0) + 1
         self.next_id = max(int(live.manifest.get("next_id", 0)) if live else 0, 0)
-        if self.base is not None:
+        if self.base is not None and live is not None:
             self.family = live.family
         else:
             self.family = self.generation
@@ -82,6 +84,8 @@ class MilvusWriter:
             return 0
         self._removed_base.add(source)
         view = self.base
+        if view is None:  # no base: nothing of it to remove
+            return 0
         chunk_ids = view.ids_of(source)
         for at in range(0, len(chunk_ids), ID_BATCH):
             for r in self.store.client.get(self._chunks, ids=chunk_ids[at : at + ID_BATCH], output_fields=["terms"]):
@@ -143,7 +147,7 @@ class MilvusWriter:
                 cut_pieces(json.dumps({"words": folded, "names": list(document_names(doc))}, ensure_ascii=False)),
             ),
         ]
-        doc_rows = []
+        doc_rows: list[dict[str, Any]] = []
         for kind, pieces in streams:
             for part, (piece_id, piece) in enumerate(zip(self._take_ids(len(pieces)), pieces)):
                 doc_rows.append(
@@ -215,7 +219,10 @@ class MilvusWriter:
         self._after_commit(g)
         self._retire, self._df, self._staged = [], Counter(), {}
         self.changed = False
-        return s.view().manifest
+        committed = s.live()
+        if committed is None or committed.generation != g:
+            raise IndexCorruptError(f"{s.spec}: the version just committed ({g}) is not the live one; {REBUILD_HINT}")
+        return MilvusView(s, committed).manifest
 
     def _written(self, g: int) -> dict[str, int]:
         """Documents each generation with visible documents wrote (how :meth:`MilvusView.parts` keys its parts)."""
