@@ -55,7 +55,7 @@ def test_the_dev_sets_get_the_same_answers_from_both_stores(tmp_path, seed_index
 
 def test_two_engines_on_one_lite_file_see_one_upload(tmp_path, fake_index, fake_embedder, corpus):
     """The chat uploads an article into the Milvus store; another engine on the same file finds it."""
-    from embeddings.stores.api import open_store
+    from embeddings.stores.spec import open_store
     from tests.test_chat import NEW_ARTICLE
     from ui.chat.app import ChatApp
 
