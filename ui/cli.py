@@ -295,7 +295,23 @@ def _chat_model(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of news articles.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_index,
+        _add_migrate,
+        _add_check,
+        _add_ask,
+        _add_eval,
+        _add_add,
+        _add_follow,
+        _add_remove,
+        _add_restore,
+        _add_chat,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_index(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index new and changed files, drop deleted ones")
     p.add_argument(
         "paths", nargs="*", type=Path, help="folders or files (default: the folders indexed before, else seeds/)"
@@ -319,16 +335,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_migrate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("migrate", help="copy the index into another store (no model, no files read)")
     p.add_argument(
         "--to", required=True, metavar="SPEC", help="the target: milvus:PATH.db, milvus://HOST:19530, a folder"
     )
     _common(p)
 
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check that the index is sound (loads, vectors and chunks agree)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     _common(p)
 
+
+def _add_ask(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question with cited passages")
     p.add_argument("question")
     p.add_argument("-k", type=int, help=K_HELP)
@@ -343,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     _common(p)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score answers on a question file (JSONL) or a question set folder")
     p.add_argument(
         "file",
@@ -364,12 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     _common(p)
 
+
+def _add_add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("add", help="copy article files, or fetch web articles (URLs), into the corpus folder and index")
     p.add_argument("files", nargs="+", metavar="FILE_OR_URL", help="article files, or http(s) addresses of articles")
     p.add_argument("--replace", action="store_true", help="replace an article of the same name with this version")
     _corpus_flags(p)
     _common(p)
 
+
+def _add_follow(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("follow", help="add the new entries of RSS/Atom feeds to the corpus folder, once or --every")
     p.add_argument("feeds", nargs="*", metavar="FEED_URL", help="feed addresses (default: the feeds followed before)")
     p.add_argument("--feeds", dest="feed_list", type=Path, metavar="FILE", help="a file of feed addresses, one a line")
@@ -378,16 +406,22 @@ def build_parser() -> argparse.ArgumentParser:
     _corpus_flags(p)
     _common(p)
 
+
+def _add_remove(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("remove", help="move files of the corpus folder to the trash and drop them from the index")
     p.add_argument("names", nargs="+", help="file names relative to the corpus folder")
     _corpus_flags(p)
     _common(p)
 
+
+def _add_restore(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="bring a removed file back from the trash (without NAME: list the trash)")
     p.add_argument("name", nargs="?")
     _corpus_flags(p)
     _common(p)
 
+
+def _add_chat(sub: argparse._SubParsersAction) -> None:
     env = os.environ.get
     p = sub.add_parser("chat", help="serve the web chat (indexes the corpus folder first)")
     p.add_argument(
@@ -452,7 +486,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help=K_HELP)
     _llm_flags(p)
     _common(p)
-    return parser
 
 
 def _progress_bar():
