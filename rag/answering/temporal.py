@@ -147,6 +147,174 @@ def _weekday_before(anchor: dt.date, weekday: int) -> dt.date:
 _WEEKDAY_OF = re.compile(r",?\s*(?:den\s+|the\s+)?")
 
 
+class _Found:
+    """The time expressions found so far in one sentence, and the spans they cover."""
+
+    def __init__(self, sentence: str, article_date: dt.date | None) -> None:
+        self.sentence, self.article_date = sentence, article_date
+        self.refs: list[TimeRef] = []
+        self.taken: list[tuple[int, int]] = []
+        self._language: str | None = None
+
+    def lang(self) -> str:
+        if self._language is None:
+            self._language = text_language(self.sentence)
+        return self._language
+
+    def free(self, a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in self.taken)
+
+    def add(self, ref: TimeRef) -> None:
+        self.refs.append(ref)
+        self.taken.append((ref.start, ref.end))
+
+
+def _written_dates(f: _Found) -> None:
+    """Dates written out: a day and month, with or without a year (the article's year when none is written)."""
+    for mention in find_dates(f.sentence):
+        year = mention.year
+        resolved = False
+        if year is None and f.article_date is not None:
+            year = f.article_date.year
+            later = mention.day and dt.date(year, mention.month, min(mention.day, 28)) > f.article_date + dt.timedelta(
+                31
+            )
+            if later:
+                year -= 1  # "am 20. Dezember" in a January article: last year
+            resolved = True
+        f.add(TimeRef(mention.start, mention.end, year, mention.month, mention.day, None,
+                    "day" if mention.day else "month", resolved))  # fmt: skip
+
+
+def _relative_days(f: _Found) -> None:
+    """Days relative to the time of writing: heute, gestern, morgen."""
+    for m in _RELATIVE.finditer(f.sentence):
+        if f.free(m.start(), m.end()) and f.article_date is not None:
+            d = f.article_date + dt.timedelta(days=RELATIVE_DAYS[m.group(1).lower()])
+            f.add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
+
+
+def _weekdays(f: _Found) -> None:
+    """Weekdays: of the date written after them, else the last such day before the article's date."""
+    for m in _WEEKDAY.finditer(f.sentence):
+        if not f.free(m.start(), m.end()):
+            continue
+        weekday = WEEKDAYS[m.group(1).lower()]
+        written = next((r for r in f.refs if _WEEKDAY_OF.fullmatch(f.sentence, m.end(), r.start)), None)
+        if (
+            written is not None
+        ):  # "Freitag, 28. Februar 1687": the weekday of the date written, not of the article's week
+            i = f.refs.index(written)
+            f.refs[i] = TimeRef(m.start(), written.end, written.year, written.month, written.day,
+                              weekday if written.date is None else written.date.weekday(), written.precision,
+                              written.resolved, written.part)  # fmt: skip
+            f.taken[i] = (m.start(), written.end)
+            continue
+        if f.article_date is not None:
+            d = _weekday_before(f.article_date, weekday)
+            f.add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, weekday, "day", True))
+        else:
+            f.add(TimeRef(m.start(), m.end(), None, None, None, weekday, "day"))
+
+
+def _month_parts(f: _Found) -> None:
+    """Parts of a month: Anfang, Mitte, Ende Oktober (the year written after them wins)."""
+    for m in _MONTH_PART.finditer(f.sentence):
+        inside = [r for r in f.refs if m.start() <= r.start and r.end <= m.end() and r.day is None]
+        for r in inside:  # "Anfang Oktober 1687": the part of the month takes the month written after it
+            f.taken.remove((r.start, r.end))
+            f.refs.remove(r)
+        if not f.free(m.start(), m.end()):
+            continue
+        word = m.group(2).casefold()
+        month = MONTHS.get(word) or (f.article_date.month if f.article_date else None)
+        if month is None:
+            continue
+        year_written = m.group(3) and word in MONTHS and not counts_something(f.sentence, m.end(3), f.lang())
+        if year_written:  # "Anfang Oktober 1687": the year written wins over the article's
+            f.add(
+                TimeRef(
+                    m.start(), m.end(), int(m.group(3)), month, None, None, "month", False, PARTS[m.group(1).casefold()]
+                )
+            )
+            continue
+        end = m.end(2)
+        year = f.article_date.year if f.article_date else None
+        if year and f.article_date and word in MONTHS and month > f.article_date.month + 1:
+            year -= 1  # "Ende Dezember" in a January article: last year
+        f.add(TimeRef(m.start(), end, year, month, None, None, "month", True, PARTS[m.group(1).casefold()]))
+
+
+def _last_periods(f: _Found) -> None:
+    """The last week or month before the article's date."""
+    for m in _LAST_PERIOD.finditer(f.sentence):
+        if not f.free(m.start(), m.end()) or f.article_date is None:
+            continue
+        if m.group(2).casefold() in ("monat", "month"):
+            first = f.article_date.replace(day=1) - dt.timedelta(days=1)
+            f.add(TimeRef(m.start(), m.end(), first.year, first.month, None, None, "month", True))
+        else:
+            monday = f.article_date - dt.timedelta(days=f.article_date.weekday() + 7)
+            f.add(TimeRef(m.start(), m.end(), monday.year, monday.month, monday.day, None, "day", True, "week"))
+
+
+def _ago(f: _Found) -> None:
+    """Periods ago: vor drei Tagen, two weeks ago."""
+    for m in _AGO.finditer(f.sentence):
+        if not f.free(m.start(), m.end()) or f.article_date is None:
+            continue
+        count, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        n = int(count) if count.isdigit() else _NUMBER_WORDS[count.casefold()]
+        if n > 3_650:  # "vor 1000000 Tagen" is no date
+            continue
+        days = n * (7 if unit.casefold().startswith(("woche", "week")) else 1)
+        d = f.article_date - dt.timedelta(days=days)
+        f.add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
+
+
+def _months_only(f: _Found) -> None:
+    """A month alone: im März, im vergangenen Dezember."""
+    for m in _MONTH_ONLY.finditer(f.sentence):
+        if not f.free(m.start(), m.end()):
+            continue
+        month = MONTHS[m.group(1).lower()]
+        year = None
+        if f.article_date is not None:
+            year = f.article_date.year
+            if (m.group(2) or "").lower() in ("des vergangenen", "letzten", "vergangenen"):
+                year -= 1
+        f.add(TimeRef(m.start(), m.end(), year, month, None, None, "month", year is not None))
+
+
+def _next_year(f: _Found) -> None:
+    """Next year: nächstes Jahr, next year."""
+    for m in _NEXT_YEAR.finditer(f.sentence):
+        if f.free(m.start(), m.end()):  # a time even when the article's date is unknown (then no year)
+            year = f.article_date.year + 1 if f.article_date else None
+            f.add(TimeRef(m.start(), m.end(), year, precision="year", resolved=year is not None))
+
+
+def _years(f: _Found) -> None:
+    """Years alone, of any century: 800, 1687, 2025."""
+    for y in find_years(f.sentence):
+        if f.free(y.start, y.end):
+            lead = _YEAR_LEAD.search(f.sentence, 0, y.start)
+            f.add(TimeRef(lead.start() if lead else y.start, y.end, y.year, precision="year"))
+
+
+_STAGES = (
+    _written_dates,
+    _relative_days,
+    _weekdays,
+    _month_parts,
+    _last_periods,
+    _ago,
+    _months_only,
+    _next_year,
+    _years,
+)
+
+
 def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
     """All time expressions of ``sentence``, most specific first within each span, in text order.
 
@@ -159,118 +327,10 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
     >>> [(t.year, t.resolved) for t in resolve("Heute und im Jahr 800.", None)]
     [(800, False)]
     """
-    refs: list[TimeRef] = []
-    taken: list[tuple[int, int]] = []
-    language: list[str] = []
-
-    def lang() -> str:
-        if not language:
-            language.append(text_language(sentence))
-        return language[0]
-
-    def free(a: int, b: int) -> bool:
-        return all(b <= s or a >= e for s, e in taken)
-
-    def add(ref: TimeRef) -> None:
-        refs.append(ref)
-        taken.append((ref.start, ref.end))
-
-    for mention in find_dates(sentence):
-        year = mention.year
-        resolved = False
-        if year is None and article_date is not None:
-            year = article_date.year
-            later = mention.day and dt.date(year, mention.month, min(mention.day, 28)) > article_date + dt.timedelta(31)
-            if later:
-                year -= 1  # "am 20. Dezember" in a January article: last year
-            resolved = True
-        add(TimeRef(mention.start, mention.end, year, mention.month, mention.day, None,
-                    "day" if mention.day else "month", resolved))  # fmt: skip
-    for m in _RELATIVE.finditer(sentence):
-        if free(m.start(), m.end()) and article_date is not None:
-            d = article_date + dt.timedelta(days=RELATIVE_DAYS[m.group(1).lower()])
-            add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
-    for m in _WEEKDAY.finditer(sentence):
-        if not free(m.start(), m.end()):
-            continue
-        weekday = WEEKDAYS[m.group(1).lower()]
-        written = next((r for r in refs if _WEEKDAY_OF.fullmatch(sentence, m.end(), r.start)), None)
-        if (
-            written is not None
-        ):  # "Freitag, 28. Februar 1687": the weekday of the date written, not of the article's week
-            i = refs.index(written)
-            refs[i] = TimeRef(m.start(), written.end, written.year, written.month, written.day,
-                              weekday if written.date is None else written.date.weekday(), written.precision,
-                              written.resolved, written.part)  # fmt: skip
-            taken[i] = (m.start(), written.end)
-            continue
-        if article_date is not None:
-            d = _weekday_before(article_date, weekday)
-            add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, weekday, "day", True))
-        else:
-            add(TimeRef(m.start(), m.end(), None, None, None, weekday, "day"))
-    for m in _MONTH_PART.finditer(sentence):
-        inside = [r for r in refs if m.start() <= r.start and r.end <= m.end() and r.day is None]
-        for r in inside:  # "Anfang Oktober 1687": the part of the month takes the month written after it
-            taken.remove((r.start, r.end))
-            refs.remove(r)
-        if not free(m.start(), m.end()):
-            continue
-        word = m.group(2).casefold()
-        month = MONTHS.get(word) or (article_date.month if article_date else None)
-        if month is None:
-            continue
-        year_written = m.group(3) and word in MONTHS and not counts_something(sentence, m.end(3), lang())
-        if year_written:  # "Anfang Oktober 1687": the year written wins over the article's
-            add(
-                TimeRef(
-                    m.start(), m.end(), int(m.group(3)), month, None, None, "month", False, PARTS[m.group(1).casefold()]
-                )
-            )
-            continue
-        end = m.end(2)
-        year = article_date.year if article_date else None
-        if year and article_date and word in MONTHS and month > article_date.month + 1:
-            year -= 1  # "Ende Dezember" in a January article: last year
-        add(TimeRef(m.start(), end, year, month, None, None, "month", True, PARTS[m.group(1).casefold()]))
-    for m in _LAST_PERIOD.finditer(sentence):
-        if not free(m.start(), m.end()) or article_date is None:
-            continue
-        if m.group(2).casefold() in ("monat", "month"):
-            first = article_date.replace(day=1) - dt.timedelta(days=1)
-            add(TimeRef(m.start(), m.end(), first.year, first.month, None, None, "month", True))
-        else:
-            monday = article_date - dt.timedelta(days=article_date.weekday() + 7)
-            add(TimeRef(m.start(), m.end(), monday.year, monday.month, monday.day, None, "day", True, "week"))
-    for m in _AGO.finditer(sentence):
-        if not free(m.start(), m.end()) or article_date is None:
-            continue
-        count, unit = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        n = int(count) if count.isdigit() else _NUMBER_WORDS[count.casefold()]
-        if n > 3_650:  # "vor 1000000 Tagen" is no date
-            continue
-        days = n * (7 if unit.casefold().startswith(("woche", "week")) else 1)
-        d = article_date - dt.timedelta(days=days)
-        add(TimeRef(m.start(), m.end(), d.year, d.month, d.day, d.weekday(), "day", True))
-    for m in _MONTH_ONLY.finditer(sentence):
-        if not free(m.start(), m.end()):
-            continue
-        month = MONTHS[m.group(1).lower()]
-        year = None
-        if article_date is not None:
-            year = article_date.year
-            if (m.group(2) or "").lower() in ("des vergangenen", "letzten", "vergangenen"):
-                year -= 1
-        add(TimeRef(m.start(), m.end(), year, month, None, None, "month", year is not None))
-    for m in _NEXT_YEAR.finditer(sentence):
-        if free(m.start(), m.end()):  # a time even when the article's date is unknown (then no year)
-            year = article_date.year + 1 if article_date else None
-            add(TimeRef(m.start(), m.end(), year, precision="year", resolved=year is not None))
-    for y in find_years(sentence):
-        if free(y.start, y.end):
-            lead = _YEAR_LEAD.search(sentence, 0, y.start)
-            add(TimeRef(lead.start() if lead else y.start, y.end, y.year, precision="year"))
-    return sorted(refs, key=lambda r: r.start)
+    found = _Found(sentence, article_date)
+    for find in _STAGES:  # most specific first: a later stage takes only spans no earlier one took
+        find(found)
+    return sorted(found.refs, key=lambda r: r.start)
 
 
 def has_time(sentence: str) -> bool:
