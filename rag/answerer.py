@@ -162,7 +162,7 @@ class ScopedEngine:
 
 def answerers(
     engine: AnswerEngine, *, k: int | None = None, llm: Any = None, llm_k: int | None = None
-) -> dict[str, Answerer]:
+) -> dict[str, ExtractiveAnswerer | LlmAnswerer]:
     """The answerers this configuration offers, by name: always the extractive one, the LLM's when given.
 
     The first is the default (the LLM's when there is one).

@@ -32,9 +32,12 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from embeddings.chunking import chunk_spans
 from embeddings.readers.files import MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
+
+R = TypeVar("R")  # what the caller's index() returns (an IndexReport), handed back unchanged
 
 MAX_NAME_CHARS = 120
 MAX_NAME_BYTES = 240  # file systems allow 255 bytes per name; umlauts and CJK take 2-3 bytes each
@@ -237,7 +240,9 @@ class CorpusFolder:
 
     # ---- changes ---------------------------------------------------------------------------------
 
-    def save(self, uploads: Sequence[tuple[str, bytes]], index: Callable[[], object], *, replace: bool = False):
+    def save(
+        self, uploads: Sequence[tuple[str, bytes]], index: Callable[[], R], *, replace: bool = False
+    ) -> tuple[list[Saved], list[tuple[str, str]], R]:
         """Save files (``(name, bytes)``) and index them; a file that fails its check is left out.
 
         Returns:
@@ -288,7 +293,7 @@ class CorpusFolder:
             f" ({self.trash_days:g} days after removal)"
         )
 
-    def remove(self, names: Iterable[str], index: Callable[[], object]) -> tuple[list[Trashed], object]:
+    def remove(self, names: Iterable[str], index: Callable[[], R]) -> tuple[list[Trashed], R]:
         """Move files (or links, never their targets) into the trash, then index.
 
         Raises:
@@ -315,7 +320,7 @@ class CorpusFolder:
         result = self.apply(change, index)
         return moved, result
 
-    def restore(self, name: str, index: Callable[[], object]) -> tuple[Trashed, object]:
+    def restore(self, name: str, index: Callable[[], R]) -> tuple[Trashed, R]:
         """Bring the most recently removed file called ``name`` back from the trash, then index.
 
         Raises:

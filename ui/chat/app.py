@@ -37,7 +37,7 @@ from embeddings import CorpusError, DocumentError, Embedder, IndexReport, Store,
 from embeddings.readers.files import MAX_FILE_BYTES, SUFFIXES, read_bytes
 from embeddings.sources.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS, CorpusFolder, safe_filename
 from rag import Answer, Engine, QuestionError
-from rag.answerer import Answerer, answerers, final_answer
+from rag.answerer import Answerer, ExtractiveAnswerer, LlmAnswerer, answerers, final_answer
 from rag.answering.followup import message_text
 from rag.answering.questions import MAX_QUESTION_CHARS, clean
 from rag.llm.answers import PASSAGES, LLMError
@@ -183,7 +183,7 @@ class ChatApp:
         self.llm_k = llm_k
         cache_dir = getattr(embedder, "cache_dir", None)
         self.engine = Engine(self.index_dir, store=store, embedder=embedder, cache_dir=cache_dir)
-        self.answerers: dict[str, Answerer] = answerers(self.engine, k=k, llm=llm, llm_k=llm_k)
+        self.answerers: dict[str, ExtractiveAnswerer | LlmAnswerer] = answerers(self.engine, k=k, llm=llm, llm_k=llm_k)
         if llm is not None:
             self.answerers[LLM] = replace(self.answerers[LLM], label=f"LLM: {llm_label}")
         self.folder = CorpusFolder.for_index(
@@ -557,7 +557,7 @@ class ChatApp:
                 save_history=True,
             )
             # Gradio titles a saved chat by its first question, or shows its raw translation key.
-            chat._generate_chat_title = _chat_title
+            chat._generate_chat_title = _chat_title  # type: ignore[method-assign,assignment]  # Gradio's own hook
             # Its "New chat" icon is a file of the installation: /config would show where gradio is installed.
             chat.new_chat_button.icon = None
 
@@ -606,7 +606,11 @@ class ChatApp:
                         feeds = gr.Markdown(elem_id="rag-feeds")
 
             # Writers share one queue slot (they would wait for the index lock anyway); the chat has its own.
-            writes = {"concurrency_id": "index-writes", "concurrency_limit": 1, "show_progress": "minimal"}
+            writes: dict[str, Any] = {
+                "concurrency_id": "index-writes",
+                "concurrency_limit": 1,
+                "show_progress": "minimal",
+            }
 
             def on_upload(paths, replace_them, progress=gr.Progress()):
                 # The file box is emptied: it would add the next upload to these files and send all again.
@@ -632,7 +636,11 @@ class ChatApp:
             def on_rescan(progress=gr.Progress()):
                 return _status(lambda: self.rescan(progress), self.documents)
 
-            refresh = {"fn": self._choices, "outputs": [chosen, trashed, scope], "api_visibility": "undocumented"}
+            refresh: dict[str, Any] = {
+                "fn": self._choices,
+                "outputs": [chosen, trashed, scope],
+                "api_visibility": "undocumented",
+            }
             uploaded = files.upload(on_upload, [files, overwrite], [table, status, files], api_name="upload", **writes)
             uploaded.then(**refresh)
             # "Replace" is for the upload it was ticked for: the next one asks again.
@@ -677,7 +685,11 @@ class ChatApp:
         return app
 
     def _api_ask(
-        self, question: str, previous_question: str = "", answerer: str = EXTRACTIVE, request: gr.Request = None
+        self,
+        question: str,
+        previous_question: str = "",
+        answerer: str = EXTRACTIVE,
+        request: gr.Request = None,  # type: ignore[assignment]  # Gradio fills it in by its annotation
     ) -> dict:
         """Answer a question; returns the answer text and its sources (citations) as data.
 
