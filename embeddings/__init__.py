@@ -6,11 +6,14 @@ The public surface used by :mod:`rag` and the command line::
     report = index_paths([Path("seeds")], Path(".rag-index"), Embedder())
 """
 
-from .chunking import ChunkingConfig, chunk_document, split_sentences, trim_span
-from .encoder import DEFAULT_MODEL, Embedder, ModelError
-from .generations import current_generation
-from .indexer import Corpus, CorpusError, IndexReport, Skipped, index_paths, scan, scan_corpus
-from .manifest import (
+from embeddings.chunking import ChunkingConfig, chunk_document, split_sentences, trim_span
+from embeddings.indexer import Corpus, CorpusError, IndexReport, Skipped, index_paths, scan, scan_corpus
+from embeddings.model.encoder import DEFAULT_MODEL, Embedder, ModelError
+from embeddings.readers.files import MAX_FILE_BYTES, DocumentError, read_document
+from embeddings.stores.api import ChunkRow, IndexPart, Store, StoreView, StoreWriter
+from embeddings.stores.embedded.generations import current_generation
+from embeddings.stores.embedded.store import EmbeddedStore, EmbeddedView, open_snapshot, read_manifest
+from embeddings.stores.manifest import (
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
@@ -18,10 +21,8 @@ from .manifest import (
     Manifest,
     StoreError,
 )
-from .readers import MAX_FILE_BYTES, DocumentError, read_document
-from .store import EmbeddedStore, EmbeddedView, open_snapshot, read_manifest
-from .store_api import STORE_ENV, ChunkRow, IndexPart, Store, StoreView, StoreWriter, open_store, store_spec
-from .types import Chunk, Document
+from embeddings.stores.spec import STORE_ENV, open_store, store_spec
+from embeddings.types import Chunk, Document
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .types import Chunk, Document
+from embeddings.types import Chunk, Document
 
 ABBREVIATIONS = {
     # German
@@ -70,7 +70,8 @@ def _is_boundary(text: str, punct: int, after: int, line_end: int) -> bool:
         return False  # "… usw. und" / lower-case continuation
     if text[punct] != ".":
         return True
-    token = re.search(r"[\w.\-]*$", text[max(0, punct - 20) : punct]).group(0)
+    tail = re.search(r"[\w.\-]*$", text[max(0, punct - 20) : punct])
+    token = tail.group(0) if tail else ""
     word = token.rsplit(".", 1)[-1].rsplit("-", 1)[-1].lower()
     if word.isdigit() and len(word) <= 3:
         return False  # German ordinal: "am 14. Oktober", "im 20. Jahrhundert"

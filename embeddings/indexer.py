@@ -16,18 +16,20 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .bylines import attribution
-from .chunking import ChunkingConfig, chunk_document
-from .cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
-from .entities import with_names
-from .manifest import IndexMismatchError, IndexNotFoundError, Manifest
-from .readers import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
-from .store import recorded_roots
-from .store_api import Store, StoreView, open_store
-from .types import Chunk, Document
+from embeddings.chunking import ChunkingConfig, chunk_document
+from embeddings.language.bylines import attribution
+from embeddings.language.entities import with_names
+from embeddings.readers.cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
+from embeddings.readers.files import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
+from embeddings.stores.api import Store, StoreView
+from embeddings.stores.embedded.store import recorded_roots
+from embeddings.stores.manifest import IndexMismatchError, IndexNotFoundError, Manifest
+from embeddings.stores.spec import open_store
+from embeddings.types import Chunk, Document
 
 #: ``progress(stage, done, total)``; stages are "read", "embed" and "write" (the new generation).
 Progress = Callable[[str, int, int], None]
@@ -160,6 +162,94 @@ def _batches(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[i : i + size]
 
 
+@dataclass
+class _Read:
+    """What reading the corpus's files found: the new and changed documents, and what was left alone."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)
+    read: list[Document] = field(default_factory=list)
+    infos: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _read_changed(
+    files: dict[str, Path],
+    known: dict[str, dict[str, Any]],
+    same_chunking: bool,
+    clock: _Clock,
+    progress: Progress | None,
+    max_file_bytes: int,
+) -> _Read:
+    """Read the files that are new or changed since the index was written (by size and time, then by hash)."""
+    out = _Read()
+    added, updated, unchanged, skipped, notes, read, infos = (
+        out.added, out.updated, out.unchanged, out.skipped, out.notes, out.read, out.infos
+    )  # fmt: skip
+    for n, (source, path) in enumerate(sorted(files.items()), 1):
+        if progress:
+            progress("read", n, len(files))
+        try:
+            with clock("read"):
+                stat = _file_info(path)
+                if same_chunking and stat is not None and _same_file(known.get(source), stat):
+                    unchanged.append(source)  # same size and modification time (ns): not read again
+                    continue
+                raw = read_bytes(path, max_file_bytes)
+                digest = hashlib.sha256(raw).hexdigest()
+                if same_chunking and known.get(source, {}).get("sha256") == digest:
+                    unchanged.append(source)
+                    continue
+            with clock("clean"):
+                doc = parse_document(raw, source, path.suffix.lower(), path)
+        except DocumentError as exc:
+            kept = " (the previously indexed version is kept)" if source in known else ""
+            skipped.append(Skipped(source, exc.reason + kept))
+            continue
+        (updated if source in known else added).append(source)
+        if encoding := doc.metadata.get("encoding"):
+            notes.append(Skipped(source, f"not UTF-8: converted from {encoding}; check its umlauts"))
+        read.append(doc)
+        if stat is not None:
+            infos[source] = stat
+    return out
+
+
+def _prepared(
+    read: list[Document],
+    removed: list[str],
+    index_dir: Path | None,
+    rebuild: bool,
+    chunking: ChunkingConfig,
+    clock: _Clock,
+) -> list[tuple[Document, list[Chunk]]]:
+    """The documents read, without the corpus's boilerplate lines, with their names, cut into chunks."""
+    pending: list[tuple[Document, list[Chunk]]] = []
+    # Boilerplate: short lines in MIN_FILES files of the corpus, counted with this run's files.
+    with clock("clean"):
+        lines = LineTable.beside(index_dir)
+        if rebuild:
+            lines.clear()
+        lines.remove(removed)
+        for doc in read:
+            if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
+                lines.put(doc.source, line_keys(doc.text))
+    for doc in read:
+        if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
+            with clock("clean"):
+                doc = without_boilerplate(doc, lines.repeated(line_keys(doc.text)))
+        with clock("names"):
+            doc = with_names(doc)
+        with clock("chunk"):
+            pending.append((doc, chunk_document(doc, chunking)))
+    with clock("clean"):
+        lines.commit()
+        lines.close()
+    return pending
+
+
 def index_paths(
     paths: Sequence[Path] | None,
     index_dir: Path | str | Store,
@@ -178,7 +268,7 @@ def index_paths(
         paths: folders and files; ``None`` re-scans the folders the index was built from
             (with ``rebuild``, as recorded by any readable generation: a damaged index can be rebuilt).
         index_dir: the index folder (created if missing), a store spec (``milvus:…``) or a :class:`Store`.
-        embedder: an :class:`~embeddings.encoder.Embedder` (or anything with
+        embedder: an :class:`~embeddings.model.encoder.Embedder` (or anything with
             ``model_id``, ``backend``, ``dim`` and ``embed_documents``).
         chunking: how to cut documents; a change re-chunks every file.
         rebuild: start from an empty index (needed to switch models).
@@ -212,59 +302,10 @@ def index_paths(
         same_chunking = base is not None and base.manifest.chunking == chunk_cfg
         known = base.manifest.files if base else {}
 
-        added, updated, unchanged, skipped = [], [], [], list(corpus.skipped)
-        pending: list[tuple[Document, list[Chunk]]] = []
-        read: list[Document] = []
-        notes: list[Skipped] = []
-        infos: dict[str, dict] = {}
-        for n, (source, path) in enumerate(sorted(files.items()), 1):
-            if progress:
-                progress("read", n, len(files))
-            try:
-                with clock("read"):
-                    stat = _file_info(path)
-                    if same_chunking and stat is not None and _same_file(known.get(source), stat):
-                        unchanged.append(source)  # same size and modification time (ns): not read again
-                        continue
-                    raw = read_bytes(path, max_file_bytes)
-                    digest = hashlib.sha256(raw).hexdigest()
-                    if same_chunking and known.get(source, {}).get("sha256") == digest:
-                        unchanged.append(source)
-                        continue
-                with clock("clean"):
-                    doc = parse_document(raw, source, path.suffix.lower(), path)
-            except DocumentError as exc:
-                kept = " (the previously indexed version is kept)" if source in known else ""
-                skipped.append(Skipped(source, exc.reason + kept))
-                continue
-            (updated if source in known else added).append(source)
-            if encoding := doc.metadata.get("encoding"):
-                notes.append(Skipped(source, f"not UTF-8: converted from {encoding}; check its umlauts"))
-            read.append(doc)
-            if stat is not None:
-                infos[source] = stat
-
+        found = _read_changed(files, known, same_chunking, clock, progress, max_file_bytes)
+        skipped = [*corpus.skipped, *found.skipped]
         removed = sorted(s for s in known if s not in files)
-        # Boilerplate: short lines in MIN_FILES files of the corpus, counted with this run's files.
-        with clock("clean"):
-            lines = LineTable.beside(getattr(store, "index_dir", None))
-            if rebuild:
-                lines.clear()
-            lines.remove(removed)
-            for doc in read:
-                if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
-                    lines.put(doc.source, line_keys(doc.text))
-        for doc in read:
-            if Path(doc.source).suffix.lower() in CLEANED_SUFFIXES:
-                with clock("clean"):
-                    doc = without_boilerplate(doc, lines.repeated(line_keys(doc.text)))
-            with clock("names"):
-                doc = with_names(doc)
-            with clock("chunk"):
-                pending.append((doc, chunk_document(doc, chunking)))
-        with clock("clean"):
-            lines.commit()
-            lines.close()
+        pending = _prepared(found.read, removed, getattr(store, "index_dir", None), rebuild, chunking, clock)
         # An index of an older format is upgraded: every file is written anew, its vectors reused.
         reuse = getattr(writer, "reuse", base)
         with clock("embed"):
@@ -273,7 +314,7 @@ def index_paths(
             for source in removed:
                 writer.remove(source)
             for doc, chunks in pending:
-                writer.add(doc, chunks, vectors[doc.source], file_info=infos.get(doc.source))
+                writer.add(doc, chunks, vectors[doc.source], file_info=found.infos.get(doc.source))
             generation = base.manifest.generation if base else 0
             if writer.changed or base is None or tuple(base.manifest.roots) != roots:
                 if progress:
@@ -282,12 +323,12 @@ def index_paths(
                 if progress:
                     progress("write", 1, 1)
         return IndexReport(
-            added=tuple(added),
-            updated=tuple(updated),
+            added=tuple(found.added),
+            updated=tuple(found.updated),
             removed=tuple(removed),
-            unchanged=tuple(unchanged),
+            unchanged=tuple(found.unchanged),
             skipped=tuple(skipped),
-            notes=tuple(notes),
+            notes=tuple(found.notes),
             chunks_embedded=embedded,
             chunks_reused=reused,
             chunks_total=writer.count(),
@@ -378,7 +419,11 @@ def _embed_pending(pending, base: StoreView | None, embedder, progress, batch_si
         if progress:
             progress("embed", done, len(hashes))
     reuse_hashes = {c.text_hash for _d, chunks in pending for c in chunks if c.text_hash in stored}
-    reused_vecs = dict(zip(reuse_hashes, base.vectors([stored[h] for h in reuse_hashes]))) if reuse_hashes else {}
+    reused_vecs = (
+        dict(zip(reuse_hashes, base.vectors([stored[h] for h in reuse_hashes])))
+        if reuse_hashes and base is not None
+        else {}
+    )
     out, reused = {}, 0
     for doc, chunks in pending:
         rows = []

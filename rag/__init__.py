@@ -13,11 +13,14 @@ which indexes that folder first. Where the defaults live: :mod:`rag.defaults`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .engine import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, Engine, Engines, engine_for
-from .questions import QuestionError
-from .types import Answer, Citation, Hit
+from rag.answering.questions import QuestionError
+from rag.engine import DEFAULT_CORPUS, DEFAULT_INDEX_DIR, Engine, Engines, engine_for
+from rag.types import Answer, Citation, Hit
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import BaseRetriever
 
 __all__ = [
     "DEFAULT_CORPUS",
@@ -52,9 +55,9 @@ def ask(
         corpus: a folder of articles to answer from: indexed first (incrementally, so only
             new or changed files cost time) into ``index_dir``, by default a folder kept for it.
         k: how many passages to retrieve and return as citations (default 5; with ``llm``,
-            ``rag.llm.PASSAGES``: the passages the model reads).
-        llm: a LangChain chat model (e.g. ``rag.llm.chat_model("openai", base_url=...)``) to write
-            the answer from the passages; its citations are checked (see :mod:`rag.llm`).
+            ``rag.llm.answers.PASSAGES``: the passages the model reads).
+        llm: a LangChain chat model (e.g. ``rag.llm.answers.chat_model("openai", base_url=...)``) to write
+            the answer from the passages; its citations are checked (see :mod:`rag.llm.answers`).
             ``None``: the offline extractive answer.
         history: the earlier chat turns; a follow-up is made standalone first.
         engine: answer with this :class:`Engine` (and its index) instead.
@@ -63,9 +66,9 @@ def ask(
         QuestionError: empty or over-long question.
         embeddings.StoreError: no index (the message names the command that builds it), or a
             damaged one (the message says how to rebuild).
-        rag.llm.LLMError: the model could not be reached (the message says how to fix it).
+        rag.llm.answers.LLMError: the model could not be reached (the message says how to fix it).
     """
-    from .answerer import answerers, final_answer
+    from rag.answerer import answerers, final_answer
 
     engine = engine or _engine(index_dir, corpus)
     chosen = next(iter(answerers(engine, k=k, llm=llm, llm_k=k).values()))
@@ -76,9 +79,8 @@ def _engine(index_dir: Path | str | None, corpus: Path | str | None) -> Engine:
     if corpus is None:
         return engine_for(Path(index_dir) if index_dir else None)
     from embeddings import Embedder, index_paths, read_manifest
-
-    from .defaults import defaults
-    from .engine import SHARED
+    from rag.defaults import defaults
+    from rag.engine import SHARED
 
     places = defaults()
     index = Path(index_dir) if index_dir else places.index_for(Path(corpus))
@@ -91,7 +93,7 @@ def _engine(index_dir: Path | str | None, corpus: Path | str | None) -> Engine:
     return SHARED.get(index, cache_dir=places.cache_dir, embedder=embedder)
 
 
-def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Engine | None = None):
+def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Engine | None = None) -> BaseRetriever:
     """A LangChain ``BaseRetriever`` over the index.
 
     Each returned ``Document`` is a passage with ``source``, ``title``, ``start``, ``end``,
@@ -102,6 +104,6 @@ def as_retriever(*, index_dir: Path | str | None = None, k: int = 5, engine: Eng
         k: passages per query.
         engine: reuse a loaded :class:`Engine` instead.
     """
-    from .langchain_retriever import NewsRetriever
+    from rag.langchain_retriever import NewsRetriever
 
     return NewsRetriever(engine=engine or engine_for(Path(index_dir) if index_dir else None), k=k)

@@ -21,9 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
-from .followup import message_text, resolve
-from .questions import QuestionError, clean
-from .types import Answer
+from embeddings import Embedder
+from rag.answering.followup import message_text, resolve
+from rag.answering.questions import QuestionError, clean
+from rag.types import Answer, AnswerEngine, Hit, LoadedView
 
 EXTRACTIVE_K = 5
 
@@ -32,8 +33,15 @@ EXTRACTIVE_K = 5
 class Answerer(Protocol):
     """Writes a cited answer; ``name`` is its key (``"extractive"``, ``"llm"``), ``label`` how a page shows it."""
 
-    name: str
-    label: str
+    @property
+    def name(self) -> str:
+        """Its key: ``"extractive"`` or ``"llm"``."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """How a page shows it."""
+        ...
 
     def stream(self, question: str, history: Sequence[Any] = ()) -> Iterator[str | Answer]:
         """Text pieces as they are written, then exactly one final :class:`Answer`.
@@ -90,7 +98,7 @@ def final_answer(answerer: Answerer, question: str, history: Sequence[Any] = ())
 class ExtractiveAnswerer:
     """Quotes the sentences that answer, cited ``[n]`` (:meth:`rag.Engine.ask`); follow-ups rewritten first."""
 
-    engine: Any
+    engine: AnswerEngine
     k: int = EXTRACTIVE_K
     name: str = "extractive"
     label: str = "Extractive (quotes the passages)"
@@ -107,9 +115,10 @@ class ExtractiveAnswerer:
 
 @dataclass(frozen=True)
 class LlmAnswerer:
-    """A LangChain chat model writes the answer from the passages; its citations are checked (:mod:`rag.llm`)."""
+    """A LangChain chat model writes the answer from the passages; its citations are checked
+    (:mod:`rag.llm.answers`)."""
 
-    engine: Any
+    engine: AnswerEngine
     llm: Any
     k: int | None = None
     label: str = "LLM"
@@ -117,7 +126,7 @@ class LlmAnswerer:
     sources: frozenset[str] | None = None  # search only these files (None: all)
 
     def stream(self, question: str, history: Sequence[Any] = ()) -> Iterator[str | Answer]:
-        from .llm import PASSAGES, generate, prepare
+        from rag.llm.answers import PASSAGES, generate, prepare
 
         turns = [t if isinstance(t, dict) else {"role": "user", "content": t} for t in history or ()]
         engine = ScopedEngine(self.engine, self.sources) if self.sources is not None else self.engine
@@ -126,29 +135,37 @@ class LlmAnswerer:
             yield replace(item, question=prepared.standalone) if isinstance(item, Answer) else item
 
     def answered_by(self, answer: Answer) -> str | None:
-        from .llm import answered_by
+        from rag.llm.answers import answered_by
 
         return answered_by(answer)
 
 
 @dataclass(frozen=True)
 class ScopedEngine:
-    """An engine that searches only some files: what :func:`rag.llm.prepare` and the answerers call on it."""
+    """An engine that searches only some files: what :func:`rag.llm.answers.prepare` and the answerers call on it."""
 
-    engine: Any
+    engine: AnswerEngine
     sources: frozenset[str]
 
-    def ask(self, question: str, k: int = EXTRACTIVE_K) -> Answer:
-        return self.engine.ask(question, k=k, sources=self.sources)
+    def _within(self, sources: frozenset[str] | None) -> frozenset[str]:
+        return self.sources if sources is None else self.sources & sources
 
-    def retrieve(self, question: str, k: int = EXTRACTIVE_K):
-        return self.engine.retrieve(question, k, sources=self.sources)
+    def ask(self, question: str, k: int = EXTRACTIVE_K, *, sources: frozenset[str] | None = None) -> Answer:
+        return self.engine.ask(question, k=k, sources=self._within(sources))
 
-    def loaded(self):
+    def retrieve(self, question: str, k: int = EXTRACTIVE_K, *, sources: frozenset[str] | None = None) -> list[Hit]:
+        return self.engine.retrieve(question, k, sources=self._within(sources))
+
+    def loaded(self) -> LoadedView:
         return self.engine.loaded()
 
+    def embedder(self) -> Embedder:
+        return self.engine.embedder()
 
-def answerers(engine: Any, *, k: int | None = None, llm: Any = None, llm_k: int | None = None) -> dict[str, Answerer]:
+
+def answerers(
+    engine: AnswerEngine, *, k: int | None = None, llm: Any = None, llm_k: int | None = None
+) -> dict[str, ExtractiveAnswerer | LlmAnswerer]:
     """The answerers this configuration offers, by name: always the extractive one, the LLM's when given.
 
     The first is the default (the LLM's when there is one).
@@ -156,7 +173,7 @@ def answerers(engine: Any, *, k: int | None = None, llm: Any = None, llm_k: int 
     extractive = ExtractiveAnswerer(engine, k or EXTRACTIVE_K)
     if llm is None:
         return {extractive.name: extractive}
-    from .llm import describe
+    from rag.llm.answers import describe
 
     model = LlmAnswerer(engine, llm, llm_k, label=f"LLM: {describe(llm)}")
     return {model.name: model, extractive.name: extractive}

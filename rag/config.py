@@ -1,6 +1,6 @@
 """The numbers that shape retrieval and the answer signals, in one frozen object with the provenance of each.
 
-What decides an answer is no longer here: the fitted scorer (:mod:`rag.scorer`, written by
+What decides an answer is no longer here: the fitted scorer (:mod:`rag.answering.scorer`, written by
 ``scripts/fit.py`` with its held-out figures) weighs the signals, chooses the sentence and decides
 to abstain. The numbers below only shape the signals it reads. Their provenance, by group:
 
@@ -12,7 +12,7 @@ to abstain. The numbers below only shape the signals it reads. Their provenance,
   Replacing them by fitted values is open work (issue 22);
 * the gates' limits: as above, they decide a gate's verdict, which the judge reads as one feature;
 * ``tie``, ``adjacent``, ``try_count``, ``try_margin``: used only by the gate-by-gate decision
-  (:func:`rag.answer.decide`) that the scorer replaced; kept for ``--set`` compatibility.
+  (:func:`rag.answering.answer.decide`) that the scorer replaced; kept for ``--set`` compatibility.
 """
 
 from __future__ import annotations

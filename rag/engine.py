@@ -5,7 +5,7 @@ the word and name lookups are built per immutable index part (and kept across
 versions, so an update costs its new part only). Before each question the engine
 asks the store for its version (one small read) and switches to a new view after
 an update, so readers never see a half-written index and never block writers.
-The engine reads the index only through the store interface (:mod:`embeddings.store_api`).
+The engine reads the index only through the store interface (:mod:`embeddings.stores.api`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import functools
 import itertools
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,19 +30,19 @@ from embeddings import (
     StoreView,
     open_store,
 )
-from embeddings.manifest import REBUILD_HINT
-from embeddings.store_api import IndexPart, is_milvus, store_spec
-from embeddings.verify import manifest_model
-
-from .answer import Decision, Vocabularies, Vocabulary, compose
-from .config import ScoringConfig
-from .defaults import defaults
-from .ground import Gates, NameIndex, NameIndexes, Verdict
-from .questions import Question, analyse
-from .retrieve import expand_to_documents, retrieve
-from .scorer import FEATURES, PASSED, AnswerScorer, context_rows, feature_rows, shipped
-from .select import Scored, document_sentences, idf_lookup, rank
-from .types import Answer, Hit
+from embeddings.stores.api import IndexPart
+from embeddings.stores.embedded.verify import manifest_model
+from embeddings.stores.manifest import REBUILD_HINT
+from embeddings.stores.spec import is_milvus, store_spec
+from rag.answering.answer import Decision, Vocabularies, Vocabulary, compose
+from rag.answering.ground import Gates, NameIndex, NameIndexes, Verdict
+from rag.answering.questions import Question, analyse
+from rag.answering.scorer import FEATURES, PASSED, AnswerScorer, context_rows, feature_rows, shipped
+from rag.answering.select import Scored, document_sentences, idf_lookup, rank
+from rag.config import ScoringConfig
+from rag.defaults import defaults
+from rag.retrieve import expand_to_documents, retrieve
+from rag.types import Answer, Hit
 
 SENTENCE_CACHE_SIZE = 20_000
 # The defaults when this module was imported (the checkout's seeds/ and .rag-index/, or under the
@@ -78,14 +79,14 @@ class Candidates:
 
     question: Question
     hits: tuple[Hit, ...]
-    ranked: tuple[Scored, ...]  # the signals of each candidate (rag.select.rank)
-    rows: np.ndarray  # the scorer's features, one row per candidate (rag.scorer.FEATURES)
+    ranked: tuple[Scored, ...]  # the signals of each candidate (rag.answering.select.rank)
+    rows: np.ndarray  # the scorer's features, one row per candidate (rag.answering.scorer.FEATURES)
     snapshot: StoreView
     gates: Gates
 
     def verdicts(self, i: int) -> tuple[Verdict, ...]:
         """The gates run on candidate ``i``, up to the first that fails (memoised: a gate may embed names)."""
-        memo = self.__dict__.setdefault("_verdicts", {})
+        memo: dict[int, tuple[Verdict, ...]] = self.__dict__.setdefault("_verdicts", {})
         if i not in memo:
             s = self.ranked[i]
             doc = self.snapshot.documents[s.sentence.source]
@@ -246,7 +247,7 @@ class Engine:
         parts = tuple(self.scorer.ranker.contributions(row_of[(s.sentence.source, s.sentence.start)]) for s in top)
         return Explanation(found.question, answer, top, decision, self.config, self.scorer.threshold, parts)
 
-    def _embed_terms(self, embedder: Embedder):
+    def _embed_terms(self, embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
         """Embeds short terms as queries (memoised with the sentences), to compare nouns across languages."""
 
         def embed(texts: list[str]) -> np.ndarray:
@@ -270,7 +271,7 @@ class Engine:
             return vectors
         return self._memoised(texts, embedder.embed_documents, embedder)
 
-    def _memoised(self, texts: list[str], embed, embedder: Embedder) -> np.ndarray:
+    def _memoised(self, texts: list[str], embed: Callable[[list[str]], np.ndarray], embedder: Embedder) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
         with self._cache_lock:
             memo = self._sentence_cache if self._embedder is embedder else None

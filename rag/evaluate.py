@@ -6,7 +6,7 @@ A question with ``source: null`` has no answer in the corpus and should be absta
 The report breaks accuracy down by language and by kind, so that a gain in one language or
 kind cannot hide a loss in another.
 
-With an LLM answerer, ``answered_by`` (e.g. :func:`rag.llm.answered_by`) labels each
+With an LLM answerer, ``answered_by`` (e.g. :func:`rag.llm.answers.answered_by`) labels each
 answer (the model's own, replaced by the extractive fallback, refused, not asked) and
 the report counts them, so the figures say what the model itself contributed.
 """
@@ -20,8 +20,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .types import Answer
+from rag.types import Answer
 
 
 class EvalFileError(ValueError):
@@ -70,7 +71,7 @@ class Outcome:
     case: Case
     answer: Answer
     seconds: float
-    answered_by: str | None = None  # with an LLM: "model", "fallback", "refused", ... (rag.llm.ANSWERED_BY)
+    answered_by: str | None = None  # with an LLM: "model", "fallback", "refused", ... (rag.llm.answers.ANSWERED_BY)
 
     @property
     def sources(self) -> list[str]:
@@ -144,8 +145,8 @@ class Report:
         for kind, label in labels.items():
             if kind in self.answered_by:
                 count = self.answered_by[kind]
-                right = f" ({self.correct_by.get(kind, 0)} correct)" if kind != "not_asked" and count else ""
-                rows.append((label, f"{count}/{self.n}{right}"))
+                correct = f" ({self.correct_by.get(kind, 0)} correct)" if kind != "not_asked" and count else ""
+                rows.append((label, f"{count}/{self.n}{correct}"))
         for label, groups in (("language", self.by_language), ("kind", self.by_kind)):
             for name, (right, total) in sorted(groups.items()):
                 value = f"{right / total:.3f} ({right}/{total})"
@@ -160,7 +161,7 @@ class Report:
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "outcomes"}
         data["questions"] = [
             {
@@ -269,7 +270,7 @@ def evaluate(
 
     Args:
         ask: the answerer.
-        answered_by: labels who wrote each answer (see :func:`rag.llm.answered_by`); the report
+        answered_by: labels who wrote each answer (see :func:`rag.llm.answers.answered_by`); the report
             then counts the labels, and the correct answers under each.
         timed: ``ask`` answers as a user would wait for it; ``False`` when the answers were computed
             ahead (held-out folds): the report then gives no latency.

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .evaluate import Case
-from .scorer import FEATURES, JUDGED, PASSED, AnswerScorer, Logistic, judged_row
+from rag.answering.scorer import FEATURES, JUDGED, PASSED, AnswerScorer, Logistic, judged_row
+from rag.evaluate import Case
 
 # The share of answers that must hold the answer on held-out articles (an answered unanswerable question
 # counting as wrong); the threshold is fitted to it. 0.80: the lowest target at which English questions over
@@ -34,7 +34,9 @@ class Example:
     rows: np.ndarray  # features, one row per candidate
     labels: np.ndarray  # 1 where the candidate holds the answer
     sentences: tuple[str, ...]
-    gates: tuple[str, ...] = ()  # per candidate, the first gate that fails on it (rag.scorer.GATES, or "passed")
+    gates: tuple[
+        str, ...
+    ] = ()  # per candidate, the first gate that fails on it (rag.answering.scorer.GATES, or "passed")
 
     def gate(self, i: int) -> str:
         return self.gates[i] if self.gates else PASSED
@@ -251,7 +253,7 @@ def make_scorer(
         judge, pair = fit_model(JUDGED, rows, one, l2, w), fit_model(JUDGED, rows, two, l2, w)
         held, rows_f, one_f, two_f, _ = parts[f]
         if len(rows_f):
-            judged_f = zip(judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f)
+            judged_f: Iterator[tuple] = zip(judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f)
         else:
             judged_f = iter(())
         for e in held:  # judged() made a row for each question with candidates, in order
@@ -411,8 +413,8 @@ def held_out_answers(
     :func:`cross_validate`) and decides that fold's answers. What this measures is how the method
     does on articles it was not fitted on.
     """
-    from .answer import compose
-    from .engine import choose
+    from rag.answering.answer import compose
+    from rag.engine import choose
 
     found = [engine.candidates(c.question) for c in cases]
     examples = [example_of(name, c, f) for c, f in zip(cases, found)]
@@ -430,9 +432,9 @@ def retrieval_recall(
     """Per language, the share of answerable questions for which a passage holding the answer is among
     the ``depth`` best of each ranking: dense only, BM25 only, and their reciprocal-rank fusion with
     each BM25 weight (``"coverage"``: the weight :func:`rag.retrieve.lexical_coverage` gives)."""
-    from .questions import analyse
-    from .retrieve import RRF_K, fuse, lexical_coverage
-    from .text import terms
+    from rag.answering.questions import analyse
+    from rag.answering.text import terms
+    from rag.retrieve import RRF_K, fuse, lexical_coverage
 
     hits: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
@@ -457,7 +459,7 @@ def retrieval_recall(
     return {lang: {name: n / totals[lang] for name, n in by_name.items()} for lang, by_name in hits.items()}
 
 
-# --- the claim check's decision (rag.claims.ClaimModel), fitted by scripts/claims_set.py ---------------
+# --- the claim check's decision (rag.llm.claims.ClaimModel), fitted by scripts/claims_set.py ---------------
 
 
 def choose_keep_threshold(
@@ -470,19 +472,19 @@ def choose_keep_threshold(
     >>> choose_keep_threshold(p, ok, np.array([1, 1, 0, 0]), ["a"] * 4, 0.0)
     0.8
     """
-    slices = np.asarray(slices)
+    kinds = np.asarray(slices)
     wrong = labels == 0
-    totals = {s: int((wrong & (slices == s)).sum()) for s in set(slices.tolist())}
+    totals = {s: int((wrong & (kinds == s)).sum()) for s in set(kinds.tolist())}
     for t in sorted({float(x) for x in probabilities[passed]}):
         kept = passed & (probabilities >= t)
-        if all(((kept & wrong & (slices == s)).sum() <= max_wrong * n) for s, n in totals.items()):
+        if all(((kept & wrong & (kinds == s)).sum() <= max_wrong * n) for s, n in totals.items()):
             return t
     return float(np.nextafter(1.0, 2.0))  # nothing reaches it: keep nothing the model decides
 
 
 def _claim_probabilities(rows: np.ndarray, passed: np.ndarray, labels: np.ndarray, fit_on: np.ndarray,
                          l2: float):  # fmt: skip
-    from .claims import CLAIM_FEATURES
+    from rag.llm.claims import CLAIM_FEATURES
 
     use = fit_on & passed
     model = fit_model(CLAIM_FEATURES, rows[use], labels[use], l2)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from embeddings import StoreView
-
-from .text import terms
-from .types import Hit
+from rag.answering.text import terms
+from rag.types import Hit
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the influence of the top ranks
 

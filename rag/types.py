@@ -1,10 +1,18 @@
-"""Results of answering: :class:`Hit` (a retrieved passage), :class:`Citation` and :class:`Answer`."""
+"""Results of answering: :class:`Hit` (a retrieved passage), :class:`Citation` and :class:`Answer`.
+
+And :class:`AnswerEngine`, what the answerers and the chat call on an engine (:class:`rag.Engine`
+is one; a scoped engine that searches some files only is another).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
-from embeddings import Chunk
+from embeddings import Chunk, StoreView
+
+if TYPE_CHECKING:
+    from embeddings import Embedder
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,7 @@ class Citation:
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """One sentence of a generated answer, checked against the passages it cites (:mod:`rag.claims`).
+    """One sentence of a generated answer, checked against the passages it cites (:mod:`rag.llm.claims`).
 
     ``kept`` says whether it is shown; ``reason`` why not (or ``"supported"``); ``cited`` are
     its ``[n]``; ``similarity`` is its best cosine with a cited passage sentence, when measured;
@@ -69,5 +77,32 @@ class Answer:
     question: str = ""
     notes: tuple[str, ...] = ()  # what was changed on the way, e.g. citations removed from an LLM answer
     reason: str = ""  # when abstained: the gate that decided ("evidence", "anchor", "names-near", "kind:when", ...)
-    claims: tuple[ClaimCheck, ...] = ()  # an LLM answer's sentences, each kept or removed (rag.claims)
+    claims: tuple[ClaimCheck, ...] = ()  # an LLM answer's sentences, each kept or removed (rag.llm.claims)
     short: str = ""  # the few words that answer (date, number, name) when ``text`` leads with them: "<short> — …"
+
+
+class LoadedView(Protocol):
+    """The part of a loaded index the answerers read: its consistent view."""
+
+    @property
+    def snapshot(self) -> StoreView: ...
+
+
+class AnswerEngine(Protocol):
+    """What the answerers and the chat call on an engine; :class:`rag.Engine` implements it."""
+
+    def ask(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Answer:
+        """The cited answer to ``question`` from the best ``k`` passages (of ``sources`` only, when given)."""
+        ...
+
+    def retrieve(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> list[Hit]:
+        """The best ``k`` passages for ``question``."""
+        ...
+
+    def loaded(self) -> LoadedView:
+        """The live index, reopened when a writer committed a new version."""
+        ...
+
+    def embedder(self) -> Embedder:
+        """The embedding model, loaded on first use."""
+        ...

@@ -69,7 +69,7 @@ def synthetic_documents(n_docs: int, seed: int = 0):
                 size += len(s) + 1
             parts.append(" ".join(picked))
         text = "\n\n".join(parts)
-        # names as the indexer stores them (embeddings.entities.with_names), so no store recomputes them
+        # names as the indexer stores them (embeddings.language.entities.with_names), so no store recomputes them
         doc = Document(source, text, f"Dokument {d}", f"{d:064x}", metadata={"names": f"Dokument {d}|Peking|Moskau"})
         chunks, start = [], 0
         for part in parts:
@@ -79,7 +79,7 @@ def synthetic_documents(n_docs: int, seed: int = 0):
 
 
 def mixture():
-    from scripts.bench import Mixture
+    from scripts.workload import Mixture
 
     return Mixture.clustered(clusters=256, dim=DIM)
 
@@ -94,7 +94,7 @@ def fuse(rankings: list[list[int]], k: int = 60) -> list[int]:
 
 def one_question(store, state: dict, question: str, vector: np.ndarray) -> None:
     """The store traffic of one ``Engine.ask``."""
-    from embeddings.analysis import terms
+    from embeddings.language.analysis import terms
 
     version = store.version()
     if state.get("version") != version:
@@ -114,7 +114,7 @@ def one_question(store, state: dict, question: str, vector: np.ndarray) -> None:
 
 def worker(spec: str, n_chunks: int) -> dict:
     from embeddings import Embedder, Manifest
-    from embeddings.store_api import open_store
+    from embeddings.stores.spec import open_store
 
     n_docs = max(1, n_chunks // CHUNKS_PER_DOC)
     mix = mixture()
@@ -171,7 +171,7 @@ def worker(spec: str, n_chunks: int) -> dict:
 def _asks(store, model) -> tuple[float, float]:
     """p50/p95 of the whole ``Engine.ask`` over ``store`` on the dev questions, two rounds."""
     from rag import Engine
-    from scripts.bench import dev_questions, timed_rounds
+    from scripts.workload import dev_questions, timed_rounds
 
     questions = dev_questions("dev.jsonl", "dev2.jsonl")
     engine = Engine(store=store, embedder=model)

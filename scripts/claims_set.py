@@ -20,7 +20,7 @@ instead (``other-paragraph``). A change can leave a claim true by chance (swappi
 "A and B met"); such noise is in the figures.
 
 Folds hold out whole articles (an xquad article; a block of dictionary passages). The decision
-(rag.claims.ClaimModel) is a logistic model over the check's signals for claims that pass its
+(rag.llm.claims.ClaimModel) is a logistic model over the check's signals for claims that pass its
 name, date and number gate, with the threshold chosen on inner held-out folds so that at most
 ``--max-wrong`` of the wrong claims of each direction are kept. Every random choice takes ``--seed``.
 Vectors are cached in .cache/claims/ by model and text.
@@ -152,7 +152,7 @@ def negate(sentence: str, language: str) -> str | None:
 
 
 def _number_spans(sentence: str) -> list[tuple[int, int, str]]:
-    from rag.claims import number_mentions
+    from rag.llm.claims import number_mentions
 
     spans = [(a, b, sentence[a:b]) for a, b, _ in number_mentions(sentence)]
     for m in re.finditer(r"\d+(?:[.,]\d+)*", sentence):
@@ -163,7 +163,7 @@ def _number_spans(sentence: str) -> list[tuple[int, int, str]]:
 
 def change_number(sentence: str, language: str, rng: random.Random) -> str | None:
     """The sentence with one number (or year) changed to another value."""
-    from embeddings.wordlists import word_values
+    from embeddings.language.wordlists import word_values
 
     spans = _number_spans(sentence)
     if not spans:
@@ -193,7 +193,7 @@ def change_number(sentence: str, language: str, rng: random.Random) -> str | Non
 
 def names_in(sentence: str, language: str, known: Sequence[str] = ()) -> list[str]:
     """The names of a sentence: in English its capitalised words but the first; in German those of
-    ``known`` (the article's names, :func:`embeddings.entities.extract_names`)."""
+    ``known`` (the article's names, :func:`embeddings.language.entities.extract_names`)."""
     tokens = re.findall(r"[^\W\d_][\w'’-]*", sentence)
     if language == "de":
         allowed = set(known)
@@ -251,7 +251,7 @@ def _wrong(base: LabelledClaim, text: str, language: str, names, pool, rng, othe
 
 def build(seed: int = 13, dictionary_sentences: int = 1600, dictionary: Path = DICTIONARY) -> list[LabelledClaim]:
     """The labelled set (see the module doc); the same ``seed`` gives the same set."""
-    from embeddings.entities import extract_names
+    from embeddings.language.entities import extract_names
 
     rng = random.Random(seed)
     out: list[LabelledClaim] = []
@@ -345,7 +345,7 @@ def features(claims: Sequence[LabelledClaim], cache: VectorCache | None) -> tupl
     """Per claim, whether it passes the check's gate, its row of the decision's features (NaN if not), and
     the check (its reason when the gate removed it)."""
     from embeddings import split_sentences
-    from rag.claims import CLAIM_FEATURES, ClaimChecker, strip_citations
+    from rag.llm.claims import CLAIM_FEATURES, ClaimChecker, strip_citations
     from rag.types import Citation
 
     embed = {}
@@ -381,8 +381,8 @@ def features(claims: Sequence[LabelledClaim], cache: VectorCache | None) -> tupl
 
 def blank_model():
     """A decision that keeps every claim the gate passes (collecting the signals needs none)."""
-    from rag.claims import CLAIM_FEATURES, DIRECTIONS, ClaimModel
-    from rag.scorer import Logistic
+    from rag.answering.scorer import Logistic
+    from rag.llm.claims import CLAIM_FEATURES, DIRECTIONS, ClaimModel
 
     n = len(CLAIM_FEATURES)
     keep = Logistic(CLAIM_FEATURES, (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0)
@@ -399,15 +399,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--dump", type=Path, help="write the labelled set here (JSONL)")
     ap.add_argument("--json", type=Path, help="write the held-out figures here")
-    from rag.claims import MODEL_FILE
+    from rag.llm.claims import MODEL_FILE
 
     ap.add_argument("--out", type=Path, default=MODEL_FILE)
     args = ap.parse_args(argv)
 
     from embeddings import DEFAULT_MODEL
-    from embeddings.encoder import load_embedder
-    from rag.claims import CLAIM_FEATURES, ClaimModel, direction
+    from embeddings.model.encoder import load_embedder
     from rag.fitting import claim_cross_validate, claim_figures, fit_claim_model
+    from rag.llm.claims import CLAIM_FEATURES, ClaimModel, direction
 
     claims = build(args.seed, args.dictionary_sentences)
     if args.dump:

@@ -19,7 +19,7 @@ moment, in three ways taken in turn:
 
 Afterwards the index must:
 
-- load and pass :func:`embeddings.verify.check_index` (no duplicate chunks, no
+- load and pass :func:`embeddings.stores.embedded.verify.check_index` (no duplicate chunks, no
   vectors without chunks or the reverse, manifest and documents agree);
 - equal state A or state B exactly: the same files, chunks and vectors as a
   clean run to that state (no chunks of deleted files, nothing half-applied);
@@ -223,7 +223,7 @@ class Trials:
     def run(self, n: int, mode: str, rng: random.Random) -> dict:
         """One trial; returns what happened and any broken promise under ``problems``."""
         from embeddings import IndexLockedError, index_paths
-        from embeddings.verify import check_index
+        from embeddings.stores.embedded.verify import check_index
 
         index = self.work / f"trial-{n:03d}"
         shutil.rmtree(index, ignore_errors=True)

@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rag.answering.scorer import FEATURES, JUDGED, MODEL_FILE, AnswerScorer, Logistic  # noqa: E402
 from rag.evaluate import Case, load_cases  # noqa: E402
 from rag.fitting import TARGET_PRECISION, Example, Pick, by, cross_validate, example_of, make_scorer  # noqa: E402
-from rag.scorer import FEATURES, JUDGED, MODEL_FILE, AnswerScorer, Logistic  # noqa: E402
 
 SETS = {
     # name: (question file or set folder, corpus folder)
@@ -38,15 +38,14 @@ CACHE = ROOT / ".cache" / "fit"
 
 
 # The code the features come from: a change there makes the cached examples stale.
-FEATURE_CODE = ("rag/select.py", "rag/ground.py", "rag/retrieve.py", "rag/text.py", "rag/questions.py",
-                "rag/lexicon.py", "rag/temporal.py", "embeddings/*.py")  # fmt: skip
+FEATURE_CODE = ("rag/answering/*.py", "rag/retrieve.py", "embeddings/**/*.py")
 
 
 def code_key(config) -> str:
     """A digest of what the features depend on: their code, the question sets and articles, the config."""
     import inspect
 
-    from rag import scorer
+    from rag.answering import scorer
     from rag.engine import Engine
 
     h = hashlib.sha256(repr(config).encode())
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from embeddings import DEFAULT_MODEL
-    from embeddings.encoder import load_embedder
+    from embeddings.model.encoder import load_embedder
     from rag.config import ScoringConfig
 
     config = ScoringConfig() if args.shortlist is None else ScoringConfig(shortlist=args.shortlist)

@@ -8,7 +8,7 @@
    the haystack. Written once into ``--out`` and reused.
 2. **Vectors.** The real model embeds the seed articles' chunks and a sample of the man
    page chunks; every other chunk gets a draw from a mixture fitted to that sample
-   (``bench.Mixture``: as anisotropic as the real vectors). The index is built through
+   (``workload.Mixture``: as anisotropic as the real vectors). The index is built through
    ``index_paths`` like any other.
 3. **A chat process** (its own process, as ``rag chat`` runs): from process start to the
    first answer (open), resident memory after loading, then ``Engine.ask`` p50/p95 over the
@@ -65,7 +65,7 @@ def build_corpus(out: Path, target_chunks: int) -> Path:
     """Man pages repeated and varied to about ``target_chunks`` chunks, plus the seeds (cached in ``out``)."""
     from embeddings import ChunkingConfig, chunk_document
     from embeddings.types import Document
-    from scripts.bench import ensure_manpages, render
+    from scripts.workload import ensure_manpages, render
 
     folder = out / f"scale-corpus-{target_chunks}"
     if (folder / ".done").exists():
@@ -125,7 +125,7 @@ class MixtureEmbedder:
 def build_index(corpus: Path, index: Path, cache_dir: Path | None, backend: str, sample: int) -> dict:
     """Index ``corpus`` (real vectors for the seeds and a sample, mixture draws for the rest)."""
     from embeddings import ChunkingConfig, Embedder, chunk_document, index_paths, read_document
-    from scripts.bench import Mixture
+    from scripts.workload import Mixture
 
     real = Embedder(cache_dir=cache_dir, backend=backend)
     cfg = ChunkingConfig()
@@ -165,7 +165,7 @@ def chat_process(args) -> dict:
     """Run as its own process: open, answer, watch an update arrive (see the module docstring)."""
     started = float(args.started)
     from rag import Engine
-    from scripts.bench import dev_questions, timed_rounds
+    from scripts.workload import dev_questions, timed_rounds
 
     questions = dev_questions("dev.jsonl", "dev2.jsonl")
     engine = Engine(args.index, cache_dir=args.cache_dir)

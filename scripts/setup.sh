@@ -25,7 +25,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # The German-English dictionary that finds an English question's words in German articles
-# (rag/lexicon.py) is Debian's trans-de-en. Answering works without it, English questions less well.
+# (rag/answering/lexicon.py) is Debian's trans-de-en. Answering works without it, English questions less well.
 if [ ! -f /usr/share/trans/de-en ] && command -v apt-get >/dev/null; then
   echo "setup: installing the German-English dictionary (trans-de-en)" >&2
   sudo_cmd=""
@@ -35,7 +35,7 @@ if [ ! -f /usr/share/trans/de-en ] && command -v apt-get >/dev/null; then
 fi
 # Parsing the dictionary takes seconds: compile it once into the model cache (every start maps it).
 if [ -f /usr/share/trans/de-en ]; then
-  .venv/bin/python -c "from rag.lexicon import main; main()" >&2 || echo "setup: the dictionary is compiled on the first English question" >&2
+  .venv/bin/python -c "from rag.answering.lexicon import main; main()" >&2 || echo "setup: the dictionary is compiled on the first English question" >&2
 fi
 # The browser test drives Debian's chromium (Playwright cannot download its own browser offline).
 if [ "$extras" = "dev" ] && [ ! -x /usr/bin/chromium ]; then

@@ -67,7 +67,7 @@ def engine(seed_index, embedder, model_cache):
 def fake_embedder() -> Iterator[HashEmbedder]:
     """The fake embedder, registered as backend ``fake`` so that the CLI, ``rag check`` and
     :class:`rag.Engine` load it for an index built with it, as they load e5 for a real one."""
-    from embeddings import encoder
+    from embeddings.model import encoder
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(encoder.PLUGIN_BACKENDS, BACKEND, load_fake)
@@ -129,8 +129,8 @@ class Served:
 
 
 def chat_app(root: Path, seed_index: Path, embedder, **options):
-    """A :class:`ui.chat.ChatApp` (with ``options``) over copies of the seeds and their index in ``root``."""
-    from ui.chat import ChatApp
+    """A :class:`ui.chat.app.ChatApp` (with ``options``) over copies of the seeds and their index in ``root``."""
+    from ui.chat.app import ChatApp
 
     corpus, index_dir = root / "corpus", root / "index"
     shutil.copytree(SEEDS, corpus)
@@ -142,7 +142,7 @@ def chat_app(root: Path, seed_index: Path, embedder, **options):
 def served_chat(root: Path, seed_index: Path, embedder, *, launch: dict | None = None, **options) -> Iterator[Served]:
     """:func:`chat_app` served on a free port of the default host; closed afterwards.
 
-    ``options`` go to :class:`ui.chat.ChatApp`, ``launch`` to its ``launch()``.
+    ``options`` go to :class:`ui.chat.app.ChatApp`, ``launch`` to its ``launch()``.
     """
     app = chat_app(root, seed_index, embedder, **options)
     app.sync()
@@ -200,6 +200,6 @@ def llm_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def llm(llm_server):
     """The server through langchain-openai, with short answers."""
-    from rag.llm import chat_model
+    from rag.llm.answers import chat_model
 
     return chat_model("openai", base_url=llm_server, max_tokens=TEST_TOKENS, timeout=180)

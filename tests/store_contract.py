@@ -2,7 +2,7 @@
 
 A test module subclasses :class:`StoreContract` and provides a ``store`` fixture that
 returns a new, empty store (see ``tests/test_store_contract.py`` for the embedded store).
-Everything here goes through the store interface (:mod:`embeddings.store_api`) only,
+Everything here goes through the store interface (:mod:`embeddings.stores.api`) only,
 with invented articles and random unit vectors: no model, so it runs in the fast tier.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from embeddings import Chunk, Document, Manifest, StoreView
-from embeddings.analysis import terms
+from embeddings.language.analysis import terms
 
 from .support.stores import all_ids
 

@@ -34,7 +34,7 @@ def _guarded(auth: bool = False, **config):
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from ui.guard import Guard, GuardConfig
+    from ui.chat.guard import Guard, GuardConfig
 
     async def echo(request):
         body = await request.body()
@@ -86,7 +86,7 @@ def test_origin_must_be_ours_and_same_for_changes():
 
 
 def test_allowed_host_is_let_in():
-    from ui.guard import allowed_hosts
+    from ui.chat.guard import allowed_hosts
 
     app = _guarded(hosts=allowed_hosts("0.0.0.0", ["chat.example.org"]))
     assert (
@@ -127,7 +127,7 @@ def test_login_lockout_backs_off_and_right_password_resets():
 
 
 def test_login_limiter_doubles_and_caps():
-    from ui.guard import LoginLimiter
+    from ui.chat.guard import LoginLimiter
 
     limiter = LoginLimiter(free=0, base=1.0, most=60.0)
     locks = [limiter.failed("c", now=0.0) for _ in range(10)]
@@ -143,8 +143,8 @@ def test_streams_need_a_login_when_there_is_one():
 
 
 def test_long_comments_parse_in_linear_time_and_an_unclosed_one_is_refused():
-    from embeddings.html_text import html_to_text
-    from embeddings.readers import DocumentError, parse_document
+    from embeddings.readers.files import DocumentError, parse_document
+    from embeddings.readers.html_text import html_to_text
 
     for size in (200 * 1024, 800 * 1024):
         page = abuse.unclosed_comment_html(size)
@@ -159,7 +159,7 @@ def test_long_comments_parse_in_linear_time_and_an_unclosed_one_is_refused():
 
 
 def test_attribute_flood_and_tag_flood_are_refused_quickly():
-    from embeddings.readers import DocumentError, parse_document
+    from embeddings.readers.files import DocumentError, parse_document
 
     start = time.process_time()
     with pytest.raises(DocumentError, match="a tag longer than 64 KB"):
@@ -171,7 +171,7 @@ def test_attribute_flood_and_tag_flood_are_refused_quickly():
 
 
 def test_html_reading_keeps_its_rules():
-    from embeddings.html_text import html_to_text
+    from embeddings.readers.html_text import html_to_text
 
     page = (
         "<html><head><title>Titel &amp; mehr</title><meta property='article:published_time' content='2025-02-28'>"
@@ -185,7 +185,7 @@ def test_html_reading_keeps_its_rules():
 
 
 def test_shared_stream_pdf_is_refused_within_its_budget():
-    from embeddings.pdf_worker import PdfBudgetError, pdf_text
+    from embeddings.readers.pdf_worker import PdfBudgetError, pdf_text
 
     start = time.monotonic()
     with pytest.raises(PdfBudgetError, match=r"took longer than 1 s"):
@@ -194,14 +194,14 @@ def test_shared_stream_pdf_is_refused_within_its_budget():
 
 
 def test_pdf_memory_budget_is_enforced():
-    from embeddings.pdf_worker import PdfBudgetError, pdf_text
+    from embeddings.readers.pdf_worker import PdfBudgetError, pdf_text
 
     with pytest.raises(PdfBudgetError, match=r"needed more than 64 MB of memory"):
         pdf_text(abuse.shared_stream_pdf(pages=2), memory_bytes=64 * 2**20)
 
 
 def test_pdf_worker_reads_a_good_pdf_and_names_a_broken_one():
-    from embeddings.pdf_worker import PdfBudgetError, pdf_text
+    from embeddings.readers.pdf_worker import PdfBudgetError, pdf_text
 
     pages = pdf_text(abuse.shared_stream_pdf(pages=2, operations=3))
     assert len(pages) == 2 and "Schoigu in Peking" in pages[0]
@@ -213,7 +213,7 @@ def test_pdf_worker_reads_a_good_pdf_and_names_a_broken_one():
 
 
 def test_lookalike_citation_markers_are_elided():
-    from rag.answer import without_markers
+    from rag.answering.answer import without_markers
 
     for marker in ("［1］", "⁽²⁾", "₍₃₎", "[ 4 ]", "【5】", "［１２］"):
         text = f"Er sagte {marker} es sei vorbei."
@@ -221,7 +221,7 @@ def test_lookalike_citation_markers_are_elided():
 
 
 def test_quoted_urls_are_not_links():
-    from ui.render import answer_markdown
+    from ui.chat.render import answer_markdown
 
     shown = answer_markdown("„Mehr unter https://evil.example/a und www.evil.example/b“ [1]")
     assert "https://" not in shown and "www." not in shown and "evil.example/a" in shown
@@ -229,7 +229,7 @@ def test_quoted_urls_are_not_links():
 
 def test_file_names_are_escaped_in_the_status():
     from embeddings.indexer import IndexReport, Skipped
-    from ui.chat import _report_line
+    from ui.chat.app import _report_line
 
     report = IndexReport(skipped=(Skipped("<img src=x onerror=alert(1)>.txt", "empty file; add text or remove it"),))
     line = _report_line(report)
@@ -237,7 +237,7 @@ def test_file_names_are_escaped_in_the_status():
 
 
 def test_client_errors_are_one_line_without_server_paths():
-    from ui.chat import public_error
+    from ui.chat.app import public_error
 
     error = public_error(OSError("/srv/rag/index/generations/7/chunks.sqlite is damaged (x)\nTraceback: y"))
     assert error.message == "chunks.sqlite is damaged (x) Traceback: y" and "\n" not in error.message
@@ -247,7 +247,7 @@ def test_client_errors_are_one_line_without_server_paths():
 
 
 def test_weak_passwords_are_refused_and_a_user_alone_gets_one_generated(tmp_path):
-    from ui.passwords import hash_password, parse_login
+    from ui.chat.passwords import hash_password, parse_login
 
     for weak in ("a:b", "anna:geheim", "anna:geheim4711", "anna:1234567890"):
         with pytest.raises(ValueError, match="too weak"):
@@ -275,7 +275,7 @@ def test_cli_refuses_a_weak_password_in_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("mark", ["**", "__", "*", "_", "~~", "`", "[", "!["])
 def test_markdown_that_froze_the_server_parses_quickly(mark):
     """N1: 64 KB of ``**x **x …`` took the old patterns 115 s holding the GIL; any mark, now about a second at most."""
-    from embeddings.markdown_text import IN_PROCESS_CHARS, markdown_to_text
+    from embeddings.readers.markdown_text import IN_PROCESS_CHARS, markdown_to_text
 
     flood = abuse.markdown_flood(repeats=(IN_PROCESS_CHARS - 20) // (len(mark) + 2), mark=mark).decode()
     assert len(flood) <= IN_PROCESS_CHARS  # the in-process path, the one that holds the GIL
@@ -285,7 +285,7 @@ def test_markdown_that_froze_the_server_parses_quickly(mark):
 
 
 def test_long_markdown_runs_in_a_child_killed_past_its_budget():
-    from embeddings.markdown_text import MarkdownBudgetError, markdown_to_text
+    from embeddings.readers.markdown_text import MarkdownBudgetError, markdown_to_text
 
     start = time.monotonic()
     with pytest.raises(MarkdownBudgetError, match=r"took longer than 1 s"):
@@ -296,8 +296,8 @@ def test_long_markdown_runs_in_a_child_killed_past_its_budget():
 
 
 def test_a_markdown_budget_refusal_names_the_file(monkeypatch):
-    import embeddings.readers as readers
-    from embeddings.markdown_text import MarkdownBudgetError
+    import embeddings.readers.files as readers
+    from embeddings.readers.markdown_text import MarkdownBudgetError
 
     def over(_text):
         raise MarkdownBudgetError("reading the Markdown took longer than 8 s (the limit for one file); split it")
@@ -308,7 +308,7 @@ def test_a_markdown_budget_refusal_names_the_file(monkeypatch):
 
 
 def test_markdown_keeps_its_reading_rules():
-    from embeddings.markdown_text import markdown_to_text
+    from embeddings.readers.markdown_text import markdown_to_text
 
     md = (
         "# Titel\n\nEin <b>fetter</b> Satz mit ![Bild](http://127.0.0.1:9/p.png) und <https://x.example>.\n\n"
@@ -348,7 +348,7 @@ def _rendered_links(markdown: str) -> tuple[list[str], list[str]]:
 
 def test_article_metadata_and_passages_are_text_in_the_sources():
     """N2, N3: title, outlet, file name and passage hold links, images and bare addresses; none is live."""
-    from ui.render import message_markdown
+    from ui.chat.render import message_markdown
 
     a = HOSTILE_ARTICLE
     passage = a["passage"]
@@ -367,7 +367,7 @@ def test_the_article_view_and_api_take_odd_input_as_no_input():
     """N12: ``at=²-3`` and 5,000 digits raised ValueError; a lone surrogate raised TypeError."""
     import gradio as gr
 
-    from ui.chat import _span, _text_argument
+    from ui.chat.app import _span, _text_argument
 
     assert _span("²-3") is None and _span("9" * 5000 + "-1") is None and _span("18-23") == (18, 23)
     for bad in ("\ud800", "Wann \udfff?"):
@@ -377,7 +377,7 @@ def test_the_article_view_and_api_take_odd_input_as_no_input():
 
 def test_refusals_in_the_status_area_are_escaped_once():
     """N15: a restore refusal showed ``&amp;lt;``."""
-    from ui.chat import _status, public_error
+    from ui.chat.app import _status, public_error
 
     def refused():
         raise public_error(OSError("<b>kaputt</b> & weg"))
@@ -390,7 +390,7 @@ def test_forwarded_for_is_believed_only_from_a_named_proxy(monkeypatch):
     """N4: uvicorn believes X-Forwarded-For from loopback unless told otherwise; the launcher tells it."""
     import os
 
-    import ui.chat as chat
+    import ui.chat.app as chat
 
     launched = {}
 
@@ -443,7 +443,7 @@ def test_the_real_user_is_not_locked_out_by_a_strangers_guessing():
 
 
 def test_failed_logins_are_forgiven_over_time():
-    from ui.guard import LoginLimiter
+    from ui.chat.guard import LoginLimiter
 
     limiter = LoginLimiter(free=10, base=1.0, most=900.0, forgive=60.0)
     for _ in range(1000):
@@ -457,7 +457,7 @@ def _hold_streams(config, sessions: list[str], client: str = "127.0.0.1") -> lis
     """Open streams for ``sessions`` through the guard at once, all held; the status each got."""
     import asyncio
 
-    from ui.guard import Guard, GuardConfig
+    from ui.chat.guard import Guard, GuardConfig
 
     async def run() -> list[int]:
         release = asyncio.Event()
@@ -540,14 +540,14 @@ def test_ambiguous_multipart_headers_are_refused(content_type):
 
 def test_quoted_angle_brackets_do_not_hide_a_long_tag():
     """N9: ``zN="<"`` every 2,000 characters took one tag of 1.9 M attributes past the 64 KB check."""
-    from embeddings.readers import DocumentError, parse_document
+    from embeddings.readers.files import DocumentError, parse_document
 
     for payload in (abuse.quoted_lt_html(), abuse.quoted_lt_html().replace(b'"<"', b'">"')):
         start = time.process_time()
         with pytest.raises(DocumentError, match="a tag longer than 64 KB"):
             parse_document(payload, "attribute.html", ".html")
         assert time.process_time() - start < 2.0
-    from embeddings.html_text import html_to_text
+    from embeddings.readers.html_text import html_to_text
 
     text, _meta = html_to_text('<p title="a < b > c">Erster.</p><script>if (a<b) x = "<p>";</script><p>Zweiter.</p>')
     assert text == "Erster.\nZweiter."
@@ -555,7 +555,7 @@ def test_quoted_angle_brackets_do_not_hide_a_long_tag():
 
 def test_a_file_of_too_many_passages_is_refused_before_anything_is_written(tmp_path):
     """N10: a 1 MB text made 3,031 passages and held the write slot for 242 s; the corpus caps passages per file."""
-    from embeddings.corpus_folder import CorpusFolder
+    from embeddings.sources.corpus_folder import CorpusFolder
 
     folder = CorpusFolder(tmp_path / "corpus", tmp_path / "trash", max_chunks=50)
     (tmp_path / "corpus").mkdir()
@@ -568,7 +568,7 @@ def test_a_file_of_too_many_passages_is_refused_before_anything_is_written(tmp_p
 
 def test_corpus_and_trash_stop_at_their_disk_budget_and_the_trash_forgets(tmp_path):
     """N7: upload-then-remove grew corpus + trash by 152 MiB in 13 s, for good."""
-    from embeddings.corpus_folder import CorpusFolder
+    from embeddings.sources.corpus_folder import CorpusFolder
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -592,7 +592,7 @@ def test_corpus_and_trash_stop_at_their_disk_budget_and_the_trash_forgets(tmp_pa
 
 def test_a_removed_symlinked_folder_is_listed_for_restore_and_names_cannot_be_options(tmp_path):
     """N15: a removed link to a folder was not listed; uploads could be called ``-rf.txt``."""
-    from embeddings.corpus_folder import CorpusFolder, safe_filename
+    from embeddings.sources.corpus_folder import CorpusFolder, safe_filename
 
     assert safe_filename("-rf.txt") == "rf.txt" and safe_filename("--x.md") == "x.md"
     corpus, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
@@ -624,8 +624,8 @@ def _tamper(index_dir: Path, sql: str) -> None:
     """Change the live segment's SQLite file and recompute its checksum in the manifest, as an attacker could."""
     import json
 
-    from embeddings.generations import current_generation
-    from embeddings.manifest import file_digest
+    from embeddings.stores.embedded.generations import current_generation
+    from embeddings.stores.manifest import file_digest
 
     gen = index_dir / current_generation(index_dir)
     manifest = json.loads((gen / "manifest.json").read_text())
@@ -653,7 +653,7 @@ TAMPERING = [  # each gave a traceback, or a crash in the chat, before rows were
 def test_tampered_rows_give_the_one_line_rebuild_error(tmp_path, seed_index, model_cache, embedder, sql, capsys):
     import gradio as gr
 
-    from ui.chat import ChatApp
+    from ui.chat.app import ChatApp
     from ui.cli import main
 
     index_dir = tmp_path / "index"
@@ -754,7 +754,7 @@ def test_uploaded_temporary_copies_are_removed_when_the_handler_returns(open_ser
 
 @pytest.mark.slow
 def test_longest_questions_do_not_slow_the_others_down(open_server):
-    from rag.questions import MAX_QUESTION_CHARS
+    from rag.answering.questions import MAX_QUESTION_CHARS
 
     server, _corpus = open_server
     result = abuse.expensive_questions(server.url, MAX_QUESTION_CHARS, attackers=4, seconds=10)

@@ -6,7 +6,7 @@ import random
 import string
 import threading
 
-from embeddings.analysis import stem
+from embeddings.language.analysis import stem
 
 
 def made_up_words(seed: int, n: int) -> list[str]:

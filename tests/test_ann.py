@@ -7,7 +7,7 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from embeddings.faiss_index import build_faiss_index, is_approximate  # noqa: E402
+from embeddings.stores.embedded.faiss_index import build_faiss_index, is_approximate  # noqa: E402
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -53,7 +53,7 @@ def test_ivf_recall_delete_reconstruct_roundtrip(tmp_path):
 
 def test_segments_switch_to_ivf_and_deletes_are_merged_away(tmp_path):
     """Through the store's writer: a large segment is IVF; deleting most of it rewrites it small and exact."""
-    from embeddings.store import MAX_DELETED, EmbeddedStore, Manifest
+    from embeddings.stores.embedded.store import MAX_DELETED, EmbeddedStore, Manifest
     from embeddings.types import Chunk, Document
 
     from .support.stores import all_ids

@@ -8,11 +8,11 @@ import re
 import pytest
 
 from rag import QuestionError
+from rag.answering.questions import analyse, question_kind
+from rag.answering.select import kind_match, lexical_overlap
+from rag.answering.temporal import resolve
+from rag.answering.text import similar_words
 from rag.evaluate import load_cases
-from rag.questions import analyse, question_kind
-from rag.select import kind_match, lexical_overlap
-from rag.temporal import resolve
-from rag.text import similar_words
 
 from .conftest import DEV_SET
 
@@ -190,7 +190,7 @@ def test_sentences_around_a_sentence_are_the_documents_sentences_there():
     """The lines around a sentence split alone exactly as inside the whole text (invented manual)."""
     import random
 
-    from rag.select import _sentences_around, document_sentences
+    from rag.answering.select import _sentences_around, document_sentences
 
     rng = random.Random(3)
     lines = []

@@ -1,23 +1,23 @@
-"""Pure helpers of scripts/bench.py (the benchmark itself is not a test)."""
+"""Pure helpers of the benchmark scripts (the benchmarks themselves are not tests)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from scripts import bench
+from scripts import bench, workload
 
 
 def test_strip_overstrike_and_head():
-    assert bench.strip_overstrike("B\bBo\bol\bld\bd _\bu\x1b[1mX\x1b[0m") == "Bold uX"
-    assert bench.head_chars("eine sehr lange Zeile\nzwei\n", 3) == "eine sehr lange Zeile\n"
-    assert bench.head_chars("", 10) == ""
+    assert workload.strip_overstrike("B\bBo\bol\bld\bd _\bu\x1b[1mX\x1b[0m") == "Bold uX"
+    assert workload.head_chars("eine sehr lange Zeile\nzwei\n", 3) == "eine sehr lange Zeile\n"
+    assert workload.head_chars("", 10) == ""
 
 
 def test_metrics():
-    assert bench.recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 2, 1]])) == 1.0
+    assert workload.recall_at_k(np.array([[1, 2, 3]]), np.array([[3, 2, 1]])) == 1.0
     p50, p95 = bench.percentiles([0.010, 0.020, 0.030])
     assert p50 == 20.0 and 20.0 < p95 <= 30.0
-    v = bench.Mixture.clustered(clusters=5, dim=16).sample(500, seed=3)
+    v = workload.Mixture.clustered(clusters=5, dim=16).sample(500, seed=3)
     assert v.dtype == np.float32 and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
 
 
@@ -27,7 +27,7 @@ def test_fitted_mixture_keeps_the_anisotropy_of_real_vectors():
     common = rng.standard_normal(32)
     real = common + 0.6 * rng.standard_normal((2000, 32))
     real = (real / np.linalg.norm(real, axis=1, keepdims=True)).astype(np.float32)
-    drawn = bench.Mixture.fitted(real, clusters=8).sample(2000, seed=1)
+    drawn = workload.Mixture.fitted(real, clusters=8).sample(2000, seed=1)
 
     def mean_pair_cosine(x):
         return float(np.mean(np.sum(x[:1000] * x[1000:], axis=1)))

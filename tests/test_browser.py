@@ -777,7 +777,7 @@ def test_a_chat_can_be_renamed_and_keeps_its_name_through_more_questions_and_a_r
 @pytest.fixture(scope="module")
 def llm_site(tmp_path_factory, seed_index, embedder, llm_server):
     """A chat whose default answerer is the real Gemma 3 270M, given room for a long answer."""
-    from rag.llm import chat_model
+    from rag.llm.answers import chat_model
 
     from .conftest import served_chat
 

@@ -10,8 +10,8 @@ import pytest
 
 from rag import Answer, Citation
 from rag.answerer import final_answer
-from ui.chat import ChatApp, parse_auth, user_questions
-from ui.render import message_markdown, sources_html
+from ui.chat.app import ChatApp, parse_auth, user_questions
+from ui.chat.render import message_markdown, sources_html
 
 SHOIGU = "When did Shoigu visit Beijing?"
 SHOIGU_FILE = "003_5d407fa9e5e9a813.txt"
@@ -313,7 +313,7 @@ def test_a_latin1_upload_is_converted_with_a_note(fake_app, tmp_path):
 
 
 def test_the_followed_feeds_are_listed_with_when_each_was_last_read(fake_app):
-    from embeddings.feeds import STATE_FILE, FeedState
+    from embeddings.sources.feeds import STATE_FILE, FeedState
 
     assert fake_app.feeds_markdown() == ""
     state = FeedState(fake_app.index_dir / STATE_FILE)
@@ -380,8 +380,8 @@ def test_answering_goes_on_while_indexing(app, tmp_path):
 
 def test_a_stopped_answer_ends_at_its_next_piece_and_only_then_frees_its_slot():
     """Issue 24, 11: Stop leaves the page at once; the thread making a piece runs to that piece's end."""
-    from ui.chat import _DONE, _Pieces
-    from ui.slots import Busy, Slots
+    from ui.chat.app import _DONE, _Pieces
+    from ui.chat.slots import Busy, Slots
 
     slots, may_go, started = Slots(), threading.Event(), threading.Event()
 

@@ -12,8 +12,8 @@ import re
 import gradio as gr
 import pytest
 
-from rag.llm import NOTES, answered_by, chat_model
-from ui.chat import LLM
+from rag.llm.answers import NOTES, answered_by, chat_model
+from ui.chat.app import LLM
 
 from .conftest import TEST_TOKENS, chat_app, free_port, served_chat
 from .test_chat import SHOIGU, SHOIGU_FILE

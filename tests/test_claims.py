@@ -1,4 +1,4 @@
-"""The claim check of LLM answers (rag.claims) on hand-made passages: no model needed.
+"""The claim check of LLM answers (rag.llm.claims) on hand-made passages: no model needed.
 
 A fixed similarity floor (in place of the fitted decision) and the cross-language name match run with an obvious fake
 embedder (a bag of words; two words are the same when a small table says so),
@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from rag import Answer, Citation
-from rag.claims import (
+from rag.answering.text import fold, words
+from rag.llm.answers import NOTES, Prepared, answered_by, generate
+from rag.llm.claims import (
     ClaimChecker,
     ClaimConfig,
     ClaimFilter,
@@ -24,8 +26,6 @@ from rag.claims import (
     split_claims,
     strip_citations,
 )
-from rag.llm import NOTES, Prepared, answered_by, generate
-from rag.text import fold, words
 
 # Two invented articles: a name from one and a date from the other must not make a fact.
 BATH = Citation(

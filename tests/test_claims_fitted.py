@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from rag import Citation
-from rag.claims import (
+from rag.answering.scorer import Logistic, ScorerFileError
+from rag.answering.text import fold, words
+from rag.fitting import choose_keep_threshold, claim_cross_validate, fit_claim_model
+from rag.llm.claims import (
     CLAIM_FEATURES,
     DIRECTIONS,
     ClaimChecker,
@@ -26,9 +29,6 @@ from rag.claims import (
     shipped_model,
     strip_citations,
 )
-from rag.fitting import choose_keep_threshold, claim_cross_validate, fit_claim_model
-from rag.scorer import Logistic, ScorerFileError
-from rag.text import fold, words
 from scripts import claims_set
 
 from .test_claims import FakeEmbedder
@@ -388,7 +388,7 @@ def test_wrong_english_sentences_on_invented_german_passages_are_removed(real_ch
 
 def test_explain_shows_the_decision_s_probability():
     from rag import Answer
-    from rag.claims import explain_claims
+    from rag.llm.claims import explain_claims
     from rag.types import ClaimCheck
 
     reason = "says what [1] does not (probability 0.12, similarity 0.80)"

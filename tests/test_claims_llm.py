@@ -2,7 +2,7 @@
 
 Whatever the small model writes, no sentence shown to the user may hold a name, a
 date or a number that its cited passages do not hold. The oracle here is written
-independently of rag.claims' window logic: it looks at the whole cited passages
+independently of rag.llm.claims' window logic: it looks at the whole cited passages
 (so it is weaker than the check, never stronger), with the index's model only for
 names written in another language (Beijing ~ Peking), as the check does.
 """
@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 
 from rag import Answer
-from rag.claims import ClaimChecker, ClaimConfig, facts_of, split_claims, strip_citations
-from rag.llm import answer_stream, answered_by, generate, prepare, unsupported_numbers
-from rag.prompt import annotate_dates
-from rag.temporal import resolve
-from rag.text import fold, similar_words, words
+from rag.answering.temporal import resolve
+from rag.answering.text import fold, similar_words, words
+from rag.llm.answers import answer_stream, answered_by, generate, prepare, unsupported_numbers
+from rag.llm.claims import ClaimChecker, ClaimConfig, facts_of, split_claims, strip_citations
+from rag.llm.prompt import annotate_dates
 
 from .conftest import ROOT
 

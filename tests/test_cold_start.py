@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_importing_the_command_line_loads_no_model_and_reads_no_dictionary():
     code = (
-        "import sys, rag, ui.cli; from rag.lexicon import load; "
+        "import sys, rag, ui.cli; from rag.answering.lexicon import load; "
         "heavy = [m for m in ('faiss', 'onnxruntime', 'onnx', 'tokenizers', 'torch', 'gradio') if m in sys.modules]; "
         "print(heavy, load.cache_info().currsize)"
     )
@@ -21,7 +21,7 @@ def test_importing_the_command_line_loads_no_model_and_reads_no_dictionary():
 
 def test_warm_up_loads_the_view_the_model_and_the_dictionary(fake_index, fake_embedder):
     from rag import Engine
-    from rag.lexicon import load
+    from rag.answering.lexicon import load
 
     engine = Engine(fake_index)  # the model the index names (the fake), not loaded yet
     assert engine._embedder is None and engine._loaded is None

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from embeddings import open_snapshot, read_document
-from embeddings.verify import check_index
+from embeddings.stores.embedded.verify import check_index
 from rag import Engine
 from scripts import crash_trials
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.convert import ConversionError, dequantize_q4_0, read_packed_model
+from embeddings.model.convert import ConversionError, dequantize_q4_0, read_packed_model
 
 TEXTS = [
     "When did Shoigu visit Beijing?",

@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from embeddings import DocumentError
-from embeddings.corpus_folder import CorpusFolder, safe_filename, skeleton
+from embeddings.sources.corpus_folder import CorpusFolder, safe_filename, skeleton
 
 ARTICLE = "title: Brücke\ndate: 2025-03-03\n\nDie Bürgermeisterin eröffnete am Montag die neue Brücke.\n"
 NEWER = ARTICLE.replace("Montag", "Dienstag")

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from embeddings import IndexLockedError
-from embeddings.generations import WriteLock
+from embeddings.stores.embedded.generations import WriteLock
 from scripts import crash_trials
 
 from .conftest import ROOT, SEEDS
@@ -51,7 +51,7 @@ def test_a_killed_lock_holder_does_not_block_the_next_writer(tmp_path):
         f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
-        from embeddings.generations import WriteLock
+        from embeddings.stores.embedded.generations import WriteLock
         with WriteLock({str(tmp_path)!r}):
             print("locked", flush=True)
             time.sleep(600)

@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from ui.chat import ChatApp
+from ui.chat.app import ChatApp
 from ui.cli import main
 
 from .conftest import SEEDS

@@ -75,7 +75,7 @@ def test_engines_are_shared_per_index_and_registries_are_independent(fake_index,
 def test_importing_the_packages_changes_no_environment_variable():
     code = (
         "import os; before = dict(os.environ)\n"
-        "import embeddings, embeddings.onnx_backend, rag, rag.engine, rag.llm, rag.defaults, ui.cli\n"
+        "import embeddings, embeddings.model.onnx_backend, rag, rag.engine, rag.llm.answers, rag.defaults, ui.cli\n"
         "changed = sorted(set(os.environ.items()) ^ set(before.items()))\n"
         "print(changed); raise SystemExit(bool(changed))\n"
     )

@@ -92,7 +92,7 @@ def _corpus_listing(corpus: Path) -> list[str]:
 
 
 def test_chat_defaults_to_loopback_and_says_so(monkeypatch, capsys):
-    from embeddings.readers import MAX_FILE_BYTES
+    from embeddings.readers.files import MAX_FILE_BYTES
     from ui.cli import build_parser, main
 
     for var in ("RAG_HOST", "RAG_AUTH", "RAG_MAX_UPLOAD_MB"):
@@ -244,7 +244,7 @@ def test_upload_handler_refuses_a_file_over_the_limit(tmp_path, fake_embedder):
     """The handler's own check, for a file that reached it some other way than Gradio's upload route."""
     import gradio as gr
 
-    from ui.chat import ChatApp
+    from ui.chat.app import ChatApp
 
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)

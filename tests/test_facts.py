@@ -14,16 +14,16 @@ import datetime as dt
 import pytest
 
 from embeddings import Document
-from embeddings.dates import find_dates, infer_date
-from embeddings.entities import extract_names, with_names
-from embeddings.readers import read_document
-from rag.claims import ClaimChecker
+from embeddings.language.dates import find_dates, infer_date
+from embeddings.language.entities import extract_names, with_names
+from embeddings.readers.files import read_document
+from rag.answering.ground import Gates, NameIndex, numbers, same_name, same_word
+from rag.answering.questions import analyse
+from rag.answering.select import document_sentences, kind_match
+from rag.answering.temporal import resolve
+from rag.answering.text import similar_words
 from rag.config import ScoringConfig
-from rag.ground import Gates, NameIndex, numbers, same_name, same_word
-from rag.questions import analyse
-from rag.select import document_sentences, kind_match
-from rag.temporal import resolve
-from rag.text import similar_words
+from rag.llm.claims import ClaimChecker
 from rag.types import Citation
 
 # History: years of any century, with and without a marker.

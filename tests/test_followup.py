@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.followup import FollowUpError, resolve, rewrite
-from rag.questions import QuestionError
-from rag.text import detect_language
+from rag.answering.followup import FollowUpError, resolve, rewrite
+from rag.answering.questions import QuestionError
+from rag.answering.text import detect_language
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 
 from embeddings import Document
-from embeddings.entities import extract_names, with_names
-from rag.answer import decide
-from rag.config import ScoringConfig
-from rag.ground import (
+from embeddings.language.entities import extract_names, with_names
+from rag.answering.answer import decide
+from rag.answering.ground import (
     Gates,
     NameIndex,
     group_names,
@@ -29,11 +28,12 @@ from rag.ground import (
     same_name,
     statement_topic,
 )
-from rag.lexicon import Lexicon, load
-from rag.questions import analyse
-from rag.select import THIS_ARTICLE, Scored, Sentence, document_sentences, is_furniture, lexical_overlap
-from rag.temporal import resolve
-from rag.text import detect_language, similar_words
+from rag.answering.lexicon import Lexicon, load
+from rag.answering.questions import analyse
+from rag.answering.select import THIS_ARTICLE, Scored, Sentence, document_sentences, is_furniture, lexical_overlap
+from rag.answering.temporal import resolve
+from rag.answering.text import detect_language, similar_words
+from rag.config import ScoringConfig
 
 from .conftest import DEV_SET, ROOT
 
@@ -443,7 +443,7 @@ def test_the_settings_are_checked():
 
 
 def test_memo_keeps_no_text_and_holds_its_byte_budget():
-    from embeddings.memo import text_memo
+    from embeddings.language.memo import text_memo
 
     calls = []
 
@@ -471,9 +471,9 @@ def test_one_passage_asked_for_still_cites_every_quote(invented_engine):
 
 def test_name_counts_equal_comparing_every_word_with_every_name():
     """The bucketed count (words + names) gives what comparing all pairs gives, on the invented articles."""
-    from embeddings.entities import document_names
-    from rag.ground import _name_counts, _plain, same_name
-    from rag.text import words
+    from embeddings.language.entities import document_names
+    from rag.answering.ground import _name_counts, _plain, same_name
+    from rag.answering.text import words
 
     for doc in DOCS.values():
         names = (*document_names(doc), "X", "Ö")  # and one-letter names, which are compared with every word

@@ -430,7 +430,7 @@ def test_duplicate_content_is_embedded_once_cited_once_and_outlives_its_twin(tmp
 def chat(tmp_path, fake_index, fake_embedder):
     """The chat over a sandbox (corpus + index, fake embedder); uploads come from ``tmp_path / "uploads"``."""
     seed_index, embedder = fake_index, fake_embedder
-    from ui.chat import ChatApp
+    from ui.chat.app import ChatApp
 
     corpus, index_dir = tmp_path / "sandbox" / "corpus", tmp_path / "sandbox" / "index"
     shutil.copytree(SEEDS, corpus)
@@ -515,7 +515,7 @@ def test_two_uploads_under_one_name_keep_the_first_and_say_why_for_the_second(ch
 def test_oversized_upload_is_refused_before_it_is_read(chat):
     import gradio as gr
 
-    from ui.chat import ChatApp
+    from ui.chat.app import ChatApp
 
     small = ChatApp(chat.index_dir, chat.corpus_dir, chat.embedder, max_file_bytes=1000)
     upload = chat.corpus_dir.parent.parent / "uploads" / "gross.txt"
@@ -530,7 +530,7 @@ def test_oversized_upload_is_refused_before_it_is_read(chat):
 
 def _lying_fstat(monkeypatch):
     """fstat says the file is empty: the file 'grows' after it was measured."""
-    import embeddings.readers as readers
+    import embeddings.readers.files as readers
 
     real = os.fstat
 
@@ -555,7 +555,7 @@ def _lying_fstat(monkeypatch):
 )
 def test_read_bytes_refuses_what_is_not_a_small_regular_file(tmp_path, monkeypatch, make, reason):
     from embeddings import DocumentError
-    from embeddings.readers import read_bytes
+    from embeddings.readers.files import read_bytes
 
     path = tmp_path / "article.txt"
     make(path, monkeypatch)
@@ -565,7 +565,7 @@ def test_read_bytes_refuses_what_is_not_a_small_regular_file(tmp_path, monkeypat
 
 
 def test_read_bytes_reads_up_to_the_limit(tmp_path):
-    from embeddings.readers import read_bytes
+    from embeddings.readers.files import read_bytes
 
     path = tmp_path / "a.txt"
     path.write_bytes(b"x" * 100)

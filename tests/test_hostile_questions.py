@@ -2,7 +2,7 @@
 or quotes cited passages verbatim, whatever the question or the article asks it to do. Nothing crashes;
 an unaskable question is one line of error (``QuestionError``, exit 1 in the CLI, ``gr.Error`` in the chat).
 
-Covers ``Engine.ask``, ``rag.ask``, ``python -m ui.cli ask`` and ``ui.chat.ChatApp``; the LLM path has its own.
+Covers ``Engine.ask``, ``rag.ask``, ``python -m ui.cli ask`` and ``ui.chat.app.ChatApp``; the LLM path has its own.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import pytest
 
 from embeddings import index_paths
 from rag import Answer, Citation, Engine, QuestionError
-from rag.answer import ACCORDING, NOT_FOUND, NOT_SAID
+from rag.answering.answer import ACCORDING, NOT_FOUND, NOT_SAID
 from rag.evaluate import load_cases
-from ui.chat import ChatApp
+from ui.chat.app import ChatApp
+from ui.chat.render import answer_markdown
 from ui.cli import main
-from ui.render import answer_markdown
 
 from .conftest import DEV_SET, SEEDS
 from .test_answer import QUOTE, assert_grounded

@@ -145,8 +145,9 @@ def test_stored_vectors_are_the_real_models_vectors(seed_index, embedder):
 def test_a_fake_index_is_never_taken_for_a_real_one(tmp_path, fake_index, monkeypatch):
     """The fake's index names its model and backend: without the fake registered it cannot be read, and the
     real model cannot add to it."""
-    from embeddings import Embedder, encoder
-    from embeddings.verify import manifest_model
+    from embeddings import Embedder
+    from embeddings.model import encoder
+    from embeddings.stores.embedded.verify import manifest_model
 
     index_dir = tmp_path / "index"
     shutil.copytree(fake_index, index_dir)

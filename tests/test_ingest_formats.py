@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from embeddings import index_paths
-from embeddings.cleaning import LINES_FILE, LineTable
-from embeddings.readers import DocumentError, read_document
+from embeddings.readers.cleaning import LINES_FILE, LineTable
+from embeddings.readers.files import DocumentError, read_document
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -121,7 +121,7 @@ def test_lines_repeated_across_files_are_dropped_and_explained(tmp_path, fake_em
     assert "Leave a Comment" in read_document(corpus / "a1.txt").text
     (corpus / "a3.txt").write_text(_outlet_article(3, STORIES[2]), encoding="utf-8")
     _index(corpus, index_dir, fake_embedder)
-    from embeddings.store import open_snapshot
+    from embeddings.stores.embedded.store import open_snapshot
 
     text = open_snapshot(index_dir).documents["a3.txt"].text
     assert text.strip() == f"Artikel 3: {STORIES[2]}"
@@ -137,7 +137,7 @@ def test_lines_repeated_across_files_are_dropped_and_explained(tmp_path, fake_em
 def test_the_seed_articles_lose_no_line(tmp_path, fake_embedder):
     """`rag eval` on the seeds gives the same answers: no seed line repeats in three files, so none is dropped."""
     _index(SEEDS, tmp_path / "index", fake_embedder)
-    from embeddings.store import open_snapshot
+    from embeddings.stores.embedded.store import open_snapshot
 
     view = open_snapshot(tmp_path / "index")
     names = sorted(view.manifest.files)
@@ -145,13 +145,13 @@ def test_the_seed_articles_lose_no_line(tmp_path, fake_embedder):
     for name in names:
         assert view.documents[name].text == read_document(SEEDS / name).text, name
     table = LineTable(tmp_path / "index" / LINES_FILE)
-    from embeddings.cleaning import line_keys
+    from embeddings.readers.cleaning import line_keys
 
     assert not table.repeated(k for name in names for k in line_keys(view.documents[name].text))
 
 
 def test_the_extractor_child_is_killed_after_its_time_budget():
-    from embeddings.extract_worker import ExtractBudgetError, extract
+    from embeddings.readers.extract_worker import ExtractBudgetError, extract
 
     with pytest.raises(ExtractBudgetError, match=r"reading the page took longer than 0.05 s \(the limit\)"):
         extract("html", b"<html><body><p>Text.</p></body></html>", seconds=0.05)
@@ -161,7 +161,7 @@ def test_a_word_file_that_unpacks_to_too_much_is_refused_by_the_memory_budget(tm
     """A zip bomb: 200 MB of paragraphs packed into a few hundred KB."""
     import zipfile
 
-    from embeddings.extract_worker import ExtractBudgetError, extract
+    from embeddings.readers.extract_worker import ExtractBudgetError, extract
 
     bomb = tmp_path / "bomb.docx"
     _docx(tmp_path / "ok.docx", ["Ein Absatz."])

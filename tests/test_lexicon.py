@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.lexicon import (
+from rag.answering.lexicon import (
     DEFAULT_PATH,
     EMPTY,
     CompiledError,
@@ -72,7 +72,7 @@ def test_a_changed_dictionary_is_compiled_again(tmp_path):
 def test_two_parser_versions_sharing_a_cache_keep_a_file_each(tmp_path, monkeypatch):
     """Two installations of different versions (other stop words) on one machine: each compiled the
     other's file away at every start (7 s), as the file was named by the dictionary only."""
-    from rag import lexicon
+    from rag.answering import lexicon
 
     source = write(tmp_path / "de-en", LINES)
     cache = tmp_path / "cache"
@@ -99,7 +99,7 @@ def test_a_damaged_compiled_file_is_detected_and_rebuilt(tmp_path, caplog):
     target.write_bytes(bytes(data))
     with pytest.raises(CompiledError, match="checksum"):
         open_compiled(target, source)
-    with caplog.at_level(logging.WARNING, logger="rag.lexicon"):
+    with caplog.at_level(logging.WARNING, logger="rag.answering.lexicon"):
         rebuilt = fresh_load(source, cache)
     assert "checksum" in caplog.text and str(target) in caplog.text
     assert rebuilt.translations("trip") == Lexicon.parse(LINES).translations("trip")
@@ -119,7 +119,7 @@ def test_an_unwritable_cache_parses_in_memory_and_says_so(tmp_path, caplog):
     source = write(tmp_path / "de-en", LINES)
     blocked = tmp_path / "a-file"
     blocked.write_text("")  # a file where the cache folder should be
-    with caplog.at_level(logging.WARNING, logger="rag.lexicon"):
+    with caplog.at_level(logging.WARNING, logger="rag.answering.lexicon"):
         lexicon = fresh_load(source, blocked)
     assert lexicon.translations("trip") == {"reise"}
     assert "cannot write the compiled dictionary" in caplog.text

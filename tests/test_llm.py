@@ -17,7 +17,7 @@ from collections import Counter
 import pytest
 
 from rag import Answer, Citation
-from rag.llm import (
+from rag.llm.answers import (
     ANSWERED_BY,
     NOTES,
     CitationFilter,
@@ -34,7 +34,7 @@ from rag.llm import (
     stream_text,
     unsupported_numbers,
 )
-from rag.prompt import CONDENSE_EXAMPLES, EXAMPLES, INSTRUCTIONS, build_messages
+from rag.llm.prompt import CONDENSE_EXAMPLES, EXAMPLES, INSTRUCTIONS, build_messages
 
 from .conftest import CHAT_FORMAT, ROOT, SEEDS, free_port
 
@@ -344,7 +344,7 @@ def test_prompt_injection_in_a_passage_cannot_break_the_guarantees(llm, tmp_path
     """A passage that tells the model what to say: whatever the model does, the final answer keeps the promises."""
     from embeddings import index_paths
     from rag import Engine
-    from rag.llm import prepare
+    from rag.llm.answers import prepare
 
     (corpus / "xylofon.txt").write_text(INJECTION, encoding="utf-8")
     index_dir = tmp_path / "index"
@@ -398,5 +398,5 @@ def test_retriever_documents_carry_provenance(fake_engine):
 
 
 def test_core_does_not_import_langchain():
-    code = "import rag, rag.llm, ui.cli, sys; sys.exit(any(m.startswith('langchain') for m in sys.modules))"
+    code = "import rag, rag.llm.answers, ui.cli, sys; sys.exit(any(m.startswith('langchain') for m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0

@@ -145,7 +145,7 @@ def test_per_session_state_is_bounded(tmp_path, seed_index, embedder, monkeypatc
     """Gradio keeps state for every client session (~60-70 KB each, measured); the chat caps how many."""
     from gradio_client import Client
 
-    monkeypatch.setattr("ui.chat.MAX_SESSIONS", 3)
+    monkeypatch.setattr("ui.chat.app.MAX_SESSIONS", 3)
     with served_chat(tmp_path, seed_index, embedder) as served:
         client = Client(served.url, verbose=False, download_files=False, analytics_enabled=False)
         seen = set()

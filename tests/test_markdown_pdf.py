@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from embeddings import read_document, split_sentences
-from embeddings.markdown_text import markdown_to_text
-from embeddings.reflow import reflow
+from embeddings.readers.markdown_text import markdown_to_text
+from embeddings.readers.reflow import reflow
 
 from .support.pdf import assemble
 

@@ -26,7 +26,7 @@ def test_migrate_copies_the_index_without_the_model_and_rag_answers_the_same(
     assert main(["ask", "--json", QUESTION]) == 0
     embedded = json.loads(capsys.readouterr().out)
     with monkeypatch.context() as patch:
-        from embeddings import encoder
+        from embeddings.model import encoder
 
         patch.setattr(encoder, "load_embedder", _no_model)
         patch.setitem(encoder.PLUGIN_BACKENDS, "fake", _no_model)
@@ -52,8 +52,8 @@ def test_index_into_milvus_is_incremental(fake_cli_env, corpus, tmp_path, capsys
     report = json.loads(capsys.readouterr().out)
     assert report["added"] == ["neu.txt"] and report["removed"] == ["001_9e99df9deeaf148b.txt"]
     assert len(report["unchanged"]) == 4 and report["chunks_embedded"] >= 1
-    from embeddings.analysis import terms
-    from embeddings.milvus_store import MilvusStore
+    from embeddings.language.analysis import terms
+    from embeddings.stores.milvus.store import MilvusStore
 
     store = MilvusStore(spec)
     try:

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("pymilvus", reason='the Milvus store needs pip install -e ".[milvus]"')
 
-from embeddings.milvus_store import MilvusStore
+from embeddings.stores.milvus.store import MilvusStore
 
 from .store_contract import StoreContract
 

@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("pymilvus", reason='the Milvus store needs pip install -e ".[milvus]"')
 
-from embeddings.migrate import migrate
-from embeddings.milvus_store import MilvusStore
+from embeddings.stores.migrate import migrate
+from embeddings.stores.milvus.store import MilvusStore
 from rag import Engine
 from rag.evaluate import evaluate, load_cases
 from tests.conftest import ROOT
@@ -29,7 +29,7 @@ def test_the_dev_sets_get_the_same_answers_from_both_stores(tmp_path, seed_index
     """Every answer (text, abstention, first source) is the same. Milvus scores BM25 with its own
     statistics, so a lower-ranked passage can change: measured, 1 of 28 (dev) and 1 of 60 (dev2)
     questions cite their further sources in another order or one fewer."""
-    from embeddings.store_api import open_store
+    from embeddings.stores.spec import open_store
 
     milvus = MilvusStore(f"milvus:{tmp_path / 'seeds.db'}")
     try:
@@ -55,9 +55,9 @@ def test_the_dev_sets_get_the_same_answers_from_both_stores(tmp_path, seed_index
 
 def test_two_engines_on_one_lite_file_see_one_upload(tmp_path, fake_index, fake_embedder, corpus):
     """The chat uploads an article into the Milvus store; another engine on the same file finds it."""
-    from embeddings.store_api import open_store
+    from embeddings.stores.spec import open_store
     from tests.test_chat import NEW_ARTICLE
-    from ui.chat import ChatApp
+    from ui.chat.app import ChatApp
 
     spec = f"milvus:{tmp_path / 'shared.db'}"
     chat_store, other_store = MilvusStore(spec), MilvusStore(spec)

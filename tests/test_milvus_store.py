@@ -1,7 +1,7 @@
 """The Milvus store on the real engine (Milvus Lite 2.5.1 in a temporary folder).
 
 The seed index is built with the fake embedder in the embedded store and copied into Milvus
-with :func:`embeddings.migrate.migrate` (so every test also exercises the migration); the
+with :func:`embeddings.stores.migrate.migrate` (so every test also exercises the migration); the
 equivalence with the embedded store's own search uses the real model.
 """
 
@@ -19,12 +19,13 @@ import pytest
 pytest.importorskip("pymilvus", reason='the Milvus store needs pip install -e ".[milvus]"')
 
 from embeddings import IndexLockedError, IndexMismatchError, IndexNotFoundError
-from embeddings.analysis import fold, terms, words
-from embeddings.entities import document_names
-from embeddings.migrate import migrate
-from embeddings.milvus_store import MilvusStore, MilvusUnavailableError
-from embeddings.store import EmbeddedStore
-from embeddings.store_api import Store, StoreView, StoreWriter
+from embeddings.language.analysis import fold, terms, words
+from embeddings.language.entities import document_names
+from embeddings.stores.api import Store, StoreView, StoreWriter
+from embeddings.stores.embedded.store import EmbeddedStore
+from embeddings.stores.migrate import migrate
+from embeddings.stores.milvus.collections import MilvusUnavailableError
+from embeddings.stores.milvus.store import MilvusStore
 from embeddings.types import Document
 
 pytestmark = pytest.mark.slow
@@ -89,7 +90,7 @@ def test_it_is_a_store_with_views_and_writers(seeds_in_milvus):
         assert isinstance(w, StoreWriter)
         assert not w.changed
     # what rag may call on a view beyond the protocol (rows, ...): everything the embedded view offers
-    from embeddings.store import EmbeddedView
+    from embeddings.stores.embedded.store import EmbeddedView
 
     embedded_only = {"document", "path", "segments"}  # its folder and segments, for rag check
     public = {n for n in dir(EmbeddedView) if not n.startswith("_")} - embedded_only

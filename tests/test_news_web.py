@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from embeddings import index_paths
-from embeddings.readers import split_header
-from embeddings.store import open_snapshot
-from embeddings.web import FetchError, fetch, fetch_article
+from embeddings.readers.files import split_header
+from embeddings.sources.web import FetchError, fetch, fetch_article
+from embeddings.stores.embedded.store import open_snapshot
 from tests.support.news_site import NewsSite
 
 pytestmark = pytest.mark.slow
@@ -153,7 +153,7 @@ def test_rag_follow_adds_exactly_the_new_entries_on_a_second_run(site, setup, ca
     assert "added     " not in capsys.readouterr().out
     files = set(open_snapshot(index_dir).manifest.files)
     assert {"127.0.0.1_harbour-ferry.txt", "127.0.0.1_wasserwerk.txt", "127.0.0.1_bridge-tolls.txt"} <= files
-    from embeddings.feeds import followed
+    from embeddings.sources.feeds import followed
 
     listed = followed(index_dir / "feeds.json")
     assert [(url, added) for url, _title, _when, added in listed] == sorted([(feeds[0], 2), (feeds[1], 1)])
@@ -184,7 +184,7 @@ def test_a_docx_answers_a_question(tmp_path, seed_index, embedder, model_cache):
 def test_a_file_dropped_into_a_watched_folder_is_answerable_within_5_s_and_a_removed_one_disappears(
     tmp_path, seed_index, embedder, model_cache
 ):
-    from embeddings.watch import start_watch
+    from embeddings.sources.watch import start_watch
     from rag import Engine
 
     corpus, index_dir = tmp_path / "corpus", tmp_path / "index"

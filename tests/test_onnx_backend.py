@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from embeddings import Embedder, ModelError
-from embeddings.onnx_backend import check_export, onnx_folder_for
+from embeddings.model.onnx_backend import check_export, onnx_folder_for
 
 TEXTS = [
     "When did Shoigu visit Beijing?",
@@ -78,14 +78,14 @@ def _tiny_q4_graph(path, rows: int = 10_000, width: int = 64):
 
 
 def _run(path, ids):
-    from embeddings.onnx_backend import import_onnxruntime
+    from embeddings.model.onnx_backend import import_onnxruntime
 
     session = import_onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"input_ids": ids})[0]
 
 
 def test_the_word_table_is_stored_in_four_bits_and_gives_the_same_bits(tmp_path):
-    from embeddings.onnx_backend import compact_word_embeddings
+    from embeddings.model.onnx_backend import compact_word_embeddings
 
     table = _tiny_q4_graph(tmp_path / "fp32.onnx")
     assert compact_word_embeddings(tmp_path / "fp32.onnx", tmp_path / "q4.onnx")
@@ -99,7 +99,7 @@ def test_the_word_table_is_stored_in_four_bits_and_gives_the_same_bits(tmp_path)
 def test_a_table_that_is_not_four_bits_is_left_as_it_is(tmp_path):
     from onnx import load, numpy_helper, save
 
-    from embeddings.onnx_backend import compact_word_embeddings
+    from embeddings.model.onnx_backend import compact_word_embeddings
 
     _tiny_q4_graph(tmp_path / "fp32.onnx")
     model = load(str(tmp_path / "fp32.onnx"))
@@ -116,7 +116,7 @@ def test_a_table_that_is_not_four_bits_is_left_as_it_is(tmp_path):
 def test_a_built_export_is_checked_by_its_recorded_size_and_digest(tmp_path):
     import json
 
-    from embeddings.onnx_backend import OnnxBuildError, build_onnx_int8, check_export, file_sha256
+    from embeddings.model.onnx_backend import OnnxBuildError, build_onnx_int8, check_export, file_sha256
 
     folder = tmp_path / "m.onnx-int8-v2"
     folder.mkdir()

@@ -13,7 +13,8 @@ from tests.conftest import ROOT, SEEDS
 
 def test_nothing_imports_ray_or_milvus_until_asked():
     code = (
-        "import sys, embeddings, embeddings.ray_embed, embeddings.milvus_store, embeddings.migrate\n"
+        "import sys, embeddings, embeddings.model.ray_embed\n"
+        "import embeddings.stores.milvus.store, embeddings.stores.migrate\n"
         "print(sorted(m for m in ('ray', 'pymilvus', 'milvus_lite') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -23,7 +24,7 @@ def test_nothing_imports_ray_or_milvus_until_asked():
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray", reason='--ray needs pip install -e ".[ray]"')
-    from embeddings.ray_embed import connect
+    from embeddings.model.ray_embed import connect
 
     connect("local", num_cpus=2)
     yield ray
@@ -36,8 +37,8 @@ def _all(view) -> list[int]:
 
 @pytest.mark.slow
 def test_ray_embeds_the_seed_chunks_as_the_plain_run(ray_local, seed_index, embedder):
-    from embeddings.ray_embed import RayEmbedder
-    from embeddings.store import EmbeddedStore
+    from embeddings.model.ray_embed import RayEmbedder
+    from embeddings.stores.embedded.store import EmbeddedStore
 
     view = EmbeddedStore(seed_index).view()
     ids = _all(view)
@@ -55,8 +56,8 @@ def test_ray_embeds_the_seed_chunks_as_the_plain_run(ray_local, seed_index, embe
 def test_an_index_run_with_ray_stores_the_plain_runs_vectors(ray_local, tmp_path, seed_index, embedder):
     """``rag index --ray``'s path: the indexer with a RayEmbedder in place of the model, all texts in one job."""
     from embeddings import index_paths
-    from embeddings.ray_embed import RayEmbedder
-    from embeddings.store import EmbeddedStore
+    from embeddings.model.ray_embed import RayEmbedder
+    from embeddings.stores.embedded.store import EmbeddedStore
 
     report = index_paths([SEEDS], tmp_path / "index", RayEmbedder(embedder, concurrency=2), batch_size=100_000)
     plain, remote = EmbeddedStore(seed_index).view(), EmbeddedStore(tmp_path / "index").view()
@@ -71,7 +72,7 @@ def test_an_index_run_with_ray_stores_the_plain_runs_vectors(ray_local, tmp_path
 
 @pytest.mark.slow
 def test_rag_index_with_ray_gives_the_plain_indexs_vectors(ray_local, tmp_path, seed_index, model_cache, capsys):
-    from embeddings.store import EmbeddedStore
+    from embeddings.stores.embedded.store import EmbeddedStore
     from ui.cli import main
 
     index = tmp_path / "index"

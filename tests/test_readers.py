@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from embeddings import DocumentError, read_document
-from embeddings.dates import find_dates, infer_date
+from embeddings.language.dates import find_dates, infer_date
 
 from .conftest import SEEDS
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from embeddings.types import Document
-from ui.render import article_html
+from ui.chat.render import article_html
 
 
 def _doc(url: str) -> Document:

@@ -9,6 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answering.questions import analyse
+from rag.answering.scorer import (
+    CONTEXT,
+    FEATURES,
+    JUDGED,
+    MODEL_FILE,
+    AnswerScorer,
+    Logistic,
+    ScorerFileError,
+    feature_rows,
+)
+from rag.answering.select import Scored, Sentence
 from rag.evaluate import Case, load_cases, normalise
 from rag.fitting import (
     Example,
@@ -22,9 +34,6 @@ from rag.fitting import (
     make_scorer,
     without_answer,
 )
-from rag.questions import analyse
-from rag.scorer import CONTEXT, FEATURES, JUDGED, MODEL_FILE, AnswerScorer, Logistic, ScorerFileError, feature_rows
-from rag.select import Scored, Sentence
 
 ROOT = Path(__file__).resolve().parent.parent
 

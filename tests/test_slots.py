@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ui import slots as slots_module
-from ui.slots import Busy, Slots
+from ui.chat import slots as slots_module
+from ui.chat.slots import Busy, Slots
 
 
 class Clock:

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from embeddings.store import MAX_SEGMENTS, EmbeddedStore
-from embeddings.verify import check_index
+from embeddings.stores.embedded.store import MAX_SEGMENTS, EmbeddedStore
+from embeddings.stores.embedded.verify import check_index
 
 from .store_contract import ARTICLES, StoreContract, content, write
 
@@ -65,7 +65,7 @@ def _write_format_2(index, docs, embedder) -> None:
     import numpy as np
 
     from embeddings import ChunkingConfig, chunk_document
-    from embeddings.manifest import file_sha256
+    from embeddings.stores.manifest import file_sha256
 
     gen = index / "gen-000001"
     gen.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from embeddings.wordlists import WordListError, read_list, word_list
+from embeddings.language.wordlists import WordListError, read_list, word_list
 
 
 def test_word_lists_say_where_each_entry_comes_from(tmp_path):

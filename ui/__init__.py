@@ -1,0 +1,1 @@
+"""The user-facing shells: the web chat and the command line."""

@@ -24,14 +24,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
-from embeddings.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
-from embeddings.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
-from embeddings.web import FetchError
+from embeddings.model.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
+from embeddings.sources.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
+from embeddings.sources.web import FetchError
 from rag import QuestionError
+from rag.answering.scorer import ScorerFileError
 from rag.defaults import defaults
 from rag.evaluate import EvalFileError
-from rag.llm import PASSAGES, PROVIDERS, LLMError
-from rag.scorer import ScorerFileError
+from rag.llm.answers import PASSAGES, PROVIDERS, LLMError
 
 
 class SettingError(ValueError):
@@ -125,7 +125,7 @@ def _corpus_flags(parser: argparse.ArgumentParser) -> None:
 def _corpus_folder(args):
     """The corpus folder with its trash in the index folder, and the function that re-indexes it."""
     from embeddings import index_paths
-    from embeddings.corpus_folder import CorpusFolder
+    from embeddings.sources.corpus_folder import CorpusFolder
 
     if args.corpus == defaults().corpus:
         _demo_corpus()  # installed: the demo articles are copied out of the package on first run
@@ -139,8 +139,8 @@ def _corpus_folder(args):
 
 def cmd_add(args) -> int:
     """Files are copied; web addresses (``http://``, ``https://``) are fetched and their article saved as ``.txt``."""
-    from embeddings.readers import read_bytes
-    from embeddings.web import FetchError, article_file, article_name, fetch_article
+    from embeddings.readers.files import read_bytes
+    from embeddings.sources.web import FetchError, article_file, article_name, fetch_article
 
     folder, index = _corpus_folder(args)
     uploads, refused = [], []
@@ -166,7 +166,7 @@ def cmd_follow(args) -> int:
     """Read the feeds once, or every ``--every`` until interrupted (or ``--rounds`` times)."""
     import time
 
-    from embeddings.feeds import STATE_FILE, FeedState, follow, parse_every
+    from embeddings.sources.feeds import STATE_FILE, FeedState, follow, parse_every
 
     feeds = list(args.feeds)
     if args.feed_list is not None:
@@ -286,7 +286,7 @@ def _chat_model(args):
     """The LangChain model for --llm, or None. The API key is read here and only passed on, never printed."""
     if not getattr(args, "llm", None):
         return None
-    from rag.llm import chat_model
+    from rag.llm.answers import chat_model
 
     api_key = os.environ.get("OPENAI_API_KEY") or None if args.llm == "openai" else None
     return chat_model(args.llm, model=args.llm_model, base_url=args.base_url, api_key=api_key)
@@ -295,7 +295,23 @@ def _chat_model(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Ask questions about a folder of news articles.")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_index,
+        _add_migrate,
+        _add_check,
+        _add_ask,
+        _add_eval,
+        _add_add,
+        _add_follow,
+        _add_remove,
+        _add_restore,
+        _add_chat,
+    ):
+        add(sub)
+    return parser
 
+
+def _add_index(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index new and changed files, drop deleted ones")
     p.add_argument(
         "paths", nargs="*", type=Path, help="folders or files (default: the folders indexed before, else seeds/)"
@@ -319,16 +335,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_migrate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("migrate", help="copy the index into another store (no model, no files read)")
     p.add_argument(
         "--to", required=True, metavar="SPEC", help="the target: milvus:PATH.db, milvus://HOST:19530, a folder"
     )
     _common(p)
 
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check that the index is sound (loads, vectors and chunks agree)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     _common(p)
 
+
+def _add_ask(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question with cited passages")
     p.add_argument("question")
     p.add_argument("-k", type=int, help=K_HELP)
@@ -343,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     _common(p)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score answers on a question file (JSONL) or a question set folder")
     p.add_argument(
         "file",
@@ -364,12 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     _llm_flags(p)
     _common(p)
 
+
+def _add_add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("add", help="copy article files, or fetch web articles (URLs), into the corpus folder and index")
     p.add_argument("files", nargs="+", metavar="FILE_OR_URL", help="article files, or http(s) addresses of articles")
     p.add_argument("--replace", action="store_true", help="replace an article of the same name with this version")
     _corpus_flags(p)
     _common(p)
 
+
+def _add_follow(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("follow", help="add the new entries of RSS/Atom feeds to the corpus folder, once or --every")
     p.add_argument("feeds", nargs="*", metavar="FEED_URL", help="feed addresses (default: the feeds followed before)")
     p.add_argument("--feeds", dest="feed_list", type=Path, metavar="FILE", help="a file of feed addresses, one a line")
@@ -378,16 +406,22 @@ def build_parser() -> argparse.ArgumentParser:
     _corpus_flags(p)
     _common(p)
 
+
+def _add_remove(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("remove", help="move files of the corpus folder to the trash and drop them from the index")
     p.add_argument("names", nargs="+", help="file names relative to the corpus folder")
     _corpus_flags(p)
     _common(p)
 
+
+def _add_restore(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="bring a removed file back from the trash (without NAME: list the trash)")
     p.add_argument("name", nargs="?")
     _corpus_flags(p)
     _common(p)
 
+
+def _add_chat(sub: argparse._SubParsersAction) -> None:
     env = os.environ.get
     p = sub.add_parser("chat", help="serve the web chat (indexes the corpus folder first)")
     p.add_argument(
@@ -415,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth",
         default=env("RAG_AUTH") or None,
         help="require a login: user:password, a user name alone (a password is generated and printed), or a "
-        "file holding user:password or user:scrypt$... from `python -m ui.passwords USER` "
+        "file holding user:password or user:scrypt$... from `python -m ui.chat.passwords USER` "
         "(env RAG_AUTH; default: no login)",
     )
     p.add_argument(
@@ -452,7 +486,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help=K_HELP)
     _llm_flags(p)
     _common(p)
-    return parser
 
 
 def _progress_bar():
@@ -517,11 +550,11 @@ def open_store_for(spec: str, token: str | None = None):
     Raises:
         StoreError: a spec that names no store (a bad collection name, the Milvus extra not installed).
     """
-    from embeddings.store_api import is_milvus, open_store
+    from embeddings.stores.spec import is_milvus, open_store
 
     try:
         if token and is_milvus(spec):
-            from embeddings.milvus_store import MilvusStore
+            from embeddings.stores.milvus.store import MilvusStore
 
             return MilvusStore(spec, token=token)
         return open_store(spec)
@@ -542,7 +575,7 @@ def _where(args) -> str:
 
 
 def _embedder(args):
-    from embeddings.encoder import load_embedder
+    from embeddings.model.encoder import load_embedder
 
     model, backend = args.model, args.backend
     manifest = None if getattr(args, "rebuild", False) else _store(args).manifest()
@@ -555,7 +588,7 @@ def _embedder(args):
 
 def cmd_index(args) -> int:
     from embeddings import index_paths
-    from embeddings.store import recorded_roots
+    from embeddings.stores.embedded.store import recorded_roots
 
     if args.explain_cleaning is not None:
         return cmd_explain_cleaning(args)
@@ -570,7 +603,7 @@ def cmd_index(args) -> int:
         paths = None if known else [_demo_corpus()]
     embedder, batch_size = _embedder(args), 64
     if args.ray:
-        from embeddings.ray_embed import RayEmbedder
+        from embeddings.model.ray_embed import RayEmbedder
 
         # one Ray job for all the run's new texts: the actor pool spreads them, the indexer's batches would not
         embedder = RayEmbedder(embedder, address=args.ray_address, concurrency=args.ray_actors)
@@ -597,7 +630,7 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
     import threading
 
     from embeddings import index_paths
-    from embeddings.watch import watch_folder
+    from embeddings.sources.watch import watch_folder
 
     folders = [Path(p) for p in paths if Path(p).is_dir()]
     if not folders:
@@ -615,7 +648,7 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
     if len(folders) == 1:
         watch_folder(folders[0], on_batch, on_error=on_error)
         return
-    from embeddings.watch import start_watch
+    from embeddings.sources.watch import start_watch
 
     stops = [start_watch(folder, on_batch, on_error=on_error) for folder in folders]
     try:
@@ -627,8 +660,8 @@ def _watch_and_index(paths, store, embedder, batch_size) -> None:
 
 def cmd_explain_cleaning(args) -> int:
     """``rag index --explain-cleaning FILE``: the lines of FILE that indexing drops, with the files that share them."""
-    from embeddings.cleaning import CLEANED_SUFFIXES, LINES_FILE, LineTable, explain_cleaning
-    from embeddings.readers import read_document
+    from embeddings.readers.cleaning import CLEANED_SUFFIXES, LINES_FILE, LineTable, explain_cleaning
+    from embeddings.readers.files import read_document
 
     path = args.explain_cleaning
     if path.suffix.lower() not in CLEANED_SUFFIXES:
@@ -656,7 +689,7 @@ def cmd_explain_cleaning(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from embeddings.verify import check_index
+    from embeddings.stores.embedded.verify import check_index
 
     if args.store and not Path(args.store).is_dir():  # a Milvus store checks itself
         problems = _store(args).verify(deep=True)
@@ -706,7 +739,7 @@ def _engine(args):
     config = scoring_config(getattr(args, "set", []))
     scorer = None
     if getattr(args, "scorer", None):
-        from rag.scorer import AnswerScorer
+        from rag.answering.scorer import AnswerScorer
 
         scorer = AnswerScorer.load(args.scorer)
     return Engine(_where(args), store=store, cache_dir=args.cache_dir, config=config, scorer=scorer)
@@ -714,7 +747,7 @@ def _engine(args):
 
 def cmd_migrate(args) -> int:
     """Copy documents, chunks, vectors and manifest from the store of the flags into ``--to``."""
-    from embeddings.migrate import migrate
+    from embeddings.stores.migrate import migrate
 
     target = args.to
     if target == _where(args):
@@ -760,7 +793,7 @@ def _answerer(args, engine=None):
 
 def cmd_ask(args) -> int:
     """Print the answer's words as they come, then what changed, then the sources (and with --explain, why)."""
-    from rag.claims import explain_claims, removed_summary
+    from rag.llm.claims import explain_claims, removed_summary
 
     answerer = _answerer(args)
     shown = ""
@@ -838,16 +871,16 @@ def exposure_warning(host: str, auth) -> str | None:
 
 
 def cmd_chat(args) -> int:
-    from rag.llm import describe
-    from ui.chat import ChatApp  # imports gradio: only when the chat is asked for
-    from ui.passwords import parse_login
+    from rag.llm.answers import describe
+    from ui.chat.app import ChatApp  # imports gradio: only when the chat is asked for
+    from ui.chat.passwords import parse_login
 
     try:
         auth, generated = parse_login(args.auth)
     except ValueError as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return 1
-    if generated:
+    if generated and auth is not None:
         print(f"rag chat: log in as {auth.user} with the password {generated}", file=sys.stderr)
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-corpus-mb", args.max_corpus_mb)):
         if value <= 0:
@@ -903,7 +936,7 @@ def cmd_chat(args) -> int:
         return 1
     print(f"rag chat: {report.summary()}", file=sys.stderr, flush=True)
     if args.watch:
-        from embeddings.watch import start_watch
+        from embeddings.sources.watch import start_watch
 
         def on_batch(changes) -> None:
             print(f"rag chat: {len(changes)} changes in {args.corpus}: {app.sync().summary()}", file=sys.stderr)

@@ -760,7 +760,7 @@ def abuse_round(
     """
     import shutil
 
-    from rag.questions import MAX_QUESTION_CHARS
+    from rag.answering.questions import MAX_QUESTION_CHARS
 
     user, password = "anna", "Abuse-Round-4711"
     results: dict[str, object] = {}

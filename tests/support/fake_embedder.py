@@ -60,7 +60,7 @@ class HashEmbedder:
 
 
 def load_fake(model: str, cache_dir=None) -> HashEmbedder:
-    """The factory registered for backend ``fake`` (see :data:`embeddings.encoder.PLUGIN_BACKENDS`)."""
+    """The factory registered for backend ``fake`` (see :data:`embeddings.model.encoder.PLUGIN_BACKENDS`)."""
     from embeddings import ModelError
 
     if model != MODEL_ID:

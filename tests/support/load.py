@@ -18,7 +18,7 @@ from html import escape
 from itertools import cycle
 from pathlib import Path
 
-from rag.followup import resolve  # pure string work: the rewrite the server must make
+from rag.answering.followup import resolve  # pure string work: the rewrite the server must make
 
 from .machine import cpu_seconds, machine, memory_mib, percentiles
 
@@ -35,7 +35,7 @@ FOLLOW_UPS = (
 FOLLOW_UP_EVERY = 4  # one follow-up pair after every few plain questions
 CITATION = re.compile(r"\[(\d+)\]")
 # A chat answer lists each source it carries on a line of its own that starts with its linked number:
-# '<span class="rag-src">**[\[1\]](?article=…' (ui/render.py, _source_block).
+# '<span class="rag-src">**[\[1\]](?article=…' (ui/chat/render.py, _source_block).
 SOURCE_ID = re.compile(r'^<span class="rag-src">\*\*\[\\\[(\d+)\\\]\]', re.MULTILINE)
 SOURCES_HEADING = re.compile(r"\n\*\*(?:Sources|Quellen)\*\*\n|\n<details>")
 

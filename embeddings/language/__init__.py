@@ -1,0 +1,1 @@
+"""Language analysis shared by the index and the questions: words, stems, names, dates, word lists."""

@@ -1,0 +1,1 @@
+"""The embedding model: where its weights come from, its backends, and distributed embedding."""

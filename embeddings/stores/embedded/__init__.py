@@ -1,0 +1,1 @@
+"""The embedded store: FAISS + SQLite segments in one folder, the default."""

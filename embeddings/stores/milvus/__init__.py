@@ -1,0 +1,1 @@
+"""The Milvus store: the same interface kept in Milvus (Lite or a server)."""
