@@ -109,6 +109,10 @@ class ClaimConfig:
     # february/oktober 0.88, trump/biden 0.87; below 0.90 a different name would pass)
     # Content words (not names) an uncited sentence may have before it counts as stating a fact.
     max_uncited_terms: int = 1
+    # Words on either side of a name that make its role, its context ("Kurfürst von _", "_ traf"): in one
+    # language every word counts (German puts a name's preposition and article next to it); across languages
+    # only content words, found in translation within one word more, as word order differs (verb last).
+    role_reach: int = 2
 
 
 @dataclass(frozen=True)
@@ -316,7 +320,7 @@ def facts_of(sentence: str) -> Facts:
         first = not text[: m.start()].strip(" \"'„“”‚‘«»(-")
         # A capitalised first word is as often an ordinary word ("Given", "Chief"); not when a capitalised word
         # follows it ("Tom Brandt", "New York"): a run of them is a name.
-        in_run = bool(re.match(r"\s+[A-ZÄÖÜ]", text[m.end() :]))
+        in_run = bool(re.match(r"\s+(?!I\b)[A-ZÄÖÜ]", text[m.end() :]))  # not "Whether I ..."
         common = first and not in_run and language == "en" and _common_english(low)
         if w[0].isupper() and len(w) >= 2 and not common:
             names.append(w)
@@ -550,7 +554,14 @@ class ClaimChecker:
         similarity, closest = self.closest(claim, cited_here)
         if similarity is None:
             return ClaimCheck(sentence, True, SUPPORTED, cited), None
-        row = self._signals(claim, facts, best, matched, similarity, closest)
+        closest = self._aligned(facts, cited_here, closest)
+        # The roles of names are read where the closest sentence stands, if its window holds the facts too.
+        around = next(
+            (w for w in windows if closest and closest in w.text and not self._missing(facts, w, strict)[0]), best
+        )
+        turned = turn_negation(claim, facts.language)
+        contrast = (self.closest(turned, cited_here)[0] or similarity) - similarity if turned else 0.0
+        row = self._signals(claim, facts, best, matched, similarity, closest, around, contrast)
         floor = self.config.min_similarity
         if floor is not None:  # a fixed floor instead of the fitted decision (tests, and the floor switched off)
             if similarity < floor:
@@ -639,8 +650,27 @@ class ClaimChecker:
                 best, sentence = float(scores[i]), self._sentences[n][i]
         return round(best, 4), sentence
 
+    def _aligned(self, facts: Facts, cited: Sequence[int], closest: str) -> str:
+        """The cited sentence that holds most of the claim's content words (in translation across languages);
+        the closest by cosine when none holds more: across languages an idiom can be closer to another sentence."""
+        terms = [t for t in facts.terms if fold(t) not in FRAMING]
+        if not terms:
+            return closest
+
+        def covered(sentence: str) -> int:
+            near = frozenset(fold(x) for x in words(sentence))
+            cross = facts.language != detect_language(sentence)
+            return sum(_term_in(t, near, cross) for t in terms)
+
+        best, most = closest, covered(closest)
+        for n in cited:
+            for s in self._sentences[n]:
+                if (k := covered(s)) > most:
+                    best, most = s, k
+        return best
+
     def _signals(self, claim: str, facts: Facts, w: _Window, matched: dict[str, str], similarity: float,
-                 closest: str) -> np.ndarray:  # fmt: skip
+                 closest: str, around: _Window, turned: float) -> np.ndarray:  # fmt: skip
         """The decision's row (:data:`CLAIM_FEATURES`) for a claim that passed the gate in window ``w``."""
         cross = float(facts.language != detect_language(w.text))
         levels = list(matched.values())
@@ -655,7 +685,7 @@ class ClaimChecker:
                 float(levels.count("translated")),
                 float(levels.count("similar")),
                 float(len(facts.dates) + len(facts.numbers)),
-                float(_negated(claim) != _negated(closest)),
+                float(_negated(claim) != _negated(closest) and turned > 0),
                 _order(list(matched), closest),
                 found / len(terms) if terms else 1.0,
                 float(np.log1p(len(words(claim)))),
@@ -663,6 +693,9 @@ class ClaimChecker:
                 self._share_in_sentence(list(matched), closest, facts.language),
                 0.0 if cross else _names_in_context(list(matched), claim, closest),
                 sum(_term_in(t, near, cross > 0) for t in terms) / len(terms) if terms else 1.0,
+                *_roles(list(matched), claim, around.text, facts.language, cross > 0, self.config.role_reach),
+                turned,
+                float(_negated(claim) != _negated(closest) and turned <= 0),
             ]
         )
 
@@ -693,7 +726,7 @@ CLAIM_FEATURES = (
     "names_translated",  # names found as a dictionary translation or the model's near-identical word
     "names_similar",  # names found only as a near spelling
     "facts",  # dates and numbers, all found
-    "negation",  # the claim and its closest passage sentence are negated differently
+    "negation",  # the claim and its closest passage sentence are negated differently, and turned round it is closer
     "order",  # the claim's names stand in the closest sentence's order (1), the other way round (0), or n/a (0.5)
     "coverage",  # share of the claim's content words found in the window (in translation across languages)
     "length",  # log(1 + words)
@@ -701,7 +734,76 @@ CLAIM_FEATURES = (
     "names_closest",  # share of the claim's names that the closest passage sentence holds
     "names_context",  # in one language: share of the claim's names with a neighbour word they have there too
     "coverage_closest",  # share of the claim's content words found in the closest sentence (in translation)
+    "names_role",  # least share of a name's neighbours in the claim found around it in the window (in translation)
+    "names_displaced",  # names whose claim neighbours stand around another of the claim's names there
+    "turned",  # best cosine of the claim with its negation turned round, less the claim's own (0 when none)
+    "negation_unturned",  # negated differently, but not closer turned round (an idiom: "unlikely" ~ "nicht")
 )
+
+
+def _roles(
+    names: Sequence[str], claim: str, passage: str, language: str, cross: bool, reach: int = 2
+) -> tuple[float, float]:
+    """How the claim's names keep their roles in ``passage``: the least share of a name's neighbours in the
+    claim (``reach`` words either side) found around one of its places in the passage; and the number of
+    names whose neighbours fit a place of another of the claim's names better than any of their own (two
+    names swapped: each stands in the other's context; not two names joined by "und"). Across languages
+    only content words are neighbours, found as dictionary translations within one word more.
+    (1.0, 0.0) when no name has neighbours and a place.
+
+    >>> _roles(["Scheele", "Priestley"], "Priestley entdeckte es in Uppsala, Scheele in Wiltshire.",
+    ...        "Scheele entdeckte es in Uppsala, Priestley in Wiltshire.", "de", False)
+    (0.0, 2.0)
+    >>> _roles(["Schliemann"], "Over the years, Schliemann amassed art treasures.",
+    ...        "Im Laufe der Jahre trug Schliemann Kunstschätze zusammen.", "en", True)
+    (0.6667, 0.0)
+    """
+    a = [fold(x) for x in words(claim)]
+    b = [fold(x) for x in words(passage)]
+    far = reach + cross
+
+    def context(i: int) -> list[str]:
+        near = [*a[max(0, i - reach) : i], *a[i + 1 : i + 1 + reach]]
+        return [x for x in near if not _says_nothing(x)] if cross else near
+
+    def fits(word: str, around: frozenset[str]) -> bool:
+        if word in around or any(same_word(word, x) for x in around):
+            return True
+        return cross and _translated_in(word, around)
+
+    def places(name: str) -> list[int]:
+        return [j for j, x in enumerate(b) if x == name or _same_name_or_form(name, x, language)
+                or any(same_name(o, x) for o in _EXONYMS.get(name, ()))
+                or (cross and _translated_in(name, frozenset((x,))))]  # fmt: skip
+
+    def fit(ctx: Sequence[str], j: int) -> int:
+        around = frozenset(b[max(0, j - far) : j] + b[j + 1 : j + 1 + far])
+        return sum(fits(x, around) for x in ctx)
+
+    def coordinated(x: str, y: str) -> bool:  # "Xi und Putin": one role, in either order
+        i, k = sorted((a.index(x), a.index(y)))
+        return k - i == 2 and a[i + 1] in _COORDINATION
+
+    found = {}
+    for name in dict.fromkeys(fold(n) for n in names):
+        if name in a and (spots := places(name)):
+            found[name] = (context(a.index(name)), spots)
+    shares, displaced = [], 0
+    for name, (ctx, spots) in found.items():
+        if not ctx:
+            continue
+        own = max(fit(ctx, j) for j in spots)
+        shares.append(own / len(ctx))
+        others = [j for other, (_, js) in found.items() if other != name and not coordinated(name, other)
+                  for j in js if j not in spots]  # fmt: skip
+        displaced += any(fit(ctx, j) > own for j in others)
+    if not shares:
+        return 1.0, 0.0
+    return round(min(shares), 4), float(displaced)
+
+
+# Words that join names of one role ("Xi und Putin trafen sich" says what "Putin und Xi" says).
+_COORDINATION = frozenset(["und", "oder", "sowie", "and", "or"])
 
 
 def _names_in_context(names: Sequence[str], claim: str, sentence: str) -> float:
@@ -741,6 +843,55 @@ def _pairs_shared(claim: str, sentence: str) -> float:
 
 
 NEGATIONS = frozenset(fold(w) for w in word_list("negation_words", "rag"))
+_NEG_DE = re.compile(r"\s*\b(nicht|nie|niemals)\b|\b[Kk](ein(?:e[mnrs]?)?)\b")
+_NEG_EN = re.compile(r"\s+(not|never)\b|\b(?:(wo)|(ca)|(sha)|\w+)(n['’]t)\b|\b(can)(not)\b", re.I)
+_AUX_EN = re.compile(r"\b(is|are|was|were|has|have|had|will|would|could|should|must|did|does|do)\b")
+_UNCONTRACTED = {"wo": "will", "ca": "can", "sha": "shall"}  # won't, can't, shan't
+
+
+def turn_negation(sentence: str, language: str) -> str | None:
+    """The sentence with its negation removed, or with one added (None when no simple way is found): what
+    the sentence would say turned round, to see which of the two its passage is closer to.
+
+    >>> turn_negation("Xi did not come.", "en"), turn_negation("Xi kam nicht.", "de")
+    ('Xi did come.', 'Xi kam.')
+    >>> turn_negation("Xi was here.", "en")
+    'Xi was not here.'
+    >>> turn_negation("Er hatte keine Chance.", "de"), turn_negation("Xi traf Putin in Moskau.", "de")
+    ('Er hatte eine Chance.', 'Xi traf Putin in nicht Moskau.')
+    >>> turn_negation("Xi won't come.", "en"), turn_negation("Xi cannot come.", "en"), turn_negation("Xi didn’t.", "en")
+    ('Xi will come.', 'Xi can come.', 'Xi did.')
+    """
+    if language == "de":
+        m = _NEG_DE.search(sentence)
+        if m:
+            if m.group(1):  # "nicht", "nie", "niemals" dropped
+                return sentence[: m.start()] + sentence[m.end() :]
+            word = m.group(0)[1:]  # "kein" -> "ein", "Keine" -> "Eine"
+            word = word.capitalize() if m.group(0)[0].isupper() else word
+            return sentence[: m.start()] + word + sentence[m.end() :]
+        head, comma, tail = sentence.partition(", ")
+        clause = head.rstrip(".!")
+        parts = clause.split(" ")
+        if len(parts) < 4:
+            return None
+        negated = " ".join([*parts[:-1], "nicht", parts[-1]])
+        return negated + (comma + tail if comma else sentence[len(clause) :])
+    m = _NEG_EN.search(sentence)
+    if m:
+        if m.group(1):  # " not", " never"
+            return sentence[: m.start()] + sentence[m.end() :]
+        if m.group(6):  # "cannot"
+            return sentence[: m.start()] + m.group(6) + sentence[m.end() :]
+        short = m.group(2) or m.group(3) or m.group(4)
+        if short:  # "won't" -> "will", keeping a capital
+            full = _UNCONTRACTED[short.casefold()]
+            return sentence[: m.start()] + (full.capitalize() if short[0].isupper() else full) + sentence[m.end() :]
+        return sentence[: m.start(5)] + sentence[m.end(5) :]  # "didn't" -> "did"
+    m = _AUX_EN.search(sentence)
+    if not m:
+        return None
+    return sentence[: m.end()] + " not" + sentence[m.end() :]
 
 
 def _negated(sentence: str) -> bool:

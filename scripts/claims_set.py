@@ -107,10 +107,6 @@ def dictionary_pairs(path: Path = DICTIONARY) -> list[tuple[str, str]]:
 
 # --- rewording and wrong claims ---------------------------------------------------------------------
 
-_NEG_DE = re.compile(r"\b(nicht|nie|niemals)\s+|\b[Kk](ein(?:e[mnrs]?)?)\b")
-_NEG_EN = re.compile(r"\s+(not|never)\b|n['’]t\b")
-_AUX_EN = re.compile(r"\b(is|are|was|were|has|have|had|will|would|could|should|must|did|does|do)\b")
-
 
 def reword_de(sentence: str, rng: random.Random) -> tuple[str, str]:
     """A light rewording of a German sentence that says nothing it does not: (text, how)."""
@@ -124,31 +120,6 @@ def reword_de(sentence: str, rng: random.Random) -> tuple[str, str]:
     if m:
         return sentence[: m.start()] + f"{m.group(2)} und {m.group(1)}" + sentence[m.end() :], "coordination swapped"
     return sentence, "verbatim"
-
-
-def negate(sentence: str, language: str) -> str | None:
-    """The sentence with its negation removed, or with one added (None when no simple way is found)."""
-    if language == "de":
-        m = _NEG_DE.search(sentence)
-        if m:
-            if m.group(1):  # "nicht ", "nie ", "niemals " dropped
-                return sentence[: m.start()] + sentence[m.end() :]
-            word = m.group(0)[1:]  # "kein" -> "ein", "Keine" -> "Eine"
-            word = word.capitalize() if m.group(0)[0].isupper() else word
-            return sentence[: m.start()] + word + sentence[m.end() :]
-        head, comma, tail = sentence.partition(", ")
-        clause = head.rstrip(".!")
-        parts = clause.split(" ")
-        if len(parts) < 4:
-            return None
-        negated = " ".join([*parts[:-1], "nicht", parts[-1]])
-        return negated + (comma + tail if comma else sentence[len(clause) :])
-    if _NEG_EN.search(sentence):
-        return _NEG_EN.sub("", sentence, count=1)
-    m = _AUX_EN.search(sentence)
-    if not m:
-        return None
-    return sentence[: m.end()] + " not" + sentence[m.end() :]
 
 
 def _number_spans(sentence: str) -> list[tuple[int, int, str]]:
@@ -234,11 +205,13 @@ def _cite(sentence: str) -> str:
 
 
 def _wrong(base: LabelledClaim, text: str, language: str, names, pool, rng, other: str | None) -> list[LabelledClaim]:
+    from rag.claims import turn_negation
+
     made = {
         "number": change_number(text, language, rng),
         "name": change_name(text, names, pool, rng),
         "swap": swap_names(text, names, rng),
-        "negation": negate(text, language),
+        "negation": turn_negation(text, language),
         "other-paragraph": other,
     }
     out = []
@@ -345,12 +318,15 @@ def features(claims: Sequence[LabelledClaim], cache: VectorCache | None) -> tupl
     """Per claim, whether it passes the check's gate, its row of the decision's features (NaN if not), and
     the check (its reason when the gate removed it)."""
     from embeddings import split_sentences
-    from rag.claims import CLAIM_FEATURES, ClaimChecker, strip_citations
+    from rag.claims import CLAIM_FEATURES, ClaimChecker, strip_citations, turn_negation
+    from rag.text import detect_language
     from rag.types import Citation
 
     embed = {}
     if cache is not None:
-        cache.prefetch("query", [strip_citations(c.claim) for c in claims])
+        texts = [strip_citations(c.claim) for c in claims]
+        turned = (turn_negation(t, detect_language(t)) for t in texts)
+        cache.prefetch("query", texts + [t for t in turned if t])
         passages = {c.passage for c in claims}
         cache.prefetch("passage", [c_[a:b] for c_ in passages for a, b in split_sentences(c_)])
         embed = {
