@@ -392,11 +392,16 @@ MODEL_FILE = Path(__file__).parent / "models" / "claim_check.json"
 
 @dataclass(frozen=True)
 class ClaimModel:
-    """The fitted decision on a sentence that passed the gate: per direction (a claim in its passage's
-    language, ``"same"``, or in another, ``"cross"``) a logistic model over :data:`CLAIM_FEATURES` and the
-    probability a sentence needs to be kept; read from ``rag/models/claim_check.json``."""
+    """The fitted decision on a sentence that passed the gate, read from ``rag/models/claim_check.json``.
 
-    models: dict[str, Logistic]
+    Per direction (a claim in its passage's language, ``"same"``, or in another, ``"cross"``) one logistic
+    model over :data:`CLAIM_FEATURES` per kind of wrong claim it was fitted to tell from faithful ones (a
+    negation turned round, a name swapped, ...); a claim's probability is the least of them, so each kind
+    has a model of its own that a common kind does not outweigh. A claim is kept when it reaches the
+    direction's threshold.
+    """
+
+    models: dict[str, dict[str, Logistic]]  # direction -> kind of wrong claim -> its model
     thresholds: dict[str, float]
     provenance: dict  # the data, folds, seed and held-out figures that chose the numbers
 
@@ -405,14 +410,14 @@ class ClaimModel:
         return direction(bool(row[CLAIM_FEATURES.index("cross")]))
 
     def probability(self, row: np.ndarray) -> float:
-        return float(self.models[self.direction_of(row)].probabilities(row)[0])
+        return float(min(m.probabilities(row)[0] for m in self.models[self.direction_of(row)].values()))
 
     def threshold(self, row: np.ndarray) -> float:
         """The probability a claim needs: the threshold of its direction."""
         return self.thresholds[self.direction_of(row)]
 
     def save(self, path: Path = MODEL_FILE) -> None:
-        models = {k: m.to_dict() for k, m in self.models.items()}
+        models = {d: {k: m.to_dict() for k, m in kinds.items()} for d, kinds in self.models.items()}
         payload = {"models": models, "thresholds": self.thresholds, "provenance": self.provenance}
         write_checked(path, "claim_check", payload)
 
@@ -426,14 +431,19 @@ class ClaimModel:
         fix = "re-run `python scripts/claims_set.py` to fit it again"
         payload = read_checked(path, "claim_check", fix)
         try:
-            models = {str(k): Logistic.from_dict(m) for k, m in payload["models"].items()}
+            models = {
+                str(d): {str(k): Logistic.from_dict(m) for k, m in kinds.items()}
+                for d, kinds in payload["models"].items()
+            }
             thresholds = {str(k): float(v) for k, v in payload["thresholds"].items()}
             model = cls(models, thresholds, dict(payload["provenance"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ScorerFileError(f"{path}: not a claim model ({exc}); {fix}") from exc
         if set(model.thresholds) != set(DIRECTIONS) or set(model.models) != set(DIRECTIONS):
-            raise ScorerFileError(f"{path}: not one model and threshold per direction ({DIRECTIONS}); {fix}")
-        if any(m.features != CLAIM_FEATURES for m in model.models.values()):
+            raise ScorerFileError(f"{path}: not models and a threshold per direction ({DIRECTIONS}); {fix}")
+        if not all(model.models.values()):
+            raise ScorerFileError(f"{path}: a direction without a model; {fix}")
+        if any(m.features != CLAIM_FEATURES for kinds in model.models.values() for m in kinds.values()):
             raise ScorerFileError(f"{path}: fitted for other signals than this version computes; {fix}")
         return model
 
@@ -560,7 +570,7 @@ class ClaimChecker:
             (w for w in windows if closest and closest in w.text and not self._missing(facts, w, strict)[0]), best
         )
         turned = turn_negation(claim, facts.language)
-        contrast = (self.closest(turned, cited_here)[0] or similarity) - similarity if turned else 0.0
+        contrast = (self.closest(turned, cited_here)[0] or similarity) - similarity if turned else None
         row = self._signals(claim, facts, best, matched, similarity, closest, around, contrast)
         floor = self.config.min_similarity
         if floor is not None:  # a fixed floor instead of the fitted decision (tests, and the floor switched off)
@@ -670,8 +680,11 @@ class ClaimChecker:
         return best
 
     def _signals(self, claim: str, facts: Facts, w: _Window, matched: dict[str, str], similarity: float,
-                 closest: str, around: _Window, turned: float) -> np.ndarray:  # fmt: skip
-        """The decision's row (:data:`CLAIM_FEATURES`) for a claim that passed the gate in window ``w``."""
+                 closest: str, around: _Window, turned: float | None) -> np.ndarray:  # fmt: skip
+        """The decision's row (:data:`CLAIM_FEATURES`) for a claim that passed the gate in window ``w``;
+        ``turned``: how much closer the claim comes with its negation turned round (None: no way to turn it)."""
+        negation = _negated(claim) != _negated(closest)
+        unturned = negation and turned is not None and turned <= 0  # turned round it is no closer: an idiom
         cross = float(facts.language != detect_language(w.text))
         levels = list(matched.values())
         terms = [t for t in facts.terms if fold(t) not in FRAMING]
@@ -685,7 +698,7 @@ class ClaimChecker:
                 float(levels.count("translated")),
                 float(levels.count("similar")),
                 float(len(facts.dates) + len(facts.numbers)),
-                float(_negated(claim) != _negated(closest) and turned > 0),
+                float(negation and not unturned),
                 _order(list(matched), closest),
                 found / len(terms) if terms else 1.0,
                 float(np.log1p(len(words(claim)))),
@@ -694,8 +707,8 @@ class ClaimChecker:
                 0.0 if cross else _names_in_context(list(matched), claim, closest),
                 sum(_term_in(t, near, cross > 0) for t in terms) / len(terms) if terms else 1.0,
                 *_roles(list(matched), claim, around.text, facts.language, cross > 0, self.config.role_reach),
-                turned,
-                float(_negated(claim) != _negated(closest) and turned <= 0),
+                turned or 0.0,
+                float(unturned),
             ]
         )
 
@@ -726,7 +739,7 @@ CLAIM_FEATURES = (
     "names_translated",  # names found as a dictionary translation or the model's near-identical word
     "names_similar",  # names found only as a near spelling
     "facts",  # dates and numbers, all found
-    "negation",  # the claim and its closest passage sentence are negated differently, and turned round it is closer
+    "negation",  # the claim and its closest passage sentence are negated differently (not "negation_unturned")
     "order",  # the claim's names stand in the closest sentence's order (1), the other way round (0), or n/a (0.5)
     "coverage",  # share of the claim's content words found in the window (in translation across languages)
     "length",  # log(1 + words)
@@ -737,7 +750,7 @@ CLAIM_FEATURES = (
     "names_role",  # least share of a name's neighbours in the claim found around it in the window (in translation)
     "names_displaced",  # names whose claim neighbours stand around another of the claim's names there
     "turned",  # best cosine of the claim with its negation turned round, less the claim's own (0 when none)
-    "negation_unturned",  # negated differently, but not closer turned round (an idiom: "unlikely" ~ "nicht")
+    "negation_unturned",  # negated differently, but turned round no closer (an idiom: "unlikely" ~ "nicht")
 )
 
 
@@ -889,9 +902,32 @@ def turn_negation(sentence: str, language: str) -> str | None:
             return sentence[: m.start()] + (full.capitalize() if short[0].isupper() else full) + sentence[m.end() :]
         return sentence[: m.start(5)] + sentence[m.end(5) :]  # "didn't" -> "did"
     m = _AUX_EN.search(sentence)
-    if not m:
-        return None
-    return sentence[: m.end()] + " not" + sentence[m.end() :]
+    if m:
+        return sentence[: m.end()] + " not" + sentence[m.end() :]
+    return _do_not(sentence)
+
+
+def _do_not(sentence: str) -> str | None:
+    """An English sentence without an auxiliary negated with "did not": the first word ending in "-ed" after
+    the first word, a regular verb in the past whose plain form the dictionary knows ("surrendered" -> "did not
+    surrender"); None when there is none (an irregular verb: "won"; "-s" is as often a plural as a verb).
+
+    >>> _do_not("The citizens surrendered after forty days."), _do_not("After forty days the army withdrew.")
+    ('The citizens did not surrender after forty days.', None)
+    """
+    lexicon = _lexicon()
+    for m in list(re.finditer(r"\b[a-z]+\b", sentence))[1:]:
+        w = m.group(0)
+        if w in STOPWORDS:
+            continue
+        if not w.endswith("ed"):
+            continue
+        plain = [w[:-2], w[:-1], w[:-3] if w[-3:-2] == w[-4:-3] else "", w[:-3] + "y"]  # stopped, tried
+        known = [p for p in plain if len(p) >= 3 and lexicon.translations(p)]
+        if known:
+            return sentence[: m.start()] + f"did not {known[0]}" + sentence[m.end() :]
+        return None  # the first candidate is not a verb the dictionary knows: do not guess further
+    return None
 
 
 def _negated(sentence: str) -> bool:

@@ -461,34 +461,63 @@ def retrieval_recall(
 
 
 def choose_keep_threshold(
-    probabilities: np.ndarray, passed: np.ndarray, labels: np.ndarray, slices: Sequence[str], max_wrong: float
+    probabilities: np.ndarray,
+    passed: np.ndarray,
+    labels: np.ndarray,
+    slices: Sequence[str],
+    max_wrong: float,
+    spread: float = 0.0,
 ) -> float:
     """The lowest probability threshold at which, in every slice, at most ``max_wrong`` of the wrong claims
-    (label 0) are kept (a claim is kept when it passed the gate and its probability reaches the threshold).
+    (label 0) are kept (a claim is kept when it passed the gate and its probability reaches the threshold),
+    less ``spread`` standard errors of that share (binomial, at ``max_wrong``): the share on claims not yet
+    seen varies around the one measured, and the target is a bound, not an average.
 
     >>> p = np.array([0.9, 0.8, 0.3, 0.7]); ok = np.array([True, True, True, True])
     >>> choose_keep_threshold(p, ok, np.array([1, 1, 0, 0]), ["a"] * 4, 0.0)
     0.8
+    >>> labels = np.array([1, 1, 0, 0])
+    >>> choose_keep_threshold(p, ok, labels, ["a"] * 4, 0.5), choose_keep_threshold(p, ok, labels, ["a"] * 4, 0.5, 1.0)
+    (0.7, 0.8)
     """
     slices = np.asarray(slices)
     wrong = labels == 0
     totals = {s: int((wrong & (slices == s)).sum()) for s in set(slices.tolist())}
+    allowed = {s: max_wrong * n - spread * np.sqrt(n * max_wrong * (1 - max_wrong)) for s, n in totals.items()}
     for t in sorted({float(x) for x in probabilities[passed]}):
         kept = passed & (probabilities >= t)
-        if all(((kept & wrong & (slices == s)).sum() <= max_wrong * n) for s, n in totals.items()):
+        if all(((kept & wrong & (slices == s)).sum() <= allowed[s]) for s in totals):
             return t
     return float(np.nextafter(1.0, 2.0))  # nothing reaches it: keep nothing the model decides
 
 
-def _claim_probabilities(rows: np.ndarray, passed: np.ndarray, labels: np.ndarray, fit_on: np.ndarray,
-                         l2: float):  # fmt: skip
+def fit_detectors(
+    rows: np.ndarray, passed: np.ndarray, labels: np.ndarray, kinds: Sequence[str] | None, l2: float
+) -> dict[str, Logistic]:
+    """One logistic model per kind of wrong claim, each fitted on the faithful claims and that kind's (those
+    that passed the gate); a kind with fewer such claims than there are signals gets none (the gate stops
+    most of them: a changed number, another paragraph's sentence). Without ``kinds``, one model, ``"wrong"``.
+    """
     from .claims import CLAIM_FEATURES
 
-    use = fit_on & passed
-    model = fit_model(CLAIM_FEATURES, rows[use], labels[use], l2)
-    p = np.zeros(len(rows))
-    p[passed] = model.probabilities(rows[passed])
-    return model, p
+    kinds = np.asarray(["wrong"] * len(labels) if kinds is None else kinds)
+    faithful = passed & (labels == 1)
+    out = {}
+    for kind in sorted(set(kinds[labels == 0].tolist())):
+        one = passed & (labels == 0) & (kinds == kind)
+        if one.sum() >= len(CLAIM_FEATURES):
+            out[kind] = fit_model(CLAIM_FEATURES, rows[faithful | one], labels[faithful | one], l2)
+    if not out:  # too few of every kind: one model for them all
+        use = passed
+        out["wrong"] = fit_model(CLAIM_FEATURES, rows[use], labels[use], l2)
+    return out
+
+
+def detector_probability(detectors: dict[str, Logistic], rows: np.ndarray) -> np.ndarray:
+    """The claim decision's probability: the least of its detectors' (:class:`rag.claims.ClaimModel`)."""
+    if len(rows) == 0:
+        return np.zeros(0)
+    return np.min([m.probabilities(rows) for m in detectors.values()], axis=0)
 
 
 def fit_claim_model(
@@ -501,22 +530,28 @@ def fit_claim_model(
     seed: int,
     l2: float,
     max_wrong: float,
-) -> tuple[dict[str, Logistic], dict[str, float]]:
-    """Per slice (the claims' direction), the claim decision fitted on all its claims that passed the gate,
-    and its threshold, chosen on ``k`` inner folds by article (each claim's probability from a model that
-    did not see its article).
+    kinds: Sequence[str] | None = None,
+    spread: float = 0.0,
+) -> tuple[dict[str, dict[str, Logistic]], dict[str, float]]:
+    """Per slice (the claims' direction), the claim decision's detectors (:func:`fit_detectors`) fitted on
+    all its claims that passed the gate, and its threshold, chosen on ``k`` inner folds by article (each
+    claim's probability from detectors that did not see its article), ``spread`` standard errors below the
+    target (:func:`choose_keep_threshold`).
     """
     fold = np.array(folds(groups, k, seed))
     sl = np.asarray(slices)
+    kinds_ = None if kinds is None else np.asarray(kinds)
     models, thresholds = {}, {}
     for name in sorted(set(sl.tolist())):
         one = sl == name
         held = np.zeros(len(rows))
         for f in range(k):
-            _, p = _claim_probabilities(rows, passed & one, labels, fold != f, l2)
-            held[fold == f] = p[fold == f]
-        thresholds[name] = choose_keep_threshold(held[one], passed[one], labels[one], sl[one], max_wrong)
-        models[name], _ = _claim_probabilities(rows, passed & one, labels, np.ones(len(rows), dtype=bool), l2)
+            train, test = one & (fold != f), one & (fold == f) & passed
+            detectors = fit_detectors(rows[train], passed[train], labels[train],
+                                      None if kinds_ is None else kinds_[train], l2)  # fmt: skip
+            held[test] = detector_probability(detectors, rows[test])
+        thresholds[name] = choose_keep_threshold(held[one], passed[one], labels[one], sl[one], max_wrong, spread)
+        models[name] = fit_detectors(rows[one], passed[one], labels[one], None if kinds_ is None else kinds_[one], l2)
     return models, thresholds
 
 
@@ -530,21 +565,25 @@ def claim_cross_validate(
     seed: int,
     l2: float,
     max_wrong: float,
+    kinds: Sequence[str] | None = None,
+    spread: float = 0.0,
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
-    """Whether each claim is kept by a decision fitted (model and thresholds) on the other folds' articles
-    only; and the thresholds of each fold."""
+    """Whether each claim is kept by a decision fitted (detectors and thresholds) on the other folds'
+    articles only; and the thresholds of each fold."""
     fold = np.array(folds(groups, k, seed))
     kept = np.zeros(len(rows), dtype=bool)
     chosen = []
     sl = np.asarray(slices)
+    kinds_ = None if kinds is None else np.asarray(kinds)
     for f in range(k):
         train = fold != f
         models, thresholds = fit_claim_model(rows[train], passed[train], labels[train],
                                              [g for g, x in zip(groups, train) if x], list(sl[train]), k, seed + 1,
-                                             l2, max_wrong)  # fmt: skip
-        for name, model in models.items():
+                                             l2, max_wrong, None if kinds_ is None else list(kinds_[train]),
+                                             spread)  # fmt: skip
+        for name, detectors in models.items():
             test = (fold == f) & passed & (sl == name)
-            kept[test] = model.probabilities(rows[test]) >= thresholds[name]
+            kept[test] = detector_probability(detectors, rows[test]) >= thresholds[name]
         chosen.append(thresholds)
     return kept, chosen
 
