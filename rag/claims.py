@@ -18,10 +18,11 @@ every sentence of its answer is held to what its cited passages say:
 * all of these must stand **together**, within a few neighbouring sentences of one cited
   passage: a name from one paragraph and a date from another do not make a fact;
 * and a **fitted decision** (:class:`ClaimModel`, ``rag/models/claim_check.json``, fitted by
-  ``scripts/claims_set.py`` on held-out articles) must find the sentence supported, from its
-  similarity to the closest cited sentence, negation, the order and neighbours of its names and
-  its words found in the passage (:data:`CLAIM_FEATURES`): it catches a negation turned round or a
-  role given to the wrong person when every name of it occurs somewhere.
+  ``scripts/claims_set.py`` on held-out articles; one model per kind of wrong claim) must find the
+  sentence supported, from its similarity to the closest cited sentence, negation (and whether the
+  claim turned round would be closer), the order, neighbours and roles of its names and its words
+  found in the passage (:data:`CLAIM_FEATURES`): it catches a negation turned round or a role given
+  to the wrong person when every name of it occurs somewhere.
 
 A sentence with no citation that says anything (a name, a date, a number or content
 words) is not supported either. :class:`ClaimFilter` applies the check to a token stream
