@@ -13,11 +13,17 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.answering.scorer import FEATURES, JUDGED, PASSED, AnswerScorer, Logistic, judged_row
 from rag.evaluate import Case
+
+if TYPE_CHECKING:
+    from embeddings import Embedder, StoreView
+    from rag.engine import Candidates, Engine
+    from rag.types import Answer
 
 # The share of answers that must hold the answer on held-out articles (an answered unanswerable question
 # counting as wrong); the threshold is fitted to it. 0.80: the lowest target at which English questions over
@@ -51,7 +57,7 @@ def label(case: Case, source: str, sentence: str) -> int:
     return int(case.source is not None and source == case.source and case.matches(sentence))
 
 
-def example_of(name: str, case: Case, found) -> Example:
+def example_of(name: str, case: Case, found: Candidates) -> Example:
     """A question's candidates (:class:`rag.engine.Candidates`) as the scorer's data: features, labels, every
     candidate's first failing gate (the folds' rankers may pick any of them as the best)."""
     labels = np.array([label(case, s.sentence.source, s.sentence.text) for s in found.ranked], dtype=np.int8)
@@ -114,10 +120,12 @@ def set_weights(examples: Sequence[Example]) -> np.ndarray:
     sets = [e.group.split("/")[0] for e in examples]
     counts = {name: sets.count(name) for name in set(sets)}
     w = np.array([1.0 / counts[name] for name in sets])
-    return w * len(w) / w.sum()
+    return np.asarray(w * len(w) / w.sum())
 
 
-def fit_model(names: Sequence[str], rows: np.ndarray, labels: np.ndarray, l2: float, weights=None) -> Logistic:
+def fit_model(
+    names: Sequence[str], rows: np.ndarray, labels: np.ndarray, l2: float, weights: np.ndarray | None = None
+) -> Logistic:
     mean, scale, w, b = fit_logistic(rows, labels, l2, weights)
     return Logistic(tuple(names), tuple(mean), tuple(scale), tuple(w), b)
 
@@ -196,7 +204,9 @@ def judged(ranker: Logistic, examples: Sequence[Example]) -> tuple[np.ndarray, n
     return np.array(rows).reshape(-1, len(JUDGED)), np.array(one), np.array(two)
 
 
-def _with_near_misses(rows, one, two, w, missing: Sequence[np.ndarray], share: float):
+def _with_near_misses(
+    rows: np.ndarray, one: np.ndarray, two: np.ndarray, w: np.ndarray, missing: Sequence[np.ndarray], share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The judges' data with the made near misses added, weighing ``share`` of the real questions' weight."""
     extra = np.vstack([m for m in missing if len(m)]) if any(len(m) for m in missing) else np.zeros((0, rows.shape[1]))
     if not share or not len(extra):
@@ -217,7 +227,7 @@ def make_scorer(
     precision: float,
     seed: int,
     k: int = 3,
-    provenance: dict | None = None,
+    provenance: dict[str, Any] | None = None,
     twins: float = 0.0,
     balance: bool = False,
 ) -> AnswerScorer:
@@ -253,7 +263,9 @@ def make_scorer(
         judge, pair = fit_model(JUDGED, rows, one, l2, w), fit_model(JUDGED, rows, two, l2, w)
         held, rows_f, one_f, two_f, _ = parts[f]
         if len(rows_f):
-            judged_f: Iterator[tuple] = zip(judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f)
+            judged_f: Iterator[tuple[float, float, float, float]] = zip(
+                judge.probabilities(rows_f), one_f, pair.probabilities(rows_f), two_f
+            )
         else:
             judged_f = iter(())
         for e in held:  # judged() made a row for each question with candidates, in order
@@ -366,7 +378,7 @@ def figures(held_out: Sequence[Pick]) -> Figures:
 
 
 def fold_scorers(
-    examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options
+    examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options: Any
 ) -> Iterator[tuple[AnswerScorer, list[int]]]:
     """Per fold of ``k`` (whole articles), a scorer fitted on the other folds only, and the fold's indices."""
     fold = folds([e.group for e in examples], k, seed)
@@ -376,7 +388,7 @@ def fold_scorers(
 
 
 def cross_validate(
-    examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options
+    examples: Sequence[Example], k: int, seed: int, l2: float, precision: float, **options: Any
 ) -> tuple[list[Pick], list[float]]:
     """Held-out picks of every example: each fold judged by a scorer fitted on the other folds only."""
     out: list[Pick | None] = [None] * len(examples)
@@ -397,7 +409,7 @@ def by(held_out: Sequence[Pick], key: Callable[[Pick], str]) -> dict[str, Figure
 
 
 def held_out_answers(
-    engine,
+    engine: Engine,
     cases: Sequence[Case],
     name: str,
     *,
@@ -405,7 +417,7 @@ def held_out_answers(
     seed: int = 13,
     l2: float = 1.0,
     precision: float = TARGET_PRECISION,
-) -> list:
+) -> list[Answer]:
     """The engine's answers to ``cases``, each decided by a scorer fitted on the other folds' articles.
 
     The candidates are found once per question (:meth:`rag.engine.Engine.candidates`); for each
@@ -418,16 +430,24 @@ def held_out_answers(
 
     found = [engine.candidates(c.question) for c in cases]
     examples = [example_of(name, c, f) for c, f in zip(cases, found)]
-    answers: list = [None] * len(cases)
+    answers: list[Answer | None] = [None] * len(cases)
     for scorer, held in fold_scorers(examples, k, seed, l2, precision):
         for i in held:
             decision, ranked = choose(found[i], scorer)
             answers[i] = compose(found[i].question, ranked, found[i].hits, found[i].snapshot, decision)
-    return answers
+    done = [a for a in answers if a is not None]
+    if len(done) != len(cases):  # every case is in the held-out part of exactly one fold
+        raise RuntimeError(f"{len(cases) - len(done)} of {len(cases)} questions fell in no held-out fold")
+    return done
 
 
 def retrieval_recall(
-    view, embedder, cases: Sequence[Case], lexical_weights: Sequence[float | str], depth: int = 10, pool: int = 50
+    view: StoreView,
+    embedder: Embedder,
+    cases: Sequence[Case],
+    lexical_weights: Sequence[float | str],
+    depth: int = 10,
+    pool: int = 50,
 ) -> dict[str, dict[str, float]]:
     """Per language, the share of answerable questions for which a passage holding the answer is among
     the ``depth`` best of each ranking: dense only, BM25 only, and their reciprocal-rank fusion with
@@ -463,34 +483,63 @@ def retrieval_recall(
 
 
 def choose_keep_threshold(
-    probabilities: np.ndarray, passed: np.ndarray, labels: np.ndarray, slices: Sequence[str], max_wrong: float
+    probabilities: np.ndarray,
+    passed: np.ndarray,
+    labels: np.ndarray,
+    slices: Sequence[str],
+    max_wrong: float,
+    spread: float = 0.0,
 ) -> float:
     """The lowest probability threshold at which, in every slice, at most ``max_wrong`` of the wrong claims
-    (label 0) are kept (a claim is kept when it passed the gate and its probability reaches the threshold).
+    (label 0) are kept (a claim is kept when it passed the gate and its probability reaches the threshold),
+    less ``spread`` standard errors of that share (binomial, at ``max_wrong``): the share on claims not yet
+    seen varies around the one measured, and the target is a bound, not an average.
 
     >>> p = np.array([0.9, 0.8, 0.3, 0.7]); ok = np.array([True, True, True, True])
     >>> choose_keep_threshold(p, ok, np.array([1, 1, 0, 0]), ["a"] * 4, 0.0)
     0.8
+    >>> labels = np.array([1, 1, 0, 0])
+    >>> choose_keep_threshold(p, ok, labels, ["a"] * 4, 0.5), choose_keep_threshold(p, ok, labels, ["a"] * 4, 0.5, 1.0)
+    (0.7, 0.8)
     """
     kinds = np.asarray(slices)
     wrong = labels == 0
     totals = {s: int((wrong & (kinds == s)).sum()) for s in set(kinds.tolist())}
+    allowed = {s: max_wrong * n - spread * np.sqrt(n * max_wrong * (1 - max_wrong)) for s, n in totals.items()}
     for t in sorted({float(x) for x in probabilities[passed]}):
         kept = passed & (probabilities >= t)
-        if all(((kept & wrong & (kinds == s)).sum() <= max_wrong * n) for s, n in totals.items()):
+        if all(((kept & wrong & (kinds == s)).sum() <= allowed[s]) for s in totals):
             return t
     return float(np.nextafter(1.0, 2.0))  # nothing reaches it: keep nothing the model decides
 
 
-def _claim_probabilities(rows: np.ndarray, passed: np.ndarray, labels: np.ndarray, fit_on: np.ndarray,
-                         l2: float):  # fmt: skip
+def fit_detectors(
+    rows: np.ndarray, passed: np.ndarray, labels: np.ndarray, kinds: Sequence[str] | None, l2: float
+) -> dict[str, Logistic]:
+    """One logistic model per kind of wrong claim, each fitted on the faithful claims and that kind's (those
+    that passed the gate); a kind with fewer such claims than there are signals gets none (the gate stops
+    most of them: a changed number, another paragraph's sentence). Without ``kinds``, one model, ``"wrong"``.
+    """
     from rag.llm.claims import CLAIM_FEATURES
 
-    use = fit_on & passed
-    model = fit_model(CLAIM_FEATURES, rows[use], labels[use], l2)
-    p = np.zeros(len(rows))
-    p[passed] = model.probabilities(rows[passed])
-    return model, p
+    of = np.asarray(["wrong"] * len(labels) if kinds is None else kinds)
+    faithful = passed & (labels == 1)
+    out = {}
+    for kind in sorted(set(of[labels == 0].tolist())):
+        one = passed & (labels == 0) & (of == kind)
+        if one.sum() >= len(CLAIM_FEATURES):
+            out[kind] = fit_model(CLAIM_FEATURES, rows[faithful | one], labels[faithful | one], l2)
+    if not out:  # too few of every kind: one model for them all
+        use = passed
+        out["wrong"] = fit_model(CLAIM_FEATURES, rows[use], labels[use], l2)
+    return out
+
+
+def detector_probability(detectors: dict[str, Logistic], rows: np.ndarray) -> np.ndarray:
+    """The claim decision's probability: the least of its detectors' (:class:`rag.llm.claims.ClaimModel`)."""
+    if len(rows) == 0:
+        return np.zeros(0)
+    return np.asarray(np.min([m.probabilities(rows) for m in detectors.values()], axis=0))
 
 
 def fit_claim_model(
@@ -503,22 +552,28 @@ def fit_claim_model(
     seed: int,
     l2: float,
     max_wrong: float,
-) -> tuple[dict[str, Logistic], dict[str, float]]:
-    """Per slice (the claims' direction), the claim decision fitted on all its claims that passed the gate,
-    and its threshold, chosen on ``k`` inner folds by article (each claim's probability from a model that
-    did not see its article).
+    kinds: Sequence[str] | None = None,
+    spread: float = 0.0,
+) -> tuple[dict[str, dict[str, Logistic]], dict[str, float]]:
+    """Per slice (the claims' direction), the claim decision's detectors (:func:`fit_detectors`) fitted on
+    all its claims that passed the gate, and its threshold, chosen on ``k`` inner folds by article (each
+    claim's probability from detectors that did not see its article), ``spread`` standard errors below the
+    target (:func:`choose_keep_threshold`).
     """
     fold = np.array(folds(groups, k, seed))
     sl = np.asarray(slices)
+    kinds_ = None if kinds is None else np.asarray(kinds)
     models, thresholds = {}, {}
     for name in sorted(set(sl.tolist())):
         one = sl == name
         held = np.zeros(len(rows))
         for f in range(k):
-            _, p = _claim_probabilities(rows, passed & one, labels, fold != f, l2)
-            held[fold == f] = p[fold == f]
-        thresholds[name] = choose_keep_threshold(held[one], passed[one], labels[one], sl[one], max_wrong)
-        models[name], _ = _claim_probabilities(rows, passed & one, labels, np.ones(len(rows), dtype=bool), l2)
+            train, test = one & (fold != f), one & (fold == f) & passed
+            detectors = fit_detectors(rows[train], passed[train], labels[train],
+                                      None if kinds_ is None else kinds_[train], l2)  # fmt: skip
+            held[test] = detector_probability(detectors, rows[test])
+        thresholds[name] = choose_keep_threshold(held[one], passed[one], labels[one], sl[one], max_wrong, spread)
+        models[name] = fit_detectors(rows[one], passed[one], labels[one], None if kinds_ is None else kinds_[one], l2)
     return models, thresholds
 
 
@@ -532,29 +587,33 @@ def claim_cross_validate(
     seed: int,
     l2: float,
     max_wrong: float,
+    kinds: Sequence[str] | None = None,
+    spread: float = 0.0,
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
-    """Whether each claim is kept by a decision fitted (model and thresholds) on the other folds' articles
-    only; and the thresholds of each fold."""
+    """Whether each claim is kept by a decision fitted (detectors and thresholds) on the other folds'
+    articles only; and the thresholds of each fold."""
     fold = np.array(folds(groups, k, seed))
     kept = np.zeros(len(rows), dtype=bool)
     chosen = []
     sl = np.asarray(slices)
+    kinds_ = None if kinds is None else np.asarray(kinds)
     for f in range(k):
         train = fold != f
         models, thresholds = fit_claim_model(rows[train], passed[train], labels[train],
                                              [g for g, x in zip(groups, train) if x], list(sl[train]), k, seed + 1,
-                                             l2, max_wrong)  # fmt: skip
-        for name, model in models.items():
+                                             l2, max_wrong, None if kinds_ is None else list(kinds_[train]),
+                                             spread)  # fmt: skip
+        for name, detectors in models.items():
             test = (fold == f) & passed & (sl == name)
-            kept[test] = model.probabilities(rows[test]) >= thresholds[name]
+            kept[test] = detector_probability(detectors, rows[test]) >= thresholds[name]
         chosen.append(thresholds)
     return kept, chosen
 
 
-def claim_figures(claims: Sequence, passed: np.ndarray, kept: np.ndarray) -> dict[str, dict]:
+def claim_figures(claims: Sequence[Any], passed: np.ndarray, kept: np.ndarray) -> dict[str, dict[str, Any]]:
     """Share of claims kept per direction and kind, and of all wrong claims per direction (``claims`` have
     ``direction`` and ``kind``)."""
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
 
     def add(name: str, i: int) -> None:
         f = out.setdefault(name, {"n": 0, "kept": 0, "passed": 0})

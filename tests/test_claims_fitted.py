@@ -23,11 +23,13 @@ from rag.llm.claims import (
     ClaimChecker,
     ClaimModel,
     _negated,
+    _roles,
     cited_numbers,
     facts_of,
     number_mentions,
     shipped_model,
     strip_citations,
+    turn_negation,
 )
 from scripts import claims_set
 
@@ -113,8 +115,10 @@ def _keep_all() -> ClaimModel:
 def test_the_shipped_decision_loads_with_its_provenance():
     model = shipped_model()
     assert set(model.models) == set(DIRECTIONS) == set(model.thresholds)
-    assert all(m.features == CLAIM_FEATURES for m in model.models.values())
+    assert all(m.features == CLAIM_FEATURES for kinds in model.models.values() for m in kinds.values())
     assert all(0.0 < t < 1.0 for t in model.thresholds.values())
+    # one model per kind of wrong claim that passes the gate often enough to fit one, in each direction
+    assert {"negation", "swap"} <= set(model.models["same"]) and {"negation", "swap"} <= set(model.models["cross"])
     assert model.provenance["script"] == "scripts/claims_set.py" and "held_out" in model.provenance
 
 
@@ -137,7 +141,7 @@ def test_a_decision_fitted_for_other_signals_is_refused(tmp_path):
     n = len(CLAIM_FEATURES) - 1
     other = Logistic(CLAIM_FEATURES[:-1], (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0)
     path = tmp_path / "old.json"
-    ClaimModel(dict.fromkeys(DIRECTIONS, other), dict.fromkeys(DIRECTIONS, 0.5), {}).save(path)
+    ClaimModel({d: {"wrong": other} for d in DIRECTIONS}, dict.fromkeys(DIRECTIONS, 0.5), {}).save(path)
     with pytest.raises(ScorerFileError, match="other signals"):
         ClaimModel.load(path)
 
@@ -168,7 +172,9 @@ def test_the_decision_removes_what_its_threshold_rejects():
     fake = FakeEmbedder()
     n = len(CLAIM_FEATURES)
     never = Logistic(CLAIM_FEATURES, (0.0,) * n, (1.0,) * n, (0.0,) * n, -10.0)
-    model = ClaimModel(dict.fromkeys(DIRECTIONS, never), dict.fromkeys(DIRECTIONS, 0.5), {})
+    keep = Logistic(CLAIM_FEATURES, (0.0,) * n, (1.0,) * n, (0.0,) * n, 10.0)
+    # the least of the detectors decides: one that finds the claim wrong is enough
+    model = ClaimModel({d: {"swap": keep, "negation": never} for d in DIRECTIONS}, dict.fromkeys(DIRECTIONS, 0.5), {})
     result = ClaimChecker([RACE], embed_queries=fake, embed_documents=fake, model=model).check(
         "Mara Tessin gewann den Stadtlauf [1]."
     )
@@ -213,6 +219,27 @@ def test_held_out_decisions_do_not_depend_on_the_held_out_labels():
     assert (kept[fold == 0] == kept2[fold == 0]).all()
     models, thresholds = fit_claim_model(rows, passed, labels, groups, slices, 4, 13, 1.0, 0.05)
     assert set(models) == set(thresholds) == {"same"}
+    kinds = np.where(labels == 1, "faithful", np.array(["swap", "negation"])[rng.integers(0, 2, n)])
+    kept3, _ = claim_cross_validate(rows, passed, labels, groups, slices, 4, 13, 1.0, 0.05, list(kinds))
+    flipped_kinds = kinds.copy()
+    flipped_kinds[(fold == 0) & (labels == 0)] = "swap"
+    kept4, _ = claim_cross_validate(rows, passed, labels, groups, slices, 4, 13, 1.0, 0.05, list(flipped_kinds))
+    assert (kept3[fold == 0] == kept4[fold == 0]).all()
+    models, _ = fit_claim_model(rows, passed, labels, groups, slices, 4, 13, 1.0, 0.05, list(kinds))
+    assert set(models["same"]) == {"swap", "negation"}
+
+
+def test_a_spread_keeps_the_threshold_further_below_the_target():
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 2000)
+    p = np.clip(rng.normal(0.35 + 0.3 * labels, 0.2), 0, 1)
+    passed = np.ones(2000, dtype=bool)
+    plain = choose_keep_threshold(p, passed, labels, ["a"] * 2000, 0.05)
+    careful = choose_keep_threshold(p, passed, labels, ["a"] * 2000, 0.05, spread=1.0)
+    wrong = labels == 0
+    assert careful > plain
+    n = wrong.sum()
+    assert (wrong & (p >= careful)).sum() <= 0.05 * n - np.sqrt(n * 0.05 * 0.95)
 
 
 def claims_set_folds(groups):
@@ -289,7 +316,7 @@ def test_one_article_is_one_fold_unit(dictionary):
 )
 def test_made_wrong_claims_change_what_they_say_they_change(sentence, language):
     rng = random.Random(1)
-    negated = claims_set.negate(sentence, language)
+    negated = turn_negation(sentence, language)
     if negated is not None:
         assert _negated(negated) != _negated(sentence), negated
     changed = claims_set.change_number(sentence, language, rng)
@@ -350,7 +377,8 @@ FAITHFUL = [
     "Her team tested the sample for three weeks [2].",
     "In 1523 Count Udo von Lemmen besieged the town of Harnstedt [3].",
     # A known miss, kept in view: its closest passage sentence also holds another clause's "nicht" ("Die Bürger
-    # ergaben sich nicht; nach vierzig Tagen zog das Heer ab."), and the negation signal compares whole sentences.
+    # ergaben sich nicht; nach vierzig Tagen zog das Heer ab."), the negation signal compares whole sentences, and
+    # "withdrew" (irregular) cannot be turned round to see that "did not withdraw" is no closer.
     pytest.param("After forty days the army withdrew [3].", marks=pytest.mark.xfail(strict=True)),
 ]
 WRONG = [
@@ -384,6 +412,102 @@ def test_faithful_english_sentences_on_invented_german_passages_are_kept(real_ch
 def test_wrong_english_sentences_on_invented_german_passages_are_removed(real_checker, sentence):
     result = real_checker.check(sentence)
     assert not result.kept, (result.probability, result.similarity)
+
+
+# Names swapped: every name is in the passage, only their roles changed. Invented sport, science, history.
+MATCH = Citation(
+    4,
+    "spiel.txt",
+    "Pokalspiel in Kornau",
+    "Die Mannschaft aus Kornau schlug am Samstag das Team aus Birkfeld mit drei zu eins. "
+    "Der Trainer von Birkfeld, Jens Auler, lobte danach den Torwart von Kornau, Timo Reck.",
+    0,
+    160,
+    0.5,
+    "2025-06-02",
+)
+PHYSICS = Citation(
+    5,
+    "physik.txt",
+    "Streit um die Theorie",
+    "Die Physikerin Hanne Storm widerlegte im Jahr 1911 die Theorie des Astronomen Karl Weiden. "
+    "Weiden hatte behauptet, das Licht der Sterne werde im Nebel langsamer.",
+    0,
+    150,
+    0.5,
+    None,
+)
+BATTLE = Citation(
+    6,
+    "schlacht.txt",
+    "Die Schlacht bei Ostheim",
+    "Herzog Otto von Brandt besiegte im Jahr 1347 den Grafen Ulrich von Sellin bei Ostheim. "
+    "Sellin floh danach in die Stadt Warnow.",
+    0,
+    130,
+    0.5,
+    None,
+)
+SWAPPED = [
+    ("The team from Kornau beat the side from Birkfeld three to one on Saturday [4].",
+     "The team from Birkfeld beat the side from Kornau three to one on Saturday [4]."),
+    ("Physicist Hanne Storm disproved the astronomer Karl Weiden's theory in 1911 [5].",
+     "Physicist Karl Weiden disproved the astronomer Hanne Storm's theory in 1911 [5]."),
+    # (written so that the "von"s do not make it German to the language guess)
+    ("In 1347, the duke Otto von Brandt defeated the count Ulrich von Sellin near the town of Ostheim [6].",
+     "In 1347, the duke Ulrich von Sellin defeated the count Otto von Brandt near the town of Ostheim [6]."),
+    ("Die Mannschaft aus Kornau schlug das Team aus Birkfeld mit drei zu eins [4].",
+     "Die Mannschaft aus Birkfeld schlug das Team aus Kornau mit drei zu eins [4]."),
+    ("Die Physikerin Hanne Storm widerlegte 1911 die Theorie des Astronomen Karl Weiden [5].",
+     "Die Physikerin Karl Weiden widerlegte 1911 die Theorie des Astronomen Hanne Storm [5]."),
+    ("Herzog Otto von Brandt besiegte 1347 den Grafen Ulrich von Sellin bei Ostheim [6].",
+     "Herzog Ulrich von Sellin besiegte 1347 den Grafen Otto von Brandt bei Ostheim [6]."),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def swap_checker(embedder):
+    return ClaimChecker(
+        [MATCH, PHYSICS, BATTLE],
+        embed_queries=lambda t: embedder.embed_queries(list(t)),
+        embed_documents=lambda t: embedder.embed_documents(list(t)),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("faithful, swapped", SWAPPED)
+def test_names_swapped_are_removed_and_the_faithful_sentence_kept(swap_checker, faithful, swapped):
+    kept = swap_checker.check(faithful)
+    assert kept.kept, kept.reason
+    removed = swap_checker.check(swapped)
+    assert not removed.kept, (removed.probability, removed.similarity)
+
+
+def test_two_names_swapped_stand_in_each_other_s_context_in_either_language():
+    german = "Die Mannschaft aus Kornau schlug das Team aus Birkfeld."
+    assert _roles(
+        ["Kornau", "Birkfeld"], "Die Mannschaft aus Kornau schlug das Team aus Birkfeld.", german, "de", False
+    )
+    assert _roles(["Kornau", "Birkfeld"], "Die Mannschaft aus Kornau schlug das Team aus Birkfeld.", german, "de",
+                  False) == (1.0, 0.0)  # fmt: skip
+    assert _roles(["Birkfeld", "Kornau"], "Die Mannschaft aus Birkfeld schlug das Team aus Kornau.", german, "de",
+                  False)[1] == 2.0  # fmt: skip
+    # "und" joins names of one role: their order says nothing
+    assert _roles(["Kornau", "Birkfeld"], "Birkfeld und Kornau spielten.", "Kornau und Birkfeld spielten.", "de",
+                  False)[1] == 0.0  # fmt: skip
+    battle = "Herzog Otto von Brandt besiegte den Grafen Ulrich von Sellin bei Ostheim."
+    right = _roles(["Otto", "Brandt", "Ulrich", "Sellin"], "Duke Otto von Brandt defeated Count Ulrich von Sellin.",
+                   battle, "en", True)  # fmt: skip
+    swapped = _roles(["Otto", "Brandt", "Ulrich", "Sellin"], "Duke Ulrich von Sellin defeated Count Otto von Brandt.",
+                     battle, "en", True)  # fmt: skip
+    assert right == (1.0, 0.0) and swapped[0] < right[0]  # a duke's neighbours are not around Ulrich
+
+
+def test_a_claim_s_negation_is_turned_round_in_either_language():
+    assert turn_negation("Xi did not come.", "en") == "Xi did come."
+    assert turn_negation("Xi won't come.", "en") == "Xi will come."  # not "Xi wo come."
+    assert turn_negation("Der König verlor die Schlacht nicht.", "de") == "Der König verlor die Schlacht."
+    assert _negated(turn_negation("Mara Tessin was the winner.", "en"))
 
 
 def test_explain_shows_the_decision_s_probability():

@@ -18,10 +18,11 @@ every sentence of its answer is held to what its cited passages say:
 * all of these must stand **together**, within a few neighbouring sentences of one cited
   passage: a name from one paragraph and a date from another do not make a fact;
 * and a **fitted decision** (:class:`ClaimModel`, ``rag/models/claim_check.json``, fitted by
-  ``scripts/claims_set.py`` on held-out articles) must find the sentence supported, from its
-  similarity to the closest cited sentence, negation, the order and neighbours of its names and
-  its words found in the passage (:data:`CLAIM_FEATURES`): it catches a negation turned round or a
-  role given to the wrong person when every name of it occurs somewhere.
+  ``scripts/claims_set.py`` on held-out articles; one model per kind of wrong claim) must find the
+  sentence supported, from its similarity to the closest cited sentence, negation (and whether the
+  claim turned round would be closer), the order, neighbours and roles of its names and its words
+  found in the passage (:data:`CLAIM_FEATURES`): it catches a negation turned round or a role given
+  to the wrong person when every name of it occurs somewhere.
 
 A sentence with no citation that says anything (a name, a date, a number or content
 words) is not supported either. :class:`ClaimFilter` applies the check to a token stream
@@ -46,6 +47,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,6 +68,9 @@ from rag.answering.text import (
     words,
 )
 from rag.types import Answer, AnswerEngine, Citation, ClaimCheck
+
+if TYPE_CHECKING:
+    from rag.answering.lexicon import Lexicon
 
 SUPPORTED = "supported"
 _CITATION = re.compile(r"\s*\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -108,6 +113,10 @@ class ClaimConfig:
     # february/oktober 0.88, trump/biden 0.87; below 0.90 a different name would pass)
     # Content words (not names) an uncited sentence may have before it counts as stating a fact.
     max_uncited_terms: int = 1
+    # Words on either side of a name that make its role, its context ("Kurfürst von _", "_ traf"): in one
+    # language every word counts (German puts a name's preposition and article next to it); across languages
+    # only content words, found in translation within one word more, as word order differs (verb last).
+    role_reach: int = 2
 
 
 @dataclass(frozen=True)
@@ -316,7 +325,7 @@ def facts_of(sentence: str) -> Facts:
         first = not text[: m.start()].strip(" \"'„“”‚‘«»(-")
         # A capitalised first word is as often an ordinary word ("Given", "Chief"); not when a capitalised word
         # follows it ("Tom Brandt", "New York"): a run of them is a name.
-        in_run = bool(re.match(r"\s+[A-ZÄÖÜ]", text[m.end() :]))
+        in_run = bool(re.match(r"\s+(?!I\b)[A-ZÄÖÜ]", text[m.end() :]))  # not "Whether I ..."
         common = first and not in_run and language == "en" and _common_english(low)
         if w[0].isupper() and len(w) >= 2 and not common:
             names.append(w)
@@ -388,27 +397,32 @@ MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "claim_check.json"
 
 @dataclass(frozen=True)
 class ClaimModel:
-    """The fitted decision on a sentence that passed the gate: per direction (a claim in its passage's
-    language, ``"same"``, or in another, ``"cross"``) a logistic model over :data:`CLAIM_FEATURES` and the
-    probability a sentence needs to be kept; read from ``rag/models/claim_check.json``."""
+    """The fitted decision on a sentence that passed the gate, read from ``rag/models/claim_check.json``.
 
-    models: dict[str, Logistic]
+    Per direction (a claim in its passage's language, ``"same"``, or in another, ``"cross"``) one logistic
+    model over :data:`CLAIM_FEATURES` per kind of wrong claim it was fitted to tell from faithful ones (a
+    negation turned round, a name swapped, ...); a claim's probability is the least of them, so each kind
+    has a model of its own that a common kind does not outweigh. A claim is kept when it reaches the
+    direction's threshold.
+    """
+
+    models: dict[str, dict[str, Logistic]]  # direction -> kind of wrong claim -> its model
     thresholds: dict[str, float]
-    provenance: dict  # the data, folds, seed and held-out figures that chose the numbers
+    provenance: dict[str, Any]  # the data, folds, seed and held-out figures that chose the numbers
 
     @staticmethod
     def direction_of(row: np.ndarray) -> str:
         return direction(bool(row[CLAIM_FEATURES.index("cross")]))
 
     def probability(self, row: np.ndarray) -> float:
-        return float(self.models[self.direction_of(row)].probabilities(row)[0])
+        return float(min(m.probabilities(row)[0] for m in self.models[self.direction_of(row)].values()))
 
     def threshold(self, row: np.ndarray) -> float:
         """The probability a claim needs: the threshold of its direction."""
         return self.thresholds[self.direction_of(row)]
 
     def save(self, path: Path = MODEL_FILE) -> None:
-        models = {k: m.to_dict() for k, m in self.models.items()}
+        models = {d: {k: m.to_dict() for k, m in kinds.items()} for d, kinds in self.models.items()}
         payload = {"models": models, "thresholds": self.thresholds, "provenance": self.provenance}
         write_checked(path, "claim_check", payload)
 
@@ -422,14 +436,19 @@ class ClaimModel:
         fix = "re-run `python scripts/claims_set.py` to fit it again"
         payload = read_checked(path, "claim_check", fix)
         try:
-            models = {str(k): Logistic.from_dict(m) for k, m in payload["models"].items()}
+            models = {
+                str(d): {str(k): Logistic.from_dict(m) for k, m in kinds.items()}
+                for d, kinds in payload["models"].items()
+            }
             thresholds = {str(k): float(v) for k, v in payload["thresholds"].items()}
             model = cls(models, thresholds, dict(payload["provenance"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ScorerFileError(f"{path}: not a claim model ({exc}); {fix}") from exc
         if set(model.thresholds) != set(DIRECTIONS) or set(model.models) != set(DIRECTIONS):
-            raise ScorerFileError(f"{path}: not one model and threshold per direction ({DIRECTIONS}); {fix}")
-        if any(m.features != CLAIM_FEATURES for m in model.models.values()):
+            raise ScorerFileError(f"{path}: not models and a threshold per direction ({DIRECTIONS}); {fix}")
+        if not all(model.models.values()):
+            raise ScorerFileError(f"{path}: a direction without a model; {fix}")
+        if any(m.features != CLAIM_FEATURES for kinds in model.models.values() for m in kinds.values()):
             raise ScorerFileError(f"{path}: fitted for other signals than this version computes; {fix}")
         return model
 
@@ -479,7 +498,8 @@ class ClaimChecker:
             c.n: [c.passage[a:b] for a, b in split_sentences(c.passage)] or [c.passage] for c in passages
         }
         self._sentence_vectors: dict[int, np.ndarray] = {}
-        self._matches: dict[tuple, str | None] = {}  # (name, window, language, strict): how it was found
+        # (name, window, language, strict): how it was found
+        self._matches: dict[tuple[str, int, str, bool], str | None] = {}
 
     @classmethod
     def for_engine(
@@ -552,7 +572,14 @@ class ClaimChecker:
         similarity, closest = self.closest(claim, cited_here)
         if similarity is None:
             return ClaimCheck(sentence, True, SUPPORTED, cited), None
-        row = self._signals(claim, facts, best, matched, similarity, closest)
+        closest = self._aligned(facts, cited_here, closest)
+        # The roles of names are read where the closest sentence stands, if its window holds the facts too.
+        around = next(
+            (w for w in windows if closest and closest in w.text and not self._missing(facts, w, strict)[0]), best
+        )
+        turned = turn_negation(claim, facts.language)
+        contrast = (self.closest(turned, cited_here)[0] or similarity) - similarity if turned else None
+        row = self._signals(claim, facts, best, matched, similarity, closest, around, contrast)
         floor = self.config.min_similarity
         if floor is not None:  # a fixed floor instead of the fitted decision (tests, and the floor switched off)
             if similarity < floor:
@@ -641,9 +668,31 @@ class ClaimChecker:
                 best, sentence = float(scores[i]), self._sentences[n][i]
         return round(best, 4), sentence
 
+    def _aligned(self, facts: Facts, cited: Sequence[int], closest: str) -> str:
+        """The cited sentence that holds most of the claim's content words (in translation across languages);
+        the closest by cosine when none holds more: across languages an idiom can be closer to another sentence."""
+        terms = [t for t in facts.terms if fold(t) not in FRAMING]
+        if not terms:
+            return closest
+
+        def covered(sentence: str) -> int:
+            near = frozenset(fold(x) for x in words(sentence))
+            cross = facts.language != detect_language(sentence)
+            return sum(_term_in(t, near, cross) for t in terms)
+
+        best, most = closest, covered(closest)
+        for n in cited:
+            for s in self._sentences[n]:
+                if (k := covered(s)) > most:
+                    best, most = s, k
+        return best
+
     def _signals(self, claim: str, facts: Facts, w: _Window, matched: dict[str, str], similarity: float,
-                 closest: str) -> np.ndarray:  # fmt: skip
-        """The decision's row (:data:`CLAIM_FEATURES`) for a claim that passed the gate in window ``w``."""
+                 closest: str, around: _Window, turned: float | None) -> np.ndarray:  # fmt: skip
+        """The decision's row (:data:`CLAIM_FEATURES`) for a claim that passed the gate in window ``w``;
+        ``turned``: how much closer the claim comes with its negation turned round (None: no way to turn it)."""
+        negation = _negated(claim) != _negated(closest)
+        unturned = negation and turned is not None and turned <= 0  # turned round it is no closer: an idiom
         cross = float(facts.language != detect_language(w.text))
         levels = list(matched.values())
         terms = [t for t in facts.terms if fold(t) not in FRAMING]
@@ -657,7 +706,7 @@ class ClaimChecker:
                 float(levels.count("translated")),
                 float(levels.count("similar")),
                 float(len(facts.dates) + len(facts.numbers)),
-                float(_negated(claim) != _negated(closest)),
+                float(negation and not unturned),
                 _order(list(matched), closest),
                 found / len(terms) if terms else 1.0,
                 float(np.log1p(len(words(claim)))),
@@ -665,6 +714,9 @@ class ClaimChecker:
                 self._share_in_sentence(list(matched), closest, facts.language),
                 0.0 if cross else _names_in_context(list(matched), claim, closest),
                 sum(_term_in(t, near, cross > 0) for t in terms) / len(terms) if terms else 1.0,
+                *_roles(list(matched), claim, around.text, facts.language, cross > 0, self.config.role_reach),
+                turned or 0.0,
+                float(unturned),
             ]
         )
 
@@ -695,7 +747,7 @@ CLAIM_FEATURES = (
     "names_translated",  # names found as a dictionary translation or the model's near-identical word
     "names_similar",  # names found only as a near spelling
     "facts",  # dates and numbers, all found
-    "negation",  # the claim and its closest passage sentence are negated differently
+    "negation",  # the claim and its closest passage sentence are negated differently (not "negation_unturned")
     "order",  # the claim's names stand in the closest sentence's order (1), the other way round (0), or n/a (0.5)
     "coverage",  # share of the claim's content words found in the window (in translation across languages)
     "length",  # log(1 + words)
@@ -703,7 +755,76 @@ CLAIM_FEATURES = (
     "names_closest",  # share of the claim's names that the closest passage sentence holds
     "names_context",  # in one language: share of the claim's names with a neighbour word they have there too
     "coverage_closest",  # share of the claim's content words found in the closest sentence (in translation)
+    "names_role",  # least share of a name's neighbours in the claim found around it in the window (in translation)
+    "names_displaced",  # names whose claim neighbours stand around another of the claim's names there
+    "turned",  # best cosine of the claim with its negation turned round, less the claim's own (0 when none)
+    "negation_unturned",  # negated differently, but turned round no closer (an idiom: "unlikely" ~ "nicht")
 )
+
+
+def _roles(
+    names: Sequence[str], claim: str, passage: str, language: str, cross: bool, reach: int = 2
+) -> tuple[float, float]:
+    """How the claim's names keep their roles in ``passage``: the least share of a name's neighbours in the
+    claim (``reach`` words either side) found around one of its places in the passage; and the number of
+    names whose neighbours fit a place of another of the claim's names better than any of their own (two
+    names swapped: each stands in the other's context; not two names joined by "und"). Across languages
+    only content words are neighbours, found as dictionary translations within one word more.
+    (1.0, 0.0) when no name has neighbours and a place.
+
+    >>> _roles(["Scheele", "Priestley"], "Priestley entdeckte es in Uppsala, Scheele in Wiltshire.",
+    ...        "Scheele entdeckte es in Uppsala, Priestley in Wiltshire.", "de", False)
+    (0.0, 2.0)
+    >>> _roles(["Schliemann"], "Over the years, Schliemann amassed art treasures.",
+    ...        "Im Laufe der Jahre trug Schliemann Kunstschätze zusammen.", "en", True)
+    (0.6667, 0.0)
+    """
+    a = [fold(x) for x in words(claim)]
+    b = [fold(x) for x in words(passage)]
+    far = reach + cross
+
+    def context(i: int) -> list[str]:
+        near = [*a[max(0, i - reach) : i], *a[i + 1 : i + 1 + reach]]
+        return [x for x in near if not _says_nothing(x)] if cross else near
+
+    def fits(word: str, around: frozenset[str]) -> bool:
+        if word in around or any(same_word(word, x) for x in around):
+            return True
+        return cross and _translated_in(word, around)
+
+    def places(name: str) -> list[int]:
+        return [j for j, x in enumerate(b) if x == name or _same_name_or_form(name, x, language)
+                or any(same_name(o, x) for o in _EXONYMS.get(name, ()))
+                or (cross and _translated_in(name, frozenset((x,))))]  # fmt: skip
+
+    def fit(ctx: Sequence[str], j: int) -> int:
+        around = frozenset(b[max(0, j - far) : j] + b[j + 1 : j + 1 + far])
+        return sum(fits(x, around) for x in ctx)
+
+    def coordinated(x: str, y: str) -> bool:  # "Xi und Putin": one role, in either order
+        i, k = sorted((a.index(x), a.index(y)))
+        return k - i == 2 and a[i + 1] in _COORDINATION
+
+    found = {}
+    for name in dict.fromkeys(fold(n) for n in names):
+        if name in a and (spots := places(name)):
+            found[name] = (context(a.index(name)), spots)
+    shares, displaced = [], 0
+    for name, (ctx, spots) in found.items():
+        if not ctx:
+            continue
+        own = max(fit(ctx, j) for j in spots)
+        shares.append(own / len(ctx))
+        others = [j for other, (_, js) in found.items() if other != name and not coordinated(name, other)
+                  for j in js if j not in spots]  # fmt: skip
+        displaced += any(fit(ctx, j) > own for j in others)
+    if not shares:
+        return 1.0, 0.0
+    return round(min(shares), 4), float(displaced)
+
+
+# Words that join names of one role ("Xi und Putin trafen sich" says what "Putin und Xi" says).
+_COORDINATION = frozenset(["und", "oder", "sowie", "and", "or"])
 
 
 def _names_in_context(names: Sequence[str], claim: str, sentence: str) -> float:
@@ -743,6 +864,78 @@ def _pairs_shared(claim: str, sentence: str) -> float:
 
 
 NEGATIONS = frozenset(fold(w) for w in word_list("negation_words", "rag"))
+_NEG_DE = re.compile(r"\s*\b(nicht|nie|niemals)\b|\b[Kk](ein(?:e[mnrs]?)?)\b")
+_NEG_EN = re.compile(r"\s+(not|never)\b|\b(?:(wo)|(ca)|(sha)|\w+)(n['’]t)\b|\b(can)(not)\b", re.I)
+_AUX_EN = re.compile(r"\b(is|are|was|were|has|have|had|will|would|could|should|must|did|does|do)\b")
+_UNCONTRACTED = {"wo": "will", "ca": "can", "sha": "shall"}  # won't, can't, shan't
+
+
+def turn_negation(sentence: str, language: str) -> str | None:
+    """The sentence with its negation removed, or with one added (None when no simple way is found): what
+    the sentence would say turned round, to see which of the two its passage is closer to.
+
+    >>> turn_negation("Xi did not come.", "en"), turn_negation("Xi kam nicht.", "de")
+    ('Xi did come.', 'Xi kam.')
+    >>> turn_negation("Xi was here.", "en")
+    'Xi was not here.'
+    >>> turn_negation("Er hatte keine Chance.", "de"), turn_negation("Xi traf Putin in Moskau.", "de")
+    ('Er hatte eine Chance.', 'Xi traf Putin in nicht Moskau.')
+    >>> turn_negation("Xi won't come.", "en"), turn_negation("Xi cannot come.", "en"), turn_negation("Xi didn’t.", "en")
+    ('Xi will come.', 'Xi can come.', 'Xi did.')
+    """
+    if language == "de":
+        m = _NEG_DE.search(sentence)
+        if m:
+            if m.group(1):  # "nicht", "nie", "niemals" dropped
+                return sentence[: m.start()] + sentence[m.end() :]
+            word = m.group(0)[1:]  # "kein" -> "ein", "Keine" -> "Eine"
+            word = word.capitalize() if m.group(0)[0].isupper() else word
+            return sentence[: m.start()] + word + sentence[m.end() :]
+        head, comma, tail = sentence.partition(", ")
+        clause = head.rstrip(".!")
+        parts = clause.split(" ")
+        if len(parts) < 4:
+            return None
+        negated = " ".join([*parts[:-1], "nicht", parts[-1]])
+        return negated + (comma + tail if comma else sentence[len(clause) :])
+    m = _NEG_EN.search(sentence)
+    if m:
+        if m.group(1):  # " not", " never"
+            return sentence[: m.start()] + sentence[m.end() :]
+        if m.group(6):  # "cannot"
+            return sentence[: m.start()] + m.group(6) + sentence[m.end() :]
+        short = m.group(2) or m.group(3) or m.group(4)
+        if short:  # "won't" -> "will", keeping a capital
+            full = _UNCONTRACTED[short.casefold()]
+            return sentence[: m.start()] + (full.capitalize() if short[0].isupper() else full) + sentence[m.end() :]
+        return sentence[: m.start(5)] + sentence[m.end(5) :]  # "didn't" -> "did"
+    m = _AUX_EN.search(sentence)
+    if m:
+        return sentence[: m.end()] + " not" + sentence[m.end() :]
+    return _do_not(sentence)
+
+
+def _do_not(sentence: str) -> str | None:
+    """An English sentence without an auxiliary negated with "did not": the first word ending in "-ed" after
+    the first word, a regular verb in the past whose plain form the dictionary knows ("surrendered" -> "did not
+    surrender"); None when there is none (an irregular verb: "won"; "-s" is as often a plural as a verb).
+
+    >>> _do_not("The citizens surrendered after forty days."), _do_not("After forty days the army withdrew.")
+    ('The citizens did not surrender after forty days.', None)
+    """
+    lexicon = _lexicon()
+    for m in list(re.finditer(r"\b[a-z]+\b", sentence))[1:]:
+        w = m.group(0)
+        if w in STOPWORDS:
+            continue
+        if not w.endswith("ed"):
+            continue
+        plain = [w[:-2], w[:-1], w[:-3] if w[-3:-2] == w[-4:-3] else "", w[:-3] + "y"]  # stopped, tried
+        known = [p for p in plain if len(p) >= 3 and lexicon.translations(p)]
+        if known:
+            return sentence[: m.start()] + f"did not {known[0]}" + sentence[m.end() :]
+        return None  # the first candidate is not a verb the dictionary knows: do not guess further
+    return None
 
 
 def _negated(sentence: str) -> bool:
@@ -803,7 +996,7 @@ def _translated_in(folded: str, passage_words: frozenset[str]) -> bool:
 
 
 @functools.cache
-def _lexicon():
+def _lexicon() -> Lexicon:
     from rag.answering.lexicon import load
 
     return load()
