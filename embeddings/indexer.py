@@ -185,9 +185,6 @@ def _read_changed(
 ) -> _Read:
     """Read the files that are new or changed since the index was written (by size and time, then by hash)."""
     out = _Read()
-    added, updated, unchanged, skipped, notes, read, infos = (
-        out.added, out.updated, out.unchanged, out.skipped, out.notes, out.read, out.infos
-    )  # fmt: skip
     for n, (source, path) in enumerate(sorted(files.items()), 1):
         if progress:
             progress("read", n, len(files))
@@ -195,25 +192,25 @@ def _read_changed(
             with clock("read"):
                 stat = _file_info(path)
                 if same_chunking and stat is not None and _same_file(known.get(source), stat):
-                    unchanged.append(source)  # same size and modification time (ns): not read again
+                    out.unchanged.append(source)  # same size and modification time (ns): not read again
                     continue
                 raw = read_bytes(path, max_file_bytes)
                 digest = hashlib.sha256(raw).hexdigest()
                 if same_chunking and known.get(source, {}).get("sha256") == digest:
-                    unchanged.append(source)
+                    out.unchanged.append(source)
                     continue
             with clock("clean"):
                 doc = parse_document(raw, source, path.suffix.lower(), path)
         except DocumentError as exc:
             kept = " (the previously indexed version is kept)" if source in known else ""
-            skipped.append(Skipped(source, exc.reason + kept))
+            out.skipped.append(Skipped(source, exc.reason + kept))
             continue
-        (updated if source in known else added).append(source)
+        (out.updated if source in known else out.added).append(source)
         if encoding := doc.metadata.get("encoding"):
-            notes.append(Skipped(source, f"not UTF-8: converted from {encoding}; check its umlauts"))
-        read.append(doc)
+            out.notes.append(Skipped(source, f"not UTF-8: converted from {encoding}; check its umlauts"))
+        out.read.append(doc)
         if stat is not None:
-            infos[source] = stat
+            out.infos[source] = stat
     return out
 
 
