@@ -20,19 +20,28 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.chunking import ChunkingConfig, chunk_document
+from embeddings.chunking import ChunkingConfig, chunk_document, split_sentences
+from embeddings.language.analysis import words
 from embeddings.language.bylines import attribution
-from embeddings.language.entities import with_names
+from embeddings.language.entities import document_names, with_names
 from embeddings.readers.cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
 from embeddings.readers.files import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
 from embeddings.stores.api import Store, StoreView
 from embeddings.stores.embedded.store import recorded_roots
 from embeddings.stores.manifest import IndexMismatchError, IndexNotFoundError, Manifest
+from embeddings.stores.sentences import QUERY, SentenceVectors, as_query, folder_of, model_key
 from embeddings.stores.spec import open_store
 from embeddings.types import Chunk, Document
 
-#: ``progress(stage, done, total)``; stages are "read", "embed" and "write" (the new generation).
+#: ``progress(stage, done, total)``; the stages are the keys of :data:`STAGE_WORDS`.
 Progress = Callable[[str, int, int], None]
+#: What each progress stage is doing, in words for people (the CLI's and the chat's progress lines).
+STAGE_WORDS = {
+    "read": "reading files",
+    "embed": "embedding passages",
+    "sentences": "embedding sentences",
+    "write": "writing the index",
+}
 
 
 class CorpusError(ValueError):
@@ -60,12 +69,13 @@ class IndexReport:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_total: int = 0
+    sentences_embedded: int = 0  # sentence vectors written for the answerer (embeddings.stores.sentences)
     seconds: float = 0.0
     generation: int = 0
     #: Seconds per step of this run, in pipeline order: ``read`` (scan, stat, bytes, hash), ``clean``
     #: (bytes to a :class:`Document`: text, title, date, bylines; the corpus's boilerplate lines),
-    #: ``names``, ``chunk``, ``embed`` and ``write`` (segment files: vectors, BM25 postings, words and
-    #: names; the commit).
+    #: ``names``, ``chunk``, ``embed`` (chunks), ``sentences`` (the sentences' vectors, for the answerer)
+    #: and ``write`` (segment files: vectors, BM25 postings, words and names; the commit).
     steps: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -74,7 +84,7 @@ class IndexReport:
             f"added {len(self.added)}, updated {len(self.updated)}, removed {len(self.removed)}, "
             f"unchanged {len(self.unchanged)}, skipped {len(self.skipped)}; "
             f"{self.chunks_embedded} chunks embedded, {self.chunks_reused} reused, "
-            f"{self.chunks_total} in index; {self.seconds:.2f} s"
+            f"{self.chunks_total} in index; {self.sentences_embedded} sentence and name vectors; {self.seconds:.2f} s"
         )
 
     def to_dict(self) -> dict:
@@ -307,6 +317,8 @@ def index_paths(
         reuse = getattr(writer, "reuse", base)
         with clock("embed"):
             vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
+        with clock("sentences"):
+            sentences = _embed_sentences(pending, store, embedder, chunking, progress, batch_size)
         with clock("write"):
             for source in removed:
                 writer.remove(source)
@@ -329,6 +341,7 @@ def index_paths(
             chunks_embedded=embedded,
             chunks_reused=reused,
             chunks_total=writer.count(),
+            sentences_embedded=sentences,
             seconds=time.perf_counter() - started,
             generation=generation,
             steps={name: round(seconds, 4) for name, seconds in steps.items()},
@@ -343,7 +356,7 @@ def without_boilerplate(doc: Document, repeated: frozenset[str]) -> Document:
     return replace(doc, text=text, metadata={**attribution(doc.text), **doc.metadata})
 
 
-STEPS = ("read", "clean", "names", "chunk", "embed", "write")
+STEPS = ("read", "clean", "names", "chunk", "embed", "sentences", "write")
 
 
 class _Clock:
@@ -392,6 +405,54 @@ def _check_compatible(live: Manifest | None, embedder, chunking: dict, where: st
             )
         return replace(live, chunking=chunking)
     return Manifest(model=embedder.model_id, dim=embedder.dim, backend=embedder.backend, chunking=chunking)
+
+
+def _embed_sentences(
+    pending: Sequence[tuple[Document, Sequence[Chunk]]],
+    store: Store,
+    embedder,
+    chunking: ChunkingConfig,
+    progress: Progress | None,
+    batch_size: int,
+) -> int:
+    """Embed the sentences of new and changed documents, and their capitalised words as queries, where no
+    vector is stored yet; how many texts were embedded.
+
+    The sentences are the ones the answerer cuts (:func:`~embeddings.chunking.split_sentences` with the
+    index's ``max_chars``); the words are the ones its name checks compare a question's names with
+    (:meth:`rag.answering.ground.Gates._name_in`). A store without a local folder (Milvus) keeps none:
+    its answers embed them.
+    """
+    folder = folder_of(store)
+    if folder is None or not pending:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = SentenceVectors(folder, model_key(embedder.model_id, embedder.backend, embedder.dim), writable=True)
+    spans = ((doc.text, split_sentences(doc.text, max_chars=chunking.max_chars)) for doc, _chunks in pending)
+    texts = [text[a:b] for text, cut in spans for a, b in cut]
+    if hasattr(embedder, "embed_queries"):  # an embedder for documents only (a test's) skips the words
+        texts += [as_query(w) for doc, _chunks in pending for w in name_like_words(doc)]
+    todo = vectors.missing(t for t in texts if t.strip())
+    if progress:
+        progress("sentences", 0, len(todo))
+    for done, batch in enumerate(_batches(todo, batch_size), start=1):
+        queries = [t[len(QUERY) :] for t in batch if t.startswith(QUERY)]
+        documents = [t for t in batch if not t.startswith(QUERY)]
+        if documents:
+            vectors.put(documents, embedder.embed_documents(documents))
+        if queries:
+            vectors.put([as_query(q) for q in queries], embedder.embed_queries(queries))
+        if progress:
+            progress("sentences", min(done * batch_size, len(todo)), len(todo))
+    return len(todo)
+
+
+def name_like_words(doc: Document) -> list[str]:
+    """The capitalised words of ``doc`` and its names, with a genitive's plain form ("Russlands" -> "Russland")."""
+    found = dict.fromkeys([w for w in words(doc.text) if w[:1].isupper() and len(w) > 1])
+    found.update(dict.fromkeys(document_names(doc)))
+    plain = [n[:-1] for n in found if n.endswith("s") and len(n) > 4]
+    return list(dict.fromkeys([*found, *plain]))
 
 
 def _embed_pending(pending, base: StoreView | None, embedder, progress, batch_size):

@@ -32,7 +32,8 @@ from embeddings import (
 )
 from embeddings.stores.api import IndexPart
 from embeddings.stores.embedded.verify import manifest_model
-from embeddings.stores.manifest import REBUILD_HINT
+from embeddings.stores.manifest import REBUILD_HINT, Manifest
+from embeddings.stores.sentences import QUERY, SentenceVectors, as_query, folder_of, model_key, rounded
 from embeddings.stores.spec import is_milvus, store_spec
 from rag.answering.answer import Decision, Vocabularies, Vocabulary, compose
 from rag.answering.ground import Gates, NameIndex, NameIndexes, Verdict
@@ -59,6 +60,7 @@ class LoadedIndex:
     snapshot: StoreView
     vocabulary: Vocabularies
     names: NameIndexes
+    sentences: SentenceVectors | None = None  # the sentence vectors the indexer wrote (embedded store only)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,7 @@ class Engine:
                     view,
                     Vocabularies([p.vocabulary for p in parts.values()]),
                     NameIndexes([p.names for p in parts.values()]),
+                    _stored_sentences(self.store, view.manifest),
                 )
             return self._loaded
 
@@ -230,11 +233,11 @@ class Engine:
         hits = expand_to_documents(
             hits, vector, loaded.snapshot, documents=c.expand_documents, max_chunks=c.expand_max_chunks
         )
-        embed = functools.partial(self._embed_sentences, embedder=embedder)
+        embed = functools.partial(self._embed_sentences, embedder=embedder, stored=loaded.sentences)
         idf = idf_lookup(loaded.snapshot)
         ranked = rank(q, vector, hits, loaded.snapshot, embed, idf, c)
         context = context_rows(q, ranked, loaded.snapshot, idf, loaded.vocabulary.knows)
-        gates = Gates(loaded.names, idf, loaded.vocabulary.knows, c, self._embed_terms(embedder))
+        gates = Gates(loaded.names, idf, loaded.vocabulary.knows, c, self._embed_terms(embedder, loaded.sentences))
         return Candidates(q, tuple(hits), tuple(ranked), feature_rows(q, ranked, context), loaded.snapshot, gates)
 
     def explain(self, question: str, k: int = 5, *, sources: frozenset[str] | None = None) -> Explanation:
@@ -247,29 +250,37 @@ class Engine:
         parts = tuple(self.scorer.ranker.contributions(row_of[(s.sentence.source, s.sentence.start)]) for s in top)
         return Explanation(found.question, answer, top, decision, self.config, self.scorer.threshold, parts)
 
-    def _embed_terms(self, embedder: Embedder) -> Callable[[list[str]], np.ndarray]:
+    def _embed_terms(self, embedder: Embedder, stored: SentenceVectors | None) -> Callable[[list[str]], np.ndarray]:
         """Embeds short terms as queries (memoised with the sentences), to compare nouns across languages."""
 
         def embed(texts: list[str]) -> np.ndarray:
-            return self._embed_sentences(texts, embedder=embedder, queries=True)
+            return self._embed_sentences(texts, embedder=embedder, queries=True, stored=stored)
 
         return embed
 
-    def _embed_sentences(self, texts: list[str], embedder: Embedder, queries: bool = False) -> np.ndarray:
-        """Document embeddings of sentences, memoised: the same sentences come up again and again.
+    def _embed_sentences(
+        self, texts: list[str], embedder: Embedder, queries: bool = False, stored: SentenceVectors | None = None
+    ) -> np.ndarray:
+        """Embeddings of sentences (as documents) or of terms (``queries``): memoised, else read from the
+        vectors the indexer stored (``stored``), else embedded now (at the stored precision, so both paths agree).
 
         Safe for concurrent questions: the vectors a question uses are collected in a dict of
         its own, so another question's evictions (or more sentences than the memo holds) cannot
         take them away; the memo is read and written under a lock that is not held while the
         model runs, and only while it still belongs to the model that made the vectors.
         """
-        if queries:  # memoised apart from documents: the model embeds a query differently
-            keys = [f"\x00query\x00{t}" for t in texts]
-            vectors = self._memoised(
-                keys, lambda missing: embedder.embed_queries([m.split("\x00", 2)[2] for m in missing]), embedder
-            )
-            return vectors
-        return self._memoised(texts, embedder.embed_documents, embedder)
+
+        def embed(missing: list[str]) -> np.ndarray:
+            found = stored.get(missing, embedder.dim) if stored is not None else {}
+            rest = [t for t in missing if t not in found]
+            if queries and rest:
+                found.update(zip(rest, rounded(embedder.embed_queries([t[len(QUERY) :] for t in rest]))))
+            elif rest:
+                found.update(zip(rest, rounded(embedder.embed_documents(rest))))
+            return np.vstack([found[t] for t in missing])
+
+        # Queries are memoised apart from documents (their keys carry a prefix): the model embeds a query differently.
+        return self._memoised([as_query(t) for t in texts] if queries else texts, embed, embedder)
 
     def _memoised(self, texts: list[str], embed: Callable[[list[str]], np.ndarray], embedder: Embedder) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
@@ -286,6 +297,14 @@ class Engine:
                     for old in list(itertools.islice(memo, max(0, len(memo) - SENTENCE_CACHE_SIZE))):
                         del memo[old]  # oldest first
         return np.vstack([found[t] for t in texts])
+
+
+def _stored_sentences(store: Store, manifest: Manifest) -> SentenceVectors | None:
+    """The sentence vectors in the store's folder, if it has one (read-only; an absent file reads as empty)."""
+    folder = folder_of(store)
+    if folder is None:
+        return None
+    return SentenceVectors(folder, model_key(manifest.model, manifest.backend, manifest.dim))
 
 
 def choose(found: Candidates, scorer: AnswerScorer) -> tuple[Decision, list[Scored]]:

@@ -49,7 +49,8 @@ def test_incremental_add_change_delete(tmp_path, corpus, fake_embedder):
     counting = CountingEmbedder(fake_embedder)
     index_dir = tmp_path / "index"
     first = index_paths([corpus], index_dir, counting)
-    assert len(first.added) == 5 and first.chunks_embedded == counting.embedded > 0
+    assert len(first.added) == 5 and first.chunks_embedded > 0 and first.sentences_embedded > first.chunks_embedded
+    assert counting.embedded == first.chunks_embedded + first.sentences_embedded
     names = {p.name for p in corpus.iterdir()}
     _invariants(index_dir, names)
 
@@ -63,7 +64,9 @@ def test_incremental_add_change_delete(tmp_path, corpus, fake_embedder):
     target.write_text(target.read_text(encoding="utf-8") + "\nNeuer Absatz: Belousow reiste am Dienstag ab.\n")
     changed = index_paths([corpus], index_dir, counting)
     assert changed.updated == ("004_35a91f1ce311ecb5.txt",)
-    assert 1 <= counting.embedded <= 2 and changed.chunks_reused > 0
+    assert 1 <= changed.chunks_embedded <= 2 and changed.chunks_reused > 0
+    assert changed.sentences_embedded == 1  # the new paragraph's one sentence; the others' vectors are stored
+    assert counting.embedded == changed.chunks_embedded + changed.sentences_embedded
 
     # add a file, delete another
     (corpus / "new.md").write_text("# Neu\n\nEin ganz neuer Artikel über Kasachstan und Tokajew.\n")

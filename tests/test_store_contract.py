@@ -109,6 +109,7 @@ def test_an_index_of_the_format_before_segments_is_upgraded_without_embedding(tm
         EmbeddedStore(index).view()
     counting = CountingEmbedder(fake_embedder)
     report = index_paths([corpus], index, counting)
-    assert counting.embedded == 0 and report.chunks_reused == report.chunks_total > 0
+    assert report.chunks_embedded == 0 and report.chunks_reused == report.chunks_total > 0
+    assert counting.embedded == report.sentences_embedded  # the old format kept no sentence vectors
     view = EmbeddedStore(index).view()
     assert set(view.documents) == {d.source for d in docs} and check_index(index).ok

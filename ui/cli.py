@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from embeddings import DEFAULT_MODEL, MAX_FILE_BYTES, CorpusError, DocumentError, ModelError, StoreError
+from embeddings.indexer import STAGE_WORDS
 from embeddings.model.encoder import BACKENDS, DEFAULT_BACKEND, default_cache_dir
 from embeddings.sources.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS
 from embeddings.sources.web import FetchError
@@ -509,9 +510,6 @@ def _progress_bar():
     return progress
 
 
-_STAGE_WORDS = {"read": "reading files", "embed": "embedding passages", "write": "writing the index"}
-
-
 def _progress_lines(out=None):
     """``progress(stage, done, total)`` as log lines: ``rag: embedding passages 40/67``.
 
@@ -534,7 +532,7 @@ def _progress_lines(out=None):
         if last == done:
             return
         shown[stage] = done
-        print(f"rag: {_STAGE_WORDS.get(stage, stage)} {done}/{total}", file=out or sys.stderr, flush=True)
+        print(f"rag: {STAGE_WORDS.get(stage, stage)} {done}/{total}", file=out or sys.stderr, flush=True)
 
     return progress
 

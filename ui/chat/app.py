@@ -37,6 +37,7 @@ from typing import Any
 import gradio as gr
 
 from embeddings import CorpusError, DocumentError, Embedder, IndexReport, Store, StoreError, index_paths
+from embeddings.indexer import STAGE_WORDS
 from embeddings.readers.files import MAX_FILE_BYTES, SUFFIXES, read_bytes
 from embeddings.sources.corpus_folder import MAX_CORPUS_BYTES, TRASH_DAYS, CorpusFolder, safe_filename
 from rag import Answer, Engine, QuestionError
@@ -214,10 +215,9 @@ class ChatApp:
 
         ``log_progress`` also gets every ``(stage, done, total)`` (the server log's lines).
         """
-        labels = {"read": "reading files", "embed": "embedding passages", "write": "writing the index"}
 
         def progress(stage: str, done: int, total: int) -> None:
-            self.indexing = f"{labels.get(stage, stage)} {done:,}/{total:,}"
+            self.indexing = f"{STAGE_WORDS.get(stage, stage)} {done:,}/{total:,}"
             if log_progress is not None:
                 log_progress(stage, done, total)
 
@@ -1073,10 +1073,10 @@ def _stages(progress: PageProgress | None):
     """Adapt the page's ``progress(fraction, desc=…)`` to the indexer's ``progress(stage, done, total)``."""
     if progress is None:
         return None
-    labels = {"read": "Reading files", "embed": "Embedding new passages", "write": "Writing the index"}
 
     def report(stage: str, done: int, total: int) -> None:
-        progress(done / total if total else 1.0, desc=f"{labels.get(stage, stage)} ({done}/{total})")
+        words = STAGE_WORDS.get(stage, stage)
+        progress(done / total if total else 1.0, desc=f"{words[:1].upper()}{words[1:]} ({done}/{total})")
 
     return report
 

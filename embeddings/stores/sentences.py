@@ -1,0 +1,166 @@
+"""Sentence vectors written at indexing time, so that answering a question embeds only the question.
+
+The answerer compares the question with each candidate sentence of the retrieved passages. Those
+sentences used to be embedded when a question first met them, so a process's first questions on a
+topic were its slow ones. The indexer now embeds every sentence of a new or changed document once,
+and, as queries, its capitalised words (the answerer's name checks compare a question's name with
+them across languages: Peking / Beijing). It keeps the vectors in ``sentences.sqlite`` in the index
+folder, keyed by a digest of the text (a sentence repeated in many files is stored once, and an
+edited paragraph embeds only its new sentences).
+
+The file is derived data: a reader that finds no vector for a sentence (an index written before
+this file existed, a sentence split another way, a store without a folder such as Milvus) embeds
+it itself, and a damaged or foreign file is read as empty, never as an error. Vectors are stored
+as float16 (half the size of float32; the cosines move by about 1e-3) and :func:`rounded` gives
+vectors embedded at question time the same precision, so an answer does not depend on which path
+a vector took. Vectors of documents removed later stay until the file is rebuilt (``rag index
+--rebuild``); they are never read for a document that is not in the index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+FILE = "sentences.sqlite"
+DTYPE = np.float16
+_LOOKUP_BATCH = 500  # digests per SELECT (SQLite allows 32,766 host parameters; small batches stay fast)
+
+
+QUERY = "\x00query\x00"  # the key prefix of a text embedded as a query (a name the answerer compares across languages)
+
+
+def as_query(text: str) -> str:
+    """The key under which ``text``'s query embedding is stored (the model embeds a query differently)."""
+    return QUERY + text
+
+
+def digest(text: str) -> bytes:
+    """The key of a sentence's vector: 16 bytes of BLAKE2b over its UTF-8 text."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def rounded(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` at the stored precision (float16), as float32: the same numbers a stored vector reads back as."""
+    return np.asarray(vectors, dtype=np.float32).astype(DTYPE).astype(np.float32)
+
+
+def model_key(model: str, backend: str, dim: int) -> str:
+    """Which model's vectors a file holds; vectors of another model are not comparable."""
+    return f"{model}|{backend}|{dim}"
+
+
+class SentenceVectors:
+    """The sentence vectors of one index folder, for one model (thread-safe; one connection per thread).
+
+    Args:
+        folder: the index folder.
+        key: :func:`model_key` of the index's model; a file written for another model reads as empty,
+            and a writer starts it anew.
+        writable: create the file if it is missing, and allow :meth:`put`.
+    """
+
+    def __init__(self, folder: Path, key: str, *, writable: bool = False) -> None:
+        self.path = Path(folder) / FILE
+        self.key = key
+        self.writable = writable
+        self._local = threading.local()
+        self._usable = self._prepare()
+
+    def _prepare(self) -> bool:
+        if not self.writable and not self.path.is_file():
+            return False
+        try:
+            con = self._con()
+            if self.writable:
+                con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT NOT NULL)")
+            row = con.execute("SELECT key FROM meta").fetchone()
+            if self.writable and (row is None or row[0] != self.key):
+                con.executescript(
+                    "DROP TABLE IF EXISTS vectors; DELETE FROM meta;"
+                    "CREATE TABLE vectors (digest BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;"
+                )
+                con.execute("INSERT INTO meta VALUES (?)", (self.key,))
+                con.commit()
+                return True
+            return row is not None and row[0] == self.key
+        except sqlite3.DatabaseError:  # damaged or not a database: derived data, so read as empty
+            if self.writable:
+                raise
+            return False
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            if self.writable:  # a rollback journal, not WAL: a reader then never writes a file beside it
+                con = sqlite3.connect(self.path, timeout=30)
+            else:
+                con = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30)
+            self._local.con = con
+        return con
+
+    def get(self, texts: Sequence[str], dim: int) -> dict[str, np.ndarray]:
+        """The stored vectors of those ``texts`` that have one (float32 rows of ``dim``)."""
+        if not self._usable or not texts:
+            return {}
+        by_digest = {digest(t): t for t in texts}
+        keys = list(by_digest)
+        out: dict[str, np.ndarray] = {}
+        try:
+            con = self._con()
+            for i in range(0, len(keys), _LOOKUP_BATCH):
+                part = keys[i : i + _LOOKUP_BATCH]
+                sql = f"SELECT digest, vector FROM vectors WHERE digest IN ({','.join('?' * len(part))})"
+                for key, blob in con.execute(sql, part):
+                    vector = np.frombuffer(blob, dtype=DTYPE)
+                    if vector.shape == (dim,):
+                        out[by_digest[key]] = vector.astype(np.float32)
+        except sqlite3.DatabaseError:
+            return out  # a reader never fails on derived data; what is missing is embedded instead
+        return out
+
+    def missing(self, texts: Iterable[str]) -> list[str]:
+        """The distinct ``texts`` with no stored vector, in first-seen order."""
+        unique = list(dict.fromkeys(texts))
+        if not self._usable:
+            return unique
+        have: set[bytes] = set()
+        con = self._con()
+        for i in range(0, len(unique), _LOOKUP_BATCH):
+            part = [digest(t) for t in unique[i : i + _LOOKUP_BATCH]]
+            sql = f"SELECT digest FROM vectors WHERE digest IN ({','.join('?' * len(part))})"
+            have.update(row[0] for row in con.execute(sql, part))
+        return [t for t in unique if digest(t) not in have]
+
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Store one vector per text (committed at once: a later crash loses nothing stored)."""
+        if not self.writable:
+            raise PermissionError(f"{self.path} is open read-only")
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} sentences but {len(vectors)} vectors")
+        half = np.asarray(vectors, dtype=np.float32).astype(DTYPE)
+        con = self._con()
+        con.executemany(
+            "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+            ((digest(t), half[i].tobytes()) for i, t in enumerate(texts)),
+        )
+        con.commit()
+
+    def __len__(self) -> int:
+        if not self._usable:
+            return 0
+        try:
+            return int(self._con().execute("SELECT count(*) FROM vectors").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0
+
+
+def folder_of(store: object) -> Path | None:
+    """The local folder of a store that has one (the embedded store), else None (Milvus keeps no sentence vectors)."""
+    folder = getattr(store, "index_dir", None)
+    return Path(folder) if isinstance(folder, (str, Path)) else None
