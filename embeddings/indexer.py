@@ -318,7 +318,7 @@ def index_paths(
         with clock("embed"):
             vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
         with clock("sentences"):
-            sentences = _embed_sentences(pending, store, embedder, chunking, progress, batch_size)
+            sentences = _embed_sentences(pending, base, store, embedder, chunking, progress, batch_size)
         with clock("write"):
             for source in removed:
                 writer.remove(source)
@@ -409,6 +409,7 @@ def _check_compatible(live: Manifest | None, embedder, chunking: dict, where: st
 
 def _embed_sentences(
     pending: Sequence[tuple[Document, Sequence[Chunk]]],
+    base: StoreView | None,
     store: Store,
     embedder,
     chunking: ChunkingConfig,
@@ -421,17 +422,21 @@ def _embed_sentences(
     The sentences are the ones the answerer cuts (:func:`~embeddings.chunking.split_sentences` with the
     index's ``max_chars``); the words are the ones its name checks compare a question's names with
     (:meth:`rag.answering.ground.Gates._name_in`). A store without a local folder (Milvus) keeps none:
-    its answers embed them.
+    its answers embed them. An index that has none yet (written before they existed, or the file was
+    lost or made for another model) gets them for all its documents.
     """
     folder = folder_of(store)
-    if folder is None or not pending:
+    if folder is None:
         return 0
     folder.mkdir(parents=True, exist_ok=True)
     vectors = SentenceVectors(folder, model_key(embedder.model_id, embedder.backend, embedder.dim), writable=True)
-    spans = ((doc.text, split_sentences(doc.text, max_chars=chunking.max_chars)) for doc, _chunks in pending)
-    texts = [text[a:b] for text, cut in spans for a, b in cut]
+    docs = [doc for doc, _chunks in pending]
+    if base is not None and len(vectors) == 0:
+        changed = {d.source for d in docs}
+        docs += [d for source, d in base.documents.items() if source not in changed]
+    texts = [d.text[a:b] for d in docs for a, b in split_sentences(d.text, max_chars=chunking.max_chars)]
     if hasattr(embedder, "embed_queries"):  # an embedder for documents only (a test's) skips the words
-        texts += [as_query(w) for doc, _chunks in pending for w in name_like_words(doc)]
+        texts += [as_query(w) for d in docs for w in name_like_words(d)]
     todo = vectors.missing(t for t in texts if t.strip())
     if progress:
         progress("sentences", 0, len(todo))

@@ -88,3 +88,14 @@ def test_answering_embeds_no_sentence_when_the_index_stored_them(tmp_path, fake_
     assert [embedded_now.ask(q) for q in QUESTIONS] == answers
     assert fallback.embedded > 0
     assert not (index / FILE).exists()  # a reader writes nothing into the index
+
+
+def test_an_index_without_sentence_vectors_gets_them_on_its_next_run(tmp_path, corpus):
+    embedder = HashEmbedder()
+    index = tmp_path / "index"
+    first = index_paths([corpus], index, embedder)
+    (index / FILE).unlink()  # as an index written before the file existed
+    again = index_paths([corpus], index, embedder)
+    assert again.unchanged and again.chunks_embedded == 0
+    assert again.sentences_embedded == first.sentences_embedded
+    assert index_paths([corpus], index, embedder).sentences_embedded == 0
