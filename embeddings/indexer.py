@@ -431,7 +431,7 @@ def _embed_sentences(
     folder.mkdir(parents=True, exist_ok=True)
     vectors = SentenceVectors(folder, model_key(embedder.model_id, embedder.backend, embedder.dim), writable=True)
     docs = [doc for doc, _chunks in pending]
-    if base is not None and len(vectors) == 0:
+    if base is not None and vectors.empty():
         changed = {d.source for d in docs}
         docs += [d for source, d in base.documents.items() if source not in changed]
     texts = [d.text[a:b] for d in docs for a, b in split_sentences(d.text, max_chars=chunking.max_chars)]

@@ -102,24 +102,35 @@ def build_corpus(out: Path, target_chunks: int) -> Path:
 
 
 class MixtureEmbedder:
-    """The real model's identity and vectors for the given texts; a fitted mixture's draws for all others."""
+    """The real model's identity and vectors for the given texts and for any piece of ``real_text`` (the seed
+    articles: their sentences and words, which the indexer embeds for the answerer); a fitted mixture's
+    draws for all others."""
 
-    def __init__(self, real, known: dict[str, np.ndarray], mixture, seed: int = 7) -> None:
+    def __init__(self, real, known: dict[str, np.ndarray], mixture, seed: int = 7, real_text: str = "") -> None:
         self.real, self.known, self.mixture = real, known, mixture
         self.model_id, self.backend, self.dim = real.model_id, real.backend, real.dim
         self.rng_seed = seed
+        self.real_text = real_text
         self.drawn = 0
 
-    def embed_documents(self, texts: list[str]) -> np.ndarray:
+    def _drawn(self, texts: list[str], embed) -> np.ndarray:
         out = self.mixture.sample(len(texts), seed=self.rng_seed + self.drawn)
         self.drawn += len(texts)
+        ours = [i for i, t in enumerate(texts) if t not in self.known and t and t in self.real_text]
+        if ours:
+            out[ours] = embed([texts[i] for i in ours])
+        return out
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        out = self._drawn(texts, self.real.embed_documents)
         for i, t in enumerate(texts):
             if t in self.known:
                 out[i] = self.known[t]
         return out
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self.real.embed_queries(texts)
+        """Words, as the indexer embeds them (embeddings.stores.sentences); the chat process has the real model."""
+        return self._drawn(texts, self.real.embed_queries)
 
 
 def build_index(corpus: Path, index: Path, cache_dir: Path | None, backend: str, sample: int) -> dict:
@@ -140,7 +151,9 @@ def build_index(corpus: Path, index: Path, cache_dir: Path | None, backend: str,
     vectors = real.embed_documents(texts)
     real_seconds = time.perf_counter() - t
     print(f"scale: {len(texts)} chunks embedded by the model in {real_seconds:.0f} s", file=sys.stderr)
-    embedder = MixtureEmbedder(real, dict(zip(texts, vectors)), Mixture.fitted(vectors[len(seed_chunks) :]))
+    seed_text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((corpus / "seeds").iterdir()))
+    mixture = Mixture.fitted(vectors[len(seed_chunks) :])
+    embedder = MixtureEmbedder(real, dict(zip(texts, vectors)), mixture, real_text=seed_text)
     last = [0.0]
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -151,6 +151,15 @@ class SentenceVectors:
         )
         con.commit()
 
+    def empty(self) -> bool:
+        """Whether no vector is stored (cheap at any size, unlike ``len``)."""
+        if not self._usable:
+            return True
+        try:
+            return self._con().execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is None
+        except sqlite3.DatabaseError:
+            return True
+
     def __len__(self) -> int:
         if not self._usable:
             return 0
