@@ -99,3 +99,11 @@ def test_an_index_without_sentence_vectors_gets_them_on_its_next_run(tmp_path, c
     assert again.unchanged and again.chunks_embedded == 0
     assert again.sentences_embedded == first.sentences_embedded
     assert index_paths([corpus], index, embedder).sentences_embedded == 0
+
+
+def test_a_reader_open_while_the_file_is_started_anew_for_another_model_reads_nothing_of_it(tmp_path):
+    SentenceVectors(tmp_path, "old|onnx|8", writable=True).put(["satz"], np.ones((1, 8), dtype=np.float32))
+    reader = SentenceVectors(tmp_path, "old|onnx|8")
+    assert set(reader.get(["satz"], 8)) == {"satz"}
+    SentenceVectors(tmp_path, "new|onnx|8", writable=True).put(["satz"], np.zeros((1, 8), dtype=np.float32))
+    assert reader.get(["satz"], 8) == {}

@@ -115,8 +115,12 @@ class SentenceVectors:
             con = self._con()
             for i in range(0, len(keys), _LOOKUP_BATCH):
                 part = keys[i : i + _LOOKUP_BATCH]
-                sql = f"SELECT digest, vector FROM vectors WHERE digest IN ({','.join('?' * len(part))})"
-                for key, blob in con.execute(sql, part):
+                # The model is checked in the same statement: a writer may start the file anew for another model.
+                sql = (
+                    "SELECT digest, vector FROM vectors JOIN meta ON meta.key = ? "
+                    f"WHERE digest IN ({','.join('?' * len(part))})"
+                )
+                for key, blob in con.execute(sql, [self.key, *part]):
                     vector = np.frombuffer(blob, dtype=DTYPE)
                     if vector.shape == (dim,):
                         out[by_digest[key]] = vector.astype(np.float32)
