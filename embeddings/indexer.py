@@ -74,8 +74,9 @@ class IndexReport:
     generation: int = 0
     #: Seconds per step of this run, in pipeline order: ``read`` (scan, stat, bytes, hash), ``clean``
     #: (bytes to a :class:`Document`: text, title, date, bylines; the corpus's boilerplate lines),
-    #: ``names``, ``chunk``, ``embed`` (chunks), ``sentences`` (the sentences' vectors, for the answerer)
-    #: and ``write`` (segment files: vectors, BM25 postings, words and names; the commit).
+    #: ``names``, ``chunk``, ``embed`` (chunks), ``write`` (segment files: vectors, BM25 postings, words
+    #: and names; the commit: the articles are searchable from here on) and ``sentences`` (the vectors of
+    #: their sentences and words, for the answerer; after the commit).
     steps: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -317,8 +318,6 @@ def index_paths(
         reuse = getattr(writer, "reuse", base)
         with clock("embed"):
             vectors, embedded, reused = _embed_pending(pending, reuse, embedder, progress, batch_size)
-        with clock("sentences"):
-            sentences = _embed_sentences(pending, base, store, embedder, chunking, progress, batch_size)
         with clock("write"):
             for source in removed:
                 writer.remove(source)
@@ -331,21 +330,27 @@ def index_paths(
                 generation = writer.commit(roots).generation
                 if progress:
                     progress("write", 1, 1)
-        return IndexReport(
-            added=tuple(found.added),
-            updated=tuple(found.updated),
-            removed=tuple(removed),
-            unchanged=tuple(found.unchanged),
-            skipped=tuple(skipped),
-            notes=tuple(found.notes),
-            chunks_embedded=embedded,
-            chunks_reused=reused,
-            chunks_total=writer.count(),
-            sentences_embedded=sentences,
-            seconds=time.perf_counter() - started,
-            generation=generation,
-            steps={name: round(seconds, 4) for name, seconds in steps.items()},
-        )
+        chunks_total = writer.count()
+    # After the commit, with the lock released: the new articles are searchable while their sentences are
+    # embedded, and a run that stops here leaves them to the next run (or to question time).
+    with clock("sentences"):
+        done = {doc.source: doc for doc, _chunks in pending}
+        sentences = _embed_sentences(store, done, embedder, chunking, progress, batch_size)
+    return IndexReport(
+        added=tuple(found.added),
+        updated=tuple(found.updated),
+        removed=tuple(removed),
+        unchanged=tuple(found.unchanged),
+        skipped=tuple(skipped),
+        notes=tuple(found.notes),
+        chunks_embedded=embedded,
+        chunks_reused=reused,
+        chunks_total=chunks_total,
+        sentences_embedded=sentences,
+        seconds=time.perf_counter() - started,
+        generation=generation,
+        steps={name: round(seconds, 4) for name, seconds in steps.items()},
+    )
 
 
 def without_boilerplate(doc: Document, repeated: frozenset[str]) -> Document:
@@ -356,7 +361,7 @@ def without_boilerplate(doc: Document, repeated: frozenset[str]) -> Document:
     return replace(doc, text=text, metadata={**attribution(doc.text), **doc.metadata})
 
 
-STEPS = ("read", "clean", "names", "chunk", "embed", "sentences", "write")
+STEPS = ("read", "clean", "names", "chunk", "embed", "write", "sentences")
 
 
 class _Clock:
@@ -408,47 +413,69 @@ def _check_compatible(live: Manifest | None, embedder, chunking: dict, where: st
 
 
 def _embed_sentences(
-    pending: Sequence[tuple[Document, Sequence[Chunk]]],
-    base: StoreView | None,
     store: Store,
+    written: dict[str, Document],
     embedder,
     chunking: ChunkingConfig,
     progress: Progress | None,
     batch_size: int,
 ) -> int:
-    """Embed the sentences of new and changed documents, and their capitalised words as queries, where no
-    vector is stored yet; how many texts were embedded.
+    """Embed the sentences of the index's files, and their capitalised words as queries, where no vector is
+    stored yet; how many texts were embedded.
 
     The sentences are the ones the answerer cuts (:func:`~embeddings.chunking.split_sentences` with the
     index's ``max_chars``); the words are the ones its name checks compare a question's names with
-    (:meth:`rag.answering.ground.Gates._name_in`). A store without a local folder (Milvus) keeps none:
-    its answers embed them. An index that has none yet (written before they existed, or the file was
-    lost or made for another model) gets them for all its documents.
+    (:meth:`rag.answering.ground.Gates._name_in`). A file version is marked done once its vectors are
+    stored, so a run that stopped, an index written before the file existed, or a file made for another
+    model is caught up by the next run. ``written``: the documents this run wrote (the others are read
+    from the index). A store without a local folder (Milvus) keeps none: its answers embed them.
     """
     folder = folder_of(store)
-    if folder is None:
+    manifest = store.manifest() if folder is not None else None
+    if folder is None or manifest is None:
         return 0
-    folder.mkdir(parents=True, exist_ok=True)
     vectors = SentenceVectors(folder, model_key(embedder.model_id, embedder.backend, embedder.dim), writable=True)
-    docs = [doc for doc, _chunks in pending]
-    if base is not None and vectors.empty():
-        changed = {d.source for d in docs}
-        docs += [d for source, d in base.documents.items() if source not in changed]
+    files = {source: str(info.get("sha256", "")) for source, info in manifest.files.items()}
+    done = vectors.done()
+    todo = [source for source, sha in files.items() if done.get(source) != sha]
+    forget = [source for source in done if source not in files]
+    if forget and not todo:
+        vectors.mark_done((), forget=forget)
+    view = None
+    embedded = 0
+    if progress and todo:
+        progress("sentences", 0, len(todo))
+    for n, group in enumerate(_batches(todo, 32), start=1):
+        docs = []
+        for source in group:
+            doc = written.get(source)
+            if doc is None:
+                view = view or store.view()
+                doc = view.documents.get(source)
+            if doc is not None:
+                docs.append(doc)
+        embedded += _store_vectors(docs, vectors, embedder, chunking, batch_size)
+        vectors.mark_done(((s, files[s]) for s in group), forget=forget if n == 1 else ())
+        if progress:
+            progress("sentences", min(n * 32, len(todo)), len(todo))
+    return embedded
+
+
+def _store_vectors(
+    docs: Sequence[Document], vectors: SentenceVectors, embedder, chunking: ChunkingConfig, batch_size: int
+) -> int:
+    """Embed and store the sentences and words of ``docs`` that have no vector yet; how many."""
     texts = [d.text[a:b] for d in docs for a, b in split_sentences(d.text, max_chars=chunking.max_chars)]
     if hasattr(embedder, "embed_queries"):  # an embedder for documents only (a test's) skips the words
         texts += [as_query(w) for d in docs for w in name_like_words(d)]
     todo = vectors.missing(t for t in texts if t.strip())
-    if progress:
-        progress("sentences", 0, len(todo))
-    for done, batch in enumerate(_batches(todo, batch_size), start=1):
+    for batch in _batches(todo, batch_size):
         queries = [t[len(QUERY) :] for t in batch if t.startswith(QUERY)]
         documents = [t for t in batch if not t.startswith(QUERY)]
         if documents:
             vectors.put(documents, embedder.embed_documents(documents))
         if queries:
             vectors.put([as_query(q) for q in queries], embedder.embed_queries(queries))
-        if progress:
-            progress("sentences", min(done * batch_size, len(todo)), len(todo))
     return len(todo)
 
 

@@ -76,10 +76,22 @@ def markdown_table(results: dict) -> str:
             f"{r['ingest_chunks_per_s'] / r['baseline_ingest_chunks_per_s']:.2f}x",
         ),
         (
-            "ingest characters/s (same text)",
+            "ingest characters/s (same text), until searchable",
             f"{r['ingest_chars_per_s']:.0f}",
             f"{r['baseline_ingest_chars_per_s']:.0f}",
             f"{r['ingest_chars_per_s'] / r['baseline_ingest_chars_per_s']:.2f}x",
+        ),
+        *(
+            [
+                (
+                    f"the same until answer-ready: + vectors of {r['ingest_sentence_vectors']:,} sentences and words",
+                    f"{r['ingest_answer_ready_chars_per_s']:.0f}",
+                    f"{r['baseline_ingest_chars_per_s']:.0f}",
+                    f"{r['ingest_answer_ready_chars_per_s'] / r['baseline_ingest_chars_per_s']:.2f}x",
+                )
+            ]
+            if "ingest_answer_ready_chars_per_s" in r
+            else []
         ),
         (
             "ingest peak RSS (MiB)",
@@ -199,13 +211,18 @@ def worker_ingest_project(args) -> dict:
     view = open_snapshot(args.index)
     ids = [i for source in view.manifest.files for i in view.ids_of(source)]
     np.save(args.index / "vectors.npy", view.vectors(ids))  # the real vectors part 3 is fitted to
+    # Searchable at the commit; the sentences' vectors (for the answerer) are embedded after it.
+    sentences = report.steps.get("sentences", 0.0)
     return {
-        "seconds": report.seconds,
+        "seconds": report.seconds - sentences,
+        "sentences_seconds": sentences,
+        "sentences_embedded": report.sentences_embedded,
         "chunks": report.chunks_total,
         "files": len(report.added),
         "chars": chars,
         "peak_mib": peak_mib(),
-        "update_seconds": update.seconds,
+        "update_seconds": update.seconds - update.steps.get("sentences", 0.0),
+        "update_answer_ready_seconds": update.seconds,
         "update_embedded": update.chunks_embedded,
         "steps": report.steps,
         "embedded_chars": embedded_chars,
@@ -604,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
         "ingest_chunks": ours["chunks"],
         "ingest_chunks_per_s": round(ours["chunks"] / ours["seconds"], 2),
         "ingest_chars_per_s": round(ours["chars"] / ours["seconds"], 1),
+        "ingest_answer_ready_chars_per_s": round(ours["chars"] / (ours["seconds"] + ours["sentences_seconds"]), 1),
+        "ingest_sentence_vectors": ours["sentences_embedded"],
         "ingest_peak_mib": round(ours["peak_mib"], 1),
         "ingest_steps": ours["steps"],
         "ingest_embedded_chars": ours["embedded_chars"],

@@ -82,8 +82,9 @@ class SentenceVectors:
             row = con.execute("SELECT key FROM meta").fetchone()
             if self.writable and (row is None or row[0] != self.key):
                 con.executescript(
-                    "DROP TABLE IF EXISTS vectors; DELETE FROM meta;"
+                    "DROP TABLE IF EXISTS vectors; DROP TABLE IF EXISTS documents; DELETE FROM meta;"
                     "CREATE TABLE vectors (digest BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;"
+                    "CREATE TABLE documents (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL);"
                 )
                 con.execute("INSERT INTO meta VALUES (?)", (self.key,))
                 con.commit()
@@ -141,6 +142,19 @@ class SentenceVectors:
             have.update(row[0] for row in con.execute(sql, part))
         return [t for t in unique if digest(t) not in have]
 
+    def done(self) -> dict[str, str]:
+        """The files whose every sentence and word is stored: source -> the SHA-256 of the version done."""
+        if not self._usable:
+            return {}
+        return dict(self._con().execute("SELECT source, sha256 FROM documents").fetchall())
+
+    def mark_done(self, files: Iterable[tuple[str, str]], *, forget: Iterable[str] = ()) -> None:
+        """Record ``(source, sha256)`` pairs as done (after their vectors are stored), and forget other sources."""
+        con = self._con()
+        con.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?)", files)
+        con.executemany("DELETE FROM documents WHERE source = ?", ((s,) for s in forget))
+        con.commit()
+
     def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         """Store one vector per text (committed at once: a later crash loses nothing stored)."""
         if not self.writable:
@@ -154,15 +168,6 @@ class SentenceVectors:
             ((digest(t), half[i].tobytes()) for i, t in enumerate(texts)),
         )
         con.commit()
-
-    def empty(self) -> bool:
-        """Whether no vector is stored (cheap at any size, unlike ``len``)."""
-        if not self._usable:
-            return True
-        try:
-            return self._con().execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is None
-        except sqlite3.DatabaseError:
-            return True
 
     def __len__(self) -> int:
         if not self._usable:
