@@ -139,6 +139,33 @@ def test_prepared_problems_name_the_damaged_file(tmp_path):
     assert "2 bytes" in problem
 
 
+def test_check_export_checks_the_prepared_files(tmp_path):
+    from embeddings.model.onnx_backend import OnnxBuildError, check_export, file_sha256
+
+    (tmp_path / "model.onnx").write_bytes(b"x" * 100)
+    settings = {"model_bytes": 100, "model_sha256": file_sha256(tmp_path / "model.onnx")}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    folder = tmp_path / "prepared-v1-ort0.0"
+    folder.mkdir()
+    (folder / "scores.f64").write_bytes(b"y" * 16)
+    files = {"scores.f64": {"bytes": 16, "sha256": file_sha256(folder / "scores.f64")}}
+    manifest = {"from": {"model_sha256": settings["model_sha256"]}, "files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    check_export(tmp_path)
+    (folder / "scores.f64").write_bytes(b"z" * 16)
+    check_export(tmp_path, digest=False)  # a start compares sizes only
+    with pytest.raises(OnnxBuildError, match=r"scores.f64: its SHA-256.*delete"):
+        check_export(tmp_path)
+    (folder / "scores.f64").unlink()
+    with pytest.raises(OnnxBuildError, match=r"scores.f64: cannot read it.*delete"):
+        check_export(tmp_path, digest=False)
+    manifest["files"] = {}
+    manifest["from"]["model_sha256"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OnnxBuildError, match=r"made from another model\.onnx"):
+        check_export(tmp_path)
+
+
 @pytest.mark.slow
 def test_a_prepared_start_gives_the_vectors_of_a_full_one(model_cache, tmp_path):
     """The optimised graph loaded without optimisation and the port: the same vectors to the bit."""

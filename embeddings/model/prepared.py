@@ -129,7 +129,7 @@ def write_tokenizer_files(tokenizer_json: Path, out: Path) -> str | None:
     if any("\n" in piece for piece, _score in vocab):
         return "a piece holds a line break"
     order = sorted(range(len(vocab)), key=lambda i: vocab[i][0])  # code point order, as Python compares
-    (out / "pieces.txt").write_text("\n".join(vocab[i][0] for i in order), encoding="utf-8")
+    (out / "pieces.txt").write_bytes("\n".join(vocab[i][0] for i in order).encode("utf-8"))  # no newline translation
     np.asarray(order, dtype="<i4").tofile(out / "ids.i32")
     np.asarray([score for _piece, score in vocab], dtype="<f8").tofile(out / "scores.f64")
     spec["model"]["vocab"] = [vocab[spec["model"]["unk_id"]]]
@@ -272,7 +272,7 @@ class UnigramTokenizer:
         """The port from a prepared folder's ``pieces.txt``, ``scores.f64`` and ``frame.json``."""
         folder = Path(folder)
         pieces = Vocabulary(
-            (folder / "pieces.txt").read_text(encoding="utf-8").split("\n"),
+            (folder / "pieces.txt").read_bytes().decode("utf-8").split("\n"),
             np.fromfile(folder / "ids.i32", dtype="<i4").tolist(),
         )
         scores = np.fromfile(folder / "scores.f64", dtype="<f8").tolist()
