@@ -9,6 +9,7 @@ import pytest
 
 from embeddings import Embedder, ModelError
 from embeddings.model.onnx_backend import check_export, onnx_folder_for
+from tests.conftest import SEEDS
 
 TEXTS = [
     "When did Shoigu visit Beijing?",
@@ -52,6 +53,35 @@ def test_onnx_int8_agrees_with_torch(model_cache):
     assert json.loads((built[0] / "settings.json").read_text())["word_embeddings"] == "q4"
     assert (built[0] / "model.onnx").stat().st_size < 150 * 2**20
     check_export(built[0])
+
+
+def _varied_texts(count: int = 20) -> list[str]:
+    """``count`` texts from a few characters to well over the 512-token limit, cut from the seed articles."""
+    words = " ".join(path.read_text(encoding="utf-8") for path in sorted(SEEDS.glob("*.txt"))).split()
+    sizes = [1, 3, 8, 20, 60, 150, 700]  # words; 700 is truncated to max_length
+    out, start = list(TEXTS), 0
+    while len(out) < count:
+        size = sizes[len(out) % len(sizes)]
+        out.append(" ".join(words[start : start + size]))
+        start += size
+    return out
+
+
+@pytest.mark.slow
+def test_texts_run_side_by_side_give_the_vectors_of_one_at_a_time(embedder, model_cache):
+    from embeddings.model.onnx_backend import OnnxEncoder
+
+    texts = _varied_texts()
+    assert embedder.embed_documents(texts[:1]).shape[0] == 1  # builds the export into model_cache
+    (folder,) = model_cache.glob("*.onnx-int8-v*")
+    single = OnnxEncoder(folder, threads=1)
+    alone = np.vstack([single.encode([t], prompt="passage: ") for t in texts])
+    side_by_side = OnnxEncoder(folder, threads=4)  # more passes at once than cores: any schedule
+    for order in (texts, texts[::-1]):
+        together = side_by_side.encode(order, prompt="passage: ")
+        expected = alone if order is texts else alone[::-1]
+        assert np.array_equal(together.view(np.uint32), expected.view(np.uint32))
+    assert np.array_equal(embedder.embed_documents(texts).view(np.uint32), alone.view(np.uint32))
 
 
 def _tiny_q4_graph(path, rows: int = 10_000, width: int = 64):
