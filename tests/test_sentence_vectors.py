@@ -107,3 +107,10 @@ def test_a_reader_open_while_the_file_is_started_anew_for_another_model_reads_no
     assert set(reader.get(["satz"], 8)) == {"satz"}
     SentenceVectors(tmp_path, "new|onnx|8", writable=True).put(["satz"], np.zeros((1, 8), dtype=np.float32))
     assert reader.get(["satz"], 8) == {}
+
+
+def test_a_reader_opened_before_the_file_was_written_reads_it_once_it_is(tmp_path):
+    reader = SentenceVectors(tmp_path, "m|b|8")  # a version opened right after the commit, before the sentences
+    assert reader.get(["satz"], 8) == {}
+    SentenceVectors(tmp_path, "m|b|8", writable=True).put(["satz"], np.ones((1, 8), dtype=np.float32))
+    assert set(reader.get(["satz"], 8)) == {"satz"}

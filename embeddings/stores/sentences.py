@@ -105,9 +105,16 @@ class SentenceVectors:
             self._local.con = con
         return con
 
+    def _ready(self) -> bool:
+        """Whether the file can be read; a reader opened before the indexer wrote it (the indexer embeds
+        sentences after its commit, when readers may already have opened the new version) looks again."""
+        if not self._usable and not self.writable:
+            self._usable = self._prepare()
+        return self._usable
+
     def get(self, texts: Sequence[str], dim: int) -> dict[str, np.ndarray]:
         """The stored vectors of those ``texts`` that have one (float32 rows of ``dim``)."""
-        if not self._usable or not texts:
+        if not texts or not self._ready():
             return {}
         by_digest = {digest(t): t for t in texts}
         keys = list(by_digest)
