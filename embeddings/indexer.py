@@ -313,7 +313,7 @@ def index_paths(
         found = _read_changed(files, known, same_chunking, clock, progress, max_file_bytes)
         skipped = [*corpus.skipped, *found.skipped]
         removed = sorted(s for s in known if s not in files)
-        pending = _prepared(found.read, removed, getattr(store, "index_dir", None), rebuild, chunking, clock)
+        pending = _prepared(found.read, removed, folder_of(store), rebuild, chunking, clock)
         # An index of an older format is upgraded: every file is written anew, its vectors reused.
         reuse = getattr(writer, "reuse", base)
         with clock("embed"):
@@ -438,9 +438,7 @@ def _embed_sentences(
     files = {source: str(info.get("sha256", "")) for source, info in manifest.files.items()}
     done = vectors.done()
     todo = [source for source, sha in files.items() if done.get(source) != sha]
-    forget = [source for source in done if source not in files]
-    if forget and not todo:
-        vectors.mark_done((), forget=forget)
+    vectors.mark_done((), forget=[source for source in done if source not in files])
     view = None
     embedded = 0
     if progress and todo:
@@ -455,7 +453,7 @@ def _embed_sentences(
             if doc is not None:
                 docs.append(doc)
         embedded += _store_vectors(docs, vectors, embedder, chunking, batch_size)
-        vectors.mark_done(((s, files[s]) for s in group), forget=forget if n == 1 else ())
+        vectors.mark_done((s, files[s]) for s in group)
         if progress:
             progress("sentences", min(n * 32, len(todo)), len(todo))
     return embedded
@@ -470,12 +468,12 @@ def _store_vectors(
         texts += [as_query(w) for d in docs for w in name_like_words(d)]
     todo = vectors.missing(t for t in texts if t.strip())
     for batch in _batches(todo, batch_size):
-        queries = [t[len(QUERY) :] for t in batch if t.startswith(QUERY)]
+        queries = [t for t in batch if t.startswith(QUERY)]
         documents = [t for t in batch if not t.startswith(QUERY)]
         if documents:
             vectors.put(documents, embedder.embed_documents(documents))
         if queries:
-            vectors.put([as_query(q) for q in queries], embedder.embed_queries(queries))
+            vectors.put(queries, embedder.embed_queries([q[len(QUERY) :] for q in queries]))
     return len(todo)
 
 

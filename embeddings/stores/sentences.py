@@ -117,37 +117,32 @@ class SentenceVectors:
         if not texts or not self._ready():
             return {}
         by_digest = {digest(t): t for t in texts}
-        keys = list(by_digest)
         out: dict[str, np.ndarray] = {}
+        # The model is checked in the same statement: a writer may start the file anew for another model.
+        sql = "SELECT digest, vector FROM vectors JOIN meta ON meta.key = ? WHERE digest IN ({})"
         try:
-            con = self._con()
-            for i in range(0, len(keys), _LOOKUP_BATCH):
-                part = keys[i : i + _LOOKUP_BATCH]
-                # The model is checked in the same statement: a writer may start the file anew for another model.
-                sql = (
-                    "SELECT digest, vector FROM vectors JOIN meta ON meta.key = ? "
-                    f"WHERE digest IN ({','.join('?' * len(part))})"
-                )
-                for key, blob in con.execute(sql, [self.key, *part]):
-                    vector = np.frombuffer(blob, dtype=DTYPE)
-                    if vector.shape == (dim,):
-                        out[by_digest[key]] = vector.astype(np.float32)
+            for key, blob in self._select(sql, list(by_digest), (self.key,)):
+                vector = np.frombuffer(blob, dtype=DTYPE)
+                if vector.shape == (dim,):
+                    out[by_digest[key]] = vector.astype(np.float32)
         except sqlite3.DatabaseError:
             return out  # a reader never fails on derived data; what is missing is embedded instead
         return out
 
     def missing(self, texts: Iterable[str]) -> list[str]:
         """The distinct ``texts`` with no stored vector, in first-seen order."""
-        unique = list(dict.fromkeys(texts))
+        by_digest = {digest(t): t for t in dict.fromkeys(texts)}
         if not self._usable:
-            return unique
-        have: set[bytes] = set()
+            return list(by_digest.values())
+        have = {row[0] for row in self._select("SELECT digest FROM vectors WHERE digest IN ({})", list(by_digest))}
+        return [t for key, t in by_digest.items() if key not in have]
+
+    def _select(self, sql: str, digests: list[bytes], before: tuple = ()) -> Iterable[tuple]:
+        """The rows of ``sql`` (its ``{}`` the digests' placeholders) for ``digests``, a batch at a time."""
         con = self._con()
-        for i in range(0, len(unique), _LOOKUP_BATCH):
-            part = [digest(t) for t in unique[i : i + _LOOKUP_BATCH]]
-            sql = f"SELECT digest FROM vectors WHERE digest IN ({','.join('?' * len(part))})"
-            have.update(row[0] for row in con.execute(sql, part))
-        return [t for t in unique if digest(t) not in have]
+        for i in range(0, len(digests), _LOOKUP_BATCH):
+            part = digests[i : i + _LOOKUP_BATCH]
+            yield from con.execute(sql.format(",".join("?" * len(part))), [*before, *part])
 
     def done(self) -> dict[str, str]:
         """The files whose every sentence and word is stored: source -> the SHA-256 of the version done."""
