@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from embeddings.chunking import ChunkingConfig, chunk_document, split_sentences
-from embeddings.language.analysis import words
 from embeddings.language.bylines import attribution
-from embeddings.language.entities import document_names, with_names
+from embeddings.language.entities import capitalised_words, document_names, plain_genitives, with_names
 from embeddings.readers.cleaning import CLEANED_SUFFIXES, LineTable, clean_text, line_keys
 from embeddings.readers.files import LINK_LOOP, MAX_FILE_BYTES, SUFFIXES, DocumentError, parse_document, read_bytes
 from embeddings.stores.api import Store, StoreView
@@ -479,10 +478,8 @@ def _store_vectors(
 
 def name_like_words(doc: Document) -> list[str]:
     """The capitalised words of ``doc`` and its names, with a genitive's plain form ("Russlands" -> "Russland")."""
-    found = dict.fromkeys([w for w in words(doc.text) if w[:1].isupper() and len(w) > 1])
-    found.update(dict.fromkeys(document_names(doc)))
-    plain = [n[:-1] for n in found if n.endswith("s") and len(n) > 4]
-    return list(dict.fromkeys([*found, *plain]))
+    found = list(dict.fromkeys([*capitalised_words(doc.text), *document_names(doc)]))
+    return list(dict.fromkeys([*found, *plain_genitives(found)]))
 
 
 def _embed_pending(pending, base: StoreView | None, embedder, progress, batch_size):

@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import replace
 
-from embeddings.language.analysis import STOPWORDS, stem
+from embeddings.language.analysis import STOPWORDS, stem, words
 from embeddings.language.bylines import attribution
 from embeddings.language.dates import MONTHS, WEEKDAYS
 from embeddings.language.memo import text_memo
@@ -195,3 +195,16 @@ def document_names(doc: Document) -> tuple[str, ...]:
     if stored is not None:
         return tuple(n for n in stored.split("|") if n)
     return _names_of_text(doc.text)
+
+
+def capitalised_words(text: str) -> list[str]:
+    """The distinct capitalised words of ``text`` (two letters or more), in order: what the answerer's
+    name checks compare a question's name with across languages (Peking / Beijing), and what the
+    indexer embeds for them ahead of time."""
+    return list(dict.fromkeys(w for w in words(text) if w[:1].isupper() and len(w) > 1))
+
+
+def plain_genitives(names: list[str]) -> list[str]:
+    """The plain forms of the names that may be genitives ("Russlands" -> "Russland"): a genitive's plain
+    form embeds closer to the other language's name."""
+    return [n[:-1] for n in names if n.endswith("s") and len(n) > 4]

@@ -33,7 +33,7 @@ import numpy as np
 
 from embeddings import Document
 from embeddings.language.bylines import credits_article
-from embeddings.language.entities import ROLES, document_names
+from embeddings.language.entities import ROLES, capitalised_words, document_names, plain_genitives
 from embeddings.language.memo import text_memo
 from embeddings.language.wordlists import alternation, word_list, word_set, word_values
 from rag.answering.questions import HOW_LONG, Question
@@ -565,11 +565,10 @@ class Gates:
         if self.embed is None:
             return False
         if len(text) <= 5_000:
-            present = list(dict.fromkeys(w for w in words(text) if w[:1].isupper() and len(w) > 1))
+            present = capitalised_words(text)
         else:
             present = [n for n in document_names(doc) if fold(n) in in_text]
-        # A genitive's plain form embeds closer to the other language's name: "Russlands" -> "Russland".
-        present += [n[:-1] for n in present if n.endswith("s") and len(n) > 4]
+        present += plain_genitives(present)  # "Russlands" -> "Russland": closer to the other language's name
         if not present:
             return False
         # Typed in lower case, a name embeds as a word ("beijing"): as a name it is capitalised.
