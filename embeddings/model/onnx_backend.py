@@ -43,7 +43,14 @@ from typing import Any
 import numpy as np
 
 from embeddings.model.convert import publish_once
-from embeddings.model.prepared import UnigramTokenizer, prepare, prepare_once, prepared_folder, prepared_problems
+from embeddings.model.prepared import (
+    UnigramTokenizer,
+    file_sha256,
+    prepare,
+    prepare_once,
+    prepared_folder,
+    prepared_problems,
+)
 
 #: Bump when the exported graph or settings change, so older builds are not reused.
 ONNX_VERSION = 2
@@ -247,11 +254,6 @@ def compact_word_embeddings(model_path: Path, out_path: Path) -> bool:
         break
     onnx.save(model, str(out_path))
     return compacted
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_export(folder: Path, *, digest: bool = True) -> None:

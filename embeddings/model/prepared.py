@@ -77,6 +77,7 @@ SELF_CHECK = (
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file (the export's and the prepared files' recorded digests)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
