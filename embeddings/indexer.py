@@ -322,19 +322,19 @@ def index_paths(
                 writer.remove(source)
             for doc, chunks in pending:
                 writer.add(doc, chunks, vectors[doc.source], file_info=found.infos.get(doc.source))
-            generation = base.manifest.generation if base else 0
+            written = base.manifest if base else None
             if writer.changed or base is None or tuple(base.manifest.roots) != roots:
                 if progress:
                     progress("write", 0, 1)
-                generation = writer.commit(roots).generation
+                written = writer.commit(roots)
                 if progress:
                     progress("write", 1, 1)
         chunks_total = writer.count()
     # After the commit, with the lock released: the new articles are searchable while their sentences are
     # embedded, and a run that stops here leaves them to the next run (or to question time).
     with clock("sentences"):
-        done = {doc.source: doc for doc, _chunks in pending}
-        sentences = _embed_sentences(store, done, embedder, chunking, progress, batch_size)
+        docs = {doc.source: doc for doc, _chunks in pending}
+        sentences = _embed_sentences(store, written, docs, embedder, chunking, progress, batch_size)
     return IndexReport(
         added=tuple(found.added),
         updated=tuple(found.updated),
@@ -347,7 +347,7 @@ def index_paths(
         chunks_total=chunks_total,
         sentences_embedded=sentences,
         seconds=time.perf_counter() - started,
-        generation=generation,
+        generation=written.generation if written else 0,
         steps={name: round(seconds, 4) for name, seconds in steps.items()},
     )
 
@@ -413,6 +413,7 @@ def _check_compatible(live: Manifest | None, embedder, chunking: dict, where: st
 
 def _embed_sentences(
     store: Store,
+    manifest: Manifest | None,
     written: dict[str, Document],
     embedder,
     chunking: ChunkingConfig,
@@ -426,11 +427,11 @@ def _embed_sentences(
     index's ``max_chars``); the words are the ones its name checks compare a question's names with
     (:meth:`rag.answering.ground.Gates._name_in`). A file version is marked done once its vectors are
     stored, so a run that stopped, an index written before the file existed, or a file made for another
-    model is caught up by the next run. ``written``: the documents this run wrote (the others are read
-    from the index). A store without a local folder (Milvus) keeps none: its answers embed them.
+    model is caught up by the next run. ``manifest``: the version this run left live; ``written``: the
+    documents this run wrote (the others are read from the index). A store without a local folder
+    (Milvus) keeps none: its answers embed them.
     """
     folder = folder_of(store)
-    manifest = store.manifest() if folder is not None else None
     if folder is None or manifest is None:
         return 0
     vectors = SentenceVectors(folder, model_key(embedder.model_id, embedder.backend, embedder.dim), writable=True)
