@@ -4,6 +4,7 @@ same whether a vector was stored or embedded at question time."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,14 @@ def test_put_then_get_gives_the_vectors_at_the_stored_precision(tmp_path):
     assert np.array_equal(got["zwei"], rounded(vectors[1:2])[0])
     assert not np.array_equal(got["eins"], got[as_query("eins")])
     assert store.missing(["zwei", "drei", "drei", "vier"]) == ["drei", "vier"]
+
+
+def test_an_index_folder_given_by_a_relative_path_is_read(tmp_path, monkeypatch):
+    """`rag ask --index-dir .rag-index`: the reader opens the file by URI, which needs an absolute path."""
+    (tmp_path / "Index #1").mkdir()
+    SentenceVectors(tmp_path / "Index #1", "m|b|8", writable=True).put(["satz"], np.ones((1, 8), dtype=np.float32))
+    monkeypatch.chdir(tmp_path)
+    assert set(SentenceVectors(Path("Index #1"), "m|b|8").get(["satz"], 8)) == {"satz"}
 
 
 def test_vectors_of_another_model_are_never_read(tmp_path):

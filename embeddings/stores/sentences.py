@@ -66,7 +66,7 @@ class SentenceVectors:
     """
 
     def __init__(self, folder: Path, key: str, *, writable: bool = False) -> None:
-        self.path = Path(folder) / FILE
+        self.path = Path(folder).absolute() / FILE  # absolute: a read-only connection opens it by file URI
         self.key = key
         self.writable = writable
         self._local = threading.local()
