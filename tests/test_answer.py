@@ -210,3 +210,17 @@ def test_sentences_around_a_sentence_are_the_documents_sentences_there():
             local = _sentences_around(text, s, e, reach)
             j = local.index((s, e))
             assert local[max(0, j - reach) : j + reach + 1] == whole[max(0, i - reach) : i + reach + 1]
+
+
+def test_the_edit_ratio_shortcut_decides_as_the_full_computation():
+    """Pairs whose lengths differ too much are decided without the edit distance, and the same way."""
+    import random
+
+    from rag.answering.text import _edit_ratio, _edit_ratio_reaches
+
+    rng = random.Random(5)
+    for _ in range(3000):
+        a = "".join(rng.choice("abcdeos") for _ in range(rng.randint(1, 14)))
+        b = "".join(rng.choice("abcdeos") for _ in range(rng.randint(1, 14)))
+        for ratio in (0.5, 0.75, 0.9):
+            assert _edit_ratio_reaches(a, b, ratio) == (_edit_ratio(a, b) >= ratio), (a, b, ratio)

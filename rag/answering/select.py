@@ -139,6 +139,11 @@ def document_language(text: str) -> str:
     return detect_language(text[:20_000])
 
 
+# A document this many margins long or shorter is split whole: a question scores about a dozen sentences of
+# each document it retrieves, and each would otherwise split a window of two margins around itself.
+WHOLE_SPLIT_MARGINS = 16
+
+
 def _sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tuple[int, int], ...]:
     """The sentence spans of the lines around ``text[start:end]``: at least ``reach`` sentences on each side
     where the document has them, the same spans as :func:`document_sentences` gives there.
@@ -148,6 +153,8 @@ def _sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tupl
     split whole for the first question that touches it.
     """
     margin = (reach + 1) * MAX_SENTENCE_CHARS
+    if len(text) <= WHOLE_SPLIT_MARGINS * margin:
+        return document_sentences(text)  # split once (memoised) costs less than the windows of its sentences
     a = text.rfind("\n", 0, max(0, start - margin)) + 1
     b = text.find("\n", min(len(text), end + margin))
     b = len(text) if b < 0 else b
@@ -398,11 +405,16 @@ def rank(
         doc_best[h.chunk.source] = max(doc_best.get(h.chunk.source, -1.0), h.dense)
     asked = _content_words(question)
 
+    how_long = bool(HOW_LONG.match(question.text))
+    owned: dict[tuple[str, int, int], tuple[float, float]] = {}  # a sentence is also its neighbours' neighbour
+
     def own(s: Sentence) -> tuple[float, float]:
-        doc = snapshot.documents[s.source]
-        how_long = bool(HOW_LONG.match(question.text))
-        lex = lexical_overlap(question, s.text, idf, lexicon, c.w_translated)
-        return lex, kind_match(question.kind, s.text, doc.date, asked, c, how_long)
+        key = (s.source, s.start, s.end)
+        if key not in owned:
+            lex = lexical_overlap(question, s.text, idf, lexicon, c.w_translated)
+            date = snapshot.documents[s.source].date
+            owned[key] = lex, kind_match(question.kind, s.text, date, asked, c, how_long)
+        return owned[key]
 
     def features(s: Sentence) -> tuple[Sentence, float, float, float]:
         doc = snapshot.documents[s.source]

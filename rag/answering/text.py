@@ -141,7 +141,7 @@ def similar_words(a: str, b: str) -> bool:
         return True
     if short >= 2 and (tb.startswith(ta) or ta.startswith(tb)) and abs(len(ta) - len(tb)) <= 2:
         return True
-    return short >= 5 and _edit_ratio(ta, tb) >= 0.75
+    return short >= 5 and _edit_ratio_reaches(ta, tb, 0.75)
 
 
 def demonym_match(a: str, b: str) -> bool:
@@ -265,6 +265,13 @@ def role_parts(word: str) -> tuple[str, ...]:
     (('verteidigung',), ())
     """
     return ROLE_PARTS.get(fold(word), ())
+
+
+def _edit_ratio_reaches(a: str, b: str, ratio: float) -> bool:
+    """Whether ``1 - edit distance / longer length`` reaches ``ratio``; the distance is at least the difference
+    in length, so most pairs are decided without computing it."""
+    longer = max(len(a), len(b))
+    return abs(len(a) - len(b)) <= (1 - ratio) * longer and _edit_ratio(a, b) >= ratio
 
 
 def _edit_ratio(a: str, b: str) -> float:
