@@ -123,3 +123,20 @@ def test_a_reader_opened_before_the_file_was_written_reads_it_once_it_is(tmp_pat
     assert reader.get(["satz"], 8) == {}
     SentenceVectors(tmp_path, "m|b|8", writable=True).put(["satz"], np.ones((1, 8), dtype=np.float32))
     assert set(reader.get(["satz"], 8)) == {"satz"}
+
+
+def test_a_file_of_the_earlier_layout_is_completed_by_the_next_writer(tmp_path):
+    """A file written before the table of files done existed: the writer adds the table and keeps the vectors."""
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / FILE)
+    con.executescript(
+        "CREATE TABLE meta (key TEXT NOT NULL); INSERT INTO meta VALUES ('m|b|8');"
+        "CREATE TABLE vectors (digest BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;"
+    )
+    con.close()
+    writer = SentenceVectors(tmp_path, "m|b|8", writable=True)
+    assert writer.done() == {}
+    writer.put(["satz"], np.ones((1, 8), dtype=np.float32))
+    writer.mark_done([("a.txt", "0" * 64)])
+    assert writer.done() == {"a.txt": "0" * 64} and set(SentenceVectors(tmp_path, "m|b|8").get(["satz"], 8)) == {"satz"}

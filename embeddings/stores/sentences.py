@@ -55,6 +55,12 @@ def model_key(model: str, backend: str, dim: int) -> str:
     return f"{model}|{backend}|{dim}"
 
 
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS vectors (digest BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS documents (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL);"
+)
+
+
 class SentenceVectors:
     """The sentence vectors of one index folder, for one model (thread-safe; one connection per thread).
 
@@ -82,13 +88,13 @@ class SentenceVectors:
             row = con.execute("SELECT key FROM meta").fetchone()
             if self.writable and (row is None or row[0] != self.key):
                 con.executescript(
-                    "DROP TABLE IF EXISTS vectors; DROP TABLE IF EXISTS documents; DELETE FROM meta;"
-                    "CREATE TABLE vectors (digest BLOB PRIMARY KEY, vector BLOB NOT NULL) WITHOUT ROWID;"
-                    "CREATE TABLE documents (source TEXT PRIMARY KEY, sha256 TEXT NOT NULL);"
+                    "DROP TABLE IF EXISTS vectors; DROP TABLE IF EXISTS documents; DELETE FROM meta;" + _TABLES
                 )
                 con.execute("INSERT INTO meta VALUES (?)", (self.key,))
                 con.commit()
                 return True
+            if self.writable:  # a file of an earlier layout (no documents table) is completed, not refused
+                con.executescript(_TABLES)
             return row is not None and row[0] == self.key
         except sqlite3.DatabaseError:  # damaged or not a database: derived data, so read as empty
             if self.writable:
