@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 import string
 import threading
+from pathlib import Path
 
-from embeddings.language.analysis import stem
+from embeddings.language.analysis import german_stemmer, stem, words
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def made_up_words(seed: int, n: int) -> list[str]:
@@ -21,9 +24,7 @@ def made_up_words(seed: int, n: int) -> list[str]:
 def test_stemming_from_several_threads_gives_each_word_its_own_stem():
     """The answer workers stem at the same time: one shared Snowball stemmer mixed their words up
     (IndexError in the chat under load, or a stem of another word)."""
-    import snowballstemmer
-
-    reference = snowballstemmer.stemmer("german")
+    reference = german_stemmer(compiled=False)  # snowballstemmer's Python build: also the stems' reference
     batches = [made_up_words(seed, 3000) for seed in range(4)]
     expected = [[reference.stemWord(w) for w in batch] for batch in batches]
     got: list[list[str] | BaseException] = [[] for _ in batches]
@@ -44,3 +45,19 @@ def test_stemming_from_several_threads_gives_each_word_its_own_stem():
     for i in range(len(batches)):
         assert not isinstance(got[i], BaseException), got[i]
         assert got[i] == expected[i]
+
+
+def test_the_compiled_stemmer_gives_the_stems_of_the_python_one():
+    """The index's BM25 terms and the questions' must not depend on whether PyStemmer is installed: every word
+    of the seeds and of the XQuAD articles, and random strings of German letters, get the same stem."""
+    compiled, python = german_stemmer(), german_stemmer(compiled=False)
+    assert type(compiled).__module__ != type(python).__module__  # PyStemmer is a dependency: really two stemmers
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
+    texts += [p.read_text(encoding="utf-8") for p in sorted((ROOT / "eval" / "xquad-dev").rglob("*.txt"))]
+    vocabulary = sorted({w.casefold() for t in texts for w in words(t)})
+    rnd = random.Random(11)
+    vocabulary += [
+        "".join(rnd.choice("aeiouäöüßbcdfghklmnrstz") for _ in range(rnd.randint(1, 16))) for _ in range(3000)
+    ]
+    assert len(vocabulary) > 9_000
+    assert [compiled.stemWord(w) for w in vocabulary] == [python.stemWord(w) for w in vocabulary]

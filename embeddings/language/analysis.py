@@ -43,10 +43,23 @@ def _stemmer():
     sharing one corrupt each other's words (an IndexError, or a wrong stem)."""
     stemmer = getattr(_PER_THREAD, "stemmer", None)
     if stemmer is None:
-        import snowballstemmer
-
-        stemmer = _PER_THREAD.stemmer = snowballstemmer.stemmer("german")
+        stemmer = _PER_THREAD.stemmer = german_stemmer()
     return stemmer
+
+
+def german_stemmer(compiled: bool = True):
+    """Snowball's German stemmer: PyStemmer's C build when installed (the same stems, about 25x faster), else
+    snowballstemmer's Python one, imported alone (its package would import thirty languages)."""
+    if compiled:
+        try:
+            import Stemmer
+
+            return Stemmer.Stemmer("german")
+        except ImportError:
+            pass
+    from snowballstemmer.german_stemmer import GermanStemmer
+
+    return GermanStemmer()
 
 
 @functools.lru_cache(maxsize=200_000)
