@@ -524,7 +524,7 @@ def scale_table(r: dict) -> str:
         ("peak RSS of the chat process (MiB)", f"{r['rss_peak_mib']:.0f}", ""),
         ("open: process start to first answer (s)", f"{r['open_seconds']:.1f}", "≤ 3"),
         ("update one changed file: searchable (s)", f"{r['update_seconds']:.2f}", "≤ 2"),
-        ("the same, answer-ready (+ its sentence vectors) (s)", f"{r.get('update_answer_ready_seconds', 0):.2f}", ""),
+        ("the same, answer-ready (+ its sentence vectors) (s)", f"{r['update_answer_ready_seconds']:.2f}", ""),
         ("chunks embedded by that update", str(r["update_embedded"]), ""),
         ("first answer after the update (ms)", f"{r['answer_after_update_ms']:.0f}", ""),
         ("the reader sees the update", "yes" if r["sees_update"] else "NO", "yes"),
