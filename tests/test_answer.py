@@ -190,7 +190,7 @@ def test_sentences_around_a_sentence_are_the_documents_sentences_there():
     """The lines around a sentence split alone exactly as inside the whole text (invented manual)."""
     import random
 
-    from rag.answering.select import _sentences_around, document_sentences
+    from rag.answering.select import document_sentences, sentences_around
 
     rng = random.Random(3)
     lines = []
@@ -207,7 +207,7 @@ def test_sentences_around_a_sentence_are_the_documents_sentences_there():
     for i in range(0, len(whole), 7):
         s, e = whole[i]
         for reach in (1, 2):
-            local = _sentences_around(text, s, e, reach)
+            local = sentences_around(text, s, e, reach)
             j = local.index((s, e))
             assert local[max(0, j - reach) : j + reach + 1] == whole[max(0, i - reach) : i + reach + 1]
 

@@ -44,6 +44,7 @@ from rag.answering.text import (
     WordLookup,
     calendar_name,
     fold,
+    fold_word,
     key,
     same_name,
     same_word,
@@ -171,10 +172,9 @@ def group_names(asked: Sequence[str], text: str) -> tuple[tuple[str, ...], ...]:
     >>> group_names(["Aino", "Saari", "Lind"], "Aino Saari traf Lind.")
     (('Aino', 'Saari'), ('Lind',))
     """
-    folded = _joined(text)
     groups: list[list[str]] = []
-    for name in asked:
-        if groups and f" {_plain(groups[-1][-1])} {_plain(name)} " in folded:
+    for name in asked:  # the text is joined only when there are two names to look for side by side
+        if groups and f" {_plain(groups[-1][-1])} {_plain(name)} " in _joined(text):
             groups[-1].append(name)
         else:
             groups.append([name])
@@ -184,7 +184,9 @@ def group_names(asked: Sequence[str], text: str) -> tuple[tuple[str, ...], ...]:
 @text_memo(max_bytes=32 * 2**20)
 def _joined(text: str) -> str:
     """The text's words, folded, between single spaces (padded), to find word sequences by substring."""
-    return " " + " ".join(_plain(w) for w in words(text)) + " "
+    ws = words(text)
+    plain = {w: _plain(w) for w in dict.fromkeys(ws)}  # each spelling folded once
+    return " " + " ".join(plain[w] for w in ws) + " "
 
 
 _ARTICLE_OR_PREPOSITION = frozenset(
@@ -262,7 +264,7 @@ def _found(word: str, vocab: Vocab) -> bool:
 
 @text_memo(max_bytes=32 * 2**20)
 def _folded_words(text: str) -> Vocab:
-    return Vocab(dict.fromkeys(fold(w) for w in words(text)))
+    return Vocab(dict.fromkeys(fold_word(w) for w in dict.fromkeys(words(text))))  # each spelling folded once
 
 
 def anchor_share(question: Question, article: str, idf: Callable[[str], float]) -> tuple[float, list[str]]:

@@ -25,7 +25,7 @@ import numpy as np
 from embeddings import StoreView
 from rag.answering.ground import anchor_share, name_share, window
 from rag.answering.questions import Question
-from rag.answering.select import Scored, document_sentences
+from rag.answering.select import Scored, sentences_around
 from rag.answering.text import STOPWORDS, detect_language, fold, words
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "answer_scorer.json"
@@ -83,7 +83,9 @@ def context_rows(
                 name_share(names, doc.text),
             )
         words_article, names_article = per_article[s.sentence.source]
-        near = window(doc.text, document_sentences(doc.text), s.sentence.start, s.sentence.end, NEAR)
+        # the lines around the sentence, split alone: a long article is not split whole for one window
+        spans = sentences_around(doc.text, s.sentence.start, s.sentence.end, NEAR)
+        near = window(doc.text, spans, s.sentence.start, s.sentence.end, NEAR)
         rows.append(
             [anchor_share(question, near, idf)[0], words_article, name_share(names, near), names_article, unknown]
         )

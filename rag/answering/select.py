@@ -41,6 +41,7 @@ from rag.answering.text import (
     compound_match,
     detect_language,
     fold,
+    fold_word,
     role_parts,
     similar_words,
     stem,
@@ -144,7 +145,7 @@ def document_language(text: str) -> str:
 WHOLE_SPLIT_MARGINS = 16
 
 
-def _sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tuple[int, int], ...]:
+def sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tuple[int, int], ...]:
     """The sentence spans of the lines around ``text[start:end]``: at least ``reach`` sentences on each side
     where the document has them, the same spans as :func:`document_sentences` gives there.
 
@@ -170,7 +171,7 @@ def _sentences_around(text: str, start: int, end: int, reach: int) -> tuple[tupl
 def neighbours(sentence: Sentence, snapshot: StoreView, reach: int = 1) -> list[Sentence]:
     """The ``reach`` sentences just before and after ``sentence`` in its document, nearest first."""
     doc = snapshot.documents[sentence.source]
-    spans = _sentences_around(doc.text, sentence.start, sentence.end, reach)
+    spans = sentences_around(doc.text, sentence.start, sentence.end, reach)
     i = bisect.bisect_left(spans, (sentence.start, sentence.end))
     out = []
     for j in (j for d in range(1, reach + 1) for j in (i - d, i + d)):
@@ -325,48 +326,76 @@ class _Words:
     stems: frozenset[str]  # stems of the words of five letters or more
     stem_endings: frozenset[str]  # every ending (five letters or more) of those stems: compounds' heads
     by_ending: dict[str, tuple[str, ...]]  # long words by their last six letters: two compounds, one head
+    joined: str  # the words, one per line: a part is in some word when it is in this string
+
+
+@functools.lru_cache(maxsize=65_536)
+def _word_facts(folded: str) -> tuple[str, bool, str | None, tuple[str, ...]]:
+    """What :func:`_word_index` keeps of one folded word: its transliterated initial, whether it names a
+    day or month, its stem (five letters or more) and that stem's endings. A corpus's words recur from
+    sentence to sentence: each is analysed once, not once per sentence that holds it."""
+    st = stem(folded) if len(folded) >= 5 else None
+    endings = tuple(st[i:] for i in range(len(st) - 4)) if st is not None else ()
+    return transliterate(folded)[:1], calendar_name(folded) is not None, st, endings
 
 
 @functools.lru_cache(maxsize=4096)
 def _word_index(text: str) -> _Words:
-    folded = frozenset(fold(w) for w in words(text))
+    folded = frozenset(fold_word(w) for w in words(text))
     by_initial: dict[str, list[str]] = {}
     by_ending: dict[str, list[str]] = {}
+    calendar: list[str] = []
+    stems: set[str] = set()
+    endings: set[str] = set()
     for f in folded:
-        by_initial.setdefault(transliterate(f)[:1], []).append(f)
+        initial, is_calendar, st, its_endings = _word_facts(f)
+        by_initial.setdefault(initial, []).append(f)
         if len(f) >= 9:
             by_ending.setdefault(f[-6:], []).append(f)
-    stems = frozenset(stem(f) for f in folded if len(f) >= 5)
-    endings = frozenset(st[i:] for st in stems for i in range(len(st) - 4))
+        if is_calendar:
+            calendar.append(f)
+        if st is not None:
+            stems.add(st)
+            endings.update(its_endings)
     return _Words(
         folded,
         {k: tuple(v) for k, v in by_initial.items()},
-        tuple(f for f in folded if calendar_name(f) is not None),
-        stems,
-        endings,
+        tuple(calendar),
+        frozenset(stems),
+        frozenset(endings),
         {k: tuple(v) for k, v in by_ending.items()},
+        "\n".join(folded),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _asked_facts(word: str) -> tuple[str, tuple[str, ...], bool, str, str | None, tuple[str, ...]]:
+    """What :func:`_contains` asks of a question word, worked out once per word rather than once per sentence:
+    folded, its role parts, whether it names a day or month, its transliterated initial, its stem (five
+    letters or more) and that stem's shorter endings (the heads it may have)."""
+    f = fold(word)
+    st = stem(f) if len(f) >= 5 else None
+    heads = tuple(st[i:] for i in range(1, len(st) - 4)) if st is not None else ()
+    return f, role_parts(f), calendar_name(f) is not None, transliterate(f)[:1], st, heads
 
 
 def _contains(index: _Words, word: str) -> bool:
     """Whether the sentence has ``word``: the same, a spelling variant, or a compound with it as head
     (the same matches as :func:`.text.similar_words` and :func:`.text.compound_match`, found by lookup)."""
-    f = fold(word)
+    f, parts, is_calendar, initial, st, heads = _asked_facts(word)
     if f in index.folded:
         return True
-    parts = role_parts(f)
-    if parts and any(p in s for p in parts for s in index.folded):
+    if parts and any(p in index.joined for p in parts):
         return True  # a role inside a German compound: "secretary" in "US-Verteidigungsminister"
-    if calendar_name(f) is not None:
+    if is_calendar:
         return any(similar_words(f, s) for s in index.calendar)
-    if any(similar_words(f, s) for s in index.by_initial.get(transliterate(f)[:1], ())):
+    if any(similar_words(f, s) for s in index.by_initial.get(initial, ())):
         return True
-    if len(f) < 5:
+    if st is None:
         return False
-    st = stem(f)
     if st in index.stems or (len(st) >= 5 and st in index.stem_endings):
         return True  # the same stem, or the head of a compound in the sentence
-    if any(st[i:] in index.stems for i in range(1, len(st) - 4)):
+    if any(h in index.stems for h in heads):
         return True  # the question's compound has a sentence word as its head
     return any(compound_match(f, s) for s in index.by_ending.get(f[-6:], ()))
 

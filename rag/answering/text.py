@@ -29,6 +29,9 @@ from embeddings.language.analysis import (  # noqa: F401  (the analysis lives wi
 )
 from embeddings.language.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS
 
+# A corpus's words repeat from article to article: a word is folded once, not once per article that holds it.
+fold_word = functools.lru_cache(maxsize=65_536)(fold)
+
 
 @functools.lru_cache(maxsize=200_000)
 def transliterate(word: str) -> str:
@@ -81,7 +84,10 @@ def calendar_name(word: str) -> tuple[str, int] | None:
 
 def plain(word: str) -> str:
     """Folded, without an English genitive: ``Shoigu's`` -> ``shoigu``."""
-    return re.sub(r"['’]s$", "", fold(word))
+    return _GENITIVE.sub("", fold_word(word))
+
+
+_GENITIVE = re.compile(r"['’]s$")
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -170,7 +176,7 @@ class WordLookup:
     def __init__(self, items: Iterable[str]) -> None:
         self.buckets: dict[str, dict[str, str]] = {}  # bucket -> folded word -> the word as given first
         for item in items:
-            f = fold(item)
+            f = fold_word(item)
             self.buckets.setdefault(key(f), {}).setdefault(f, item)
         self.members = frozenset(f for bucket in self.buckets.values() for f in bucket)
 
