@@ -306,14 +306,21 @@ def _word_parts(text: str) -> frozenset[str]:
     >>> sorted(p for p in _word_parts("Versorgungsleitungen") if p in ("versorgung", "leitung", "sleitung"))
     ['leitung', 'sleitung', 'versorgung']
     """
-    out = set()
-    for w in {fold(w) for w in words(text)}:
-        out.add(w)
-        out.update(w[:-k] for k in (1, 2, 3) if len(w) - k >= 4)  # Reisen, Übungen: the base form
-        if len(w) >= 8:  # a compound: its first parts (the modifier) and its last (the head)
-            out.update(w[:j] for j in range(4, len(w) - 3))
-            out.update(w[i : len(w) - k] for i in range(3, len(w) - 3) for k in (0, 1, 2, 3) if len(w) - k - i >= 4)
+    out: set[str] = set()
+    for w in {fold_word(w) for w in words(text)}:
+        out.update(_parts_of(w))
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=8192)  # a long compound has dozens of parts: fewer words kept
+def _parts_of(w: str) -> tuple[str, ...]:
+    """One folded word's share of :func:`_word_parts` (a word recurs from sentence to sentence)."""
+    out = {w}
+    out.update(w[:-k] for k in (1, 2, 3) if len(w) - k >= 4)  # Reisen, Übungen: the base form
+    if len(w) >= 8:  # a compound: its first parts (the modifier) and its last (the head)
+        out.update(w[:j] for j in range(4, len(w) - 3))
+        out.update(w[i : len(w) - k] for i in range(3, len(w) - 3) for k in (0, 1, 2, 3) if len(w) - k - i >= 4)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -329,7 +336,7 @@ class _Words:
     joined: str  # the words, one per line: a part is in some word when it is in this string
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=32_768)
 def _word_facts(folded: str) -> tuple[str, bool, str | None, tuple[str, ...]]:
     """What :func:`_word_index` keeps of one folded word: its transliterated initial, whether it names a
     day or month, its stem (five letters or more) and that stem's endings. A corpus's words recur from

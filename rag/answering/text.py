@@ -29,8 +29,10 @@ from embeddings.language.analysis import (  # noqa: F401  (the analysis lives wi
 )
 from embeddings.language.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS
 
-# A corpus's words repeat from article to article: a word is folded once, not once per article that holds it.
+# A corpus's words repeat from article to article and pair after pair: a word is folded and stemmed once,
+# not once per article or pair that holds it (both are pure).
 fold_word = functools.lru_cache(maxsize=65_536)(fold)
+stem_word = functools.lru_cache(maxsize=65_536)(stem)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -53,6 +55,7 @@ _MONTH_NAMES = {fold(name): n for name, n in MONTHS.items() if len(name) > 3 or 
 _DAY_NAMES = {fold(name): n for name, n in WEEKDAYS.items()}
 
 
+@functools.lru_cache(maxsize=65_536)
 def calendar_name(word: str) -> tuple[str, int] | None:
     """``("day", 0..6)`` for a weekday, ``("month", 1..12)`` for a month, in either language.
 
@@ -118,7 +121,7 @@ def same_word(a: str, b: str) -> bool:
     (True, False, True)
     """
     fa, fb = plain(a), plain(b)
-    if same_name(fa, fb) or stem(fa) == stem(fb):
+    if same_name(fa, fb) or stem_word(fa) == stem_word(fb):
         return True
     ta, tb = transliterate(fa), transliterate(fb)
     return min(len(ta), len(tb)) >= 6 and ta[:5] == tb[:5]
@@ -133,8 +136,8 @@ def similar_words(a: str, b: str) -> bool:
     >>> similar_words("Wednesday", "Mittwochabend"), similar_words("October", "Oktober"), similar_words("Monday", "Mai")
     (True, True, False)
     """
-    fa, fb = fold(a), fold(b)
-    if fa == fb or stem(fa) == stem(fb):
+    fa, fb = fold_word(a), fold_word(b)
+    if fa == fb or stem_word(fa) == stem_word(fb):
         return True
     day_or_month = calendar_name(fa)
     if day_or_month is not None:
@@ -157,7 +160,7 @@ def demonym_match(a: str, b: str) -> bool:
     >>> demonym_match("Russian", "Russland"), demonym_match("Ukrainian", "ukrainisch"), demonym_match("Adrian", "Adria")
     (True, True, False)
     """
-    ta, tb = transliterate(fold(a)), transliterate(fold(b))
+    ta, tb = transliterate(fold_word(a)), transliterate(fold_word(b))
     if _demonym_root(ta) is not None and _demonym_root(ta) in (_demonym_root(tb), _german_root(tb)):
         return True
     return _demonym_root(tb) is not None and _demonym_root(tb) == _german_root(ta)
@@ -220,7 +223,7 @@ def compound_match(a: str, b: str) -> bool:
     >>> compound_match("Kilometer", "Quadratkilometer"), compound_match("Tag", "Vortag")
     (True, False)
     """
-    sa, sb = stem(fold(a)), stem(fold(b))
+    sa, sb = stem_word(fold_word(a)), stem_word(fold_word(b))
     if sa == sb:
         return True
     short, long_ = sorted((sa, sb), key=len)
