@@ -61,3 +61,23 @@ def test_the_compiled_stemmer_gives_the_stems_of_the_python_one():
     ]
     assert len(vocabulary) > 9_000
     assert [compiled.stemWord(w) for w in vocabulary] == [python.stemWord(w) for w in vocabulary]
+
+
+def test_folding_drops_exactly_the_combining_marks_of_the_decomposed_text():
+    """The fast fold (ASCII shortcut, one lookup per distinct character) equals the character-by-character
+    definition on random text from Latin, Greek, Cyrillic, CJK, ligatures and free combining marks."""
+    import random
+    import unicodedata
+
+    from embeddings.language.analysis import fold
+
+    def by_character(text: str) -> str:
+        text = text.casefold().replace("ß", "ss")
+        return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+    rng = random.Random(1)
+    blocks = [(32, 0x2FF), (0x300, 0x36F), (0x370, 0x52F), (0x1E00, 0x1EFF), (0x4E00, 0x4E50), (0xFB00, 0xFB06)]
+    for _ in range(5000):
+        text = "".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(0, 20)))
+        assert fold(text) == by_character(text)
+    assert fold("Grüße, Ærø, ŉ") == by_character("Grüße, Ærø, ŉ")

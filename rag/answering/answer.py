@@ -20,7 +20,7 @@ from rag.answering.ground import Gates, Verdict
 from rag.answering.questions import Question
 from rag.answering.select import CAUSE, MAX_SENTENCE_CHARS, SPEECH, Scored, document_sentences
 from rag.answering.temporal import resolve
-from rag.answering.text import QUOTE_MARK, STOPWORDS, fold, similar_words, transliterate, words
+from rag.answering.text import QUOTE_MARK, STOPWORDS, fold, similar_words, transliterate, transliterate_all, words
 from rag.config import ScoringConfig
 from rag.types import Answer, Citation, Hit
 
@@ -59,8 +59,9 @@ class Vocabulary:
         """From words already folded (as an index part stores them)."""
         vocabulary = cls(())
         vocabulary.exact = set(folded)
-        for f in vocabulary.exact:
-            vocabulary.by_prefix.setdefault(transliterate(f)[:2], set()).add(f)
+        known = list(vocabulary.exact)
+        for f, t in zip(known, transliterate_all(known)):  # at once: an index has hundreds of thousands
+            vocabulary.by_prefix.setdefault(t[:2], set()).add(f)
         return vocabulary
 
     def knows(self, word: str) -> bool:

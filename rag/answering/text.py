@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from embeddings.language.analysis import (  # noqa: F401  (the analysis lives with the index; re-exported here)
     ENGLISH_STOPWORDS,
@@ -43,10 +43,37 @@ def transliterate(word: str) -> str:
     (True, True)
     """
     w = fold(word)
-    for a, b in (("tsch", "ch"), ("sch", "sh"), ("j", "y"), ("w", "v"), ("z", "s"), ("ck", "k"), ("c", "k"),
-                 ("ph", "f"), ("ou", "u"), ("yy", "y"), ("ie", "i")):  # fmt: skip
+    for a, b in _TRANSLITERATION:
         w = w.replace(a, b)
-    return re.sub(r"(.)\1+", r"\1", w)
+    return _RUN.sub(r"\1", w)
+
+
+_TRANSLITERATION = (("tsch", "ch"), ("sch", "sh"), ("j", "y"), ("w", "v"), ("z", "s"), ("ck", "k"), ("c", "k"),
+                    ("ph", "f"), ("ou", "u"), ("yy", "y"), ("ie", "i"))  # fmt: skip
+_RUN = re.compile(r"(.)\1+")
+
+
+def transliterate_all(given: Sequence[str]) -> list[str]:
+    """``[transliterate(w) for w in given]``, done on all of them at once (an index's vocabulary at start).
+
+    The words are joined by line breaks and rewritten as one string: no rewrite matches a line break
+    and ``.`` in the run collapse does not match one, so each word comes out as it would alone.
+
+    >>> names = ["Schoigu", "Selenskyj", "Zelensky"]
+    >>> transliterate_all(names) == [transliterate(w) for w in names]
+    True
+    """
+    if not given:
+        return []
+    if any("\n" in w for w in given):  # not a word: each alone
+        return [transliterate(w) for w in given]
+    w = fold("\n".join(given))
+    for a, b in _TRANSLITERATION:
+        w = w.replace(a, b)
+    out = _RUN.sub(r"\1", w).split("\n")
+    if len(out) != len(given):  # folding never adds or removes a line break; checked all the same
+        return [transliterate(x) for x in given]
+    return out
 
 
 _TIME_OF_DAY = re.compile("(" + "|".join(fold(t) for t in TIMES_OF_DAY) + ")$")
@@ -178,9 +205,10 @@ class WordLookup:
 
     def __init__(self, items: Iterable[str]) -> None:
         self.buckets: dict[str, dict[str, str]] = {}  # bucket -> folded word -> the word as given first
-        for item in items:
-            f = fold_word(item)
-            self.buckets.setdefault(key(f), {}).setdefault(f, item)
+        given = list(items)
+        folded = [fold_word(item) for item in given]
+        for item, f, t in zip(given, folded, transliterate_all(folded)):
+            self.buckets.setdefault(t[:2], {}).setdefault(f, item)  # t[:2] is key(f)
         self.members = frozenset(f for bucket in self.buckets.values() for f in bucket)
 
     def __contains__(self, folded: str) -> bool:
