@@ -21,6 +21,7 @@ without a year ("am 14. Oktober") gets the article's year.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 
@@ -327,10 +328,15 @@ def resolve(sentence: str, article_date: dt.date | None) -> list[TimeRef]:
     >>> [(t.year, t.resolved) for t in resolve("Heute und im Jahr 800.", None)]
     [(800, False)]
     """
+    return list(_resolved(sentence, article_date))
+
+
+@functools.lru_cache(maxsize=8192)  # pure; a sentence is a candidate of many questions (TimeRef is frozen)
+def _resolved(sentence: str, article_date: dt.date | None) -> tuple[TimeRef, ...]:
     found = _Found(sentence, article_date)
     for find in _STAGES:  # most specific first: a later stage takes only spans no earlier one took
         find(found)
-    return sorted(found.refs, key=lambda r: r.start)
+    return tuple(sorted(found.refs, key=lambda r: r.start))
 
 
 def has_time(sentence: str) -> bool:
