@@ -245,3 +245,26 @@ def test_transliterating_words_together_gives_each_words_own_transliteration():
         assert transliterate_all(batch) == [transliterate(w) for w in batch]
     lookup = WordLookup(real)
     assert all(w in lookup.buckets[key(w)] for w in lookup)
+
+
+def test_the_bit_vector_edit_distance_equals_the_table():
+    """Hyyrö's bit-parallel distance against the cell-by-cell table on random pairs (repeated letters,
+    umlauts, empty words, one much longer than the other)."""
+    import random
+
+    from rag.answering.text import edit_distance
+
+    def table(a: str, b: str) -> int:
+        prev = list(range(len(b) + 1))
+        for i, ca in enumerate(a, 1):
+            cur = [i]
+            for j, cb in enumerate(b, 1):
+                cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+            prev = cur
+        return prev[-1]
+
+    rng = random.Random(11)
+    for _ in range(20_000):
+        a = "".join(rng.choice("abcäöß") for _ in range(rng.randint(0, 12)))
+        b = "".join(rng.choice("abcäöß") for _ in range(rng.randint(0, 30)))
+        assert edit_distance(a, b) == table(a, b), (a, b)

@@ -262,7 +262,7 @@ def _found(word: str, vocab: Vocab) -> bool:
     return vocab.find(word, same_word) is not None
 
 
-@text_memo(max_bytes=32 * 2**20)
+@text_memo(max_bytes=128 * 2**20)
 def _folded_words(text: str) -> Vocab:
     return Vocab(dict.fromkeys(fold_word(w) for w in dict.fromkeys(words(text))))  # each spelling folded once
 
