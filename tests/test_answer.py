@@ -245,6 +245,12 @@ def test_transliterating_words_together_gives_each_words_own_transliteration():
         assert transliterate_all(batch) == [transliterate(w) for w in batch]
     lookup = WordLookup(real)
     assert all(w in lookup.buckets[key(w)] for w in lookup)
+    # the joined words are one long string: it must not stay in fold's memo of words
+    from rag.answering.text import fold
+
+    before = fold.cache_info().currsize
+    transliterate_all([f"neuwort{n}" for n in range(2000)])
+    assert fold.cache_info().currsize == before
 
 
 def test_the_bit_vector_edit_distance_equals_the_table():

@@ -44,7 +44,6 @@ from rag.answering.text import (
     WordLookup,
     calendar_name,
     fold,
-    fold_word,
     key,
     same_name,
     same_word,
@@ -173,8 +172,11 @@ def group_names(asked: Sequence[str], text: str) -> tuple[tuple[str, ...], ...]:
     (('Aino', 'Saari'), ('Lind',))
     """
     groups: list[list[str]] = []
-    for name in asked:  # the text is joined only when there are two names to look for side by side
-        if groups and f" {_plain(groups[-1][-1])} {_plain(name)} " in _joined(text):
+    joined = ""  # the text's words joined, only once there are two names to look for side by side
+    for name in asked:
+        if groups and not joined:
+            joined = _joined(text)
+        if groups and f" {_plain(groups[-1][-1])} {_plain(name)} " in joined:
             groups[-1].append(name)
         else:
             groups.append([name])
@@ -264,7 +266,7 @@ def _found(word: str, vocab: Vocab) -> bool:
 
 @text_memo(max_bytes=128 * 2**20)
 def _folded_words(text: str) -> Vocab:
-    return Vocab(dict.fromkeys(fold_word(w) for w in dict.fromkeys(words(text))))  # each spelling folded once
+    return Vocab(dict.fromkeys(fold(w) for w in dict.fromkeys(words(text))))  # each spelling folded once
 
 
 def anchor_share(question: Question, article: str, idf: Callable[[str], float]) -> tuple[float, list[str]]:

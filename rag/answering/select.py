@@ -41,7 +41,6 @@ from rag.answering.text import (
     compound_match,
     detect_language,
     fold,
-    fold_word,
     role_parts,
     similar_words,
     stem,
@@ -307,7 +306,7 @@ def _word_parts(text: str) -> frozenset[str]:
     ['leitung', 'sleitung', 'versorgung']
     """
     out: set[str] = set()
-    for w in {fold_word(w) for w in words(text)}:
+    for w in {fold(w) for w in words(text)}:
         out.update(_parts_of(w))
     return frozenset(out)
 
@@ -348,7 +347,7 @@ def _word_facts(folded: str) -> tuple[str, bool, str | None, tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=4096)
 def _word_index(text: str) -> _Words:
-    folded = frozenset(fold_word(w) for w in words(text))
+    folded = frozenset(fold(w) for w in words(text))
     by_initial: dict[str, list[str]] = {}
     by_ending: dict[str, list[str]] = {}
     calendar: list[str] = []

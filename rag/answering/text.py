@@ -29,11 +29,6 @@ from embeddings.language.analysis import (  # noqa: F401  (the analysis lives wi
 )
 from embeddings.language.dates import MONTHS, TIMES_OF_DAY, WEEKDAYS
 
-# A corpus's words repeat from article to article and pair after pair: a word is folded and stemmed once,
-# not once per article or pair that holds it (both are pure).
-fold_word = functools.lru_cache(maxsize=65_536)(fold)
-stem_word = functools.lru_cache(maxsize=65_536)(stem)
-
 
 @functools.lru_cache(maxsize=200_000)
 def transliterate(word: str) -> str:
@@ -47,6 +42,8 @@ def transliterate(word: str) -> str:
         w = w.replace(a, b)
     return _RUN.sub(r"\1", w)
 
+
+_fold_uncached = fold.__wrapped__
 
 _TRANSLITERATION = (("tsch", "ch"), ("sch", "sh"), ("j", "y"), ("w", "v"), ("z", "s"), ("ck", "k"), ("c", "k"),
                     ("ph", "f"), ("ou", "u"), ("yy", "y"), ("ie", "i"))  # fmt: skip
@@ -67,7 +64,7 @@ def transliterate_all(given: Sequence[str]) -> list[str]:
         return []
     if any("\n" in w for w in given):  # not a word: each alone
         return [transliterate(w) for w in given]
-    w = fold("\n".join(given))
+    w = _fold_uncached("\n".join(given))  # a long string: not for fold's memo of words
     for a, b in _TRANSLITERATION:
         w = w.replace(a, b)
     out = _RUN.sub(r"\1", w).split("\n")
@@ -114,7 +111,7 @@ def calendar_name(word: str) -> tuple[str, int] | None:
 
 def plain(word: str) -> str:
     """Folded, without an English genitive: ``Shoigu's`` -> ``shoigu``."""
-    return _GENITIVE.sub("", fold_word(word))
+    return _GENITIVE.sub("", fold(word))
 
 
 _GENITIVE = re.compile(r"['’]s$")
@@ -148,7 +145,7 @@ def same_word(a: str, b: str) -> bool:
     (True, False, True)
     """
     fa, fb = plain(a), plain(b)
-    if same_name(fa, fb) or stem_word(fa) == stem_word(fb):
+    if same_name(fa, fb) or stem(fa) == stem(fb):
         return True
     ta, tb = transliterate(fa), transliterate(fb)
     return min(len(ta), len(tb)) >= 6 and ta[:5] == tb[:5]
@@ -163,8 +160,8 @@ def similar_words(a: str, b: str) -> bool:
     >>> similar_words("Wednesday", "Mittwochabend"), similar_words("October", "Oktober"), similar_words("Monday", "Mai")
     (True, True, False)
     """
-    fa, fb = fold_word(a), fold_word(b)
-    if fa == fb or stem_word(fa) == stem_word(fb):
+    fa, fb = fold(a), fold(b)
+    if fa == fb or stem(fa) == stem(fb):
         return True
     day_or_month = calendar_name(fa)
     if day_or_month is not None:
@@ -187,7 +184,7 @@ def demonym_match(a: str, b: str) -> bool:
     >>> demonym_match("Russian", "Russland"), demonym_match("Ukrainian", "ukrainisch"), demonym_match("Adrian", "Adria")
     (True, True, False)
     """
-    ta, tb = transliterate(fold_word(a)), transliterate(fold_word(b))
+    ta, tb = transliterate(fold(a)), transliterate(fold(b))
     if _demonym_root(ta) is not None and _demonym_root(ta) in (_demonym_root(tb), _german_root(tb)):
         return True
     return _demonym_root(tb) is not None and _demonym_root(tb) == _german_root(ta)
@@ -206,7 +203,7 @@ class WordLookup:
     def __init__(self, items: Iterable[str]) -> None:
         self.buckets: dict[str, dict[str, str]] = {}  # bucket -> folded word -> the word as given first
         given = list(items)
-        folded = [fold_word(item) for item in given]
+        folded = [fold(item) for item in given]
         for item, f, t in zip(given, folded, transliterate_all(folded)):
             self.buckets.setdefault(t[:2], {}).setdefault(f, item)  # t[:2] is key(f)
         self.members = frozenset(f for bucket in self.buckets.values() for f in bucket)
@@ -251,7 +248,7 @@ def compound_match(a: str, b: str) -> bool:
     >>> compound_match("Kilometer", "Quadratkilometer"), compound_match("Tag", "Vortag")
     (True, False)
     """
-    sa, sb = stem_word(fold_word(a)), stem_word(fold_word(b))
+    sa, sb = stem(fold(a)), stem(fold(b))
     if sa == sb:
         return True
     short, long_ = sorted((sa, sb), key=len)
