@@ -380,9 +380,8 @@ def _asked_facts(word: str) -> tuple[str, tuple[str, ...], bool, str, str | None
     folded, its role parts, whether it names a day or month, its transliterated initial, its stem (five
     letters or more) and that stem's shorter endings (the heads it may have)."""
     f = fold(word)
-    st = stem(f) if len(f) >= 5 else None
-    heads = tuple(st[i:] for i in range(1, len(st) - 4)) if st is not None else ()
-    return f, role_parts(f), calendar_name(f) is not None, transliterate(f)[:1], st, heads
+    initial, is_calendar, st, endings = _word_facts(f)
+    return f, role_parts(f), is_calendar, initial, st, endings[1:]  # the endings but the whole stem
 
 
 def _contains(index: _Words, word: str) -> bool:
