@@ -20,7 +20,7 @@ be specific to the machine; on this model it saved the same file.
 The files live in a folder of the export, published at once (first writer wins) at build time
 or, for an export built before, at its first start::
 
-    multilingual-e5-small-q4-v1.onnx-int8-v2/
+    multilingual-e5-small-q4-v1.onnx-int8-v3/
         model.onnx, tokenizer.json, settings.json
         prepared-v1-ort1.31.1/            one per onnxruntime version: its fused operators may change
             pieces.txt                    the Unigram pieces, sorted (a binary search finds them: no dict to build)
@@ -85,7 +85,7 @@ def file_sha256(path: Path) -> str:
 def prepared_folder(export: Path, ort_version: str) -> Path:
     """The prepared folder of ``export`` for one onnxruntime version.
 
-    >>> prepared_folder(Path("/c/e5.onnx-int8-v2"), "1.31.1").name
+    >>> prepared_folder(Path("/c/e5.onnx-int8-v3"), "1.31.1").name
     'prepared-v1-ort1.31.1'
     """
     return Path(export) / f"prepared-v{PREPARED_VERSION}-ort{ort_version}"
