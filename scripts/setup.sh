@@ -19,8 +19,23 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q torch==2.13.0
   # The dev extra includes [milvus] (pymilvus 3.0.2, milvus-lite 2.5.1, setuptools<81) and [ray]
   # (ray[data] 2.60.0), pinned in pyproject.toml, so CI runs the Milvus and Ray tests on the real engines.
-  # pip keeps the wheels it builds (llama-cpp-python's 7-minute compile for the dev extra) in its
-  # cache (~/.cache/pip, or PIP_CACHE_DIR): a later setup on the same machine reuses them.
+  if [ "$extras" = "dev" ]; then
+    # llama-cpp-python (the LLM tests' server) compiles from source, about 7 minutes. Built for
+    # AVX2 and not for the CPU at hand: a native build segfaulted on its first token on a Xeon with
+    # AVX-512 and AMX (2026-12-07), and a native wheel would not move between machines either. The
+    # wheel is kept in the model cache under a name that holds its version and flags (pip's own
+    # wheel cache would hand back a wheel built with other flags), so a later setup reuses it.
+    llama_req="$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//')"
+    llama_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+    wheels="${XDG_CACHE_HOME:-$HOME/.cache}/newsrag/wheels/${llama_req}-$(echo "$llama_flags" | sha256sum | cut -c1-8)"
+    if ! ls "$wheels"/*.whl >/dev/null 2>&1; then
+      echo "setup: compiling $llama_req for AVX2 (about 7 minutes, once per machine)" >&2
+      rm -rf "$wheels.partial"
+      CMAKE_ARGS="$llama_flags" .venv/bin/python -m pip wheel -q --no-cache-dir --no-deps "$llama_req" -w "$wheels.partial"
+      mv "$wheels.partial" "$wheels"
+    fi
+    .venv/bin/python -m pip install -q --no-deps --force-reinstall "$wheels"/*.whl  # the extras below find it installed
+  fi
   .venv/bin/python -m pip install -q -e ".${extras:+[$extras]}"
   touch "$stamp"
 fi
