@@ -27,6 +27,7 @@ A published export is not checked again at every start: ``settings.json`` record
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -330,7 +331,37 @@ def build_onnx_int8(model_folder: Path, target: Path) -> Path:
         ort = import_onnxruntime()
         prepare(out, prepared_folder(out, ort.__version__), ort)  # the fast start, published with the export
 
-    return publish_once(target, "settings.json", build)
+    published = publish_once(target, "settings.json", build)
+    remove_older_exports(published)
+    return published
+
+
+def remove_older_exports(target: Path) -> list[Path]:
+    """Delete the exports of the same model for older :data:`ONNX_VERSION` values beside ``target``.
+
+    They are a cache nothing reads once a newer version is built (each is about 260 MB with its
+    prepared copy), and the version that wants one builds it again. A process still running an
+    older export keeps its files: it loaded them whole, and open files outlive their names.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("e5.onnx-int8-v1", "e5.onnx-int8-v2", "e5.onnx-int8-v3", "e5-x.onnx-int8-v1", "e5.onnx-int8-vx"):
+    ...     (root / name).mkdir()
+    >>> [p.name for p in remove_older_exports(root / "e5.onnx-int8-v3")]
+    ['e5.onnx-int8-v1', 'e5.onnx-int8-v2']
+    >>> sorted(p.name for p in root.iterdir())
+    ['e5-x.onnx-int8-v1', 'e5.onnx-int8-v3', 'e5.onnx-int8-vx']
+    """
+    prefix, _, version = target.name.rpartition(".onnx-int8-v")
+    if not prefix or not version.isdigit():
+        return []
+    removed = []
+    for sibling in sorted(target.parent.glob(f"{glob.escape(prefix)}.onnx-int8-v*")):
+        older = sibling.name.rpartition(".onnx-int8-v")[2]
+        if older.isdigit() and int(older) < int(version) and sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
+    return removed
 
 
 class OnnxEncoder:
