@@ -23,8 +23,9 @@ if [ ! -f "$stamp" ]; then
     # llama-cpp-python (the LLM tests' server) compiles from source, about 7 minutes. Built for
     # AVX2 and not for the CPU at hand: a native build segfaulted on its first token on a Xeon with
     # AVX-512 and AMX (2026-12-07), and a native wheel would not move between machines either. The
-    # wheel is kept in the model cache under a name that holds its version and flags (pip's own
-    # wheel cache would hand back a wheel built with other flags), so a later setup reuses it.
+    # wheel is kept in ${XDG_CACHE_HOME:-~/.cache}/newsrag/wheels under a name that holds its version
+    # and flags (pip's own wheel cache would hand back a wheel built with other flags), so a later
+    # setup reuses it.
     llama_req="$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/\[server\]//')"
     llama_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
     wheels="${XDG_CACHE_HOME:-$HOME/.cache}/newsrag/wheels/${llama_req}-$(echo "$llama_flags" | sha256sum | cut -c1-8)"
