@@ -149,7 +149,7 @@ class Engine:
         scorer: AnswerScorer | None = None,
     ) -> None:
         self.scorer = scorer if scorer is not None else shipped()
-        self.store = store if store is not None else open_store(store_spec(index_dir))
+        self.store = store if store is not None else open_store(store_spec(index_dir), answering=True)
         _one_search_thread()
         self.index_dir = Path(index_dir) if index_dir is not None else Path(self.store.spec)
         self.cache_dir = cache_dir

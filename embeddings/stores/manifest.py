@@ -2,8 +2,9 @@
 
 A manifest says what built the index (model, dimension, chunking), which files it holds
 (with their SHA-256), and which immutable segments make it up: each segment with the
-SHA-256 of its files (checked before they are parsed) and the chunk ids deleted from it
-since it was written. No pickle: JSON only.
+digests of its files (checked before they are parsed; a large file by its size and the
+digest of the part a reader parses, the whole file in the background) and the chunk ids
+deleted from it since it was written. No pickle: JSON only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 #: 3: segments shared between generations, BM25 stored with them, text read on demand.
 #: 2 (one copy of everything per generation) is upgraded by the next ``rag index`` without re-embedding.
@@ -50,27 +52,65 @@ class IndexLockedError(StoreError):
 
 
 @dataclass(frozen=True)
+class Head:
+    """The size of a large file and the digest of its first ``length`` bytes (what a reader parses).
+
+    A reader checks these before it parses the file and reads the whole file in the background
+    (see :mod:`embeddings.stores.embedded.segments`); ``length`` is the whole file when its
+    parsed part cannot be told from its payload.
+    """
+
+    size: int
+    length: int
+    digest: str
+
+    def to_list(self) -> list:
+        return [self.size, self.length, self.digest]
+
+    @classmethod
+    def from_list(cls, data) -> Head:
+        size, length, digest = data
+        if not (isinstance(size, int) and isinstance(length, int) and isinstance(digest, str) and 0 <= length <= size):
+            raise TypeError("a file head of the wrong shape")
+        return cls(size, length, digest)
+
+
+@dataclass(frozen=True)
 class SegmentEntry:
-    """One segment as a version uses it: its files' checksums and the ids deleted from it since."""
+    """One segment as a version uses it: its files' checksums, the heads of its large files, and the ids deleted since.
+
+    ``heads`` is empty for segments written before heads were recorded: their files are read whole at open.
+    """
 
     name: str
     count: int
     checksums: dict[str, str]
     deleted: tuple[int, ...] = ()
+    heads: dict[str, Head] = field(default_factory=dict)
 
     @property
     def live(self) -> int:
         return self.count - len(self.deleted)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "count": self.count, "checksums": self.checksums, "deleted": list(self.deleted)}
+        data = {"name": self.name, "count": self.count, "checksums": self.checksums, "deleted": list(self.deleted)}
+        if self.heads:
+            data["heads"] = {f: h.to_list() for f, h in self.heads.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> SegmentEntry:
         if not isinstance(data.get("checksums"), dict) or not isinstance(data.get("deleted", []), list):
             raise TypeError("a segment entry of the wrong shape")
+        heads = data.get("heads", {})
+        if not isinstance(heads, dict) or not set(heads) <= set(data["checksums"]):
+            raise TypeError("segment heads of the wrong shape")
         return cls(
-            str(data["name"]), int(data["count"]), dict(data["checksums"]), tuple(int(i) for i in data["deleted"])
+            str(data["name"]),
+            int(data["count"]),
+            dict(data["checksums"]),
+            tuple(int(i) for i in data["deleted"]),
+            {str(f): Head.from_list(h) for f, h in heads.items()},
         )
 
 
@@ -130,12 +170,25 @@ def file_digest(path: Path) -> str:
     Not a defence against a deliberate forgery (an attacker who can write the file can also
     write the manifest); rows are validated when read for that.
     """
+    with open(path, "rb") as fh:
+        return stream_digest(fh)
+
+
+def head_digest(path: Path, length: int) -> str:
+    """``xxh3_128:<hex>`` of the first ``length`` bytes of a file (all of it if shorter)."""
+    with open(path, "rb") as fh:
+        return stream_digest(fh, length)
+
+
+def stream_digest(fh: BinaryIO, length: int | None = None) -> str:
+    """``xxh3_128:<hex>`` of an open file from its position: ``length`` bytes, or to its end."""
     import xxhash
 
     digest = xxhash.xxh3_128()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
+    left = -1 if length is None else length
+    while left and (block := fh.read(1 << 20 if left < 0 else min(left, 1 << 20))):
+        digest.update(block)
+        left -= len(block) if left > 0 else 0
     return "xxh3_128:" + digest.hexdigest()
 
 

@@ -36,8 +36,12 @@ def is_milvus(spec: str) -> bool:
     return spec.startswith("milvus:")
 
 
-def open_store(spec: str | os.PathLike[str]) -> Store:
-    """The store named by ``spec``: ``milvus:PATH.db`` / ``milvus://HOST:PORT``, else an index folder."""
+def open_store(spec: str | os.PathLike[str], *, answering: bool = False) -> Store:
+    """The store named by ``spec``: ``milvus:PATH.db`` / ``milvus://HOST:PORT``, else an index folder.
+
+    ``answering``: the process serves questions, so the embedded store reads its large files
+    whole in the background instead of before the first answer (see its segments module).
+    """
     text = os.fspath(spec)
     if is_milvus(text):
         try:
@@ -49,4 +53,4 @@ def open_store(spec: str | os.PathLike[str]) -> Store:
         return MilvusStore(text)
     from embeddings.stores.embedded.store import EmbeddedStore
 
-    return EmbeddedStore(Path(text))
+    return EmbeddedStore(Path(text), check_in_background=answering)

@@ -14,20 +14,33 @@ first parse it (a writer that only needs the document list never reads the vecto
 memory-map the vectors and postings, and read document text and chunk rows from SQLite
 on demand (a small cache per segment), never the whole corpus. A row of the wrong
 shape is reported as damage.
+
+A reader that answers questions does not wait to read a large file whole (at a million
+chunks, 2.4 GB: three seconds from disk before the first answer). As Lucene checks a
+file's length and footer at open and its whole checksum on merge, it checks the size and
+the digest of the part it parses (the FAISS header, centroids, id map and list sizes; the
+first MiB of SQLite and of the postings) before it parses it, and reads the whole file on
+a background thread of low priority. Damage found there fails every later read of the
+segment with the rebuild hint; until then the payload is read unverified, which can only
+misplace a vector or a posting (SQLite checks its own pages). Writers, ``rag check`` and
+segments written before heads were recorded read every file whole before parsing it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
+import queue
 import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -37,11 +50,21 @@ from embeddings.stores.api import ChunkRow
 from embeddings.stores.embedded.faiss_index import FLAT_LIMIT, _faiss, build_faiss_index
 from embeddings.stores.embedded.lexical import FILES as POSTING_FILES
 from embeddings.stores.embedded.lexical import Postings
-from embeddings.stores.manifest import REBUILD_HINT, IndexCorruptError, SegmentEntry, file_digest
+from embeddings.stores.manifest import (
+    REBUILD_HINT,
+    Head,
+    IndexCorruptError,
+    SegmentEntry,
+    file_digest,
+    head_digest,
+    stream_digest,
+)
 from embeddings.types import Document
 
 FILES = ("chunks.sqlite", "vectors.faiss", "ids.npy", *POSTING_FILES, "words.txt", "names.json")
 DOCUMENT_CACHE = 256  # documents kept per segment (a question reads a few)
+LARGE_FILE = 32 << 20  # files above this are checked by their head at open, whole in the background
+HEAD_BYTES = 1 << 20  # the head of a large file whose parsed part cannot be told from its payload
 _ROWS_SQL = "SELECT id, source, start, end, text_hash FROM chunks WHERE id IN ({})"
 
 
@@ -63,7 +86,8 @@ def write_segment(
     texts = {d.source: d.text for d in documents}
     _write_sqlite(folder / "chunks.sqlite", documents, rows)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), -1)
-    _faiss().write_index(build_faiss_index(vectors, ids, flat_limit=flat_limit), str(folder / "vectors.faiss"))
+    index = build_faiss_index(vectors, ids, flat_limit=flat_limit)
+    _faiss().write_index(index, str(folder / "vectors.faiss"))
     np.save(folder / "ids.npy", ids, allow_pickle=False)
     Postings.build(terms(texts[r.source][r.start : r.end]) for r in rows).write(folder)
     vocabulary = sorted({fold(w) for d in documents for w in words(d.text)} - {""})
@@ -71,7 +95,32 @@ def write_segment(
     names = sorted({n for d in documents for n in document_names(d)})  # the lookup needs each name once
     (folder / "names.json").write_text(json.dumps([names], ensure_ascii=False), encoding="utf-8")
     checksums = dict(zip(FILES, _hash_all([folder / f for f in FILES])))
-    return SegmentEntry(folder.name, len(rows), checksums)
+    return SegmentEntry(folder.name, len(rows), checksums, heads=_heads(folder, payload_bytes(index)))
+
+
+def payload_bytes(index) -> int:
+    """Bytes at the end of a written FAISS ``index`` that are vector codes and ids, never parsed at open.
+
+    An ``IndexIVFFlat`` file ends with its lists, each its codes then its ids (8 bytes each);
+    everything before (header, centroids, id map, list sizes) is parsed. Any other index: 0.
+    A test checks this layout against the installed FAISS.
+    """
+    faiss = _faiss()
+    index = faiss.downcast_index(index)
+    if not isinstance(index, faiss.IndexIVFFlat):
+        return 0
+    return int(index.ntotal) * (int(index.code_size) + 8)
+
+
+def _heads(folder: Path, faiss_payload: int) -> dict[str, Head]:
+    """The :class:`Head` of each file above :data:`LARGE_FILE`."""
+    heads = {}
+    for f in FILES:
+        size = (folder / f).stat().st_size
+        if size > LARGE_FILE:
+            length = size - faiss_payload if f == "vectors.faiss" else min(size, HEAD_BYTES)
+            heads[f] = Head(size, length, head_digest(folder / f, length))
+    return heads
 
 
 def _hash_all(paths: Sequence[Path]) -> list[str]:
@@ -132,10 +181,28 @@ class Segment:
         self._load_lock = threading.Lock()  # loading a part of the segment on first use
         self._loaded: dict[str | tuple[str, str], Any] = {}  # checked files and parts loaded
         self._documents: OrderedDict[str, Document] = OrderedDict()
+        self._damage: str | None = None  # what the background check found
+        self._whole = threading.Event()  # set while no background check is pending
+        self._whole.set()
+
+    @property
+    def checked_whole(self) -> bool:
+        """Every file this segment parsed was read whole and matched (no background check pending)."""
+        return self._whole.is_set() and self._damage is None and not any(k[0] == "head" for k in list(self._loaded))
+
+    def wait_checked(self, timeout: float | None = None) -> None:
+        """Wait for the background check of the large files; raise IndexCorruptError for what it found."""
+        if not self._whole.wait(timeout):
+            raise TimeoutError(f"{self.folder}: the background check did not finish in {timeout} s")
+        self._healthy()
+
+    def _healthy(self) -> None:
+        if self._damage is not None:
+            raise IndexCorruptError(self._damage)
 
     def _verified(self, *names: str) -> None:
         """Check files against the manifest before they are parsed (each once per process)."""
-        todo = [n for n in names if ("ok", n) not in self._loaded]
+        todo = [n for n in names if ("ok", n) not in self._loaded and ("head", n) not in self._loaded]
         paths = [self.folder / n for n in todo]
         for path, digest in zip(paths, _hash_all(paths)):
             if digest != self.entry.checksums[path.name]:
@@ -143,6 +210,7 @@ class Segment:
             self._loaded["ok", path.name] = True
 
     def _part(self, key: str, load):
+        self._healthy()
         value = self._loaded.get(key)
         if value is None:
             with self._load_lock:
@@ -151,11 +219,69 @@ class Segment:
                     value = self._loaded[key] = load()
         return value
 
-    def load(self) -> Segment:
-        """Verify and load every part now (a reader about to answer needs them all)."""
-        self._verified(*FILES)
-        _ = self.index, self.postings, self.words(), self.names(), self._con
+    def load(self, *, background: bool = False) -> Segment:
+        """Verify and load every part now (a reader about to answer needs them all).
+
+        With ``background``, large files with a recorded head are checked by size and head now
+        and read whole on the background thread (see the module docstring).
+        """
+        pending = self._check_heads() if background else []
+        try:
+            self._verified(*FILES)
+            _ = self.index, self.postings, self.words(), self.names(), self._con
+        except BaseException:
+            for _name, fh in pending:
+                fh.close()
+            raise
+        if pending:
+            self._whole.clear()
+            _CHECKS.submit(self, pending)
         return self
+
+    def _check_heads(self) -> list[tuple[str, BinaryIO]]:
+        """Check the size and head of each large file not checked yet; the files, open for the background check.
+
+        Kept open, so a writer that collects this segment's folder meanwhile does not take them away.
+        """
+        opened: list[tuple[str, BinaryIO]] = []
+        try:
+            for name, head in self.entry.heads.items():
+                if ("ok", name) in self._loaded or ("head", name) in self._loaded:
+                    continue
+                fh: BinaryIO = open(self.folder / name, "rb")  # noqa: SIM115 - closed by the background check
+                opened.append((name, fh))
+                size = os.fstat(fh.fileno()).st_size
+                if size != head.size or stream_digest(fh, head.length) != head.digest:
+                    raise IndexCorruptError(
+                        f"{self.folder / name} is damaged ({size} bytes, the manifest says {head.size}, or its "
+                        f"first {head.length} bytes do not match); {REBUILD_HINT}"
+                    )
+        except BaseException:
+            for _name, fh in opened:
+                fh.close()
+            raise
+        for name, _fh in opened:
+            self._loaded["head", name] = True
+        return opened
+
+    def _check_whole(self, files: list[tuple[str, BinaryIO]]) -> None:
+        """Read ``files`` whole against the manifest (on the background thread); damage fails later reads."""
+        try:
+            for name, fh in files:
+                fh.seek(0)
+                if stream_digest(fh) != self.entry.checksums[name]:
+                    self._damage = (
+                        f"{self.folder / name} is damaged (its checksum does not match the manifest); {REBUILD_HINT}"
+                    )
+                    return
+                self._loaded["ok", name] = True
+                self._loaded.pop(("head", name), None)
+        except OSError as exc:
+            self._damage = f"{self.folder}: reading it failed ({exc}); {REBUILD_HINT}"
+        finally:
+            for _name, fh in files:
+                fh.close()
+            self._whole.set()
 
     @property
     def ids(self) -> np.ndarray:
@@ -258,6 +384,7 @@ class Segment:
         return out
 
     def document(self, source: str) -> Document | None:
+        self._healthy()
         with self._lock:
             doc = self._documents.get(source)
             if doc is not None:
@@ -349,3 +476,29 @@ def check_chunk(row: ChunkRow, doc: Document | None, where: Path) -> str:
 
 def _short(value) -> str:
     return repr(value)[:60]
+
+
+class _BackgroundChecks:
+    """One daemon thread, at low priority, that reads queued segment files whole against the manifest."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, segment: Segment, files: list[tuple[str, BinaryIO]]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="segment-check", daemon=True)
+                self._thread.start()
+        self._queue.put((segment, files))
+
+    def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: this thread's nice value; answers go first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        while True:
+            segment, files = self._queue.get()
+            segment._check_whole(files)
+
+
+_CHECKS = _BackgroundChecks()

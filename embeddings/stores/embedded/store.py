@@ -254,10 +254,14 @@ class EmbeddedView:
 class EmbeddedStore:
     """The index in one folder (see the module docstring); cheap to make, loads on :meth:`view`."""
 
-    def __init__(self, index_dir: Path, *, flat_limit: int = FLAT_LIMIT) -> None:
+    def __init__(self, index_dir: Path, *, flat_limit: int = FLAT_LIMIT, check_in_background: bool = False) -> None:
+        """``check_in_background``: readers check large files by their heads and read them whole
+        on a background thread (a process answering questions); otherwise every file is read
+        whole before it is parsed (writers, ``rag check``, copies)."""
         self.index_dir = Path(index_dir)
         self.spec = str(index_dir)
         self.flat_limit = flat_limit
+        self.check_in_background = check_in_background
         self._segments: dict[str, Segment] = {}
         self._lock = threading.Lock()
 
@@ -296,11 +300,12 @@ class EmbeddedStore:
             segments = []
             for entry in manifest.segments:
                 seg = self._segments.get(entry.name)
-                if seg is None or seg.entry.checksums != entry.checksums:
-                    seg = Segment(self.index_dir / entry.name, entry, manifest.dim)
+                if seg is None or seg.entry.checksums != entry.checksums or not (eager or seg.checked_whole):
+                    seg = Segment(self.index_dir / entry.name, entry, manifest.dim)  # a writer reads whole files
                 # Loaded now: once a writer collects a segment's folder, files not yet opened are gone.
-                segments.append(seg.load() if eager else seg)
-            self._segments = {s.name: s for s in segments}  # older views keep their own references
+                segments.append(seg.load(background=self.check_in_background) if eager else seg)
+            if eager:
+                self._segments = {s.name: s for s in segments}  # older views keep their own references
         listed = {e.name for e in manifest.segments}
         for source, file_entry in manifest.files.items():
             if file_entry.get("segment") not in listed:
