@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from embeddings.model.encoder import _package_file
-from embeddings.model.prepared import TOKENIZER_FILES, UnigramTokenizer, prepared_problems, write_tokenizer_files
+from embeddings.model.prepared import (
+    PREPARED_VERSION,
+    TOKENIZER_FILES,
+    UnigramTokenizer,
+    prepared_problems,
+    write_tokenizer_files,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LENGTH = 512
@@ -126,7 +132,7 @@ def test_the_port_is_not_written_for_a_tokenizer_it_does_not_reproduce(tmp_path)
 
 
 def test_prepared_problems_name_the_damaged_file(tmp_path):
-    folder = tmp_path / "prepared-v1-ort0.0"
+    folder = tmp_path / f"prepared-v{PREPARED_VERSION}-ort0.0"
     folder.mkdir()
     (folder / "pieces.txt").write_text("abc")
     manifest = {"files": {"pieces.txt": {"bytes": 3, "sha256": "0" * 64}}}
@@ -145,7 +151,7 @@ def test_check_export_checks_the_prepared_files(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"x" * 100)
     settings = {"model_bytes": 100, "model_sha256": file_sha256(tmp_path / "model.onnx")}
     (tmp_path / "settings.json").write_text(json.dumps(settings))
-    folder = tmp_path / "prepared-v1-ort0.0"
+    folder = tmp_path / f"prepared-v{PREPARED_VERSION}-ort0.0"
     folder.mkdir()
     (folder / "scores.f64").write_bytes(b"y" * 16)
     files = {"scores.f64": {"bytes": 16, "sha256": file_sha256(folder / "scores.f64")}}

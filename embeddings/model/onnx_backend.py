@@ -9,7 +9,7 @@ folder next to the converted model::
     multilingual-e5-small-q4-v1.onnx-int8-v3/
         model.onnx                           BERT + mean pooling + L2 norm, int8 weights
         tokenizer.json, settings.json        prompts, max length, pad id, model.onnx's size and SHA-256
-        prepared-v1-ort1.31.1/               what makes a start fast (embeddings/model/prepared.py)
+        prepared-v2-ort1.31.1/               what makes a start fast (embeddings/model/prepared.py)
 
 Running it needs only ``onnxruntime`` and ``tokenizers``: no torch import, so a
 process that answers questions starts faster and uses less memory.
@@ -45,6 +45,7 @@ import numpy as np
 
 from embeddings.model.convert import publish_once
 from embeddings.model.prepared import (
+    DISABLED_FUSIONS,
     UnigramTokenizer,
     file_sha256,
     prepare,
@@ -411,7 +412,10 @@ class OnnxEncoder:
         def build_session() -> None:
             try:
                 built["session"] = ort.InferenceSession(
-                    str((prepared or folder) / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                    str((prepared or folder) / "model.onnx"),
+                    options,
+                    providers=["CPUExecutionProvider"],
+                    disabled_optimizers=list(DISABLED_FUSIONS),  # the prepared graph was optimised without them too
                 )
             except BaseException as exc:  # raised in the caller's thread below
                 built["error"] = exc

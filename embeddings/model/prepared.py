@@ -14,15 +14,19 @@ collapse of space runs) and the Metaspace split are ``tokenizers``' own objects,
 
 onnxruntime spends 0.8 s CPU optimising the graph at every session build; the graph it saved
 after the extended optimisations loads with optimisation off in about half that, and gives the
-same vectors to the bit. ``ORT_ENABLE_ALL`` would add layout changes that onnxruntime says may
-be specific to the machine; on this model it saved the same file.
+same vectors to the bit. Before that, the reshape targets the exported graph computes at run
+time are made constants (:mod:`embeddings.model.reshapes`; kept only if the outputs are the same
+to the bit): 357 nodes instead of 436. And the residual sums are not fused into onnxruntime's
+``SkipLayerNormalization`` (:data:`DISABLED_FUSIONS`), which is slower than the two nodes it
+replaces; vectors change at rounding level (cosine to before > 0.997). ``ORT_ENABLE_ALL`` would add layout
+changes that onnxruntime says may be specific to the machine; on this model it saved the same file.
 
 The files live in a folder of the export, published at once (first writer wins) at build time
 or, for an export built before, at its first start::
 
     multilingual-e5-small-q4-v1.onnx-int8-v3/
         model.onnx, tokenizer.json, settings.json
-        prepared-v1-ort1.31.1/            one per onnxruntime version: its fused operators may change
+        prepared-v2-ort1.31.1/            one per onnxruntime version: its fused operators may change
             pieces.txt                    the Unigram pieces, sorted (a binary search finds them: no dict to build)
             ids.i32                       their ids, int32 little-endian
             scores.f64                    the scores by id, float64 little-endian
@@ -41,6 +45,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +56,11 @@ import numpy as np
 
 from embeddings.model.convert import publish_once
 
-PREPARED_VERSION = 1
+PREPARED_VERSION = 2  # 2: reshape targets made constant (embeddings.model.reshapes), DISABLED_FUSIONS
+#: onnxruntime fusions left out of every session of the export. ``SkipLayerNormalization`` (the
+#: residual ``Add`` and ``LayerNormalization`` in one kernel) runs 6x slower than the two it
+#: replaces in onnxruntime 1.31 on one core (70 x 384 floats: 151 us against 24 us), 12 times a pass.
+DISABLED_FUSIONS = ("SkipLayerNormFusion",)
 MANIFEST = "manifest.json"
 TOKENIZER_FILES = ("pieces.txt", "ids.i32", "scores.f64", "frame.json")
 UNK_PENALTY = 10.0  # tokenizers' (and SentencePiece's) K_UNK_PENALTY: an unknown character scores min - 10
@@ -86,7 +95,7 @@ def prepared_folder(export: Path, ort_version: str) -> Path:
     """The prepared folder of ``export`` for one onnxruntime version.
 
     >>> prepared_folder(Path("/c/e5.onnx-int8-v3"), "1.31.1").name
-    'prepared-v1-ort1.31.1'
+    'prepared-v2-ort1.31.1'
     """
     return Path(export) / f"prepared-v{PREPARED_VERSION}-ort{ort_version}"
 
@@ -149,12 +158,37 @@ def write_tokenizer_files(tokenizer_json: Path, out: Path) -> str | None:
     return None
 
 
-def _write_optimised_graph(model: Path, target: Path, ort: Any) -> None:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(target)
-    options.log_severity_level = 3
-    ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+def _write_optimised_graph(model: Path, target: Path, ort: Any) -> int:
+    """Optimise ``model`` into ``target``, its reshape targets made constant first if that gives the same vectors.
+
+    Returns the number of reshape targets made constant (0: the graph as exported).
+    """
+    import onnx
+
+    from embeddings.model.reshapes import constant_reshapes, same_outputs
+
+    rewritten = target.with_name("constant-reshapes.onnx")
+    graph = onnx.load(str(model))
+    changed = constant_reshapes(graph)
+    onnx.save(graph, str(rewritten))
+    del graph
+    try:
+        if not changed or not same_outputs(model, rewritten, ort):
+            changed = 0
+            logging.getLogger(__name__).info("%s: reshape targets left as exported", model)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(target)
+        options.log_severity_level = 3
+        ort.InferenceSession(
+            str(rewritten if changed else model),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(DISABLED_FUSIONS),
+        )
+    finally:
+        rewritten.unlink()
+    return changed
 
 
 def prepare(export: Path, out: Path, ort: Any) -> None:
@@ -162,7 +196,7 @@ def prepare(export: Path, out: Path, ort: Any) -> None:
     export, out = Path(export), Path(out)
     out.mkdir()
     settings = json.loads((export / "settings.json").read_text(encoding="utf-8"))
-    _write_optimised_graph(export / "model.onnx", out / "model.onnx", ort)
+    constant = _write_optimised_graph(export / "model.onnx", out / "model.onnx", ort)
     why_not = write_tokenizer_files(export / "tokenizer.json", out)
     if why_not:
         logging.getLogger(__name__).warning("%s: the tokenizer loads slowly at every start: %s", export, why_not)
@@ -174,6 +208,7 @@ def prepare(export: Path, out: Path, ort: Any) -> None:
             "model_sha256": settings.get("model_sha256"),
             "tokenizer_sha256": file_sha256(export / "tokenizer.json"),
         },
+        "constant_reshapes": constant,
         "tokenizer": None if why_not else "unigram-port",
         "tokenizer_not_ported": why_not,
         "files": {name: {"bytes": (out / name).stat().st_size, "sha256": file_sha256(out / name)} for name in names},
@@ -190,10 +225,33 @@ def prepare_once(export: Path, ort: Any) -> Path | None:
     if (target / MANIFEST).exists():
         return target
     try:
-        return publish_once(target, MANIFEST, lambda out, _scratch: prepare(export, out, ort))
+        published = publish_once(target, MANIFEST, lambda out, _scratch: prepare(export, out, ort))
     except OSError as exc:
         logging.getLogger(__name__).warning("%s: cannot write %s (%s); starts stay slower", export, target.name, exc)
         return None
+    remove_older_prepared(export)
+    return published
+
+
+def remove_older_prepared(export: Path) -> list[Path]:
+    """Delete the prepared folders of versions before :data:`PREPARED_VERSION` in ``export``; those removed.
+
+    They are cache (about 130 MB each) that no start of this version reads.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("prepared-v0-ort1.0", f"prepared-v{PREPARED_VERSION}-ort1.0", "prepared-vX-ort1.0"):
+    ...     (root / name).mkdir()
+    >>> [p.name for p in remove_older_prepared(root)], sorted(p.name for p in root.iterdir())
+    (['prepared-v0-ort1.0'], ['prepared-v2-ort1.0', 'prepared-vX-ort1.0'])
+    """
+    removed = []
+    for folder in sorted(Path(export).glob("prepared-v*-ort*")):
+        version = folder.name[len("prepared-v") :].split("-", 1)[0]
+        if version.isdigit() and int(version) < PREPARED_VERSION:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def prepared_problems(export: Path, *, digest: bool = True) -> list[str]:
