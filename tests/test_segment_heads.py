@@ -139,3 +139,21 @@ def test_a_writer_of_the_answering_store_reads_whole_files(ivf_index, fake_embed
     (extra / "sport.txt").write_text("Der FC Musterstadt gewann am Samstag mit 3:1 gegen Beispielhausen.\n")
     index_paths([SEEDS, extra], store, fake_embedder)
     assert "sport.txt" in {Path(s).name for s in store.view().manifest.files}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="Linux scheduling classes")
+def test_the_background_check_yields_the_cpu_to_answers():
+    import os
+    import threading
+
+    seen = {}
+
+    def probe():
+        segments._run_when_idle()
+        seen["policy"] = os.sched_getscheduler(threading.get_native_id())
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join()
+    assert seen["policy"] == os.SCHED_IDLE
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's own thread keeps its class

@@ -20,9 +20,10 @@ chunks, 2.4 GB: three seconds from disk before the first answer). As Lucene chec
 file's length and footer at open and its whole checksum on merge, it checks the size and
 the digest of the part it parses (the FAISS header, centroids, id map and list sizes; the
 first MiB of SQLite and of the postings) before it parses it, and reads the whole file on
-a background thread of low priority. Damage found there fails every later read of the
-segment with the rebuild hint; until then the payload is read unverified, which can only
-misplace a vector or a posting (SQLite checks its own pages). Writers, ``rag check`` and
+a background thread that gets the CPU and the disk only when they are idle (``SCHED_IDLE``
+and the idle I/O class, on Linux). Damage found there fails every later read of the segment
+with the rebuild hint; until then the payload is read unverified, which can only misplace a
+vector or a posting (SQLite checks its own pages). Writers, ``rag check`` and
 segments written before heads were recorded read every file whole before parsing it.
 """
 
@@ -479,7 +480,7 @@ def _short(value) -> str:
 
 
 class _BackgroundChecks:
-    """One daemon thread, at low priority, that reads queued segment files whole against the manifest."""
+    """One daemon thread that reads queued segment files whole against the manifest when the CPU and disk are idle."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -494,11 +495,32 @@ class _BackgroundChecks:
         self._queue.put((segment, files))
 
     def _run(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # Linux: this thread's nice value; answers go first
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        _run_when_idle()
         while True:
             segment, files = self._queue.get()
             segment._check_whole(files)
+
+
+# ioprio_set(2): its number by machine; the idle class gets the disk only when no one else wants it
+_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
+_IOPRIO_IDLE = 3 << 13
+
+
+def _run_when_idle() -> None:
+    """Give the calling thread the CPU and the disk only when nothing else wants them (Linux; elsewhere nothing).
+
+    ``SCHED_IDLE`` for the CPU; the idle I/O class (which mq-deadline and BFQ honour) for reads.
+    """
+    import ctypes
+    import platform
+
+    tid = threading.get_native_id()
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    number = _IOPRIO_SET.get(platform.machine())
+    if number is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).syscall(number, 1, tid, _IOPRIO_IDLE)  # 1: IOPRIO_WHO_PROCESS
 
 
 _CHECKS = _BackgroundChecks()
