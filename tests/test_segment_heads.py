@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from embeddings import index_paths
+from embeddings.stores import idle
 from embeddings.stores.embedded import segments
 from embeddings.stores.embedded.faiss_index import _faiss, build_faiss_index
 from embeddings.stores.embedded.store import EmbeddedStore
@@ -149,7 +150,7 @@ def test_the_background_check_yields_the_cpu_to_answers():
     seen = {}
 
     def probe():
-        segments._run_when_idle()
+        idle.lower_priority()
         seen["policy"] = os.sched_getscheduler(threading.get_native_id())
 
     worker = threading.Thread(target=probe)

@@ -20,21 +20,19 @@ chunks, 2.4 GB: three seconds from disk before the first answer). As Lucene chec
 file's length and footer at open and its whole checksum on merge, it checks the size and
 the digest of the part it parses (the FAISS header, centroids, id map and list sizes; the
 first MiB of SQLite and of the postings) before it parses it, and reads the whole file on
-a background thread that gets the CPU and the disk only when they are idle (``SCHED_IDLE``
-and the idle I/O class, on Linux). Damage found there fails every later read of the segment
-with the rebuild hint; until then the payload is read unverified, which can only misplace a
-vector or a posting (SQLite checks its own pages). Writers, ``rag check`` and
-segments written before heads were recorded read every file whole before parsing it.
+the thread of :mod:`embeddings.stores.idle`, which gets the CPU and the disk only when they
+are idle (``SCHED_IDLE`` and the idle I/O class, on Linux). Damage found there fails every
+later read of the segment with the rebuild hint; until then the payload is read unverified,
+which can only misplace a vector or a posting (SQLite checks its own pages). Writers, ``rag
+check`` and segments written before heads were recorded read every file whole before parsing it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
-import queue
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -51,6 +49,7 @@ from embeddings.stores.api import ChunkRow
 from embeddings.stores.embedded.faiss_index import FLAT_LIMIT, _faiss, build_faiss_index
 from embeddings.stores.embedded.lexical import FILES as POSTING_FILES
 from embeddings.stores.embedded.lexical import Postings
+from embeddings.stores.idle import run_when_idle
 from embeddings.stores.manifest import (
     REBUILD_HINT,
     Head,
@@ -236,7 +235,7 @@ class Segment:
             raise
         if pending:
             self._whole.clear()
-            _CHECKS.submit(self, pending)
+            run_when_idle(lambda: self._check_whole(pending))
         return self
 
     def _check_heads(self) -> list[tuple[str, BinaryIO]]:
@@ -477,50 +476,3 @@ def check_chunk(row: ChunkRow, doc: Document | None, where: Path) -> str:
 
 def _short(value) -> str:
     return repr(value)[:60]
-
-
-class _BackgroundChecks:
-    """One daemon thread that reads queued segment files whole against the manifest when the CPU and disk are idle."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, segment: Segment, files: list[tuple[str, BinaryIO]]) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="segment-check", daemon=True)
-                self._thread.start()
-        self._queue.put((segment, files))
-
-    def _run(self) -> None:
-        _run_when_idle()
-        while True:
-            segment, files = self._queue.get()
-            segment._check_whole(files)
-
-
-# ioprio_set(2): its number by machine; the idle class gets the disk only when no one else wants it
-_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
-_IOPRIO_IDLE = 3 << 13
-
-
-def _run_when_idle() -> None:
-    """Give the calling thread the CPU and the disk only when nothing else wants them (Linux; elsewhere nothing).
-
-    ``SCHED_IDLE`` for the CPU; the idle I/O class (which mq-deadline and BFQ honour) for reads.
-    """
-    import ctypes
-    import platform
-
-    tid = threading.get_native_id()
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
-    number = _IOPRIO_SET.get(platform.machine())
-    if number is not None:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).syscall(number, 1, tid, _IOPRIO_IDLE)  # 1: IOPRIO_WHO_PROCESS
-
-
-_CHECKS = _BackgroundChecks()
