@@ -140,3 +140,26 @@ def test_a_file_of_the_earlier_layout_is_completed_by_the_next_writer(tmp_path):
     writer.put(["satz"], np.ones((1, 8), dtype=np.float32))
     writer.mark_done([("a.txt", "0" * 64)])
     assert writer.done() == {"a.txt": "0" * 64} and set(SentenceVectors(tmp_path, "m|b|8").get(["satz"], 8)) == {"satz"}
+
+
+def test_a_documents_sentences_are_stored_side_by_side(tmp_path):
+    """Rows lie in the order they were written, document by document, so a question's candidates
+    (the sentences of a few documents) are a few runs of pages, not one page each."""
+    import sqlite3
+
+    from embeddings.stores.sentences import digest
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    topics = {"sport": "Der FC Nord gewann", "science": "Das Labor in Kiel maß", "history": "Die Burg Eltz wurde"}
+    for name, start in topics.items():
+        lines = [f"{start} am {day}. März zum {n}. Mal etwas Neues über {name}." for n, day in enumerate(range(3, 15))]
+        (corpus / f"{name}.txt").write_text(" ".join(lines) + "\n", encoding="utf-8")
+    index = tmp_path / "index"
+    index_paths([corpus], index, HashEmbedder())
+    con = sqlite3.connect(index / FILE)
+    rowid = {bytes(d): r for r, d in con.execute("SELECT rowid, digest FROM vectors")}
+    for path in corpus.iterdir():
+        text = path.read_text(encoding="utf-8")
+        rows = sorted(rowid[digest(text[a:b])] for a, b in split_sentences(text, max_chars=700))
+        assert len(rows) >= 10 and rows[-1] - rows[0] == len(rows) - 1, (path.name, rows)
