@@ -24,7 +24,7 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,6 +284,22 @@ def publish_once(target: Path, marker: str, build: Callable[[Path, Path], None])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def remove_older_versions(folders: Iterable[Path], version: Callable[[str], str], current: int) -> list[Path]:
+    """Delete the cache folders among ``folders`` whose version is below ``current``; those removed.
+
+    ``version(name)`` is the version a folder's name carries (digits; anything else is left
+    alone), as do symbolic links and files. A process still running an older version keeps its
+    files: it loaded them, and open files outlive their names.
+    """
+    removed = []
+    for folder in sorted(folders):
+        found = version(folder.name)
+        if found.isdigit() and int(found) < current and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def build_once(model_bin: Path, tokenizer_json: Path, target: Path) -> Path:

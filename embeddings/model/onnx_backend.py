@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.model.convert import publish_once
+from embeddings.model.convert import publish_once, remove_older_versions
 from embeddings.model.prepared import (
     DISABLED_FUSIONS,
     UnigramTokenizer,
@@ -343,8 +343,7 @@ def remove_older_exports(target: Path) -> list[Path]:
     """Delete the exports of the same model for older :data:`ONNX_VERSION` values beside ``target``.
 
     They are a cache nothing reads once a newer version is built (each is about 260 MB with its
-    prepared copy), and the version that wants one builds it again. A process still running an
-    older export keeps its files: it loaded them whole, and open files outlive their names.
+    prepared copy), and the version that wants one builds it again.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -358,13 +357,8 @@ def remove_older_exports(target: Path) -> list[Path]:
     prefix, _, version = target.name.rpartition(EXPORT_SUFFIX)
     if not prefix or not version.isdigit():
         return []
-    removed = []
-    for sibling in sorted(target.parent.glob(f"{glob.escape(prefix)}{EXPORT_SUFFIX}*")):
-        older = sibling.name.rpartition(EXPORT_SUFFIX)[2]
-        if older.isdigit() and int(older) < int(version) and sibling.is_dir() and not sibling.is_symlink():
-            shutil.rmtree(sibling, ignore_errors=True)
-            removed.append(sibling)
-    return removed
+    siblings = target.parent.glob(f"{glob.escape(prefix)}{EXPORT_SUFFIX}*")
+    return remove_older_versions(siblings, lambda name: name.rpartition(EXPORT_SUFFIX)[2], int(version))
 
 
 class OnnxEncoder:

@@ -45,7 +45,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from embeddings.model.convert import publish_once
+from embeddings.model.convert import publish_once, remove_older_versions
 
 PREPARED_VERSION = 2  # 2: reshape targets made constant (embeddings.model.reshapes), DISABLED_FUSIONS
 #: onnxruntime fusions left out of every session of the export. ``SkipLayerNormalization`` (the
@@ -245,13 +244,8 @@ def remove_older_prepared(export: Path) -> list[Path]:
     >>> [p.name for p in remove_older_prepared(root)], sorted(p.name for p in root.iterdir())
     (['prepared-v0-ort1.0'], ['prepared-v2-ort1.0', 'prepared-vX-ort1.0'])
     """
-    removed = []
-    for folder in sorted(Path(export).glob("prepared-v*-ort*")):
-        version = folder.name[len("prepared-v") :].split("-", 1)[0]
-        if version.isdigit() and int(version) < PREPARED_VERSION:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
+    folders = Path(export).glob("prepared-v*-ort*")
+    return remove_older_versions(folders, lambda name: name[len("prepared-v") :].split("-", 1)[0], PREPARED_VERSION)
 
 
 def prepared_problems(export: Path, *, digest: bool = True) -> list[str]:
