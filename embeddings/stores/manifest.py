@@ -185,10 +185,13 @@ def stream_digest(fh: BinaryIO, length: int | None = None) -> str:
     import xxhash
 
     digest = xxhash.xxh3_128()
-    left = -1 if length is None else length
-    while left and (block := fh.read(1 << 20 if left < 0 else min(left, 1 << 20))):
+    while length is None or length > 0:
+        block = fh.read(1 << 20 if length is None else min(length, 1 << 20))
+        if not block:
+            break
         digest.update(block)
-        left -= len(block) if left > 0 else 0
+        if length is not None:
+            length -= len(block)
     return "xxh3_128:" + digest.hexdigest()
 
 
